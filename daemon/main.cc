@@ -1,0 +1,308 @@
+// shauditd: receives reports, signs and writes the record log.
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <thread>
+
+#include "receiver.h"
+#include "shaudit/config.h"
+#include "shaudit/crypto.h"
+#include "shaudit/log_writer.h"
+#include "shaudit/record.h"
+#include "stats.h"
+
+using namespace shaudit;
+using namespace shaudit::daemon;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: shauditd [--config FILE] [--check-config] [--print-default-config] [--version]\n"
+    "Without --config, shauditd runs on its compiled-in default configuration.\n";
+
+std::string hostname() {
+  char buf[256];
+  if (gethostname(buf, sizeof buf) != 0) return {};
+  buf[sizeof buf - 1] = 0;
+  return buf;
+}
+
+// Creates the log's directory (0700) when missing.
+void ensure_parent_dir(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return;
+  std::string dir = path.substr(0, slash);
+  for (size_t i = 1; i <= dir.size(); ++i)
+    if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0700);
+}
+
+class WriterLoop {
+ public:
+  WriterLoop(LogWriter& w, RecordQueue& q, Stats& s) : w_(w), q_(q), s_(s) {}
+
+  void request_rotate() {
+    rotate_.store(true);
+    q_.wake();
+  }
+
+  // Runs until the queue is closed and drained; returns false when records could not be
+  // written (the error is in stats).
+  bool run() {
+    std::deque<json::Object> batch;
+    while (true) {
+      int64_t deadline = w_.seal_deadline_ns();
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3600);
+      if (deadline != INT64_MAX) {
+        int64_t wait = deadline - record::now_ns();
+        until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(wait, 0));
+      }
+      if (batch.empty()) q_.pop_all(batch, until);
+      while (!batch.empty()) {
+        if (!retry([&] { return w_.append(batch.front()); })) return false;
+        batch.pop_front();
+        publish();
+      }
+      if (!retry([&] { return w_.maybe_seal(record::now_ns()); })) return false;
+      if (rotate_.exchange(false)) {
+        auto r = w_.rotate();
+        if (!r) {
+          s_.set_error(r.message());
+          std::fprintf(stderr, "shauditd: log rotation failed: %s\n", r.message().c_str());
+        }
+      }
+      publish();
+      if (q_.closed_and_empty()) {
+        bool ok = retry([&] { return w_.close(); });
+        publish();
+        return ok;
+      }
+    }
+  }
+
+  void abandon() { abandon_.store(true); }
+
+ private:
+  // Retries a failing write (disk full, I/O error) until it succeeds or the daemon gives
+  // up at shutdown; the record is kept meanwhile, so nothing accepted is lost.
+  template <class F>
+  bool retry(F&& f) {
+    int64_t first_failure = 0;
+    std::string first_error;
+    while (true) {
+      auto r = f();
+      if (r) break;
+      if (first_failure == 0) {
+        first_failure = record::now_ns();
+        first_error = r.message();
+        std::fprintf(stderr, "shauditd: %s (holding records and retrying)\n", r.message().c_str());
+      }
+      s_.set_error(r.message());
+      s_.write_errors.fetch_add(1, std::memory_order_relaxed);
+      if (abandon_.load()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (first_failure != 0) {
+      std::fprintf(stderr, "shauditd: log writable again\n");
+      json::Object e;
+      e["type"] = "log_error";
+      e["error"] = first_error;
+      e["since"] = record::format_time(first_failure);
+      e["until"] = record::format_time(record::now_ns());
+      (void)w_.append(std::move(e));
+    }
+    return true;
+  }
+
+  void publish() {
+    const auto& st = w_.stats();
+    s_.written.store(st.records, std::memory_order_relaxed);
+    s_.seals.store(st.seals, std::memory_order_relaxed);
+    s_.last_seal_seq.store(st.last_seal_seq, std::memory_order_relaxed);
+    s_.last_seal_ns.store(st.last_seal_ns, std::memory_order_relaxed);
+    s_.unsealed.store(st.unsealed, std::memory_order_relaxed);
+  }
+
+  LogWriter& w_;
+  RecordQueue& q_;
+  Stats& s_;
+  std::atomic<bool> rotate_{false};
+  std::atomic<bool> abandon_{false};
+};
+
+std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
+  json::Object o;
+  o["accepted"] = s.accepted.load();
+  o["hellos"] = s.hellos.load();
+  json::Object rej;
+  uint64_t total = 0;
+  for (size_t i = 0; i < kRejectReasons; ++i) {
+    uint64_t v = s.rejected[i].load();
+    total += v;
+    if (v) rej[kRejectNames[i]] = v;
+  }
+  o["rejected"] = total;
+  o["rejected_by_reason"] = std::move(rej);
+  o["loss_records"] = s.loss_records.load();
+  o["reports_lost"] = s.reports_lost.load();
+  o["connections_total"] = s.connections_total.load();
+  o["connections_open"] = s.connections_open.load();
+  o["connections_refused"] = s.connections_refused.load();
+  o["queue_depth"] = static_cast<uint64_t>(q.depth());
+  o["queue_high_water"] = static_cast<uint64_t>(q.high_water());
+  o["queue_capacity"] = static_cast<uint64_t>(q.capacity());
+  o["records_written"] = s.written.load();
+  o["seals"] = s.seals.load();
+  o["unsealed"] = s.unsealed.load();
+  o["last_seal_seq"] = s.last_seal_seq.load();
+  int64_t ls = s.last_seal_ns.load();
+  o["last_seal_time"] = ls ? json::Value(record::format_time(ls)) : json::Value(nullptr);
+  o["write_errors"] = s.write_errors.load();
+  std::string err = s.error();
+  o["last_error"] = err.empty() ? json::Value(nullptr) : json::Value(err);
+  o["log"] = cfg.log;
+  o["started"] = record::format_time(s.started_ns);
+  o["pid"] = static_cast<int64_t>(getpid());
+  o["bpf"] = "off";
+  return json::encode(json::Value(std::move(o)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--print-default-config") {
+      std::fputs(kDefaultConfigYaml, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("shauditd %s\n", SHAUDIT_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "shauditd: unknown argument '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  auto cfg_r = config_path.empty() ? parse_config(kDefaultConfigYaml, "<built-in default>")
+                                   : load_config(config_path);
+  if (!cfg_r) {
+    std::fprintf(stderr, "shauditd: %s\n", cfg_r.message().c_str());
+    return 1;
+  }
+  Config cfg = std::move(*cfg_r);
+  if (cfg.bpf == BpfMode::kOn) {
+    std::fprintf(stderr,
+                 "shauditd: bpf: on was requested, but this build has no eBPF collector yet; "
+                 "use 'bpf: auto' or 'bpf: off'\n");
+    return 1;
+  }
+  auto key = crypto::SigningKey::load(cfg.signing_key);
+  if (!key) {
+    std::fprintf(stderr, "shauditd: %s\n", key.message().c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::printf("shauditd: configuration OK\n");
+    return 0;
+  }
+
+  // Signals are taken synchronously by the main thread; every other thread blocks them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (cfg.bpf == BpfMode::kAuto)
+    std::fprintf(stderr,
+                 "shauditd: notice: bpf: auto: this build has no eBPF collector; kernel "
+                 "cross-checking is off (recorded in the start record)\n");
+
+  ensure_parent_dir(cfg.log);
+  WriterOptions wo;
+  wo.path = cfg.log;
+  wo.key = &*key;
+  wo.seal_every = cfg.seal_every;
+  wo.seal_interval_ns = static_cast<int64_t>(cfg.seal_interval_ms) * 1000000;
+  wo.start_fields["host"] = hostname();
+  wo.start_fields["version"] = SHAUDIT_VERSION;
+  wo.start_fields["pid"] = static_cast<int64_t>(getpid());
+  wo.start_fields["bpf"] = "off";
+  wo.start_fields["cross_check"] = false;
+  auto writer = LogWriter::open(std::move(wo));
+  if (!writer) {
+    std::fprintf(stderr, "shauditd: %s\n", writer.message().c_str());
+    return 1;
+  }
+
+  Stats stats;
+  stats.started_ns = record::now_ns();
+  RecordQueue queue(cfg.queue_capacity);
+  Receiver receiver(cfg, queue, stats, [&] { return stats_json(stats, queue, cfg); });
+  auto lr = receiver.listen();
+  if (!lr) {
+    std::fprintf(stderr, "shauditd: %s\n", lr.message().c_str());
+    receiver.remove_sockets();
+    (void)(*writer)->close();
+    return 1;
+  }
+  WriterLoop loop(**writer, queue, stats);
+  bool writer_ok = true;
+  std::thread writer_thread([&] { writer_ok = loop.run(); });
+  std::thread receiver_thread([&] { receiver.run(); });
+  std::fprintf(stderr, "shauditd: listening on %s, writing %s\n", cfg.socket.c_str(),
+               cfg.log.c_str());
+
+  int sig = 0;
+  while (true) {
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      loop.request_rotate();
+      continue;
+    }
+    break;
+  }
+  // Shutdown: stop taking reports, then flush everything accepted and write the closing seal.
+  receiver.stop();
+  receiver.remove_sockets();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_timeout_ms);
+  receiver_thread.join();
+  queue.close();
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    while (!done.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!done.load()) loop.abandon();
+  });
+  writer_thread.join();
+  done.store(true);
+  watchdog.join();
+  if (!writer_ok) {
+    std::fprintf(stderr,
+                 "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",
+                 queue.depth(), stats.error().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "shauditd: stopped on signal %d after %llu records; log sealed\n", sig,
+               static_cast<unsigned long long>(stats.written.load()));
+  return 0;
+}

@@ -1,0 +1,79 @@
+// Bounded multi-producer queue between the socket receiver and the log writer.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "shaudit/json.h"
+
+namespace shaudit::daemon {
+
+class RecordQueue {
+ public:
+  explicit RecordQueue(size_t capacity) : capacity_(capacity) {}
+
+  // Blocks while full (backpressure: the receiver stops reading, the kernel socket buffers
+  // fill, reporters see EAGAIN and count their loss). Returns false once closed.
+  bool push(json::Object rec) {
+    std::unique_lock lk(mu_);
+    not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
+    if (closed_) return false;
+    q_.push_back(std::move(rec));
+    if (q_.size() > high_water_) high_water_ = q_.size();
+    not_empty_.notify_one();
+    return true;
+  }
+
+  // Moves everything queued into out; waits until something is queued, wake() is called,
+  // the queue is closed, or the deadline passes.
+  void pop_all(std::deque<json::Object>& out, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lk(mu_);
+    not_empty_.wait_until(lk, deadline, [&] { return !q_.empty() || closed_ || woken_; });
+    woken_ = false;
+    out.swap(q_);
+    not_full_.notify_all();
+  }
+
+  void wake() {
+    std::lock_guard lk(mu_);
+    woken_ = true;
+    not_empty_.notify_one();
+  }
+
+  // No more pushes; pop_all still drains what is queued.
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+  bool closed_and_empty() {
+    std::lock_guard lk(mu_);
+    return closed_ && q_.empty();
+  }
+
+  size_t depth() {
+    std::lock_guard lk(mu_);
+    return q_.size();
+  }
+  size_t high_water() {
+    std::lock_guard lk(mu_);
+    return high_water_;
+  }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<json::Object> q_;
+  size_t capacity_;
+  size_t high_water_ = 0;
+  bool closed_ = false;
+  bool woken_ = false;
+};
+
+}  // namespace shaudit::daemon

@@ -1,0 +1,36 @@
+// shauditd's YAML configuration, loaded strictly: an unknown key, a value of the wrong type
+// or out of range, or a missing file is an error naming the key, file, line and column.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "shaudit/result.h"
+
+namespace shaudit {
+
+enum class BpfMode { kOff, kOn, kAuto };
+
+struct Config {
+  std::string socket = "/run/shaudit/shaudit.sock";
+  unsigned socket_mode = 0666;
+  std::string socket_group;  // group owning the socket; empty: the daemon's
+  std::string control_socket = "/run/shaudit/control.sock";
+  std::string log = "/var/log/shaudit/audit.jsonl";
+  std::string signing_key = "/etc/shaudit/signing.key";
+  BpfMode bpf = BpfMode::kAuto;
+  uint64_t seal_interval_ms = 100;
+  uint64_t seal_every = 10000;
+  uint64_t queue_capacity = 65536;
+  uint64_t max_clients = 4096;
+  uint64_t shutdown_timeout_ms = 10000;
+};
+
+// The configuration compiled into shauditd (used when no --config is given).
+extern const char* const kDefaultConfigYaml;
+
+Result<Config> parse_config(const std::string& yaml_text, const std::string& source);
+Result<Config> load_config(const std::string& path);
+const char* bpf_mode_name(BpfMode m);
+
+}  // namespace shaudit

@@ -1,0 +1,87 @@
+// The signed record log writer.
+//
+// Each record is one canonical JSON line written with a single write(2) on an O_APPEND fd,
+// carrying seq (consecutive within the file), time, and prev (SHA-256 hex of the previous
+// line's bytes, without its newline). Seal records sign the chain head with Ed25519; one is
+// written when `seal_every` records are unsealed, when the oldest unsealed record is
+// `seal_interval` old (the caller drives this through seal_deadline()/maybe_seal()), at
+// rotation and at close. fdatasync runs at each seal: a record is visible to readers once
+// append() returns and durable against power loss once the next seal is written.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "shaudit/crypto.h"
+#include "shaudit/json.h"
+#include "shaudit/result.h"
+
+namespace shaudit {
+
+struct WriterOptions {
+  std::string path;
+  const crypto::SigningKey* key = nullptr;  // not owned; must outlive the writer
+  std::function<int64_t()> clock_ns;         // CLOCK_REALTIME in ns; default record::now_ns
+  uint64_t seal_every = 10000;
+  int64_t seal_interval_ns = 100'000'000;
+  json::Object start_fields;  // extra fields for the start record (host, version, ...)
+};
+
+struct WriterStats {
+  uint64_t records = 0;  // lines written by this writer, seals included
+  uint64_t seals = 0;
+  uint64_t write_errors = 0;
+  uint64_t last_seal_seq = 0;
+  int64_t last_seal_ns = 0;
+  uint64_t unsealed = 0;
+  std::string last_error;
+};
+
+class LogWriter {
+ public:
+  // Opens (creating mode 0600) and continues the chain of an existing log; writes the start
+  // record (previous_run: none|clean|unclean). A partial last line left by a crash is cut
+  // off and kept, base64-encoded, in the start record's truncated_tail.
+  static Result<std::unique_ptr<LogWriter>> open(WriterOptions opts);
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Appends one record (fields must include "type"; seq/time/prev are assigned). On error
+  // nothing is left in the file (a partial write is truncated away) and the caller may
+  // retry the same record later.
+  Result<void> append(json::Object fields);
+  // Time at which an interval seal is due; INT64_MAX when nothing is unsealed.
+  int64_t seal_deadline_ns() const;
+  // Seals if the count or interval is due.
+  Result<void> maybe_seal(int64_t now_ns);
+  Result<void> seal(std::string_view reason);
+  // SIGHUP: seal, reopen the path (a new file continues the chain with a rotate record).
+  Result<void> rotate();
+  // Writes the closing seal and closes the file.
+  Result<void> close();
+
+  const WriterStats& stats() const { return stats_; }
+  uint64_t seq() const { return seq_; }
+  const std::string& path() const { return opts_.path; }
+
+ private:
+  explicit LogWriter(WriterOptions opts);
+  Result<void> open_file(bool at_start);
+  Result<void> write_line(json::Object fields, bool is_seal);
+
+  WriterOptions opts_;
+  int fd_ = -1;
+  uint64_t seq_ = 0;          // seq of the last record written
+  std::string prev_;          // hex SHA-256 of the last line
+  uint64_t first_unsealed_ = 0;
+  int64_t first_unsealed_ns_ = 0;
+  uint64_t unsealed_ = 0;
+  std::string key_id_;
+  WriterStats stats_;
+  std::string line_;  // reused encode buffer
+};
+
+}  // namespace shaudit

@@ -1,0 +1,79 @@
+/* shaudit wire format between reporters (interposer, PAM module, client API) and shauditd.
+ *
+ * One SOCK_SEQPACKET message per report: a fixed header followed by fields (TLV). All
+ * integers are in host byte order (both ends are on one host). The daemon never trusts a
+ * pid or uid in a message: it takes them from the kernel (SCM_CREDENTIALS) per message.
+ *
+ * Versioning: SHAUDIT_WIRE_VERSION changes whenever a change would be misread by an older
+ * peer. The daemon rejects (and counts) messages of any other version, so mixed versions
+ * fail clearly instead of being misparsed. Unknown field tags are skipped, so a field may be
+ * added within a version.
+ *
+ * C only (included by the interposer, the PAM module, the daemon and libshaudit). */
+#ifndef SHAUDIT_WIRE_H
+#define SHAUDIT_WIRE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHAUDIT_WIRE_MAGIC 0x5341u /* "AS" little-endian: 'S','A' */
+#define SHAUDIT_WIRE_VERSION 1u
+/* Largest message a reporter sends and the daemon accepts, header included. Fields that
+ * would not fit are cut by the sender and flagged SHAUDIT_FIELD_TRUNCATED. */
+#define SHAUDIT_WIRE_MAX_MESSAGE (128u * 1024u)
+#define SHAUDIT_DEFAULT_SOCKET "/run/shaudit/shaudit.sock"
+
+enum shaudit_msg_type {
+  SHAUDIT_MSG_HELLO = 1, /* a process carrying a reporter started: EXE, SESSION */
+  SHAUDIT_MSG_LINE = 2,  /* a typed line: SHELL, TEXT, optional TTY, CWD */
+  SHAUDIT_MSG_EXEC = 3,  /* an exec attempt: PATH, ARGV (one field per element), CWD */
+  SHAUDIT_MSG_MAX = 3
+};
+
+enum shaudit_field_tag {
+  SHAUDIT_F_TEXT = 1,    /* bytes of a typed line, without the trailing newline */
+  SHAUDIT_F_SHELL = 2,   /* shell name, e.g. "bash" */
+  SHAUDIT_F_ARGV = 3,    /* one argv element; repeated in order */
+  SHAUDIT_F_PATH = 4,    /* the path passed to (or resolved for) exec */
+  SHAUDIT_F_CWD = 5,     /* working directory */
+  SHAUDIT_F_SESSION = 6, /* SHAUDIT_SESSION token from the environment (a claim only) */
+  SHAUDIT_F_TTY = 7,     /* terminal name */
+  SHAUDIT_F_EXE = 8      /* the reporter's own executable */
+};
+
+/* Field flags. */
+#define SHAUDIT_FIELD_TRUNCATED 0x1u /* the sender cut this field to fit */
+
+/* Message flags. */
+#define SHAUDIT_MSG_ARGV_TRUNCATED 0x1u /* argv elements were left out to fit */
+
+struct shaudit_wire_header {
+  uint16_t magic;      /* SHAUDIT_WIRE_MAGIC */
+  uint16_t version;    /* SHAUDIT_WIRE_VERSION */
+  uint16_t type;       /* enum shaudit_msg_type */
+  uint16_t flags;      /* SHAUDIT_MSG_* */
+  uint32_t length;     /* whole message in bytes, header included */
+  uint32_t reserved;   /* zero */
+  uint64_t report_seq; /* per-process report number, 1, 2, 3, ...; a gap means loss */
+  uint64_t sent_ns;    /* sender's CLOCK_REALTIME at send (informational, untrusted) */
+};
+
+struct shaudit_wire_field {
+  uint16_t tag;    /* enum shaudit_field_tag */
+  uint16_t flags;  /* SHAUDIT_FIELD_* */
+  uint32_t length; /* bytes of data following this field header */
+};
+
+#ifdef __cplusplus
+}
+static_assert(sizeof(shaudit_wire_header) == 32, "wire header layout");
+static_assert(sizeof(shaudit_wire_field) == 8, "wire field layout");
+#else
+_Static_assert(sizeof(struct shaudit_wire_header) == 32, "wire header layout");
+_Static_assert(sizeof(struct shaudit_wire_field) == 8, "wire field layout");
+#endif
+
+#endif /* SHAUDIT_WIRE_H */

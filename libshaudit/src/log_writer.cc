@@ -1,0 +1,312 @@
+#include "shaudit/log_writer.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "shaudit/record.h"
+
+namespace shaudit {
+namespace {
+
+constexpr size_t kMaxTail = 16u << 20;  // how far back we look for the last line
+
+Result<std::string> pread_all(int fd, off_t off, size_t n) {
+  std::string buf(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf.data() + got, n - got, off + static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return make_error(std::strerror(errno));
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  buf.resize(got);
+  return buf;
+}
+
+struct Tail {
+  std::string last_line;     // last complete line, without newline ("" when none)
+  std::string partial;       // bytes after the last newline (crash residue)
+  off_t complete_size = 0;   // file size up to and including the last newline
+  std::string last_key_id;   // key_id of the newest record that has one (within the window)
+};
+
+Result<Tail> read_tail(int fd, off_t size) {
+  Tail t;
+  size_t want = 64 * 1024;
+  while (true) {
+    size_t n = static_cast<size_t>(std::min<off_t>(size, static_cast<off_t>(want)));
+    auto buf = pread_all(fd, size - static_cast<off_t>(n), n);
+    if (!buf) return buf.error();
+    std::string_view b = *buf;
+    size_t last_nl = b.rfind('\n');
+    bool whole_file = n == static_cast<size_t>(size);
+    if (last_nl == std::string_view::npos) {
+      if (whole_file) {
+        t.partial = std::string(b);
+        t.complete_size = 0;
+        return t;
+      }
+    } else {
+      size_t prev_nl = last_nl == 0 ? std::string_view::npos : b.rfind('\n', last_nl - 1);
+      if (prev_nl != std::string_view::npos || whole_file) {
+        size_t start = prev_nl == std::string_view::npos ? 0 : prev_nl + 1;
+        t.last_line = std::string(b.substr(start, last_nl - start));
+        t.partial = std::string(b.substr(last_nl + 1));
+        t.complete_size = size - static_cast<off_t>(b.size() - last_nl - 1);
+        // Newest key_id in the window (seal or start records carry one).
+        size_t pos = b.size();
+        while (pos > 0) {
+          size_t k = b.rfind("\"key_id\":\"", pos - 1);
+          if (k == std::string_view::npos) break;
+          size_t v = k + 10;
+          size_t e = b.find('"', v);
+          if (e != std::string_view::npos && e - v == 16) {
+            t.last_key_id = std::string(b.substr(v, 16));
+            break;
+          }
+          pos = k;
+        }
+        return t;
+      }
+    }
+    if (want >= kMaxTail)
+      return make_error(fmt::format("no line end in the last {} bytes", kMaxTail));
+    want *= 4;
+  }
+}
+
+}  // namespace
+
+LogWriter::LogWriter(WriterOptions opts) : opts_(std::move(opts)) {
+  if (!opts_.clock_ns) opts_.clock_ns = record::now_ns;
+  if (opts_.seal_every == 0) opts_.seal_every = 1;
+  key_id_ = opts_.key->key_id();
+}
+
+LogWriter::~LogWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<LogWriter>> LogWriter::open(WriterOptions opts) {
+  if (!opts.key) return make_error("log writer needs a signing key");
+  std::unique_ptr<LogWriter> w(new LogWriter(std::move(opts)));
+  auto r = w->open_file(/*at_start=*/true);
+  if (!r) return r.error();
+  return w;
+}
+
+Result<void> LogWriter::open_file(bool at_start) {
+  const std::string& path = opts_.path;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error(fmt::format("cannot open log {}: {}", path, std::strerror(errno)));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(fmt::format("log {}: not a regular file", path));
+  }
+  std::string previous_run = "none";
+  std::string old_key_id;
+  json::Object start = opts_.start_fields;
+  bool rotated_new_file = false;
+  if (st.st_size > 0) {
+    auto tail = read_tail(fd, st.st_size);
+    if (!tail) {
+      ::close(fd);
+      return make_error(fmt::format("log {}: cannot read its end: {}", path, tail.message()));
+    }
+    if (!tail->partial.empty()) {
+      // A crash left a partial line: cut it off (keeping its bytes in the start record),
+      // so the chain continues from the last complete record.
+      if (::ftruncate(fd, tail->complete_size) != 0) {
+        int e = errno;
+        ::close(fd);
+        return make_error(fmt::format("log {}: cannot cut off the partial last line: {}", path,
+                                      std::strerror(e)));
+      }
+      json::Object t;
+      t["length"] = static_cast<int64_t>(tail->partial.size());
+      t["bytes_b64"] = crypto::base64_encode(tail->partial);
+      t["offset"] = static_cast<int64_t>(tail->complete_size);
+      start["truncated_tail"] = std::move(t);
+    }
+    if (tail->last_line.empty()) {
+      seq_ = 0;
+      prev_ = record::kGenesisPrev;
+    } else {
+      auto v = json::parse(tail->last_line);
+      const int64_t* seq = v && v->is_object() ? json::get_int(v->as_object(), "seq") : nullptr;
+      if (!seq || *seq < 1) {
+        ::close(fd);
+        return make_error(fmt::format(
+            "log {}: the last line (ending at byte {}) is not a shaudit record{}{}; move the "
+            "file aside to start a new log",
+            path, tail->complete_size, v ? "" : ": ", v ? "" : v.message()));
+      }
+      const auto& o = v->as_object();
+      seq_ = static_cast<uint64_t>(*seq);
+      prev_ = crypto::to_hex(crypto::sha256(tail->last_line));
+      const auto* type = json::get_string(o, "type");
+      const auto* reason = json::get_string(o, "reason");
+      previous_run = (type && *type == record::kSeal && reason && *reason == record::kSealClose)
+                         ? "clean"
+                         : "unclean";
+      old_key_id = tail->last_key_id;
+    }
+  } else if (!at_start) {
+    rotated_new_file = true;  // keep prev_ (chain continues across files); seq restarts
+  } else {
+    seq_ = 0;
+    prev_ = record::kGenesisPrev;
+  }
+  fd_ = fd;
+  first_unsealed_ = 0;
+  unsealed_ = 0;
+  if (rotated_new_file) {
+    json::Object rot;
+    rot["type"] = record::kRotate;
+    rot["prev_seq"] = static_cast<int64_t>(seq_);
+    seq_ = 0;
+    return write_line(std::move(rot), false);
+  }
+  if (!at_start) return {};  // reopened the same, non-empty file: the chain just continues
+  start["type"] = record::kStart;
+  start["previous_run"] = previous_run;
+  start["key_id"] = key_id_;
+  auto r = write_line(std::move(start), false);
+  if (!r) return r;
+  if (!old_key_id.empty() && old_key_id != key_id_) {
+    json::Object kc;
+    kc["type"] = record::kKeyChange;
+    kc["old_key_id"] = old_key_id;
+    kc["new_key_id"] = key_id_;
+    kc["new_public_key_b64"] = crypto::base64_encode(opts_.key->public_raw());
+    return write_line(std::move(kc), false);
+  }
+  return {};
+}
+
+Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
+  int64_t now = opts_.clock_ns();
+  uint64_t seq = seq_ + 1;
+  fields["seq"] = static_cast<int64_t>(seq);
+  fields["time"] = record::format_time(now);
+  fields["prev"] = prev_;
+  if (is_seal) {
+    auto sig = opts_.key->sign(record::seal_message(fields));
+    if (!sig) return sig.error();
+    fields["sig"] = crypto::base64_encode(*sig);
+  }
+  line_.clear();
+  json::encode(json::Value(std::move(fields)), line_);
+  size_t body = line_.size();
+  line_.push_back('\n');
+  // One write(2) per record. On a short or failed write, cut the partial line off again so
+  // the file only ever holds whole records.
+  off_t before = -1;
+  ssize_t n;
+  do {
+    n = ::write(fd_, line_.data(), line_.size());
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(line_.size())) {
+    int e = n < 0 ? errno : ENOSPC;
+    if (n > 0) {
+      struct stat st;
+      if (::fstat(fd_, &st) == 0) before = st.st_size - n;
+      if (before >= 0 && ::ftruncate(fd_, before) != 0) before = -1;
+    }
+    ++stats_.write_errors;
+    stats_.last_error = fmt::format("write to {} failed: {}", opts_.path, std::strerror(e));
+    return make_error(stats_.last_error);
+  }
+  prev_ = crypto::to_hex(crypto::sha256(std::string_view(line_.data(), body)));
+  seq_ = seq;
+  ++stats_.records;
+  if (is_seal) {
+    ++stats_.seals;
+    stats_.last_seal_seq = seq;
+    stats_.last_seal_ns = now;
+    unsealed_ = 0;
+    first_unsealed_ = 0;
+  } else {
+    if (unsealed_ == 0) {
+      first_unsealed_ = seq;
+      first_unsealed_ns_ = now;
+    }
+    ++unsealed_;
+  }
+  stats_.unsealed = unsealed_;
+  return {};
+}
+
+Result<void> LogWriter::append(json::Object fields) {
+  auto r = write_line(std::move(fields), false);
+  if (!r) return r;
+  if (unsealed_ >= opts_.seal_every) return seal(record::kSealCount);
+  return {};
+}
+
+int64_t LogWriter::seal_deadline_ns() const {
+  if (unsealed_ == 0) return INT64_MAX;
+  return first_unsealed_ns_ + opts_.seal_interval_ns;
+}
+
+Result<void> LogWriter::maybe_seal(int64_t now_ns) {
+  if (unsealed_ == 0) return {};
+  if (unsealed_ >= opts_.seal_every) return seal(record::kSealCount);
+  if (now_ns >= seal_deadline_ns()) return seal(record::kSealInterval);
+  return {};
+}
+
+Result<void> LogWriter::seal(std::string_view reason) {
+  json::Object s;
+  s["type"] = record::kSeal;
+  s["reason"] = std::string(reason);
+  s["key_id"] = key_id_;
+  s["first_seq"] = static_cast<int64_t>(unsealed_ ? first_unsealed_ : seq_ + 1);
+  s["records"] = static_cast<int64_t>(unsealed_);
+  auto r = write_line(std::move(s), true);
+  if (!r) return r;
+  if (::fdatasync(fd_) != 0) {
+    ++stats_.write_errors;
+    stats_.last_error = fmt::format("fdatasync {} failed: {}", opts_.path, std::strerror(errno));
+    return make_error(stats_.last_error);
+  }
+  return {};
+}
+
+Result<void> LogWriter::rotate() {
+  auto r = seal(record::kSealRotate);
+  if (!r) return r;
+  // Keep writing to the old file if the new one cannot be opened.
+  int old_fd = fd_;
+  uint64_t old_seq = seq_;
+  std::string old_prev = prev_;
+  r = open_file(/*at_start=*/false);
+  if (!r) {
+    if (fd_ != old_fd && fd_ >= 0) ::close(fd_);
+    fd_ = old_fd;
+    seq_ = old_seq;
+    prev_ = old_prev;
+    return r;
+  }
+  ::close(old_fd);
+  return {};
+}
+
+Result<void> LogWriter::close() {
+  if (fd_ < 0) return {};
+  auto r = seal(record::kSealClose);
+  if (!r) return r;
+  ::close(fd_);
+  fd_ = -1;
+  return {};
+}
+
+}  // namespace shaudit
