@@ -237,6 +237,17 @@ int main(int argc, char** argv) {
                  "shauditd: notice: bpf: auto: this build has no eBPF collector; kernel "
                  "cross-checking is off (recorded in the start record)\n");
 
+  Stats stats;
+  stats.started_ns = record::now_ns();
+  RecordQueue queue(cfg.queue_capacity);
+  Receiver receiver(cfg, queue, stats, [&] { return stats_json(stats, queue, cfg); });
+  // Before touching the log: a second shauditd on the same config must not append its start
+  // record and closing seal into the log the running one is writing (that breaks the chain).
+  if (auto r = receiver.refuse_if_running(); !r) {
+    std::fprintf(stderr, "shauditd: %s\n", r.message().c_str());
+    return 1;
+  }
+
   ensure_parent_dir(cfg.log);
   WriterOptions wo;
   wo.path = cfg.log;
@@ -254,10 +265,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  Stats stats;
-  stats.started_ns = record::now_ns();
-  RecordQueue queue(cfg.queue_capacity);
-  Receiver receiver(cfg, queue, stats, [&] { return stats_json(stats, queue, cfg); });
   auto lr = receiver.listen();
   if (!lr) {
     std::fprintf(stderr, "shauditd: %s\n", lr.message().c_str());

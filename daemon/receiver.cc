@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "shaudit/record.h"
@@ -36,6 +37,21 @@ std::string read_proc_value(pid_t pid, const char* name) {
   ::close(fd);
   if (n <= 0) return {};
   return std::string(buf, static_cast<size_t>(n));
+}
+
+// True when a process accepts connections on the socket at path (a live daemon).
+bool socket_is_live(const std::string& path, int type) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int probe = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  int rc = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::close(probe);
+  return rc == 0;
 }
 
 Result<int> make_socket(const std::string& path, int type, unsigned mode, const std::string& group) {
@@ -211,6 +227,13 @@ Receiver::~Receiver() {
   delete[] buf_;
 }
 
+Result<void> Receiver::refuse_if_running() const {
+  for (auto [path, type] : {std::pair{cfg_.socket, SOCK_SEQPACKET}, std::pair{cfg_.control_socket, SOCK_STREAM}})
+    if (socket_is_live(path, type))
+      return make_error(fmt::format("another shauditd is listening on {}", path));
+  return {};
+}
+
 Result<void> Receiver::listen() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -318,7 +341,9 @@ void Receiver::read_client(int fd) {
       if (errno != EAGAIN) close_client(fd);
       return;
     }
-    if (n == 0) {  // peer closed
+    // End of stream carries no control data; a zero-length message still carries the
+    // sender's credentials and is rejected (as short) below instead of ending the connection.
+    if (n == 0 && mh.msg_controllen == 0) {  // peer closed
       close_client(fd);
       return;
     }

@@ -46,6 +46,9 @@ class Receiver {
   Receiver(const Config& cfg, RecordQueue& q, Stats& stats,
            std::function<std::string()> stats_json);
   ~Receiver();
+  // Fails when another daemon already accepts connections on either socket; called before
+  // the log is opened, so a refused second daemon never writes into the live one's log.
+  Result<void> refuse_if_running() const;
   // Creates (replacing a stale file) and binds both sockets.
   Result<void> listen();
   // Runs until stop() is called.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs shaudit's build dependencies (and, with --test, its test dependencies) from
+# Debian's packages. Sourced by quickstart.sh and test.sh.
+set -euo pipefail
+shaudit_install_deps() {
+  local pkgs=(cmake ninja-build g++ pkg-config libssl-dev libyaml-cpp-dev libfmt-dev)
+  if [ "${1:-}" = "--test" ]; then
+    pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest util-linux)
+  fi
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs test dependencies, builds shaudit (warnings are errors), and runs:
+#   1. the libFuzzer targets briefly (wire decoder, record-log parser),
+#   2. the unit tests built with ASan+UBSan,
+#   3. every test (unit + integration against real shauditd processes) with ctest.
+# Must run as root (integration tests mount tmpfs, switch users, bind sockets in /run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+source installer/deps.sh
+shaudit_install_deps --test
+JOBS=$(nproc)
+FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-30}
+
+echo "== fuzz build (clang, libFuzzer + ASan/UBSan)"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSHAUDIT_FUZZ=ON -DSHAUDIT_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz
+for t in wire_fuzz log_fuzz; do
+  corpus=$(mktemp -d)
+  cp libshaudit/fuzz/corpus/${t%_fuzz}/* "$corpus"/
+  echo "== fuzz $t for ${FUZZ_SECONDS}s"
+  (cd "$corpus" && "$ROOT/build-fuzz/libshaudit/$t" -max_total_time="$FUZZ_SECONDS" -max_len=16384 \
+    -print_final_stats=1 "$corpus" 2>&1 | tail -4)
+  rm -rf "$corpus"
+done
+
+echo "== unit tests with ASan+UBSan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSHAUDIT_SANITIZE=ON -DSHAUDIT_WERROR=ON >/dev/null
+cmake --build build-asan -j"$JOBS" --target libshaudit_test
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/libshaudit/libshaudit_test --gtest_brief=1
+
+echo "== build and all tests"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+cd build
+ctest --output-on-failure --timeout 1200

@@ -1,0 +1,143 @@
+"""Shared fixtures for shaudit integration tests: real shauditd processes, real sockets."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+BUILD = Path(os.environ.get("SHAUDIT_BUILD", Path(__file__).resolve().parents[2] / "build"))
+SHAUDITD = BUILD / "daemon" / "shauditd"
+SHAUDIT = BUILD / "cli" / "shaudit"
+
+
+def run_cli(*args, check=False, **kw):
+    """Runs the shaudit CLI; returns CompletedProcess with text output."""
+    return subprocess.run([str(SHAUDIT), *map(str, args)], capture_output=True, text=True,
+                          check=check, timeout=120, **kw)
+
+
+def read_records(path):
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f.read().splitlines()]
+
+
+class Daemon:
+    """One shauditd on a private socket, log and key under tmp."""
+
+    def __init__(self, tmp: Path, name="d", **config):
+        self.dir = tmp
+        self.socket = tmp / f"{name}.sock"
+        self.control = tmp / f"{name}.ctl"
+        self.log = tmp / "log" / "audit.jsonl"
+        self.key = tmp / "signing.key"
+        self.pub = tmp / "signing.key.pub"
+        self.config_path = tmp / f"{name}.yaml"
+        self.config = {
+            "socket": str(self.socket),
+            "control_socket": str(self.control),
+            "log": str(self.log),
+            "signing_key": str(self.key),
+            "bpf": "off",
+        }
+        self.config.update({k: str(v) for k, v in config.items()})
+        self.proc = None
+        self.stderr_path = tmp / f"{name}.stderr"
+
+    def write_config(self):
+        self.config_path.write_text("".join(f"{k}: {v}\n" for k, v in self.config.items()))
+
+    def keygen(self):
+        if not self.key.exists():
+            run_cli("keygen", "--out", self.key, check=True)
+
+    def start(self, wait=True, extra_args=()):
+        self.keygen()
+        self.write_config()
+        self.stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([str(SHAUDITD), "--config", str(self.config_path), *extra_args],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr_file)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"shauditd exited {self.proc.returncode}: {self.stderr()}")
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.connect(str(self.socket))
+                s.close()
+                return
+            except OSError:
+                time.sleep(0.01)
+        raise AssertionError("shauditd did not become ready")
+
+    def stderr(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops the daemon; returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self.stderr_file.close()
+        self.proc = None
+        return rc
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(str(self.socket))
+        return s
+
+    def records(self):
+        return read_records(self.log)
+
+    def verify(self, *extra):
+        return run_cli("verify", self.log, "--pubkey", self.pub, *extra)
+
+    def wait_for(self, pred, timeout=10):
+        """Waits until pred(records) is true; returns the records."""
+        deadline = time.monotonic() + timeout
+        recs = []
+        while time.monotonic() < deadline:
+            if self.log.exists():
+                try:
+                    recs = self.records()
+                except ValueError:
+                    recs = []
+                if pred(recs):
+                    return recs
+            time.sleep(0.02)
+        raise AssertionError(f"condition not met; records: {recs[-5:]}")
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    made = []
+
+    def make(name="d", **config):
+        d = Daemon(tmp_path, name, **config)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory().start()
