@@ -344,15 +344,19 @@ int cmd_stats(const std::vector<std::string>& args) {
     return 1;
   }
   const char req[] = "stats\n";
-  if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) < 0) {
-    std::fprintf(stderr, "shaudit: stats: %s\n", std::strerror(errno));
-    return 1;
-  }
+  // The daemon answers a refused (non-root) peer without reading its request and closes, so
+  // the send may fail with EPIPE while the refusal already waits to be read: read it anyway.
+  int send_errno = 0;
+  if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) < 0) send_errno = errno;
   std::string reply;
   char buf[4096];
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
   ::close(fd);
+  if (reply.empty() && send_errno != 0) {
+    std::fprintf(stderr, "shaudit: stats: %s\n", std::strerror(send_errno));
+    return 1;
+  }
   while (!reply.empty() && reply.back() == '\n') reply.pop_back();
   auto v = json::parse(reply);
   if (!v || !v->is_object()) {

@@ -65,7 +65,17 @@ class WriterLoop {
       }
       if (batch.empty()) q_.pop_all(batch, until);
       while (!batch.empty()) {
-        if (!retry([&] { return w_.append(batch.front()); })) return false;
+        // append() writes the record, then a count seal when one is due; when only the seal
+        // failed, the record is already in the file: retry the seal, never the record (it
+        // would be written twice).
+        const uint64_t before = w_.stats().records;
+        auto written = [&] { return w_.stats().records != before; };
+        if (!retry([&] {
+              return written() ? w_.maybe_seal(record::now_ns()) : w_.append(batch.front());
+            })) {
+          unwritten_.store(batch.size() - (written() ? 1 : 0));
+          return false;
+        }
         batch.pop_front();
         publish();
       }
@@ -87,6 +97,8 @@ class WriterLoop {
   }
 
   void abandon() { abandon_.store(true); }
+  // Records taken from the queue but not written when run() gave up.
+  size_t unwritten() const { return unwritten_.load(); }
 
  private:
   // Retries a failing write (disk full, I/O error) until it succeeds or the daemon gives
@@ -134,6 +146,7 @@ class WriterLoop {
   Stats& s_;
   std::atomic<bool> rotate_{false};
   std::atomic<bool> abandon_{false};
+  std::atomic<size_t> unwritten_{0};
 };
 
 std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
@@ -292,21 +305,27 @@ int main(int argc, char** argv) {
   receiver.stop();
   receiver.remove_sockets();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_timeout_ms);
-  receiver_thread.join();
-  queue.close();
+  // The watchdog runs from here on: a receiver blocked on a full queue (the writer stuck on
+  // a full disk) must not keep the daemon from exiting. At the deadline it gives up on the
+  // writer and closes the queue, which also releases a receiver waiting to push.
   std::atomic<bool> done{false};
   std::thread watchdog([&] {
     while (!done.load() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!done.load()) loop.abandon();
+    if (!done.load()) {
+      loop.abandon();
+      queue.close();
+    }
   });
+  receiver_thread.join();
+  queue.close();
   writer_thread.join();
   done.store(true);
   watchdog.join();
   if (!writer_ok) {
     std::fprintf(stderr,
                  "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",
-                 queue.depth(), stats.error().c_str());
+                 queue.depth() + loop.unwritten(), stats.error().c_str());
     return 1;
   }
   std::fprintf(stderr, "shauditd: stopped on signal %d after %llu records; log sealed\n", sig,

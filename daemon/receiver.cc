@@ -210,8 +210,10 @@ bool ReportHandler::handle(const wire::Message& m, pid_t pid, uid_t uid, gid_t g
       if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;
     if (cut) r["truncated"] = true;
   }
+  // Counted once queued: a push refused at shutdown is not an accepted record.
+  if (!q_.push(std::move(r))) return false;
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-  return q_.push(std::move(r));
+  return true;
 }
 
 Receiver::Receiver(const Config& cfg, RecordQueue& q, Stats& stats,
@@ -222,7 +224,7 @@ Receiver::Receiver(const Config& cfg, RecordQueue& q, Stats& stats,
 
 Receiver::~Receiver() {
   for (auto& [fd, _] : clients_) ::close(fd);
-  for (int fd : {epfd_, listen_fd_, control_fd_, wake_fd_})
+  for (int fd : {epfd_, listen_fd_, control_fd_, wake_fd_, reserve_fd_})
     if (fd >= 0) ::close(fd);
   delete[] buf_;
 }
@@ -238,6 +240,7 @@ Result<void> Receiver::listen() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epfd_ < 0 || wake_fd_ < 0) return make_error(fmt::format("epoll/eventfd: {}", std::strerror(errno)));
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto c = make_socket(cfg_.control_socket, SOCK_STREAM, 0600, "");
   if (!c) return c.error();
   control_fd_ = *c;
@@ -296,7 +299,19 @@ void Receiver::accept_clients() {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR) continue;
-      if (errno == EMFILE || errno == ENFILE) stats_.connections_refused.fetch_add(1);
+      if ((errno == EMFILE || errno == ENFILE) && reserve_fd_ >= 0) {
+        // Out of descriptors: the pending connection would keep the listening socket
+        // readable forever (a busy loop). Take it off the backlog with the reserve
+        // descriptor and close it: refused, and counted once.
+        ::close(reserve_fd_);
+        int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          ::close(c);
+          stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+        }
+        reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (c >= 0) continue;
+      }
       return;
     }
     if (clients_.size() >= cfg_.max_clients) {
@@ -391,6 +406,22 @@ void Receiver::read_client(int fd) {
 
 void Receiver::serve_control() {
   int fd = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  bool used_reserve = false;
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_fd_ >= 0) {
+    // Out of descriptors (many reporters): answer the operator with the reserve one.
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
+    used_reserve = true;
+    fd = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  struct Restore {
+    Receiver* r;
+    bool on;
+    ~Restore() {
+      if (on && r->reserve_fd_ < 0) r->reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+  };
+  Restore restore{this, used_reserve};
   if (fd < 0) return;
   ucred peer{};
   socklen_t len = sizeof peer;

@@ -68,6 +68,7 @@ class Receiver {
   std::function<std::string()> stats_json_;
   ReportHandler handler_;
   int epfd_ = -1, listen_fd_ = -1, control_fd_ = -1, wake_fd_ = -1;
+  int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false, bound_control_ = false;
   std::unordered_map<int, bool> clients_;
   char* buf_ = nullptr;

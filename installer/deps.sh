@@ -3,7 +3,7 @@
 # Debian's packages. Sourced by quickstart.sh and test.sh.
 set -euo pipefail
 shaudit_install_deps() {
-  local pkgs=(cmake ninja-build g++ pkg-config libssl-dev libyaml-cpp-dev libfmt-dev)
+  local pkgs=(cmake ninja-build g++ pkg-config libssl-dev libyaml-cpp-dev libfmt-dev libpam0g-dev)
   if [ "${1:-}" = "--test" ]; then
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest util-linux)
   fi

@@ -130,6 +130,7 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
   if (!root.IsMap())
     return make_error(fmt::format("config {}: expected a mapping of keys to values",
                                   where(source, root.Mark())));
+  std::map<std::string, YAML::Mark> seen;  // key -> where it was first set
   try {
     for (const auto& kv : root) {
       if (!kv.first.IsScalar())
@@ -143,6 +144,11 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         return make_error(fmt::format("config {}: unknown key '{}' (known keys: {})",
                                       where(source, kv.first.Mark()), key, known));
       }
+      auto [first, inserted] = seen.emplace(key, kv.first.Mark());
+      if (!inserted)
+        return make_error(fmt::format("config {}: duplicate key '{}' (first set at {})",
+                                      where(source, kv.first.Mark()), key,
+                                      where(source, first->second)));
       if (!kv.second.IsScalar())
         return make_error(fmt::format("config {}: key '{}' needs a single value, not a {}",
                                       where(source, kv.second.Mark()), key,

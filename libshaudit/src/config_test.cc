@@ -1,1 +1,253 @@
+#include "shaudit/config.h"
+
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "internal/test_util.h"
+
+namespace shaudit {
+namespace {
+
+using shaudit::testing::TempDir;
+using shaudit::testing::write_file;
+
+// The error text for yaml (and a test failure if it is accepted).
+std::string config_error(const std::string& yaml, const std::string& source = "src") {
+  auto r = parse_config(yaml, source);
+  EXPECT_FALSE(r.ok()) << "accepted:\n" << yaml;
+  return r.ok() ? std::string() : r.message();
+}
+
+Config parsed(const std::string& yaml) {
+  auto r = parse_config(yaml, "src");
+  EXPECT_TRUE(r.ok()) << yaml << "\n=> " << (r.ok() ? "" : r.message());
+  return r.ok() ? *r : Config{};
+}
+
+void expect_defaults(const Config& c) {
+  EXPECT_EQ(c.socket, "/run/shaudit/shaudit.sock");
+  EXPECT_EQ(c.socket_mode, 0666u);
+  EXPECT_EQ(c.socket_group, "");
+  EXPECT_EQ(c.control_socket, "/run/shaudit/control.sock");
+  EXPECT_EQ(c.log, "/var/log/shaudit/audit.jsonl");
+  EXPECT_EQ(c.signing_key, "/etc/shaudit/signing.key");
+  EXPECT_EQ(c.bpf, BpfMode::kAuto);
+  EXPECT_EQ(c.seal_interval_ms, 100u);
+  EXPECT_EQ(c.seal_every, 10000u);
+  EXPECT_EQ(c.queue_capacity, 65536u);
+  EXPECT_EQ(c.max_clients, 4096u);
+  EXPECT_EQ(c.shutdown_timeout_ms, 10000u);
+}
+
+const char kKnownKeys[] =
+    "bpf, control_socket, log, max_clients, queue_capacity, seal_every, seal_interval_ms, "
+    "shutdown_timeout_ms, signing_key, socket, socket_group, socket_mode";
+
+TEST(Config, EmptyDocumentGivesDefaults) {
+  expect_defaults(parsed(""));
+  expect_defaults(parsed("# nothing but a comment\n"));
+  expect_defaults(parsed("---\n"));
+  expect_defaults(Config{});
+}
+
+TEST(Config, CompiledInDefaultParsesToTheDefaults) {
+  auto r = parse_config(kDefaultConfigYaml, "<default>");
+  ASSERT_TRUE(r.ok()) << r.message();
+  expect_defaults(*r);
+}
+
+TEST(Config, EveryKey) {
+  Config c = parsed(
+      "socket: /tmp/a.sock\n"
+      "socket_mode: \"0660\"\n"
+      "socket_group: audit\n"
+      "control_socket: /tmp/ctl.sock\n"
+      "log: /srv/log/audit.jsonl\n"
+      "signing_key: /srv/keys/k\n"
+      "bpf: off\n"
+      "seal_interval_ms: 250\n"
+      "seal_every: 7\n"
+      "queue_capacity: 16\n"
+      "max_clients: 1000000\n"
+      "shutdown_timeout_ms: 0\n");
+  EXPECT_EQ(c.socket, "/tmp/a.sock");
+  EXPECT_EQ(c.socket_mode, 0660u);
+  EXPECT_EQ(c.socket_group, "audit");
+  EXPECT_EQ(c.control_socket, "/tmp/ctl.sock");
+  EXPECT_EQ(c.log, "/srv/log/audit.jsonl");
+  EXPECT_EQ(c.signing_key, "/srv/keys/k");
+  EXPECT_EQ(c.bpf, BpfMode::kOff);
+  EXPECT_EQ(c.seal_interval_ms, 250u);
+  EXPECT_EQ(c.seal_every, 7u);
+  EXPECT_EQ(c.queue_capacity, 16u);
+  EXPECT_EQ(c.max_clients, 1000000u);
+  EXPECT_EQ(c.shutdown_timeout_ms, 0u);
+}
+
+TEST(Config, KeysNotGivenKeepDefaults) {
+  Config c = parsed("log: /x/y.jsonl\n");
+  EXPECT_EQ(c.log, "/x/y.jsonl");
+  EXPECT_EQ(c.socket, "/run/shaudit/shaudit.sock");
+  EXPECT_EQ(c.seal_every, 10000u);
+  EXPECT_EQ(c.bpf, BpfMode::kAuto);
+}
+
+TEST(Config, BpfValues) {
+  EXPECT_EQ(parsed("bpf: on\n").bpf, BpfMode::kOn);
+  EXPECT_EQ(parsed("bpf: true\n").bpf, BpfMode::kOn);
+  EXPECT_EQ(parsed("bpf: off\n").bpf, BpfMode::kOff);
+  EXPECT_EQ(parsed("bpf: false\n").bpf, BpfMode::kOff);
+  EXPECT_EQ(parsed("bpf: auto\n").bpf, BpfMode::kAuto);
+  EXPECT_EQ(parsed("bpf: \"on\"\n").bpf, BpfMode::kOn);
+  EXPECT_STREQ(bpf_mode_name(BpfMode::kOn), "on");
+  EXPECT_STREQ(bpf_mode_name(BpfMode::kOff), "off");
+  EXPECT_STREQ(bpf_mode_name(BpfMode::kAuto), "auto");
+}
+
+TEST(Config, BadBpfValue) {
+  EXPECT_EQ(config_error("bpf: maybe\n"),
+            "config src:1:6: key 'bpf': expected on, off or auto, got 'maybe'");
+  EXPECT_EQ(config_error("bpf: ON\n"),
+            "config src:1:6: key 'bpf': expected on, off or auto, got 'ON'");
+  EXPECT_EQ(config_error("bpf: 1\n"), "config src:1:6: key 'bpf': expected on, off or auto, got '1'");
+}
+
+TEST(Config, SocketModes) {
+  EXPECT_EQ(parsed("socket_mode: \"0600\"\n").socket_mode, 0600u);
+  EXPECT_EQ(parsed("socket_mode: 0640\n").socket_mode, 0640u);  // unquoted: still octal
+  EXPECT_EQ(parsed("socket_mode: 660\n").socket_mode, 0660u);
+  EXPECT_EQ(parsed("socket_mode: \"0\"\n").socket_mode, 0u);
+  EXPECT_EQ(parsed("socket_mode: \"0777\"\n").socket_mode, 0777u);
+}
+
+TEST(Config, BadSocketModes) {
+  EXPECT_EQ(config_error("socket_mode: \"0999\"\n"),
+            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got '0999'");
+  EXPECT_EQ(config_error("socket_mode: rw-rw-rw-\n"),
+            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got "
+            "'rw-rw-rw-'");
+  EXPECT_EQ(config_error("socket_mode: \"00666\"\n"),
+            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got '00666'");
+  EXPECT_EQ(config_error("socket_mode: \"\"\n"),
+            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got ''");
+  EXPECT_EQ(config_error("socket_mode: \"1777\"\n"),
+            "config src:1:14: key 'socket_mode': mode 1777 has bits beyond 0777");
+  EXPECT_EQ(config_error("socket_mode: -666\n"),
+            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got '-666'");
+}
+
+TEST(Config, UnknownKeyNamesKeyAndPosition) {
+  std::string e = config_error("socket: /a\nbogus_key: 1\n");
+  EXPECT_EQ(e, std::string("config src:2:1: unknown key 'bogus_key' (known keys: ") + kKnownKeys +
+                   ")");
+  // Indented in a flow mapping, the column is the key's.
+  std::string e2 = config_error("{log: /a,  sael_every: 5}\n");
+  EXPECT_NE(e2.find("unknown key 'sael_every'"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("src:1:12"), std::string::npos) << e2;
+}
+
+TEST(Config, MappingOrListForAScalarKey) {
+  EXPECT_EQ(config_error("log:\n  a: b\n"),
+            "config src:2:3: key 'log' needs a single value, not a mapping");
+  EXPECT_EQ(config_error("seal_every: [1, 2]\n"),
+            "config src:1:13: key 'seal_every' needs a single value, not a list");
+  EXPECT_EQ(config_error("socket:\n  - /a\n"),
+            "config src:2:3: key 'socket' needs a single value, not a list");
+  EXPECT_EQ(config_error("log:\n"), "config src:2:1: key 'log' needs a single value, not a null");
+}
+
+TEST(Config, BadNumbers) {
+  EXPECT_EQ(config_error("seal_every: abc\n"),
+            "config src:1:13: key 'seal_every': expected a whole number, got 'abc'");
+  EXPECT_EQ(config_error("seal_every: -1\n"),
+            "config src:1:13: key 'seal_every': expected a whole number, got '-1'");
+  EXPECT_EQ(config_error("seal_every: 1.5\n"),
+            "config src:1:13: key 'seal_every': expected a whole number, got '1.5'");
+  EXPECT_EQ(config_error("seal_every: \"\"\n"),
+            "config src:1:13: key 'seal_every': expected a whole number");
+  EXPECT_EQ(config_error("max_clients: 99999999999999999999999\n"),
+            "config src:1:14: key 'max_clients': number too large");
+}
+
+TEST(Config, OutOfRange) {
+  EXPECT_EQ(config_error("seal_every: 0\n"),
+            "config src:1:13: key 'seal_every': 0 is out of range (1..10000000)");
+  EXPECT_EQ(config_error("seal_every: 10000001\n"),
+            "config src:1:13: key 'seal_every': 10000001 is out of range (1..10000000)");
+  EXPECT_EQ(config_error("seal_interval_ms: 60001\n"),
+            "config src:1:19: key 'seal_interval_ms': 60001 is out of range (1..60000)");
+  EXPECT_EQ(config_error("queue_capacity: 15\n"),
+            "config src:1:17: key 'queue_capacity': 15 is out of range (16..100000000)");
+  EXPECT_EQ(config_error("max_clients: 0\n"),
+            "config src:1:14: key 'max_clients': 0 is out of range (1..1000000)");
+  EXPECT_EQ(config_error("shutdown_timeout_ms: 3600001\n"),
+            "config src:1:22: key 'shutdown_timeout_ms': 3600001 is out of range (0..3600000)");
+  // The bounds themselves are accepted.
+  EXPECT_EQ(parsed("seal_every: 10000000\n").seal_every, 10000000u);
+  EXPECT_EQ(parsed("seal_interval_ms: 1\n").seal_interval_ms, 1u);
+  EXPECT_EQ(parsed("shutdown_timeout_ms: 3600000\n").shutdown_timeout_ms, 3600000u);
+}
+
+TEST(Config, RelativePathsAreRefused) {
+  EXPECT_EQ(config_error("log: var/log/audit.jsonl\n"),
+            "config src:1:6: key 'log': expected an absolute path, got 'var/log/audit.jsonl'");
+  EXPECT_EQ(config_error("socket: ./s.sock\n"),
+            "config src:1:9: key 'socket': expected an absolute path, got './s.sock'");
+  EXPECT_EQ(config_error("signing_key: \"\"\n"),
+            "config src:1:14: key 'signing_key': expected an absolute path, got ''");
+  EXPECT_EQ(config_error("control_socket: ~/ctl\n"),
+            "config src:1:17: key 'control_socket': expected an absolute path, got '~/ctl'");
+}
+
+TEST(Config, DuplicateKeyIsRefused) {
+  EXPECT_EQ(config_error("log: /a\nsocket: /s\nlog: /b\n"),
+            "config src:3:1: duplicate key 'log' (first set at src:1:1)");
+}
+
+TEST(Config, YamlSyntaxErrorHasPosition) {
+  EXPECT_EQ(config_error("socket: /a\nlog: [unclosed\n"),
+            "config src:3:1: end of sequence flow not found");
+  EXPECT_EQ(config_error("a: b: c\n"), "config src:1:5: illegal map value");
+  EXPECT_EQ(config_error("socket: /a\n  bad indent: x\n"), "config src:2:13: illegal map value");
+  EXPECT_EQ(config_error("log: *nowhere\n"), "config src:1:6: the referenced anchor is not defined");
+}
+
+TEST(Config, DocumentMustBeAMappingWithPlainKeys) {
+  EXPECT_EQ(config_error("- a\n- b\n"), "config src:1:1: expected a mapping of keys to values");
+  EXPECT_EQ(config_error("just a string\n"),
+            "config src:1:1: expected a mapping of keys to values");
+  EXPECT_EQ(config_error("[a]: 1\n"), "config src:1:1: keys must be plain names");
+}
+
+TEST(Config, LoadConfigReadsAFileAndNamesItInErrors) {
+  TempDir dir;
+  const std::string path = dir.file("shauditd.yaml");
+  write_file(path, "log: /l/a.jsonl\nbpf: on\n", 0644);
+  auto c = load_config(path);
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->log, "/l/a.jsonl");
+  EXPECT_EQ(c->bpf, BpfMode::kOn);
+
+  write_file(path, "# comment\nlog: /l/a.jsonl\n  seal_every: 5\n", 0644);
+  auto bad = load_config(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message().rfind("config " + path + ":3:", 0), 0u) << bad.message();
+
+  write_file(path, "\nqueue_capacity: lots\n", 0644);
+  auto bad2 = load_config(path);
+  ASSERT_FALSE(bad2.ok());
+  EXPECT_EQ(bad2.message(),
+            "config " + path + ":2:17: key 'queue_capacity': expected a whole number, got 'lots'");
+}
+
+TEST(Config, LoadConfigOfMissingFileNamesThePath) {
+  TempDir dir;
+  const std::string path = dir.file("missing.yaml");
+  auto r = load_config(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "config " + path + ": cannot open: No such file or directory");
+}
+
+}  // namespace
+}  // namespace shaudit

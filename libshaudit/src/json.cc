@@ -85,7 +85,7 @@ class Parser {
   }
 
  private:
-  static constexpr int kMaxDepth = 64;
+  static constexpr int kMaxDepth = 64;  // arrays and objects nested in one another
 
   Error fail(std::string_view what) const {
     return Error{fmt::format("JSON error at byte {}: {}", pos_, what)};
@@ -105,11 +105,12 @@ class Parser {
     return false;
   }
 
+  // depth: the number of arrays and objects enclosing this value.
   Result<Value> value(int depth) {
-    if (depth > kMaxDepth) return fail("nesting too deep");
     skip_ws();
     if (pos_ >= t_.size()) return fail("unexpected end of input");
     char c = t_[pos_];
+    if ((c == '{' || c == '[') && depth >= kMaxDepth) return fail("nesting too deep");
     switch (c) {
       case '{':
         return object(depth);

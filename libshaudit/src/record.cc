@@ -78,7 +78,14 @@ Result<int64_t> parse_time(std::string_view s) {
     }
     if (pos != s.size()) return bad;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return bad;
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+      h > 23 || mi > 59 || se > 60)
+    return bad;
+  // Times are nanoseconds in an int64: 1678 to 2261 is the representable span.
+  if (y < 1678 || y > 2261)
+    return make_error(fmt::format("time '{}' is outside the supported years 1678..2261", s));
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
   tm.tm_mday = d;

@@ -141,7 +141,8 @@ class Verifier {
               "{} begins at a rotation (the older file, which ended at seq {}, was not given)",
               path_, json::get_int(o, "prev_seq") ? *json::get_int(o, "prev_seq") : 0));
         } else {
-          return fail(s, fmt::format("{} line 1: the log begins with seq {} ({}), which neither "
+          // The first offending seq is the first one removed: seq 1.
+          return fail(1, fmt::format("{} line 1: the log begins with seq {} ({}), which neither "
                                      "starts a chain nor follows a rotation: records before it "
                                      "were removed",
                                      path_, s, *type));

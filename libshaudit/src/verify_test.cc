@@ -1,1 +1,674 @@
+#include "shaudit/verify.h"
+
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "internal/test_util.h"
+#include "shaudit/crypto.h"
+#include "shaudit/json.h"
+#include "shaudit/log_writer.h"
+#include "shaudit/record.h"
+
+namespace shaudit {
+namespace {
+
+using shaudit::testing::append_file;
+using shaudit::testing::join_lines;
+using shaudit::testing::read_file;
+using shaudit::testing::read_lines;
+using shaudit::testing::TempDir;
+using shaudit::testing::write_file;
+
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kT0 = 1795867200 * kSec;  // 2026-11-28T12:00:00Z
+
+std::string hash_hex(std::string_view line) { return crypto::to_hex(crypto::sha256(line)); }
+
+json::Object command(std::string_view text) {
+  json::Object o;
+  o["type"] = record::kCommand;
+  o["session"] = "s1";
+  o["pid"] = 42;
+  o["shell"] = "bash";
+  record::set_bytes(o, "text", text);
+  return o;
+}
+
+json::Object parse_object(const std::string& line) {
+  auto v = json::parse(line);
+  EXPECT_TRUE(v.ok()) << line;
+  if (!v.ok() || !v->is_object()) return {};
+  return v->as_object();
+}
+
+// Parses line, lets f change the record, and re-encodes it canonically.
+template <class F>
+std::string edit(const std::string& line, F f) {
+  json::Object o = parse_object(line);
+  f(o);
+  return json::encode(json::Value(std::move(o)));
+}
+
+// What an attacker without the key can do after editing lines[from]: recompute the prev of
+// every later record so that the hash chain is consistent again (seals keep their old sig).
+void rechain(std::vector<std::string>& lines, size_t from) {
+  for (size_t i = from + 1; i < lines.size(); ++i)
+    lines[i] = edit(lines[i], [&](json::Object& o) { o["prev"] = hash_hex(lines[i - 1]); });
+}
+
+class VerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = make_key();
+    path_ = dir_.file("audit.jsonl");
+  }
+
+  static std::unique_ptr<crypto::SigningKey> make_key() {
+    auto k = crypto::SigningKey::generate();
+    if (!k.ok()) throw std::runtime_error(k.message());
+    return std::make_unique<crypto::SigningKey>(std::move(*k));
+  }
+
+  static crypto::VerifyKey pub(const crypto::SigningKey& k) {
+    auto v = crypto::VerifyKey::from_raw(k.public_raw());
+    if (!v.ok()) throw std::runtime_error(v.message());
+    return std::move(*v);
+  }
+
+  std::unique_ptr<LogWriter> open_writer(const crypto::SigningKey* key = nullptr,
+                                         uint64_t seal_every = 1000) {
+    WriterOptions o;
+    o.path = path_;
+    o.key = key ? key : key_.get();
+    o.clock_ns = [this] { return now_ += kSec; };
+    o.seal_every = seal_every;
+    auto w = LogWriter::open(std::move(o));
+    EXPECT_TRUE(w.ok()) << w.message();
+    if (!w.ok()) return nullptr;
+    return std::move(*w);
+  }
+
+  // The standard log:
+  //   seq 1 start, 2..4 commands "echo 1".."echo 3", 5 interval seal,
+  //   6..7 commands "echo 4", "echo 5", 8 closing seal (unless close is false).
+  void write_standard_log(bool close = true) {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    for (int i = 1; i <= 3; ++i) ASSERT_TRUE(w->append(command("echo " + std::to_string(i))).ok());
+    ASSERT_TRUE(w->seal(record::kSealInterval).ok());
+    for (int i = 4; i <= 5; ++i) ASSERT_TRUE(w->append(command("echo " + std::to_string(i))).ok());
+    if (close) {
+      ASSERT_TRUE(w->close().ok());
+    }
+  }
+
+  VerifyReport verify(const std::vector<std::string>& paths, bool allow_open = false,
+                      const std::vector<const crypto::SigningKey*>& keys = {}) {
+    VerifyOptions o;
+    if (keys.empty()) o.keys.push_back(pub(*key_));
+    for (const auto* k : keys) o.keys.push_back(pub(*k));
+    o.allow_open = allow_open;
+    return verify_logs(paths, o);
+  }
+  VerifyReport verify(bool allow_open = false) { return verify({path_}, allow_open); }
+
+  std::vector<std::string> lines() const { return read_lines(path_); }
+  void set_lines(const std::vector<std::string>& ls) { write_file(path_, join_lines(ls)); }
+
+  TempDir dir_;
+  std::string path_;
+  std::unique_ptr<crypto::SigningKey> key_;
+  int64_t now_ = kT0;
+};
+
+// A failed report: the exact seq and (a distinctive part of) the message.
+#define EXPECT_FAILS_AT(rep, seq, text)                                             \
+  do {                                                                              \
+    const VerifyReport& r_ = (rep);                                                 \
+    EXPECT_FALSE(r_.ok);                                                            \
+    EXPECT_EQ(r_.bad_seq, std::optional<uint64_t>(seq)) << r_.error;                \
+    EXPECT_NE(r_.error.find(text), std::string::npos) << "error: " << r_.error;     \
+  } while (0)
+
+// ---- intact logs ----
+
+TEST_F(VerifyTest, IntactLogVerifiesWithCounts) {
+  write_standard_log();
+  ASSERT_EQ(lines().size(), 8u);
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 8u);
+  EXPECT_EQ(rep.seals, 2u);
+  EXPECT_EQ(rep.unsealed, 0u);
+  EXPECT_FALSE(rep.bad_seq.has_value());
+  EXPECT_EQ(rep.error, "");
+  EXPECT_TRUE(rep.notes.empty());
+}
+
+TEST_F(VerifyTest, LogWithCountSealsVerifies) {
+  auto w = open_writer(nullptr, /*seal_every=*/3);
+  ASSERT_TRUE(w);
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(w->append(command("c" + std::to_string(i))).ok());
+  ASSERT_TRUE(w->close().ok());
+  // 1 start, 2-3, 4 seal, 5-7, 8 seal, 9-10, 11 close
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 11u);
+  EXPECT_EQ(rep.seals, 3u);
+}
+
+TEST_F(VerifyTest, SeveralRunsInOneFileVerifyAsOneChain) {
+  write_standard_log();                // clean run
+  {
+    auto w = open_writer();            // an unclean run
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->append(command("crash")).ok());
+  }
+  append_file(path_, "{\"partial");    // crash residue, cut off by the next run
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->append(command("after")).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 8u + 2u + 3u);
+  EXPECT_EQ(rep.seals, 3u);
+}
+
+TEST_F(VerifyTest, RecordSpanningReadChunksVerifies) {
+  auto w = open_writer();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->append(command(std::string(3u << 20, 'x'))).ok());  // a 3 MiB line
+  ASSERT_TRUE(w->append(command("small")).ok());
+  ASSERT_TRUE(w->close().ok());
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 4u);
+
+  auto ls = lines();
+  ls[1] = edit(ls[1], [](json::Object& o) { o["text"] = std::string(3u << 20, 'y'); });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 2u, "seq 2 was changed");
+}
+
+// ---- open logs ----
+
+TEST_F(VerifyTest, LogWithoutClosingSealFails) {
+  write_standard_log(/*close=*/false);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 8u, "closing seal");
+  EXPECT_EQ(rep.error, path_ + " does not end with a closing seal (last record: seq 7, type "
+                               "command): the log was cut short after seq 7, or shauditd has "
+                               "not stopped cleanly yet (--allow-open accepts a live log)");
+}
+
+TEST_F(VerifyTest, AllowOpenAcceptsALiveLogAndCountsUnsealed) {
+  write_standard_log(/*close=*/false);
+  auto rep = verify(/*allow_open=*/true);
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 7u);
+  EXPECT_EQ(rep.seals, 1u);
+  EXPECT_EQ(rep.unsealed, 2u);  // seq 6 and 7
+  EXPECT_FALSE(rep.bad_seq.has_value());
+}
+
+TEST_F(VerifyTest, AllowOpenRightAfterASeal) {
+  auto w = open_writer();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->append(command("a")).ok());
+  ASSERT_TRUE(w->seal(record::kSealInterval).ok());
+  auto open = verify(/*allow_open=*/true);
+  EXPECT_TRUE(open.ok) << open.error;
+  EXPECT_EQ(open.unsealed, 0u);
+  EXPECT_EQ(open.seals, 1u);
+  EXPECT_FAILS_AT(verify(), 4u, "does not end with a closing seal (last record: seq 3, type seal)");
+}
+
+TEST_F(VerifyTest, AllowOpenStillRejectsTampering) {
+  write_standard_log(/*close=*/false);
+  auto ls = lines();
+  ls.erase(ls.begin() + 5);  // seq 6
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(/*allow_open=*/true), 6u, "seq 6 is missing");
+}
+
+// ---- tampering ----
+
+TEST_F(VerifyTest, EditedCommandTextNamesThatRecord) {
+  write_standard_log();
+  auto ls = lines();
+  ASSERT_EQ(*json::get_string(parse_object(ls[2]), "text"), "echo 2");
+  ls[2] = edit(ls[2], [](json::Object& o) { o["text"] = "rm -rf /"; });
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 3u, "seq 3 was changed");
+  EXPECT_EQ(rep.error, path_ + " line 3: seq 3 was changed, or a record was inserted after it: "
+                               "the prev of seq 4 does not match its hash");
+}
+
+TEST_F(VerifyTest, EditedRecordJustBeforeTheClosingSeal) {
+  write_standard_log();
+  auto ls = lines();
+  ls[6] = edit(ls[6], [](json::Object& o) { o["pid"] = 1; });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 7u, "seq 7 was changed");
+}
+
+TEST_F(VerifyTest, DeletedMiddleRecordNamesTheMissingSeq) {
+  write_standard_log();
+  auto ls = lines();
+  ls.erase(ls.begin() + 2);  // seq 3
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 3u, "seq 3 is missing");
+  EXPECT_EQ(rep.error, path_ + " line 3: seq 3 is missing (seq 4 follows seq 2): records were "
+                               "removed or reordered");
+}
+
+TEST_F(VerifyTest, InsertedCopyOfARecord) {
+  write_standard_log();
+  auto ls = lines();
+  ls.insert(ls.begin() + 3, ls[2]);  // seq 3 twice
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 3u, "seq 3 appears again");
+  EXPECT_EQ(rep.error, path_ + " line 4: seq 3 appears again or out of order after seq 3: "
+                               "records were inserted or reordered");
+
+  // A copy of an older record further down.
+  auto ls2 = lines();
+  ls2.erase(ls2.begin() + 3);  // back to the original
+  ls2.insert(ls2.begin() + 6, ls2[1]);  // seq 2 again after seq 6
+  set_lines(ls2);
+  EXPECT_FAILS_AT(verify(), 2u, "seq 2 appears again or out of order after seq 6");
+}
+
+TEST_F(VerifyTest, InsertedForgedRecordWithAValidLookingChain) {
+  write_standard_log();
+  auto ls = lines();
+  // A new record with the right prev, taking seq 4; all later records renumbered and rechained.
+  std::string forged = edit(ls[2], [&](json::Object& o) {
+    o["text"] = "injected";
+    o["seq"] = 4;
+    o["prev"] = hash_hex(ls[2]);
+  });
+  ls.insert(ls.begin() + 3, forged);
+  for (size_t i = 4; i < ls.size(); ++i)
+    ls[i] = edit(ls[i], [&](json::Object& o) { o["seq"] = static_cast<int64_t>(i + 1); });
+  rechain(ls, 3);
+  set_lines(ls);
+  // The chain is consistent, but the interval seal (now seq 6) no longer verifies.
+  EXPECT_FAILS_AT(verify(), 6u, "seal seq 6 has an invalid signature");
+}
+
+TEST_F(VerifyTest, SwappedRecordsAreReordering) {
+  write_standard_log();
+  auto ls = lines();
+  std::swap(ls[2], ls[3]);  // seq 4 before seq 3
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 3u, "records were removed or reordered");
+  EXPECT_NE(rep.error.find("seq 3 is missing (seq 4 follows seq 2)"), std::string::npos)
+      << rep.error;
+}
+
+TEST_F(VerifyTest, CutShortByRemovingTheClosingSeal) {
+  write_standard_log();
+  auto ls = lines();
+  ls.pop_back();
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 8u, "does not end with a closing seal (last record: seq 7, type command)");
+}
+
+TEST_F(VerifyTest, CutShortByRemovingTheLastLines) {
+  write_standard_log();
+  auto ls = lines();
+  ls.resize(5);  // up to and including the interval seal
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 6u, "does not end with a closing seal (last record: seq 5, type seal)");
+}
+
+TEST_F(VerifyTest, TruncatedLastLineWithoutNewline) {
+  write_standard_log();
+  std::string data = read_file(path_);
+  write_file(path_, data.substr(0, data.size() - 1));  // only the final newline gone
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 8u, "cut short");
+  EXPECT_EQ(rep.error, path_ + ": line 8 is cut short (no newline at the end of the file): the "
+                               "record after seq 7 is incomplete");
+
+  write_file(path_, data.substr(0, data.size() - 40));  // the closing seal half written
+  EXPECT_FAILS_AT(verify(), 8u, "line 8 is cut short");
+  EXPECT_FAILS_AT(verify(/*allow_open=*/true), 8u, "line 8 is cut short");
+}
+
+TEST_F(VerifyTest, NonCanonicalReencodingIsDetected) {
+  write_standard_log();
+  const auto orig = lines();
+
+  auto ls = orig;
+  ls[2].insert(1, " ");  // {"pid":... -> { "pid":...
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 3u, "canonical");
+  EXPECT_EQ(rep.error, path_ + " line 3: seq 3 is not in canonical form: it was edited");
+
+  ls = orig;
+  auto pos = ls[3].find("echo 3");
+  ASSERT_NE(pos, std::string::npos);
+  ls[3].replace(pos, 6, "ech\\u006f 3");  // same value, escaped
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 4u, "seq 4 is not in canonical form");
+
+  ls = orig;
+  ls[1] += " ";  // trailing space
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 2u, "seq 2 is not in canonical form");
+}
+
+TEST_F(VerifyTest, GarbageAndIncompleteRecords) {
+  write_standard_log();
+  const auto orig = lines();
+
+  auto ls = orig;
+  ls[3] = "garbage";
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 4u, "seq 4 (expected here) is not a valid record: JSON error");
+
+  ls = orig;
+  ls[3] = "[1,2]";
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 4u, "is not a valid record: not a JSON object");
+
+  ls = orig;
+  ls[3] = edit(ls[3], [](json::Object& o) { o.erase("prev"); });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 4u, "record lacks a valid seq, type, time or prev (expected seq 4)");
+
+  ls = orig;
+  ls[3] = "";  // an empty line
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 4u, "line 4: seq 4 (expected here) is not a valid record");
+
+  ls = orig;
+  ls[3] = edit(ls[3], [](json::Object& o) { o["time"] = "yesterday"; });
+  rechain(ls, 3);
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 4u, "seq 4 has an invalid time");
+}
+
+TEST_F(VerifyTest, ForgedSealSignature) {
+  write_standard_log();
+  const auto orig = lines();
+
+  // A made-up signature on the interval seal.
+  auto ls = orig;
+  ls[4] = edit(ls[4], [](json::Object& o) {
+    o["sig"] = crypto::base64_encode(std::string(64, '\0'));
+  });
+  rechain(ls, 4);
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 5u, "invalid signature");
+  EXPECT_EQ(rep.error, path_ + " line 5: seal seq 5 has an invalid signature: the records it "
+                               "covers were rewritten");
+
+  // A rewritten record with the whole chain recomputed: the next seal gives it away.
+  ls = orig;
+  ls[2] = edit(ls[2], [](json::Object& o) { o["text"] = "innocent"; });
+  rechain(ls, 2);
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 5u, "seal seq 5 has an invalid signature");
+
+  // Same after the last interval seal: the closing seal gives it away.
+  ls = orig;
+  ls[6] = edit(ls[6], [](json::Object& o) { o["text"] = "innocent"; });
+  rechain(ls, 6);
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 8u, "seal seq 8 has an invalid signature");
+
+  // A seal's own fields are signed too.
+  ls = orig;
+  ls[7] = edit(ls[7], [](json::Object& o) { o["reason"] = "rotate"; });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 8u, "seal seq 8 has an invalid signature");
+
+  // A signature that is not base64, and a missing one.
+  ls = orig;
+  ls[7] = edit(ls[7], [](json::Object& o) { o["sig"] = "not base64!"; });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 8u, "seal seq 8 has an invalid signature");
+  ls = orig;
+  ls[7] = edit(ls[7], [](json::Object& o) { o.erase("sig"); });
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 8u, "seal seq 8 lacks key_id or sig");
+}
+
+TEST_F(VerifyTest, SealByAnUnknownKeyNamesTheKeyId) {
+  write_standard_log();
+  auto other = make_key();
+  auto rep = verify({path_}, false, {other.get()});
+  EXPECT_FAILS_AT(rep, 5u, key_->key_id());
+  EXPECT_EQ(rep.error, path_ + " line 5: seal seq 5 is signed by key " + key_->key_id() +
+                           ", which is not among the given public keys");
+  // With the right key among several, it verifies.
+  auto both = verify({path_}, false, {other.get(), key_.get()});
+  EXPECT_TRUE(both.ok) << both.error;
+}
+
+TEST_F(VerifyTest, SealClaimingAnotherKeyId) {
+  write_standard_log();
+  auto other = make_key();
+  auto ls = lines();
+  ls[7] = edit(ls[7], [&](json::Object& o) { o["key_id"] = other->key_id(); });
+  set_lines(ls);
+  // Verified with the claimed key, the signature (made by key_) does not match.
+  auto rep = verify({path_}, false, {key_.get(), other.get()});
+  EXPECT_FAILS_AT(rep, 8u, "seal seq 8 has an invalid signature");
+}
+
+// ---- beginnings ----
+
+TEST_F(VerifyTest, FirstRecordsRemoved) {
+  write_standard_log();
+  const auto orig = lines();
+
+  auto ls = orig;
+  ls.erase(ls.begin(), ls.begin() + 2);  // seq 1 and 2
+  set_lines(ls);
+  auto rep = verify();
+  EXPECT_FAILS_AT(rep, 1u, "records before it were removed");
+  EXPECT_EQ(rep.error, path_ + " line 1: the log begins with seq 3 (command), which neither "
+                               "starts a chain nor follows a rotation: records before it were "
+                               "removed");
+
+  ls = orig;
+  ls.erase(ls.begin());  // only the start record
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 1u, "the log begins with seq 2 (command)");
+}
+
+TEST_F(VerifyTest, LogBeginningAtALaterRunFails) {
+  write_standard_log();
+  size_t first_run = lines().size();
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto ls = lines();
+  ls.erase(ls.begin(), ls.begin() + static_cast<long>(first_run));  // keep the second run only
+  set_lines(ls);
+  // A start record whose prev is not the genesis value does not begin a chain.
+  EXPECT_FAILS_AT(verify(), 1u, "the log begins with seq 9 (start)");
+}
+
+TEST_F(VerifyTest, StartRecordWithWrongSeq) {
+  write_standard_log();
+  auto ls = lines();
+  ls[0] = edit(ls[0], [](json::Object& o) { o["seq"] = 2; });
+  rechain(ls, 0);
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(), 1u, "the log begins with seq 2, expected seq 1");
+}
+
+TEST_F(VerifyTest, EmptyMissingAndNoInput) {
+  write_file(path_, "");
+  auto empty = verify();
+  EXPECT_FALSE(empty.ok);
+  EXPECT_FALSE(empty.bad_seq.has_value());
+  EXPECT_EQ(empty.error, path_ + ": the file is empty");
+
+  const std::string missing = dir_.file("missing.jsonl");
+  auto m = verify({missing});
+  EXPECT_FALSE(m.ok);
+  EXPECT_FALSE(m.bad_seq.has_value());
+  EXPECT_EQ(m.error, missing + ": No such file or directory");
+
+  VerifyOptions with_key;
+  with_key.keys.push_back(pub(*key_));
+  auto none = verify_logs({}, with_key);
+  EXPECT_FALSE(none.ok);
+  EXPECT_EQ(none.error, "no log file given");
+
+  write_standard_log();
+  auto no_key = verify_logs({path_}, VerifyOptions{});
+  EXPECT_FALSE(no_key.ok);
+  EXPECT_EQ(no_key.error, "no public key given");
+}
+
+// ---- rotated sets ----
+
+class RotatedSetTest : public VerifyTest {
+ protected:
+  // f1: seq 1 start, 2-3 commands, 4 rotate seal
+  // f2: seq 1 rotate, 2 command, 3 rotate seal
+  // path_: seq 1 rotate, 2-3 commands, 4 closing seal
+  void SetUp() override {
+    VerifyTest::SetUp();
+    f1_ = dir_.file("audit.jsonl.2");
+    f2_ = dir_.file("audit.jsonl.1");
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->append(command("one")).ok());
+    ASSERT_TRUE(w->append(command("two")).ok());
+    ASSERT_EQ(std::rename(path_.c_str(), f1_.c_str()), 0);
+    ASSERT_TRUE(w->rotate().ok());
+    ASSERT_TRUE(w->append(command("three")).ok());
+    ASSERT_EQ(std::rename(path_.c_str(), f2_.c_str()), 0);
+    ASSERT_TRUE(w->rotate().ok());
+    ASSERT_TRUE(w->append(command("four")).ok());
+    ASSERT_TRUE(w->append(command("five")).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  std::string f1_, f2_;
+};
+
+TEST_F(RotatedSetTest, OldestFirstVerifiesAsOneChain) {
+  ASSERT_EQ(read_lines(f1_).size(), 4u);
+  ASSERT_EQ(read_lines(f2_).size(), 3u);
+  ASSERT_EQ(lines().size(), 4u);
+  auto rep = verify({f1_, f2_, path_});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 11u);
+  EXPECT_EQ(rep.seals, 3u);
+  EXPECT_EQ(rep.unsealed, 0u);
+  EXPECT_TRUE(rep.notes.empty());
+}
+
+TEST_F(RotatedSetTest, MiddleFileMissingFails) {
+  auto rep = verify({f1_, path_});
+  EXPECT_FAILS_AT(rep, 1u, "missing or out of order");
+  EXPECT_EQ(rep.error, path_ + " does not continue " + f1_ +
+                           " (first record seq 1, type rotate): a file of the rotated set is "
+                           "missing or out of order");
+}
+
+TEST_F(RotatedSetTest, WrongOrderFails) {
+  auto rep = verify({f2_, f1_, path_});
+  EXPECT_FAILS_AT(rep, 1u, f1_ + " does not continue " + f2_ + " (first record seq 1, type start)");
+  EXPECT_FAILS_AT(verify({f1_, path_, f2_}), 1u,
+                  path_ + " does not continue " + f1_ + " (first record seq 1, type rotate)");
+  EXPECT_FAILS_AT(verify({path_, f1_, f2_}), 5u,
+                  path_ + " ends at seq 4 without a rotation seal, but another file follows it");
+}
+
+TEST_F(RotatedSetTest, NewestFileAloneVerifiesWithANote) {
+  auto rep = verify({path_});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 4u);
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0], path_ + " begins at a rotation (the older file, which ended at seq 3, "
+                                  "was not given)");
+  auto two = verify({f2_, path_});
+  EXPECT_TRUE(two.ok) << two.error;
+  EXPECT_EQ(two.records, 7u);
+  ASSERT_EQ(two.notes.size(), 1u);
+  EXPECT_EQ(two.notes[0], f2_ + " begins at a rotation (the older file, which ended at seq 4, "
+                                "was not given)");
+}
+
+TEST_F(RotatedSetTest, OlderFilesWithoutTheNewestOne) {
+  auto rep = verify({f1_, f2_});
+  EXPECT_FAILS_AT(rep, 4u, "newer file of the rotated set is missing");
+  EXPECT_EQ(rep.error, f2_ + " ends with a rotation seal at seq 3: the newer file of the "
+                             "rotated set is missing");
+  auto open = verify({f1_, f2_}, /*allow_open=*/true);
+  EXPECT_TRUE(open.ok) << open.error;
+  ASSERT_EQ(open.notes.size(), 1u);
+  EXPECT_EQ(open.notes[0], f2_ + " ends with a rotation seal: the newer file of the rotated set "
+                                 "was not given");
+}
+
+TEST_F(RotatedSetTest, TamperingInALaterFileNamesItsSeq) {
+  auto ls = lines();
+  ls[1] = edit(ls[1], [](json::Object& o) { o["text"] = "changed"; });
+  set_lines(ls);
+  auto rep = verify({f1_, f2_, path_});
+  EXPECT_FAILS_AT(rep, 2u, path_ + " line 2: seq 2 was changed");
+}
+
+TEST_F(RotatedSetTest, EditedRotationSealBreaksTheLink) {
+  auto ls = read_lines(f1_);
+  ls[3] = edit(ls[3], [](json::Object& o) { o["time"] = "2026-11-28T12:00:00.000000000Z"; });
+  write_file(f1_, join_lines(ls));
+  // The seal's own signature fails before the next file is even read.
+  EXPECT_FAILS_AT(verify({f1_, f2_, path_}), 4u, "seal seq 4 has an invalid signature");
+}
+
+// ---- key changes ----
+
+TEST_F(VerifyTest, KeyChangeVerifiesWithBothKeys) {
+  write_standard_log();  // seals by key_
+  auto key_b = make_key();
+  {
+    auto w = open_writer(key_b.get());
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->append(command("after the change")).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto ls = lines();
+  ASSERT_EQ(ls.size(), 12u);  // 8 + start, key_change, command, close
+  ASSERT_EQ(*json::get_string(parse_object(ls[9]), "type"), "key_change");
+
+  auto both = verify({path_}, false, {key_.get(), key_b.get()});
+  EXPECT_TRUE(both.ok) << both.error;
+  EXPECT_EQ(both.records, 12u);
+  EXPECT_EQ(both.seals, 3u);
+
+  auto only_new = verify({path_}, false, {key_b.get()});
+  EXPECT_FAILS_AT(only_new, 5u, "signed by key " + key_->key_id() + ", which is not among");
+
+  auto only_old = verify({path_}, false, {key_.get()});
+  EXPECT_FAILS_AT(only_old, 12u, "signed by key " + key_b->key_id() + ", which is not among");
+}
+
+}  // namespace
+}  // namespace shaudit

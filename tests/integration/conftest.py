@@ -141,3 +141,72 @@ def daemon_factory(tmp_path):
 @pytest.fixture
 def daemon(daemon_factory):
     return daemon_factory().start()
+
+
+# ---------------------------------------------------------------------------------------
+# Generic helpers added for test_lifecycle.py and test_verify_cli.py (additions only).
+
+import hashlib  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+CLIENT_FORK = BUILD / "tests" / "client_fork"
+NOBODY_UID = 65534
+# Runs a command as uid/gid 65534 with no supplementary groups (util-linux setpriv).
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups"]
+# A record's time: RFC 3339 UTC with exactly nine fractional digits.
+RECORD_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
+
+
+def record_time_ns(text):
+    """Nanoseconds since the epoch of a record's `time` (RFC 3339 UTC, 9 fractional digits)."""
+    import calendar
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{9})Z", text)
+    assert m, f"not a record time: {text!r}"
+    y, mo, d, h, mi, s, frac = m.groups()
+    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    return secs * 1_000_000_000 + int(frac)
+
+
+def read_lines(path):
+    """The log's lines as bytes, without their newlines."""
+    return Path(path).read_bytes().splitlines()
+
+
+def line_hash(line):
+    """The chain hash of one log line (bytes without the newline): SHA-256 hex."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def canonical_json(obj):
+    """The log's canonical encoding of a record (sorted keys, no whitespace, UTF-8)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def emit(sock, *args, as_nobody=False, timeout=30):
+    """Runs `shaudit emit --socket SOCK ARGS...`; returns (CompletedProcess, pid of the emitter).
+
+    The pid is the one the daemon must record: Popen execs the CLI directly (or through
+    setpriv, which execs it in the same process)."""
+    cmd = [str(SHAUDIT), "emit", "--socket", str(sock), *map(str, args)]
+    if as_nobody:
+        cmd = AS_NOBODY + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err), p.pid
+
+
+@pytest.fixture
+def public_dir():
+    """A directory under /tmp that every user may traverse (0755): for sockets that a
+    process running as another uid must reach (pytest's tmp_path is root-only)."""
+    d = Path(tempfile.mkdtemp(prefix="shaudit-it-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

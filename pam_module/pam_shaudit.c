@@ -1,0 +1,236 @@
+/* pam_shaudit.so: registers each PAM session with shauditd and puts the interposer into the
+ * session's environment.
+ *
+ *   session required pam_shaudit.so [socket=PATH] [preload=PATH] [fail=open|closed]
+ *                                   [timeout_ms=N] [debug]
+ *
+ * open_session sends SESSION_OPEN (user, uid, service, tty, remote host) and receives the
+ * session id; the daemon itself reads the opening process's loginuid and audit session id
+ * from /proc and accepts the request only from a root peer. The module then sets
+ * SHAUDIT_SESSION, SHAUDIT_SOCKET (with socket=) and LD_PRELOAD (with preload=) in the PAM
+ * environment. close_session sends SESSION_CLOSE. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shaudit/wire.h"
+#include "shaudit/wire_encode.h"
+
+#define DATA_KEY "pam_shaudit_session"
+#define MSG_BUF 8192
+
+struct options {
+  const char* socket;
+  const char* preload;
+  int fail_closed;
+  int timeout_ms;
+  int debug;
+  int socket_given;
+};
+
+static int parse_options(pam_handle_t* pamh, int argc, const char** argv, struct options* o) {
+  o->socket = SHAUDIT_DEFAULT_SOCKET;
+  o->preload = NULL;
+  o->fail_closed = 0;
+  o->timeout_ms = 2000;
+  o->debug = 0;
+  o->socket_given = 0;
+  for (int i = 0; i < argc; ++i) {
+    const char* a = argv[i];
+    if (strncmp(a, "socket=", 7) == 0 && a[7] == '/') {
+      o->socket = a + 7;
+      o->socket_given = 1;
+    } else if (strncmp(a, "preload=", 8) == 0 && a[8] == '/') {
+      o->preload = a + 8;
+    } else if (strcmp(a, "fail=open") == 0) {
+      o->fail_closed = 0;
+    } else if (strcmp(a, "fail=closed") == 0) {
+      o->fail_closed = 1;
+    } else if (strncmp(a, "timeout_ms=", 11) == 0 && atoi(a + 11) > 0) {
+      o->timeout_ms = atoi(a + 11);
+    } else if (strcmp(a, "debug") == 0) {
+      o->debug = 1;
+    } else {
+      pam_syslog(pamh, LOG_ERR, "unknown option: %s", a);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends one request and, when want_reply, reads the daemon's reply into reply (NUL-ended
+ * session id or error text). Returns 0 on success, -1 with *err set. */
+static int transact(const struct options* o, const char* msg, size_t len, int want_reply,
+                    char* reply, size_t reply_cap, int* is_error, const char** err) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = strerror(errno);
+    return -1;
+  }
+  struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  if (strlen(o->socket) >= sizeof a.sun_path) {
+    close(fd);
+    *err = "socket path too long";
+    return -1;
+  }
+  strcpy(a.sun_path, o->socket);
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0 ||
+      send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
+    *err = strerror(errno);
+    close(fd);
+    return -1;
+  }
+  if (!want_reply) {
+    close(fd);
+    return 0;
+  }
+  char buf[MSG_BUF];
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  int e = errno;
+  close(fd);
+  if (n < (ssize_t)sizeof(struct shaudit_wire_header)) {
+    *err = n < 0 ? (e == EAGAIN ? "no reply from shauditd (timeout)" : strerror(e)) : "short reply";
+    return -1;
+  }
+  struct shaudit_wire_header h;
+  memcpy(&h, buf, sizeof h);
+  if (h.magic != SHAUDIT_WIRE_MAGIC || h.version != SHAUDIT_WIRE_VERSION ||
+      h.type != SHAUDIT_MSG_SESSION_REPLY || h.length != (uint32_t)n) {
+    *err = "malformed reply from shauditd (wire version mismatch?)";
+    return -1;
+  }
+  size_t pos = sizeof h;
+  while (pos + sizeof(struct shaudit_wire_field) <= (size_t)n) {
+    struct shaudit_wire_field f;
+    memcpy(&f, buf + pos, sizeof f);
+    pos += sizeof f;
+    if (f.length > (size_t)n - pos) break;
+    if ((f.tag == SHAUDIT_F_SESSION || f.tag == SHAUDIT_F_ERROR) && f.length < reply_cap) {
+      memcpy(reply, buf + pos, f.length);
+      reply[f.length] = 0;
+      *is_error = f.tag == SHAUDIT_F_ERROR;
+      return 0;
+    }
+    pos += f.length;
+  }
+  *err = "reply without a session id";
+  return -1;
+}
+
+static void free_data(pam_handle_t* pamh, void* data, int status) {
+  (void)pamh;
+  (void)status;
+  free(data);
+}
+
+static int put_env(pam_handle_t* pamh, const char* name, const char* value) {
+  char buf[4096];
+  int n = snprintf(buf, sizeof buf, "%s=%s", name, value);
+  if (n < 0 || (size_t)n >= sizeof buf) return PAM_BUF_ERR;
+  return pam_putenv(pamh, buf);
+}
+
+/* Environment for the session's processes: even when shauditd is unreachable (fail=open)
+ * the interposer is preloaded, so the shell opens an implicit session once it returns. */
+static int export_env(pam_handle_t* pamh, const struct options* o, const char* session) {
+  int rc = PAM_SUCCESS;
+  if (session && (rc = put_env(pamh, "SHAUDIT_SESSION", session)) != PAM_SUCCESS) return rc;
+  if (o->socket_given && (rc = put_env(pamh, "SHAUDIT_SOCKET", o->socket)) != PAM_SUCCESS) return rc;
+  if (o->preload && (rc = put_env(pamh, "LD_PRELOAD", o->preload)) != PAM_SUCCESS) return rc;
+  return rc;
+}
+
+__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_handle_t* pamh, int flags, int argc, const char** argv) {
+  (void)flags;
+  struct options o;
+  if (parse_options(pamh, argc, argv, &o) != 0) return PAM_SESSION_ERR;
+  const char *user = NULL, *service = NULL, *tty = NULL, *rhost = NULL;
+  if (pam_get_item(pamh, PAM_USER, (const void**)&user) != PAM_SUCCESS || !user) {
+    pam_syslog(pamh, LOG_ERR, "no user name");
+    return PAM_SESSION_ERR;
+  }
+  pam_get_item(pamh, PAM_SERVICE, (const void**)&service);
+  pam_get_item(pamh, PAM_TTY, (const void**)&tty);
+  pam_get_item(pamh, PAM_RHOST, (const void**)&rhost);
+  struct passwd pw, *res = NULL;
+  char pwbuf[4096];
+  if (getpwnam_r(user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || !res) {
+    pam_syslog(pamh, LOG_ERR, "unknown user %s", user);
+    return PAM_SESSION_ERR;
+  }
+  char msg[MSG_BUF];
+  struct shaudit_enc e;
+  shaudit_enc_begin(&e, msg, sizeof msg, SHAUDIT_MSG_SESSION_OPEN);
+  shaudit_enc_str(&e, SHAUDIT_F_USER, user);
+  shaudit_enc_u64(&e, SHAUDIT_F_UID, (uint64_t)res->pw_uid);
+  shaudit_enc_str(&e, SHAUDIT_F_SERVICE, service ? service : "");
+  if (tty) shaudit_enc_str(&e, SHAUDIT_F_TTY, tty);
+  if (rhost) shaudit_enc_str(&e, SHAUDIT_F_RHOST, rhost);
+  size_t len = shaudit_enc_finish(&e, 1, now_ns());
+
+  char reply[256];
+  int is_error = 0;
+  const char* err = NULL;
+  if (transact(&o, msg, len, 1, reply, sizeof reply, &is_error, &err) != 0 || is_error) {
+    const char* why = is_error ? reply : err;
+    if (o.fail_closed) {
+      pam_syslog(pamh, LOG_ERR, "cannot register the session with shauditd at %s: %s; refusing "
+                 "the session (fail=closed)", o.socket, why);
+      return PAM_SESSION_ERR;
+    }
+    pam_syslog(pamh, LOG_WARNING, "cannot register the session with shauditd at %s: %s; "
+               "continuing unregistered (fail=open)", o.socket, why);
+    return export_env(pamh, &o, NULL) == PAM_SUCCESS ? PAM_SUCCESS : PAM_SESSION_ERR;
+  }
+  char* kept = strdup(reply);
+  if (!kept || pam_set_data(pamh, DATA_KEY, kept, free_data) != PAM_SUCCESS) {
+    free(kept);
+    return PAM_BUF_ERR;
+  }
+  if (o.debug) pam_syslog(pamh, LOG_DEBUG, "session %s opened for %s", reply, user);
+  return export_env(pamh, &o, reply) == PAM_SUCCESS ? PAM_SUCCESS : PAM_SESSION_ERR;
+}
+
+__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_close_session(pam_handle_t* pamh, int flags, int argc, const char** argv) {
+  (void)flags;
+  struct options o;
+  if (parse_options(pamh, argc, argv, &o) != 0) return PAM_SESSION_ERR;
+  const void* data = NULL;
+  if (pam_get_data(pamh, DATA_KEY, &data) != PAM_SUCCESS || !data) return PAM_IGNORE;
+  char msg[1024];
+  struct shaudit_enc e;
+  shaudit_enc_begin(&e, msg, sizeof msg, SHAUDIT_MSG_SESSION_CLOSE);
+  shaudit_enc_str(&e, SHAUDIT_F_SESSION, (const char*)data);
+  size_t len = shaudit_enc_finish(&e, 1, now_ns());
+  char reply[256];
+  int is_error = 0;
+  const char* err = NULL;
+  if (transact(&o, msg, len, 1, reply, sizeof reply, &is_error, &err) != 0 || is_error) {
+    pam_syslog(pamh, LOG_WARNING, "cannot close session %s with shauditd: %s", (const char*)data,
+               is_error ? reply : err);
+    return o.fail_closed ? PAM_SESSION_ERR : PAM_SUCCESS;
+  }
+  return PAM_SUCCESS;
+}

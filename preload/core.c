@@ -1,0 +1,683 @@
+/* Interposer core. See core.h for the rules every function here follows. */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shaudit/wire.h"
+#include "shaudit/wire_encode.h"
+
+#define SA_HIDDEN __attribute__((visibility("hidden")))
+#define SA_HIGH_FD 987     /* the socket lives on a high fd, away from the shell's own */
+#define SA_STACK_MSG 8192  /* messages up to this size are built on the stack */
+#define SA_BACKLOG 65536   /* bytes of reports held while the daemon is unreachable */
+#define SA_RETRY_NS 1000000000LL
+#define SA_CHILD_SLOTS 8
+#define SA_TTY_MAX 4096
+
+struct sa_child_slot {
+  pid_t pid;
+  uint64_t seq;
+};
+
+static struct {
+  int enabled;
+  int shell;
+  int interactive;
+  int host_wide;
+  int secure;
+  pid_t owner;               /* the process this state belongs to */
+  int fd;                    /* connected socket or -1 */
+  dev_t sock_dev;            /* identity of our socket: a dup2 over it is detected */
+  ino_t sock_ino;
+  uint64_t seq;              /* last report number (owner only) */
+  int64_t next_connect_ns;   /* no reconnect attempts before this */
+  char socket_path[sizeof(((struct sockaddr_un*)0)->sun_path)];
+  char session[128];
+  /* typed commands */
+  uint64_t cmd_no;           /* number of the current typed command */
+  pid_t cmd_pid;             /* the shell that read it (inherited by children) */
+  uint32_t line_index;       /* continuation lines seen for the current command */
+  int64_t cmd_start_ns;
+  int status_pending;
+  uint8_t hash_key[16];
+  int hash_key_sent;
+  /* tty line assembly (dash path) */
+  char tty_buf[SA_TTY_MAX];
+  size_t tty_len;
+  /* backlog of whole messages while the daemon is away */
+  char backlog[SA_BACKLOG];
+  size_t backlog_len;
+  int backlog_busy;
+  struct sa_child_slot children[SA_CHILD_SLOTS];
+} S = {.fd = -1};
+
+/* ------------------------------------------------------------------ helpers */
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t real_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static size_t sa_strlen(const char* s) { return s ? strlen(s) : 0; }
+
+static const char* env_get(char** envp, const char* name) {
+  size_t n = strlen(name);
+  for (char** e = envp; e && *e; ++e)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+static const char* base_name(const char* p) {
+  const char* b = strrchr(p, '/');
+  return b ? b + 1 : p;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+/* A message under construction: on the caller's stack, or mmap'ed when it is big. */
+struct sa_msg {
+  struct shaudit_enc e;
+  char* mapped;
+  size_t mapped_len;
+};
+
+static void msg_begin(struct sa_msg* m, char* stack, size_t stack_cap, size_t need, uint16_t type) {
+  m->mapped = NULL;
+  if (need > stack_cap) {
+    size_t cap = need > SHAUDIT_WIRE_MAX_MESSAGE ? SHAUDIT_WIRE_MAX_MESSAGE : need;
+    void* p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      m->mapped = p;
+      m->mapped_len = cap;
+      stack = p;
+      stack_cap = cap;
+    }
+  }
+  shaudit_enc_begin(&m->e, stack, stack_cap, type);
+}
+
+static void msg_end(struct sa_msg* m) {
+  if (m->mapped) munmap(m->mapped, m->mapped_len);
+  m->mapped = NULL;
+}
+
+static int msg_add(struct sa_msg* m, uint16_t tag, const void* data, size_t len) {
+  return shaudit_enc_add(&m->e, tag, data, len);
+}
+static void msg_add_str(struct sa_msg* m, uint16_t tag, const char* s) { shaudit_enc_str(&m->e, tag, s); }
+static void msg_add_u64(struct sa_msg* m, uint16_t tag, uint64_t v) { shaudit_enc_u64(&m->e, tag, v); }
+
+/* ------------------------------------------------------------------ socket */
+
+static int socket_ok(int fd) {
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) return 0;
+  return S_ISSOCK(st.st_mode) && st.st_dev == S.sock_dev && st.st_ino == S.sock_ino;
+}
+
+/* Connects a new socket on a high fd; returns it or -1. Does not touch S. */
+static int connect_new(dev_t* dev, ino_t* ino) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, S.socket_path, sizeof a.sun_path - 1);
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  /* Move it out of the way of the program's own descriptors. */
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, SA_HIGH_FD);
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return -1;
+  }
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return fd;
+}
+
+/* The owner's socket, connecting lazily (at most once per second after a failure). */
+static int owner_fd(void) {
+  int fd = __atomic_load_n(&S.fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0 && socket_ok(fd)) return fd;
+  /* Closed by the program (closefrom) or replaced (dup2 over it): forget it, never close
+   * what is now the program's descriptor. */
+  if (fd >= 0) __atomic_compare_exchange_n(&S.fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  int64_t now = mono_ns();
+  if (now < __atomic_load_n(&S.next_connect_ns, __ATOMIC_RELAXED)) return -1;
+  dev_t dev;
+  ino_t ino;
+  int nfd = connect_new(&dev, &ino);
+  if (nfd < 0) {
+    __atomic_store_n(&S.next_connect_ns, now + SA_RETRY_NS, __ATOMIC_RELAXED);
+    return -1;
+  }
+  int expected = -1;
+  S.sock_dev = dev;
+  S.sock_ino = ino;
+  if (!__atomic_compare_exchange_n(&S.fd, &expected, nfd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    close(nfd); /* another thread connected first */
+    return expected;
+  }
+  return nfd;
+}
+
+static int send_raw(int fd, const void* buf, size_t len) {
+  ssize_t n;
+  do {
+    n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n == (ssize_t)len ? 0 : -1;
+}
+
+static int is_owner(void) { return getpid() == S.owner; }
+
+/* Report number for this process. A vfork child shares the parent's memory: it numbers its
+ * reports in a side table so the parent's counter is untouched. */
+static uint64_t next_seq(int owner) {
+  if (owner) return __atomic_add_fetch(&S.seq, 1, __ATOMIC_RELAXED);
+  pid_t me = getpid();
+  struct sa_child_slot* slot = &S.children[(unsigned)me % SA_CHILD_SLOTS];
+  if (slot->pid != me) {
+    slot->pid = me;
+    slot->seq = 0;
+  }
+  return ++slot->seq;
+}
+
+static void backlog_flush(int fd) {
+  if (S.backlog_len == 0) return;
+  if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return;
+  size_t off = 0;
+  while (off < S.backlog_len) {
+    struct shaudit_wire_header h;
+    memcpy(&h, S.backlog + off, sizeof h);
+    if (send_raw(fd, S.backlog + off, h.length) != 0) break;
+    off += h.length;
+  }
+  memmove(S.backlog, S.backlog + off, S.backlog_len - off);
+  S.backlog_len -= off;
+  __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
+}
+
+static void backlog_add(const char* buf, size_t len) {
+  if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return; /* lost: seq gap */
+  if (S.backlog_len + len <= SA_BACKLOG) {
+    memcpy(S.backlog + S.backlog_len, buf, len);
+    S.backlog_len += len;
+  } /* else lost: the daemon sees the gap in report numbers and writes a loss record */
+  __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Numbers, finishes and sends a message; never blocks. */
+static void msg_send(struct sa_msg* m) {
+  int owner = is_owner();
+  size_t len = shaudit_enc_finish(&m->e, next_seq(owner), real_ns());
+  const char* buf = m->e.buf;
+  if (owner) {
+    int fd = owner_fd();
+    if (fd >= 0) {
+      backlog_flush(fd);
+      if (S.backlog_len == 0 && send_raw(fd, buf, len) == 0) return;
+    }
+    backlog_add(buf, len);
+    return;
+  }
+  /* vfork child: the inherited socket if it is still ours, else a temporary one. */
+  int fd = S.fd;
+  if (fd >= 0 && socket_ok(fd)) {
+    send_raw(fd, buf, len);
+    return;
+  }
+  dev_t dev;
+  ino_t ino;
+  fd = connect_new(&dev, &ino);
+  if (fd >= 0) {
+    send_raw(fd, buf, len);
+    close(fd);
+  }
+}
+
+static void sa_bash_install(void);
+
+/* ------------------------------------------------------------------ init */
+
+static void after_fork_child(void) {
+  /* A forked child has its own copy of the state: it numbers its own reports from 1 and
+   * connects its own socket at its first report. */
+  S.owner = getpid();
+  S.seq = 0;
+  if (S.fd >= 0 && socket_ok(S.fd)) close(S.fd);
+  S.fd = -1;
+  S.next_connect_ns = 0;
+  S.backlog_len = 0;
+  S.backlog_busy = 0;
+  S.tty_len = 0;
+  S.status_pending = 0;
+}
+
+static int is_audited_host_wide(char** envp) {
+  /* Host-wide mode: audited only when this process's kernel audit session id is listed in
+   * the table the daemon publishes: <socket dir>/sessions/<id>. Cost: 4 syscalls. */
+  char sid[24];
+  int fd = open("/proc/self/sessionid", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, sid, sizeof sid - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  sid[n] = 0;
+  if (strcmp(sid, "4294967295") == 0) return 0; /* no login session */
+  char path[sizeof S.socket_path + 40];
+  const char* slash = strrchr(S.socket_path, '/');
+  size_t dir = slash ? (size_t)(slash - S.socket_path) : 0;
+  memcpy(path, S.socket_path, dir);
+  memcpy(path + dir, "/sessions/", 10);
+  memcpy(path + dir + 10, sid, (size_t)n + 1);
+  (void)envp;
+  return access(path, F_OK) == 0;
+}
+
+static int loaded_by_env(char** envp) {
+  const char* pre = env_get(envp, "LD_PRELOAD");
+  return pre && strstr(pre, "libshaudit_preload") != NULL;
+}
+
+static int detect_shell(const char* exe) {
+  if (dlsym(RTLD_DEFAULT, "rl_deprep_term_function") &&
+      dlsym(RTLD_DEFAULT, "current_command_line_count"))
+    return SA_SHELL_BASH;
+  if (dlsym(RTLD_DEFAULT, "zle_entry_ptr") && dlsym(RTLD_DEFAULT, "lastval")) return SA_SHELL_ZSH;
+  const char* b = base_name(exe);
+  static const char* const tty_shells[] = {"dash", "sh", "ash", "ksh", "ksh93", "mksh", "posh",
+                                           "yash", "lksh", NULL};
+  for (int i = 0; tty_shells[i]; ++i)
+    if (strcmp(b, tty_shells[i]) == 0) return SA_SHELL_TTY;
+  return SA_SHELL_NONE;
+}
+
+
+SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
+  S.owner = getpid();
+  S.secure = getauxval(AT_SECURE) != 0;
+  /* In secure-execution mode SHAUDIT_* variables are ignored. */
+  const char* sock = S.secure ? NULL : env_get(envp, "SHAUDIT_SOCKET");
+  if (!sock || !*sock) sock = SHAUDIT_DEFAULT_SOCKET;
+  if (strlen(sock) >= sizeof S.socket_path) return;
+  memcpy(S.socket_path, sock, strlen(sock) + 1);
+  const char* sess = S.secure ? NULL : env_get(envp, "SHAUDIT_SESSION");
+  if (sess && strlen(sess) < sizeof S.session) memcpy(S.session, sess, strlen(sess) + 1);
+
+  S.host_wide = !loaded_by_env(envp);
+  if (S.host_wide && !is_audited_host_wide(envp)) return; /* stay a no-op */
+  S.enabled = 1;
+  pthread_atfork(NULL, NULL, after_fork_child);
+
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = 0;
+  S.shell = detect_shell(exe);
+  if (S.shell != SA_SHELL_NONE) {
+    int has_c = 0, has_file = 0;
+    for (int i = 1; i < argc && argv; ++i) {
+      if (!argv[i]) break;
+      if (argv[i][0] == '-' && strchr(argv[i], 'c') && argv[i][1] != '-') has_c = 1;
+      else if (argv[i][0] != '-' && argv[i][0] != '+') has_file = 1;
+    }
+    struct termios t;
+    S.interactive = !has_c && !has_file && ioctl(0, TCGETS, &t) == 0;
+    if (S.shell == SA_SHELL_BASH) sa_bash_install();
+  }
+
+  char stack[SA_STACK_MSG];
+  struct sa_msg m;
+  msg_begin(&m, stack, sizeof stack, 0, SHAUDIT_MSG_HELLO);
+  msg_add(&m, SHAUDIT_F_EXE, exe, strlen(exe));
+  if (S.session[0]) msg_add_str(&m, SHAUDIT_F_SESSION, S.session);
+  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
+                (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
+  msg_add_u64(&m, SHAUDIT_F_HELLO_FLAGS, hf);
+  if (S.interactive) {
+    char tty[128];
+    ssize_t t = readlink("/proc/self/fd/0", tty, sizeof tty);
+    if (t > 0) msg_add(&m, SHAUDIT_F_TTY, tty, (size_t)t);
+  }
+  msg_send(&m);
+  msg_end(&m);
+}
+
+SA_HIDDEN int sa_enabled(void) { return S.enabled; }
+SA_HIDDEN int sa_shell_kind(void) { return S.enabled ? S.shell : SA_SHELL_NONE; }
+SA_HIDDEN int sa_socket_fd(void) { return S.fd; }
+
+/* ------------------------------------------------------------------ reports */
+
+static void add_cwd(struct sa_msg* m) {
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd)) msg_add(m, SHAUDIT_F_CWD, cwd, strlen(cwd));
+}
+
+static void add_cmd_ref(struct sa_msg* m) {
+  if (S.cmd_no) {
+    msg_add_u64(m, SHAUDIT_F_CMD_PID, (uint64_t)S.cmd_pid);
+    msg_add_u64(m, SHAUDIT_F_CMD_NO, S.cmd_no);
+  }
+}
+
+/* Resolves a bare command name through PATH like execvp does (first executable match). */
+static int resolve_path(const char* name, char* out, size_t cap) {
+  const char* path = getenv("PATH");
+  if (!path) path = "/bin:/usr/bin";
+  size_t nl = strlen(name);
+  while (*path) {
+    const char* end = strchr(path, ':');
+    size_t dl = end ? (size_t)(end - path) : strlen(path);
+    if (dl + 1 + nl + 1 <= cap) {
+      if (dl == 0) {
+        memcpy(out, name, nl + 1);
+      } else {
+        memcpy(out, path, dl);
+        out[dl] = '/';
+        memcpy(out + dl + 1, name, nl + 1);
+      }
+      if (access(out, X_OK) == 0) return 1;
+    }
+    if (!end) break;
+    path = end + 1;
+  }
+  return 0;
+}
+
+SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int search) {
+  if (!S.enabled) return;
+  size_t need = 512 + PATH_MAX;
+  for (size_t i = 0; argv && argv[i]; ++i) need += sizeof(struct shaudit_wire_field) + strlen(argv[i]);
+  need += sa_strlen(path);
+  char stack[SA_STACK_MSG];
+  struct sa_msg m;
+  msg_begin(&m, stack, sizeof stack, need, SHAUDIT_MSG_EXEC);
+  char resolved[PATH_MAX];
+  if (path && search && !strchr(path, '/') && resolve_path(path, resolved, sizeof resolved))
+    path = resolved;
+  if (path) msg_add_str(&m, SHAUDIT_F_PATH, path);
+  add_cwd(&m);
+  add_cmd_ref(&m);
+  for (size_t i = 0; argv && argv[i]; ++i)
+    if (msg_add(&m, SHAUDIT_F_ARGV, argv[i], strlen(argv[i])) != 0) break;
+  msg_send(&m);
+  msg_end(&m);
+}
+
+SA_HIDDEN void sa_report_shell_command(const char* cmd) {
+  char* argv[] = {(char*)"sh", (char*)"-c", (char*)cmd, NULL};
+  sa_report_exec("/bin/sh", argv, 0);
+}
+
+static const char* shell_name(void) {
+  switch (S.shell) {
+    case SA_SHELL_BASH:
+      return "bash";
+    case SA_SHELL_ZSH:
+      return "zsh";
+    default: {
+      static char name[64];
+      if (!name[0]) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        const char* b = base_name(exe);
+        size_t l = strlen(b);
+        if (l >= sizeof name) l = sizeof name - 1;
+        memcpy(name, b, l);
+        name[l] = 0;
+      }
+      return name;
+    }
+  }
+}
+
+SA_HIDDEN void sa_report_line(const char* text, size_t len, uint32_t flags) {
+  if (!S.enabled || !is_owner()) return;
+  if (flags & SHAUDIT_LINE_CONTINUATION) {
+    ++S.line_index;
+  } else {
+    ++S.cmd_no;
+    S.cmd_pid = S.owner;
+    S.line_index = 0;
+    S.cmd_start_ns = mono_ns();
+    S.status_pending = 1;
+  }
+  char stack[SA_STACK_MSG];
+  struct sa_msg m;
+  msg_begin(&m, stack, sizeof stack, len + 512 + PATH_MAX, SHAUDIT_MSG_LINE);
+  msg_add_str(&m, SHAUDIT_F_SHELL, shell_name());
+  msg_add_u64(&m, SHAUDIT_F_CMD_NO, S.cmd_no);
+  msg_add_u64(&m, SHAUDIT_F_LINE_INDEX, S.line_index);
+  msg_add_u64(&m, SHAUDIT_F_LINE_FLAGS, flags);
+  add_cwd(&m);
+  char tty[128];
+  ssize_t t = readlink("/proc/self/fd/0", tty, sizeof tty);
+  if (t > 0) msg_add(&m, SHAUDIT_F_TTY, tty, (size_t)t);
+  msg_add(&m, SHAUDIT_F_TEXT, text, len); /* last: a cut only ever shortens the text */
+  msg_send(&m);
+  msg_end(&m);
+}
+
+SA_HIDDEN void sa_report_status(int status) {
+  if (!S.enabled || !is_owner() || !S.status_pending) return;
+  S.status_pending = 0;
+  char stack[512];
+  struct sa_msg m;
+  msg_begin(&m, stack, sizeof stack, 0, SHAUDIT_MSG_STATUS);
+  msg_add_u64(&m, SHAUDIT_F_CMD_NO, S.cmd_no);
+  msg_add_u64(&m, SHAUDIT_F_STATUS, (uint64_t)(int64_t)status);
+  msg_add_u64(&m, SHAUDIT_F_DURATION_NS, (uint64_t)(mono_ns() - S.cmd_start_ns));
+  msg_send(&m);
+  msg_end(&m);
+}
+
+/* SipHash-2-4 (Aumasson & Bernstein), 64-bit output. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                   \
+  do {                                                             \
+    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);      \
+    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                         \
+    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                         \
+    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);      \
+  } while (0)
+
+SA_HIDDEN uint64_t sa_siphash(const uint8_t key[16], const void* data, size_t len) {
+  uint64_t k0, k1;
+  memcpy(&k0, key, 8);
+  memcpy(&k1, key + 8, 8);
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+  const uint8_t* p = data;
+  size_t blocks = len / 8;
+  for (size_t i = 0; i < blocks; ++i) {
+    uint64_t mi;
+    memcpy(&mi, p + i * 8, 8);
+    v3 ^= mi;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= mi;
+  }
+  uint64_t b = ((uint64_t)len) << 56;
+  const uint8_t* t = p + blocks * 8;
+  switch (len & 7) {
+    case 7: b |= ((uint64_t)t[6]) << 48; /* fall through */
+    case 6: b |= ((uint64_t)t[5]) << 40; /* fall through */
+    case 5: b |= ((uint64_t)t[4]) << 32; /* fall through */
+    case 4: b |= ((uint64_t)t[3]) << 24; /* fall through */
+    case 3: b |= ((uint64_t)t[2]) << 16; /* fall through */
+    case 2: b |= ((uint64_t)t[1]) << 8;  /* fall through */
+    case 1: b |= ((uint64_t)t[0]); break;
+    default: break;
+  }
+  v3 ^= b;
+  SIPROUND;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+SA_HIDDEN void sa_report_noncmd(const char* text, size_t len, uint32_t kind) {
+  if (!S.enabled || !is_owner()) return;
+  if (!S.hash_key_sent) {
+    if (getrandom(S.hash_key, sizeof S.hash_key, GRND_NONBLOCK) != (ssize_t)sizeof S.hash_key) {
+      uint64_t t = real_ns() ^ ((uint64_t)S.owner << 32);
+      memcpy(S.hash_key, &t, 8);
+      t = mono_ns();
+      memcpy(S.hash_key + 8, &t, 8);
+    }
+  }
+  char stack[512];
+  struct sa_msg m;
+  msg_begin(&m, stack, sizeof stack, 0, SHAUDIT_MSG_NONCMD);
+  msg_add_u64(&m, SHAUDIT_F_INPUT_KIND, kind);
+  msg_add_u64(&m, SHAUDIT_F_INPUT_LEN, len);
+  msg_add_u64(&m, SHAUDIT_F_INPUT_HASH, sa_siphash(S.hash_key, text, len));
+  msg_add(&m, SHAUDIT_F_HASH_KEY, S.hash_key, sizeof S.hash_key);
+  S.hash_key_sent = 1;
+  msg_send(&m);
+  msg_end(&m);
+}
+
+/* ------------------------------------------------------------------ tty path */
+
+SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
+  /* Only the shell's own reads of its terminal, in canonical mode, of more than one byte
+   * (the read builtin reads one byte at a time: its input is not a command). */
+  if (!S.enabled || fd != 0 || n <= 0 || !is_owner()) return;
+  if (S.shell != SA_SHELL_TTY && S.shell != SA_SHELL_BASH) return;
+  if (n == 1 && S.tty_len == 0) return;
+  struct termios t;
+  if (ioctl(fd, TCGETS, &t) != 0 || !(t.c_lflag & ICANON)) return;
+  int echo_off = !(t.c_lflag & ECHO);
+  const char* p = buf;
+  size_t len = (size_t)n;
+  while (len > 0) {
+    const char* nl = memchr(p, '\n', len);
+    size_t take = nl ? (size_t)(nl - p) : len;
+    size_t room = SA_TTY_MAX - S.tty_len;
+    size_t copy = take < room ? take : room;
+    memcpy(S.tty_buf + S.tty_len, p, copy);
+    S.tty_len += copy;
+    if (!nl) break; /* ^D mid-line or a partial read: join up to the newline */
+    /* The canonical line limit is 4095 bytes plus the newline; a line that reaches it was
+     * cut by the terminal. */
+    uint32_t flags = SHAUDIT_LINE_TTY_READ | (S.tty_len >= 4095 ? SHAUDIT_LINE_CUT : 0);
+    if (echo_off)
+      sa_report_noncmd(S.tty_buf, S.tty_len, SHAUDIT_INPUT_ECHO_OFF);
+    else
+      sa_report_line(S.tty_buf, S.tty_len, flags);
+    S.tty_len = 0;
+    p = nl + 1;
+    len -= take + 1;
+  }
+}
+
+SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if ((unsigned char)s[i] == 0x83 && i + 1 < len)
+      s[o++] = (char)(s[++i] ^ 32);
+    else
+      s[o++] = s[i];
+  }
+  return o;
+}
+
+/* ------------------------------------------------------------------ bash (readline) */
+
+typedef void (*deprep_fn)(void);
+typedef void (*prep_fn)(int);
+static struct {
+  deprep_fn* deprep_var;
+  prep_fn* prep_var;
+  deprep_fn old_deprep;
+  prep_fn old_prep;
+  char** line;
+  int* done;
+  int* eof;
+  int* cont;
+  int* last_status;
+  void** completion;
+} B;
+
+/* Readline calls this after a line was accepted (or at EOF). */
+static void bash_deprep(void) {
+  int saved = errno;
+  if (*B.done && !*B.eof && *B.line) {
+    const char* l = *B.line;
+    if (*B.completion == NULL)
+      sa_report_noncmd(l, strlen(l), SHAUDIT_INPUT_READ_E); /* read -e, not a command */
+    else
+      sa_report_line(l, strlen(l), *B.cont > 0 ? SHAUDIT_LINE_CONTINUATION : 0);
+  }
+  errno = saved;
+  if (B.old_deprep) B.old_deprep();
+}
+
+/* Readline calls this when it starts reading; at a new primary prompt the previous
+ * command has finished. */
+static void bash_prep(int meta) {
+  int saved = errno;
+  if (*B.cont == 0 && *B.completion != NULL && B.last_status) sa_report_status(*B.last_status);
+  errno = saved;
+  if (B.old_prep) B.old_prep(meta);
+}
+
+static void sa_bash_install(void) {
+  B.deprep_var = (deprep_fn*)dlsym(RTLD_DEFAULT, "rl_deprep_term_function");
+  B.prep_var = (prep_fn*)dlsym(RTLD_DEFAULT, "rl_prep_term_function");
+  B.line = (char**)dlsym(RTLD_DEFAULT, "rl_line_buffer");
+  B.done = (int*)dlsym(RTLD_DEFAULT, "rl_done");
+  B.eof = (int*)dlsym(RTLD_DEFAULT, "rl_eof_found");
+  B.cont = (int*)dlsym(RTLD_DEFAULT, "current_command_line_count");
+  B.completion = (void**)dlsym(RTLD_DEFAULT, "rl_attempted_completion_function");
+  B.last_status = (int*)dlsym(RTLD_DEFAULT, "last_command_exit_value");
+  if (!B.deprep_var || !B.line || !B.done || !B.eof || !B.cont || !B.completion) return;
+  B.old_deprep = *B.deprep_var;
+  *B.deprep_var = bash_deprep;
+  if (B.prep_var) {
+    B.old_prep = *B.prep_var;
+    *B.prep_var = bash_prep;
+  }
+}
+

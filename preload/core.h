@@ -1,0 +1,51 @@
+/* Interposer core: everything the exported hooks call. C only, no libstdc++.
+ * Rules (run inside every audited process, including vfork children):
+ *  - no malloc, stdio, locks or NSS in hooks: raw syscalls, stack buffers, mmap for big ones;
+ *  - never block (non-blocking socket, MSG_DONTWAIT), never raise SIGPIPE (MSG_NOSIGNAL);
+ *  - never print; errno is preserved by the callers in entry.c;
+ *  - in a vfork child (shared memory with the parent) never change the parent's state. */
+#ifndef SHAUDIT_PRELOAD_CORE_H
+#define SHAUDIT_PRELOAD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum sa_shell { SA_SHELL_NONE = 0, SA_SHELL_BASH = 1, SA_SHELL_ZSH = 2, SA_SHELL_TTY = 3 };
+
+/* Initialises the core (constructor). argv/envp as given to ELF constructors. */
+void sa_init(int argc, char** argv, char** envp);
+int sa_enabled(void);
+int sa_shell_kind(void);
+
+/* Exec family: report an attempt before the real call. fd_path is used when path is NULL
+ * (fexecve). search != 0 resolves a bare name through PATH (execvp family). */
+void sa_report_exec(const char* path, char* const argv[], int search);
+/* system()/popen(): reported as /bin/sh -c CMD. */
+void sa_report_shell_command(const char* cmd);
+
+/* A typed line (without trailing newline). flags: SHAUDIT_LINE_* from wire.h. */
+void sa_report_line(const char* text, size_t len, uint32_t flags);
+/* Input that is not a command (read -e, vared, echo off): only length and keyed hash. */
+void sa_report_noncmd(const char* text, size_t len, uint32_t kind);
+/* Exit status of the previous typed command (at the next prompt). */
+void sa_report_status(int status);
+
+/* read() on fd returned n bytes into buf: tty line capture for dash/sh/ksh/bash --noediting. */
+void sa_after_read(int fd, const void* buf, ssize_t n);
+
+/* zsh: decode a metafied string in place; returns the new length. */
+size_t sa_unmetafy(char* s, size_t len);
+
+/* Test seams. */
+uint64_t sa_siphash(const uint8_t key[16], const void* data, size_t len);
+int sa_socket_fd(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

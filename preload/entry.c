@@ -1,0 +1,280 @@
+/* libshaudit_preload.so: the exported, interposed entry points. Thin: resolve the real
+ * functions in the constructor, report through core.c, call the real function with errno
+ * as the caller left it. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "shaudit/wire.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+extern char** environ;
+
+typedef int (*execve_fn)(const char*, char* const[], char* const[]);
+typedef int (*execveat_fn)(int, const char*, char* const[], char* const[], int);
+typedef int (*fexecve_fn)(int, char* const[], char* const[]);
+typedef int (*execv_fn)(const char*, char* const[]);
+typedef int (*execvpe_fn)(const char*, char* const[], char* const[]);
+typedef int (*spawn_fn)(pid_t*, const char*, const posix_spawn_file_actions_t*,
+                        const posix_spawnattr_t*, char* const[], char* const[]);
+typedef int (*system_fn)(const char*);
+typedef FILE* (*popen_fn)(const char*, const char*);
+typedef ssize_t (*read_fn)(int, void*, size_t);
+typedef char* (*zleread_fn)(char**, char**, int, int, char*, char*);
+
+static struct {
+  execve_fn execve;
+  execveat_fn execveat;
+  fexecve_fn fexecve;
+  execv_fn execv, execvp;
+  execvpe_fn execvpe;
+  spawn_fn posix_spawn, posix_spawnp;
+  system_fn system;
+  popen_fn popen;
+  read_fn read;
+  zleread_fn zleread;
+} real;
+
+__attribute__((constructor)) static void shaudit_preload_init(int argc, char** argv, char** envp) {
+  int saved = errno;
+  real.execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
+  real.execveat = (execveat_fn)dlsym(RTLD_NEXT, "execveat");
+  real.fexecve = (fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
+  real.execv = (execv_fn)dlsym(RTLD_NEXT, "execv");
+  real.execvp = (execv_fn)dlsym(RTLD_NEXT, "execvp");
+  real.execvpe = (execvpe_fn)dlsym(RTLD_NEXT, "execvpe");
+  real.posix_spawn = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawn");
+  real.posix_spawnp = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawnp");
+  real.system = (system_fn)dlsym(RTLD_NEXT, "system");
+  real.popen = (popen_fn)dlsym(RTLD_NEXT, "popen");
+  real.read = (read_fn)dlsym(RTLD_NEXT, "read");
+  sa_init(argc, argv, envp);
+  errno = saved;
+}
+
+/* ------------------------------------------------------------------ exec family */
+
+EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  int saved = errno;
+  sa_report_exec(path, argv, 0);
+  errno = saved;
+  if (!real.execve) return errno = ENOSYS, -1;
+  return real.execve(path, argv, envp);
+}
+
+EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[], int flags) {
+  int saved = errno;
+  const char* volatile p = path; /* may be "" with AT_EMPTY_PATH */
+  sa_report_exec(p && p[0] ? p : NULL, argv, 0);
+  errno = saved;
+  if (!real.execveat) return errno = ENOSYS, -1;
+  return real.execveat(dirfd, path, argv, envp, flags);
+}
+
+EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  int saved = errno;
+  char link[32], target[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd); /* no allocation for %d */
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  target[n > 0 ? n : 0] = 0;
+  sa_report_exec(n > 0 ? target : NULL, argv, 0);
+  errno = saved;
+  if (!real.fexecve) return errno = ENOSYS, -1;
+  return real.fexecve(fd, argv, envp);
+}
+
+EXPORT int execv(const char* path, char* const argv[]) {
+  int saved = errno;
+  sa_report_exec(path, argv, 0);
+  errno = saved;
+  if (!real.execv) return errno = ENOSYS, -1;
+  return real.execv(path, argv);
+}
+
+EXPORT int execvp(const char* file, char* const argv[]) {
+  int saved = errno;
+  sa_report_exec(file, argv, 1);
+  errno = saved;
+  if (!real.execvp) return errno = ENOSYS, -1;
+  return real.execvp(file, argv);
+}
+
+EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  int saved = errno;
+  sa_report_exec(file, argv, 1);
+  errno = saved;
+  if (!real.execvpe) return errno = ENOSYS, -1;
+  return real.execvpe(file, argv, envp);
+}
+
+/* execl family: collect the variadic arguments into an argv on the stack (or an anonymous
+ * mapping for very long lists), then take the execv path. */
+#define SA_STACK_ARGS 256
+#define COLLECT_ARGS(first, ap, argv, count, mapped, maplen, extra_out)                 \
+  do {                                                                                 \
+    va_list cp;                                                                        \
+    va_copy(cp, ap);                                                                   \
+    count = 1;                                                                         \
+    while (va_arg(cp, char*)) ++count;                                                 \
+    va_end(cp);                                                                        \
+    if (count + 1 > SA_STACK_ARGS) {                                                   \
+      maplen = (count + 1) * sizeof(char*);                                            \
+      void* p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, \
+                     -1, 0);                                                           \
+      if (p == MAP_FAILED) return errno = E2BIG, -1;                                   \
+      mapped = argv = p;                                                               \
+    }                                                                                  \
+    argv[0] = (char*)(first);                                                          \
+    for (size_t i_ = 1; i_ <= count; ++i_) argv[i_] = va_arg(ap, char*);               \
+    extra_out = extra_out ? va_arg(ap, char**) : NULL;                                 \
+  } while (0)
+
+EXPORT int execl(const char* path, const char* arg, ...) {
+  char* stack[SA_STACK_ARGS];
+  char** argv = stack;
+  char** no_env = NULL;
+  void* mapped = NULL;
+  size_t maplen = 0, count;
+  va_list ap;
+  va_start(ap, arg);
+  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, no_env);
+  va_end(ap);
+  int rc = execv(path, argv);
+  int e = errno;
+  if (mapped) munmap(mapped, maplen);
+  errno = e;
+  return rc;
+}
+
+EXPORT int execlp(const char* file, const char* arg, ...) {
+  char* stack[SA_STACK_ARGS];
+  char** argv = stack;
+  char** no_env = NULL;
+  void* mapped = NULL;
+  size_t maplen = 0, count;
+  va_list ap;
+  va_start(ap, arg);
+  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, no_env);
+  va_end(ap);
+  int rc = execvp(file, argv);
+  int e = errno;
+  if (mapped) munmap(mapped, maplen);
+  errno = e;
+  return rc;
+}
+
+EXPORT int execle(const char* path, const char* arg, ...) {
+  char* stack[SA_STACK_ARGS];
+  char** argv = stack;
+  char** envp = (char**)1; /* non-NULL: collect the environment after the NULL */
+  void* mapped = NULL;
+  size_t maplen = 0, count;
+  va_list ap;
+  va_start(ap, arg);
+  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, envp);
+  va_end(ap);
+  int rc = execve(path, argv, envp);
+  int e = errno;
+  if (mapped) munmap(mapped, maplen);
+  errno = e;
+  return rc;
+}
+
+EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* fa,
+                       const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  int saved = errno;
+  sa_report_exec(path, argv, 0);
+  errno = saved;
+  if (!real.posix_spawn) return ENOSYS;
+  return real.posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* fa,
+                        const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  int saved = errno;
+  sa_report_exec(file, argv, 1);
+  errno = saved;
+  if (!real.posix_spawnp) return ENOSYS;
+  return real.posix_spawnp(pid, file, fa, attr, argv, envp);
+}
+
+EXPORT int system(const char* cmd) {
+  int saved = errno;
+  if (cmd) sa_report_shell_command(cmd);
+  errno = saved;
+  if (!real.system) return errno = ENOSYS, -1;
+  return real.system(cmd);
+}
+
+EXPORT FILE* popen(const char* cmd, const char* mode) {
+  int saved = errno;
+  if (cmd) sa_report_shell_command(cmd);
+  errno = saved;
+  if (!real.popen) return errno = ENOSYS, NULL;
+  return real.popen(cmd, mode);
+}
+
+/* ------------------------------------------------------------------ terminal input */
+
+EXPORT ssize_t read(int fd, void* buf, size_t count) {
+  ssize_t n = real.read ? real.read(fd, buf, count) : (errno = ENOSYS, -1);
+  if (fd == 0 && n > 0 && sa_shell_kind() >= SA_SHELL_BASH) {
+    int saved = errno;
+    sa_after_read(fd, buf, n);
+    errno = saved;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------ zsh (ZLE) */
+
+enum { ZLCON_LINE_START = 0, ZLCON_LINE_CONT = 1, ZLCON_SELECT = 2, ZLCON_VARED = 3 };
+
+/* zsh's line editor module calls zleread through its PLT, so this definition wins. The real
+ * one lives in zsh/zle.so, loaded after the constructor: resolve it at the first call. */
+EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, char* finish) {
+  int saved = errno;
+  if (!real.zleread) real.zleread = (zleread_fn)dlsym(RTLD_NEXT, "zleread");
+  if (!real.zleread) return errno = saved, NULL;
+  static int* lastval;
+  if (!lastval) lastval = (int*)dlsym(RTLD_DEFAULT, "lastval");
+  if (context == ZLCON_LINE_START && lastval) sa_report_status(*lastval);
+  errno = saved;
+  char* r = real.zleread(lp, rp, flags, context, init, finish);
+  if (!r || sa_shell_kind() != SA_SHELL_ZSH) return r;
+  saved = errno;
+  size_t len = strlen(r);
+  char stack[8192];
+  char* copy = stack;
+  void* mapped = NULL;
+  if (len + 1 > sizeof stack) {
+    mapped = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) {
+      mapped = NULL;
+      len = sizeof stack - 1;
+    } else {
+      copy = mapped;
+    }
+  }
+  memcpy(copy, r, len);
+  len = sa_unmetafy(copy, len);
+  if (len > 0 && copy[len - 1] == '\n') --len;
+  if (context == ZLCON_LINE_START)
+    sa_report_line(copy, len, 0);
+  else if (context == ZLCON_LINE_CONT)
+    sa_report_line(copy, len, SHAUDIT_LINE_CONTINUATION);
+  else
+    sa_report_noncmd(copy, len, context == ZLCON_VARED ? SHAUDIT_INPUT_VARED : SHAUDIT_INPUT_READ_E);
+  if (mapped) munmap(mapped, len + 1);
+  errno = saved;
+  return r;
+}
