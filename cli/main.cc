@@ -343,6 +343,9 @@ int cmd_stats(const std::vector<std::string>& args) {
                  std::strerror(errno));
     return 1;
   }
+  timeval tv{5, 0};  // a daemon that accepts but never answers must not hang the tool
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const char req[] = "stats\n";
   // The daemon answers a refused (non-root) peer without reading its request and closes, so
   // the send may fail with EPIPE while the refusal already waits to be read: read it anyway.
@@ -352,7 +355,12 @@ int cmd_stats(const std::vector<std::string>& args) {
   char buf[4096];
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+  int recv_errno = n < 0 ? errno : 0;
   ::close(fd);
+  if (reply.empty() && recv_errno == EAGAIN) {
+    std::fprintf(stderr, "shaudit: stats: shauditd at %s did not answer within 5 s\n", path.c_str());
+    return 1;
+  }
   if (reply.empty() && send_errno != 0) {
     std::fprintf(stderr, "shaudit: stats: %s\n", std::strerror(send_errno));
     return 1;

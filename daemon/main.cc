@@ -1,6 +1,8 @@
 // shauditd: receives reports, signs and writes the record log.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,7 +13,10 @@
 #include <string>
 #include <thread>
 
+#include "control.h"
 #include "receiver.h"
+#include "sessions.h"
+#include "sockets.h"
 #include "shaudit/config.h"
 #include "shaudit/crypto.h"
 #include "shaudit/log_writer.h"
@@ -43,6 +48,28 @@ void ensure_parent_dir(const std::string& path) {
     if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0700);
 }
 
+// The session table for the host-wide mode sits next to the socket: <dir>/sessions.
+std::string session_table_dir(const std::string& socket) {
+  auto slash = socket.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : socket.substr(0, slash)) + "/sessions";
+}
+
+// Every reporter holds a connection: allow as many descriptors as the hard limit permits.
+void raise_fd_limit(const Config& cfg) {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && cfg.max_clients + 64 > rl.rlim_cur)
+    std::fprintf(stderr,
+                 "shauditd: notice: max_clients %llu is above the descriptor limit %llu; extra "
+                 "connections will be refused\n",
+                 static_cast<unsigned long long>(cfg.max_clients),
+                 static_cast<unsigned long long>(rl.rlim_cur));
+}
+
 class WriterLoop {
  public:
   WriterLoop(LogWriter& w, RecordQueue& q, Stats& s) : w_(w), q_(q), s_(s) {}
@@ -65,15 +92,8 @@ class WriterLoop {
       }
       if (batch.empty()) q_.pop_all(batch, until);
       while (!batch.empty()) {
-        // append() writes the record, then a count seal when one is due; when only the seal
-        // failed, the record is already in the file: retry the seal, never the record (it
-        // would be written twice).
-        const uint64_t before = w_.stats().records;
-        auto written = [&] { return w_.stats().records != before; };
-        if (!retry([&] {
-              return written() ? w_.maybe_seal(record::now_ns()) : w_.append(batch.front());
-            })) {
-          unwritten_.store(batch.size() - (written() ? 1 : 0));
+        if (!retry([&] { return w_.append(batch.front()); })) {
+          unwritten_.store(batch.size());
           return false;
         }
         batch.pop_front();
@@ -127,7 +147,11 @@ class WriterLoop {
       e["error"] = first_error;
       e["since"] = record::format_time(first_failure);
       e["until"] = record::format_time(record::now_ns());
-      (void)w_.append(std::move(e));
+      // The outage itself is recorded; this write is retried like any other.
+      while (!w_.append(e)) {
+        if (abandon_.load()) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     return true;
   }
@@ -151,6 +175,9 @@ class WriterLoop {
 
 std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
   json::Object o;
+  uint64_t opened = s.sessions_opened.load(), closed = s.sessions_closed.load();
+  o["sessions_opened"] = opened;
+  o["sessions_open"] = opened - std::min(opened, closed);
   o["accepted"] = s.accepted.load();
   o["hellos"] = s.hellos.load();
   json::Object rej;
@@ -250,16 +277,15 @@ int main(int argc, char** argv) {
                  "shauditd: notice: bpf: auto: this build has no eBPF collector; kernel "
                  "cross-checking is off (recorded in the start record)\n");
 
-  Stats stats;
-  stats.started_ns = record::now_ns();
-  RecordQueue queue(cfg.queue_capacity);
-  Receiver receiver(cfg, queue, stats, [&] { return stats_json(stats, queue, cfg); });
-  // Before touching the log: a second shauditd on the same config must not append its start
-  // record and closing seal into the log the running one is writing (that breaks the chain).
-  if (auto r = receiver.refuse_if_running(); !r) {
-    std::fprintf(stderr, "shauditd: %s\n", r.message().c_str());
-    return 1;
-  }
+  // Before touching anything: a second shauditd on the same config must not append its
+  // start record and closing seal into the log the running one writes (that breaks the
+  // chain), nor clear its session table.
+  for (auto [path, type] : {std::pair{cfg.socket, SOCK_SEQPACKET}, std::pair{cfg.control_socket, SOCK_STREAM}})
+    if (socket_is_live(path, type)) {
+      std::fprintf(stderr, "shauditd: another shauditd is listening on %s\n", path.c_str());
+      return 1;
+    }
+  raise_fd_limit(cfg);
 
   ensure_parent_dir(cfg.log);
   WriterOptions wo;
@@ -278,10 +304,18 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto lr = receiver.listen();
+  Stats stats;
+  stats.started_ns = record::now_ns();
+  RecordQueue queue(cfg.queue_capacity);
+  SessionRegistry sessions(session_table_dir(cfg.socket));
+  Receiver receiver(cfg, stats, sessions, queue);
+  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg); });
+  Result<void> lr = control.listen();
+  if (lr) lr = receiver.listen();
   if (!lr) {
     std::fprintf(stderr, "shauditd: %s\n", lr.message().c_str());
     receiver.remove_sockets();
+    control.remove_socket();
     (void)(*writer)->close();
     return 1;
   }
@@ -289,6 +323,7 @@ int main(int argc, char** argv) {
   bool writer_ok = true;
   std::thread writer_thread([&] { writer_ok = loop.run(); });
   std::thread receiver_thread([&] { receiver.run(); });
+  std::thread control_thread([&] { control.run(); });
   std::fprintf(stderr, "shauditd: listening on %s, writing %s\n", cfg.socket.c_str(),
                cfg.log.c_str());
 
@@ -304,6 +339,9 @@ int main(int argc, char** argv) {
   // Shutdown: stop taking reports, then flush everything accepted and write the closing seal.
   receiver.stop();
   receiver.remove_sockets();
+  control.stop();
+  control_thread.join();
+  control.remove_socket();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_timeout_ms);
   // The watchdog runs from here on: a receiver blocked on a full queue (the writer stuck on
   // a full disk) must not keep the daemon from exiting. At the deadline it gives up on the

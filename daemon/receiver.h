@@ -1,76 +1,53 @@
 // The socket side of shauditd: accepts reporter connections, receives one report per
-// SOCK_SEQPACKET message with the sender's kernel credentials, turns reports into records
-// and queues them for the writer; also serves the root-only control socket.
+// SOCK_SEQPACKET message with the sender's kernel credentials (SCM_CREDENTIALS, per message)
+// and hands it to the ReportHandler; answers PAM session requests on the same connection;
+// watches session entry processes (pidfds) to end sessions when they exit.
 #pragma once
 
-#include <sys/types.h>
-
-#include <cstdint>
-#include <functional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
-#include "shaudit/config.h"
 #include "queue.h"
-#include "stats.h"
+#include "reports.h"
+#include "sessions.h"
+#include "shaudit/config.h"
 #include "shaudit/result.h"
-#include "shaudit/wire_codec.h"
+#include "stats.h"
 
 namespace shaudit::daemon {
 
-struct ProcInfo {
-  uint64_t last_seq = 0;
-  std::string loginuid;   // from /proc/PID/loginuid at first report ("" if unreadable)
-  std::string sessionid;  // kernel audit session id
-};
-
-// Converts decoded reports to records; kept apart from the sockets so tests can drive it.
-class ReportHandler {
- public:
-  ReportHandler(RecordQueue& q, Stats& stats) : q_(q), stats_(stats) {}
-  // Returns false only when the queue was closed (shutting down).
-  bool handle(const wire::Message& m, pid_t pid, uid_t uid, gid_t gid);
-
- private:
-  const std::string& user_name(uid_t uid);
-  ProcInfo& proc(pid_t pid, uint64_t seq);
-
-  RecordQueue& q_;
-  Stats& stats_;
-  std::unordered_map<uid_t, std::string> users_;
-  std::unordered_map<pid_t, ProcInfo> procs_;
-};
-
 class Receiver {
  public:
-  Receiver(const Config& cfg, RecordQueue& q, Stats& stats,
-           std::function<std::string()> stats_json);
+  Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q);
   ~Receiver();
-  // Fails when another daemon already accepts connections on either socket; called before
-  // the log is opened, so a refused second daemon never writes into the live one's log.
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  // Fails when another daemon answers on the configured sockets (checked before the log is
+  // touched, so a second daemon never writes into the first one's log).
   Result<void> refuse_if_running() const;
-  // Creates (replacing a stale file) and binds both sockets.
+  // Creates (replacing a stale file) and binds the reporter socket.
   Result<void> listen();
-  // Runs until stop() is called.
+  // Runs until stop() is called, then reads what connected clients already sent.
   void run();
   void stop();
   void remove_sockets();
 
  private:
   void accept_clients();
-  void serve_control();
-  void read_client(int fd);
+  bool read_client(int fd, int max_messages);
   void close_client(int fd);
+  void watch_pidfd(int fd);
 
   const Config& cfg_;
-  RecordQueue& q_;
   Stats& stats_;
-  std::function<std::string()> stats_json_;
   ReportHandler handler_;
-  int epfd_ = -1, listen_fd_ = -1, control_fd_ = -1, wake_fd_ = -1;
+  int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
-  bool bound_socket_ = false, bound_control_ = false;
+  bool bound_socket_ = false;
   std::unordered_map<int, bool> clients_;
+  std::unordered_set<int> pidfds_;
   char* buf_ = nullptr;
   bool stopping_ = false;
 };

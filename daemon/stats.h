@@ -11,14 +11,20 @@
 
 namespace shaudit::daemon {
 
-inline constexpr size_t kRejectReasons = 10;  // wire::Reject values + daemon-side reasons
+inline constexpr size_t kRejectReasons = 12;  // wire::Reject values + daemon-side reasons
 inline constexpr const char* kRejectNames[kRejectReasons] = {
-    "short",   "bad_magic",   "bad_version", "bad_length",     "bad_type",
-    "bad_field", "missing_field", "oversize", "no_credentials", "fd_passed"};
+    "short",     "bad_magic",     "bad_version", "bad_length",     "bad_type",  "bad_field",
+    "missing_field", "oversize", "no_credentials", "fd_passed", "not_root", "unknown_session"};
+inline constexpr size_t kNoCredentials = 8;
+inline constexpr size_t kFdPassed = 9;
+inline constexpr size_t kNotRoot = 10;      // a session request from a non-root peer
+inline constexpr size_t kUnknownSession = 11;
 
 struct Stats {
   std::atomic<uint64_t> accepted{0};  // messages turned into records and queued
   std::atomic<uint64_t> hellos{0};
+  std::atomic<uint64_t> sessions_opened{0};
+  std::atomic<uint64_t> sessions_closed{0};
   std::array<std::atomic<uint64_t>, kRejectReasons> rejected{};
   std::atomic<uint64_t> loss_records{0};
   std::atomic<uint64_t> reports_lost{0};  // reports missing from gaps in report numbers

@@ -118,6 +118,9 @@ static void msg_begin(struct sa_msg* m, char* stack, size_t stack_cap, size_t ne
     }
   }
   shaudit_enc_begin(&m->e, stack, stack_cap, type);
+  /* Short-lived processes are often gone before the daemon reads /proc: say who the parent
+   * is, for the daemon to use (as a claim) only then. */
+  shaudit_enc_u64(&m->e, SHAUDIT_F_PPID, (uint64_t)getppid());
 }
 
 static void msg_end(struct sa_msg* m) {

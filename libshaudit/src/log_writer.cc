@@ -248,7 +248,10 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
 Result<void> LogWriter::append(json::Object fields) {
   auto r = write_line(std::move(fields), false);
   if (!r) return r;
-  if (unsealed_ >= opts_.seal_every) return seal(record::kSealCount);
+  // The record is written: its result is success whatever happens to the count seal. A seal
+  // that fails here stays due (see stats().last_error) and maybe_seal() writes it later, so a
+  // caller that retries failed appends never writes a record twice.
+  if (unsealed_ >= opts_.seal_every) (void)seal(record::kSealCount);
   return {};
 }
 

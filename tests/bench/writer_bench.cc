@@ -265,6 +265,7 @@ struct Options {
   int daemon_cpu = 1;
   int client_cpu = 0;
   int daemon_nice = 0;
+  bool tp_inotify = false;  // tail the throughput phase with inotify too (costs the daemon)
   std::string perf_out;  // record the daemon with perf during the throughput phase
   std::string text = "make -j8 && ./run_tests --filter=all";
 };
@@ -274,7 +275,8 @@ void usage() {
       "usage: writer_bench --shauditd PATH --shaudit PATH [--clients N] [--records N]\n"
       "         [--rates R1,R2,...] [--latency-seconds S] [--seal-interval-ms MS]\n"
       "         [--seal-every N] [--queue-capacity N] [--daemon-cpu C] [--client-cpu C]\n"
-      "         [--daemon-nice N] [--workdir DIR] [--keep] [--perf-out FILE]\n"
+      "         [--daemon-nice N] [--throughput-inotify] [--workdir DIR] [--keep]\n"
+      "         [--perf-out FILE]\n"
       "  --records 0 skips the throughput phase; --rates '' skips the latency phase.\n",
       stderr);
 }
@@ -306,6 +308,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--daemon-cpu") o.daemon_cpu = std::stoi(val());
     else if (a == "--client-cpu") o.client_cpu = std::stoi(val());
     else if (a == "--daemon-nice") o.daemon_nice = std::stoi(val());
+    else if (a == "--throughput-inotify") o.tp_inotify = true;
     else if (a == "--perf-out") o.perf_out = val();
     else if (a == "--help" || a == "-h") {
       usage();
@@ -819,7 +822,7 @@ int main(int argc, char** argv) {
                      o.client_cpu, "/dev/null", dir + "/perf.stderr");
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    tail.set_inotify(false);
+    tail.set_inotify(o.tp_inotify);
     auto use0 = thread_use(g_daemon);
     auto m0 = Meter::snap(g_daemon);
     int64_t t0 = realtime_ns();

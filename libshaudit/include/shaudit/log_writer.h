@@ -49,9 +49,10 @@ class LogWriter {
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
 
-  // Appends one record (fields must include "type"; seq/time/prev are assigned). On error
-  // nothing is left in the file (a partial write is truncated away) and the caller may
-  // retry the same record later.
+  // Appends one record (fields must include "type"; seq/time/prev are assigned), then the
+  // count seal when one is due. Fails only when the record was not written: then nothing is
+  // left in the file (a partial write is truncated away) and the caller may retry the same
+  // record. A count seal that failed stays due for maybe_seal().
   Result<void> append(json::Object fields);
   // Time at which an interval seal is due; INT64_MAX when nothing is unsealed.
   int64_t seal_deadline_ns() const;

@@ -29,6 +29,8 @@ inline constexpr std::string_view kCommand = "command";
 inline constexpr std::string_view kExec = "exec";
 inline constexpr std::string_view kBypass = "bypass";
 inline constexpr std::string_view kAlert = "alert";
+inline constexpr std::string_view kCommandStatus = "command_status";
+inline constexpr std::string_view kNoncmdInput = "noncmd_input";
 
 // Seal reasons.
 inline constexpr std::string_view kSealInterval = "interval";

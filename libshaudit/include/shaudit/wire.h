@@ -63,7 +63,9 @@ enum shaudit_field_tag {
   SHAUDIT_F_SERVICE = 21,     /* PAM: service name */
   SHAUDIT_F_RHOST = 22,       /* PAM: remote host */
   SHAUDIT_F_ERROR = 23,       /* daemon -> PAM: why a session was refused */
-  SHAUDIT_F_LINE_INDEX = 24   /* 0 for the first line of a command, 1.. for continuation lines */
+  SHAUDIT_F_LINE_INDEX = 24,  /* 0 for the first line of a command, 1.. for continuation lines */
+  SHAUDIT_F_PPID = 25         /* the sender's parent pid as it saw it (used only when /proc
+                               * no longer has the sender: a claim, marked as such) */
 };
 
 /* SHAUDIT_F_LINE_FLAGS */

@@ -1,0 +1,389 @@
+#include "reports.h"
+
+#include <fmt/format.h>
+#include <pwd.h>
+
+#include <cstring>
+
+#include "shaudit/record.h"
+#include "shaudit/wire_encode.h"
+
+namespace shaudit::daemon {
+namespace {
+
+constexpr size_t kMaxTrackedProcs = 65536;
+constexpr int kMaxAncestry = 64;
+
+uint64_t num(const wire::Message& m, uint16_t tag, uint64_t fallback = 0) {
+  const wire::Field* f = m.find(tag);
+  if (!f || f->data.size() != sizeof(uint64_t)) return fallback;
+  uint64_t v;
+  std::memcpy(&v, f->data.data(), sizeof v);
+  return v;
+}
+
+std::string text(const wire::Message& m, uint16_t tag) {
+  const wire::Field* f = m.find(tag);
+  return f ? std::string(f->data) : std::string();
+}
+
+const char* input_kind(uint64_t k) {
+  switch (k) {
+    case SHAUDIT_INPUT_READ_E:
+      return "read_e";
+    case SHAUDIT_INPUT_VARED:
+      return "vared";
+    case SHAUDIT_INPUT_ECHO_OFF:
+      return "echo_off";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+std::string session_reply(const std::string& session, const std::string& error) {
+  char buf[1024];
+  shaudit_enc e;
+  shaudit_enc_begin(&e, buf, sizeof buf, SHAUDIT_MSG_SESSION_REPLY);
+  if (error.empty())
+    shaudit_enc_str(&e, SHAUDIT_F_SESSION, session.c_str());
+  else
+    shaudit_enc_str(&e, SHAUDIT_F_ERROR, error.c_str());
+  size_t n = shaudit_enc_finish(&e, 1, static_cast<uint64_t>(record::now_ns()));
+  return std::string(buf, n);
+}
+
+ReportHandler::ReportHandler(RecordQueue& q, Stats& stats, SessionRegistry& sessions,
+                             std::function<void(int)> watch, std::function<void(int)> unwatch)
+    : q_(q),
+      stats_(stats),
+      sessions_(sessions),
+      watch_(std::move(watch)),
+      unwatch_(std::move(unwatch)) {}
+
+const std::string& ReportHandler::user_name(uid_t uid) {
+  auto it = users_.find(uid);
+  if (it != users_.end()) return it->second;
+  struct passwd pw, *res = nullptr;
+  char buf[4096];
+  std::string name;
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) name = res->pw_name;
+  if (users_.size() > 4096) users_.clear();
+  return users_.emplace(uid, std::move(name)).first->second;
+}
+
+bool ReportHandler::push(json::Object r) { return q_.push(std::move(r)); }
+
+Proc& ReportHandler::proc(pid_t pid, const wire::Message& m) {
+  uint64_t seq = m.report_seq;
+  auto it = procs_.find(pid);
+  if (it != procs_.end() && it->second.reported && seq != 1) return it->second;
+  // First report from this pid, or a new image (exec restarts report numbers at 1): read
+  // the kernel's facts. The same start time means the same process (exec keeps it).
+  ProcFacts f = read_proc_facts(pid);
+  if (it == procs_.end() || (f.ok && it->second.start_time != f.start_time)) {
+    if (procs_.size() >= kMaxTrackedProcs) procs_.clear();
+    Proc fresh;
+    fresh.start_time = f.start_time;
+    // A child inherits the typed command its parent runs for.
+    auto parent = procs_.find(f.ppid);
+    if (parent != procs_.end()) fresh.command = parent->second.command;
+    it = procs_.insert_or_assign(pid, std::move(fresh)).first;
+  }
+  Proc& p = it->second;
+  if (f.ok) {
+    p.ppid = f.ppid;
+    p.loginuid = f.loginuid;
+    p.audit_session = f.audit_session;
+    p.gone = false;
+  } else if (p.ppid == 0) {
+    // Already exited (a short-lived command is often gone before its report is read): its
+    // own word for its parent is all there is; records say so with "ppid_reported".
+    p.ppid = static_cast<pid_t>(num(m, SHAUDIT_F_PPID));
+    p.gone = true;
+    auto parent = procs_.find(p.ppid);
+    if (parent != procs_.end() && p.command.empty()) p.command = parent->second.command;
+  }
+  if (!p.reported || seq == 1) p.last_seq = seq - 1;  // the first report sets the baseline
+  p.reported = true;
+  return p;
+}
+
+Proc* ReportHandler::ancestor_facts(pid_t pid) {
+  auto it = procs_.find(pid);
+  if (it != procs_.end()) return &it->second;
+  ProcFacts f = read_proc_facts(pid);
+  if (!f.ok) return nullptr;
+  Proc p;
+  p.start_time = f.start_time;
+  p.ppid = f.ppid;
+  p.loginuid = f.loginuid;
+  p.audit_session = f.audit_session;
+  return &procs_.insert_or_assign(pid, std::move(p)).first->second;
+}
+
+// Membership follows the fork tree from a session's entry; the kernel audit session id
+// (set by pam_loginuid) is the fallback for processes whose ancestry is gone.
+const std::string& ReportHandler::resolve_session(pid_t pid, Proc& p) {
+  if (!p.session.empty() && sessions_.find(p.session)) return p.session;
+  p.session.clear();
+  pid_t cur = pid;
+  uint64_t start = p.start_time;
+  for (int hop = 0; hop < kMaxAncestry && cur > 1; ++hop) {
+    if (Session* s = sessions_.by_entry(cur, start)) {
+      p.session = s->id;
+      return p.session;
+    }
+    Proc* a = cur == pid ? &p : ancestor_facts(cur);
+    if (!a) break;
+    if (cur != pid && !a->session.empty() && sessions_.find(a->session)) {
+      p.session = a->session;
+      return p.session;
+    }
+    cur = a->ppid;
+    Proc* next = ancestor_facts(cur);
+    start = next ? next->start_time : 0;
+  }
+  if (Session* s = sessions_.by_audit_session(p.audit_session)) p.session = s->id;
+  return p.session;
+}
+
+void ReportHandler::base_fields(json::Object& r, const wire::Message& m, const ucred& cred,
+                                const Proc& p) {
+  r["pid"] = static_cast<int64_t>(cred.pid);
+  r["ppid"] = static_cast<int64_t>(p.ppid);
+  if (p.gone) r["ppid_reported"] = true;
+  r["uid"] = static_cast<int64_t>(cred.uid);
+  r["gid"] = static_cast<int64_t>(cred.gid);
+  const std::string& user = user_name(cred.uid);
+  if (!user.empty()) r["user"] = user;
+  r["report_seq"] = static_cast<int64_t>(m.report_seq);
+  if (!p.loginuid.empty()) r["loginuid"] = p.loginuid;
+  if (!p.audit_session.empty()) r["audit_session"] = p.audit_session;
+  if (!p.session.empty()) r["session"] = p.session;
+  if (auto f = m.find(SHAUDIT_F_CWD)) record::set_bytes(r, "cwd", f->data);
+  if (auto f = m.find(SHAUDIT_F_TTY)) record::set_bytes(r, "tty", f->data);
+}
+
+bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why) {
+  Session s;
+  s.user = user_name(uid);
+  s.uid = uid;
+  s.service = "implicit";
+  s.tty = p.tty;
+  s.audit_session = p.audit_session;
+  s.loginuid = p.loginuid;
+  s.entry_pid = pid;
+  s.entry_start = p.start_time;
+  s.implicit = true;
+  Session& opened = sessions_.open(std::move(s));
+  if (opened.pidfd >= 0) watch_(opened.pidfd);
+  p.session = opened.id;
+  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
+  json::Object r;
+  r["type"] = record::kSessionStart;
+  r["session"] = opened.id;
+  r["user"] = opened.user;
+  r["uid"] = static_cast<int64_t>(uid);
+  r["service"] = "implicit";
+  r["reason"] = why;
+  r["pid"] = static_cast<int64_t>(pid);
+  r["ppid"] = static_cast<int64_t>(p.ppid);
+  if (!p.exe.empty()) r["exe"] = p.exe;
+  if (!p.tty.empty()) r["tty"] = p.tty;
+  if (!p.audit_session.empty()) r["audit_session"] = p.audit_session;
+  if (!p.loginuid.empty()) r["loginuid"] = p.loginuid;
+  return push(std::move(r));
+}
+
+bool ReportHandler::end_session(const std::string& id, const char* reason) {
+  if (Session* live = sessions_.find(id); live && live->pidfd >= 0) unwatch_(live->pidfd);
+  auto s = sessions_.close(id);
+  if (!s) return true;
+  stats_.sessions_closed.fetch_add(1, std::memory_order_relaxed);
+  json::Object r;
+  r["type"] = record::kSessionEnd;
+  r["session"] = s->id;
+  r["user"] = s->user;
+  r["uid"] = s->uid;
+  r["service"] = s->service;
+  r["reason"] = reason;
+  r["duration_ns"] = record::now_ns() - s->start_ns;
+  r["commands"] = static_cast<int64_t>(s->commands);
+  r["failed_commands"] = static_cast<int64_t>(s->failed);
+  return push(std::move(r));
+}
+
+bool ReportHandler::entry_exited(int pidfd) {
+  Session* s = sessions_.by_pidfd(pidfd);
+  if (!s) return true;
+  std::string id = s->id;
+  return end_session(id, "entry_exit");
+}
+
+bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, std::string& reply) {
+  if (cred.uid != 0) {
+    stats_.rejected[kNotRoot].fetch_add(1, std::memory_order_relaxed);
+    reply = session_reply("", "only root may open a session");
+    return true;
+  }
+  ProcFacts f = read_proc_facts(cred.pid);
+  Session s;
+  s.user = text(m, SHAUDIT_F_USER);
+  s.uid = static_cast<int64_t>(num(m, SHAUDIT_F_UID, static_cast<uint64_t>(-1)));
+  s.service = text(m, SHAUDIT_F_SERVICE);
+  s.tty = text(m, SHAUDIT_F_TTY);
+  s.remote_host = text(m, SHAUDIT_F_RHOST);
+  s.audit_session = f.audit_session;  // kernel facts, not claims
+  s.loginuid = f.loginuid;
+  s.entry_pid = cred.pid;
+  s.entry_start = f.start_time;
+  // A session opened inside another (su, sudo) names it as its parent.
+  Proc& opener = proc(cred.pid, m);
+  s.parent = resolve_session(cred.pid, opener);
+  Session& opened = sessions_.open(std::move(s));
+  if (opened.pidfd >= 0) watch_(opened.pidfd);
+  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
+  reply = session_reply(opened.id, "");
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  json::Object r;
+  r["type"] = record::kSessionStart;
+  r["session"] = opened.id;
+  record::set_bytes(r, "user", opened.user);
+  r["uid"] = opened.uid;
+  record::set_bytes(r, "service", opened.service);
+  record::set_bytes(r, "tty", opened.tty);
+  if (!opened.remote_host.empty()) record::set_bytes(r, "remote_host", opened.remote_host);
+  if (!opened.audit_session.empty()) r["audit_session"] = opened.audit_session;
+  if (!opened.loginuid.empty()) r["loginuid"] = opened.loginuid;
+  if (!opened.parent.empty()) r["parent_session"] = opened.parent;
+  r["pid"] = static_cast<int64_t>(cred.pid);
+  return push(std::move(r));
+}
+
+bool ReportHandler::session_close(const wire::Message& m, const ucred& cred, std::string& reply) {
+  if (cred.uid != 0) {
+    stats_.rejected[kNotRoot].fetch_add(1, std::memory_order_relaxed);
+    reply = session_reply("", "only root may close a session");
+    return true;
+  }
+  std::string id = text(m, SHAUDIT_F_SESSION);
+  if (!sessions_.find(id)) {
+    stats_.rejected[kUnknownSession].fetch_add(1, std::memory_order_relaxed);
+    reply = session_reply("", fmt::format("unknown session '{}'", id));
+    return true;
+  }
+  reply = session_reply(id, "");
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  return end_session(id, "pam_close");
+}
+
+bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::string& reply) {
+  if (m.type == SHAUDIT_MSG_SESSION_OPEN) return session_open(m, cred, reply);
+  if (m.type == SHAUDIT_MSG_SESSION_CLOSE) return session_close(m, cred, reply);
+  if (m.type == SHAUDIT_MSG_SESSION_REPLY) {
+    stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);
+    return true;
+  }
+  pid_t pid = cred.pid;
+  Proc& p = proc(pid, m);
+  const std::string& session = resolve_session(pid, p);
+  if (m.report_seq > p.last_seq + 1) {
+    json::Object loss;
+    loss["type"] = record::kLoss;
+    loss["cause"] = "report_gap";
+    loss["pid"] = static_cast<int64_t>(pid);
+    loss["uid"] = static_cast<int64_t>(cred.uid);
+    if (!session.empty()) loss["session"] = session;
+    loss["first_missing"] = static_cast<int64_t>(p.last_seq + 1);
+    loss["last_missing"] = static_cast<int64_t>(m.report_seq - 1);
+    loss["missing"] = static_cast<int64_t>(m.report_seq - 1 - p.last_seq);
+    stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
+    stats_.reports_lost.fetch_add(m.report_seq - 1 - p.last_seq, std::memory_order_relaxed);
+    if (!q_.push(std::move(loss))) return false;
+  }
+  bool in_order = m.report_seq > p.last_seq;
+  if (in_order) p.last_seq = m.report_seq;
+
+  if (m.type == SHAUDIT_MSG_HELLO) {
+    stats_.hellos.fetch_add(1, std::memory_order_relaxed);
+    uint64_t flags = num(m, SHAUDIT_F_HELLO_FLAGS);
+    p.shell = flags & SHAUDIT_HELLO_SHELL;
+    p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
+    p.exe = text(m, SHAUDIT_F_EXE);
+    p.tty = text(m, SHAUDIT_F_TTY);
+    // An interactive shell on a terminal that no session registered opens one itself.
+    if (p.shell && p.interactive && p.session.empty())
+      return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
+    return true;
+  }
+
+  json::Object r;
+  if (m.type == SHAUDIT_MSG_LINE) {
+    base_fields(r, m, cred, p);
+    r["type"] = record::kCommand;
+    uint64_t cmd_no = num(m, SHAUDIT_F_CMD_NO);
+    uint64_t index = num(m, SHAUDIT_F_LINE_INDEX);
+    uint64_t flags = num(m, SHAUDIT_F_LINE_FLAGS);
+    if (cmd_no) {
+      p.command = fmt::format("{}.{}", pid, cmd_no);
+      r["command"] = p.command;
+    }
+    if (flags & SHAUDIT_LINE_CONTINUATION) {
+      r["continuation"] = true;
+      r["line_index"] = static_cast<int64_t>(index);
+    } else if (Session* s = sessions_.find(p.session)) {
+      ++s->commands;
+    }
+    const wire::Field* t = m.find(SHAUDIT_F_TEXT);
+    record::set_bytes(r, "text", t->data);
+    if (flags & SHAUDIT_LINE_CUT) {
+      r["truncated"] = true;
+      r["truncated_by"] = "terminal";  // canonical mode delivers at most 4095 bytes a line
+    } else if (t->flags & SHAUDIT_FIELD_TRUNCATED) {
+      r["truncated"] = true;
+      r["truncated_by"] = "message";
+    }
+    record::set_bytes(r, "shell", text(m, SHAUDIT_F_SHELL));
+  } else if (m.type == SHAUDIT_MSG_EXEC) {
+    base_fields(r, m, cred, p);
+    r["type"] = record::kExec;
+    r["source"] = "report";
+    uint64_t cmd_pid = num(m, SHAUDIT_F_CMD_PID), cmd_no = num(m, SHAUDIT_F_CMD_NO);
+    if (cmd_pid && cmd_no) p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
+    if (!p.command.empty()) r["command"] = p.command;
+    if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
+    record::set_argv(r, m.all(SHAUDIT_F_ARGV));
+    bool cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
+    for (const auto& f : m.fields)
+      if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;
+    if (cut) r["truncated"] = true;
+  } else if (m.type == SHAUDIT_MSG_STATUS) {
+    base_fields(r, m, cred, p);
+    r["type"] = record::kCommandStatus;
+    r["command"] = fmt::format("{}.{}", pid, num(m, SHAUDIT_F_CMD_NO));
+    auto status = static_cast<int64_t>(num(m, SHAUDIT_F_STATUS));
+    r["exit_status"] = status;
+    r["duration_ns"] = static_cast<int64_t>(num(m, SHAUDIT_F_DURATION_NS));
+    if (status != 0)
+      if (Session* s = sessions_.find(p.session)) ++s->failed;
+  } else if (m.type == SHAUDIT_MSG_NONCMD) {
+    base_fields(r, m, cred, p);
+    r["type"] = record::kNoncmdInput;
+    r["kind"] = input_kind(num(m, SHAUDIT_F_INPUT_KIND));
+    r["length"] = static_cast<int64_t>(num(m, SHAUDIT_F_INPUT_LEN));
+    uint64_t h = num(m, SHAUDIT_F_INPUT_HASH);
+    r["hash"] = fmt::format("{:016x}", h);  // SipHash under the process's key, never logged
+  } else {
+    stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);
+    return true;
+  }
+  if (!in_order) r["report_out_of_order"] = true;
+  // Counted once queued: a push refused at shutdown is not an accepted report.
+  if (!push(std::move(r))) return false;
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace shaudit::daemon

@@ -1,0 +1,70 @@
+// Turns decoded reports into records: kernel identity per message, per-process report
+// numbering (loss), session membership, command/exec linking, PAM session requests.
+// Single-threaded: only the receiver thread calls it.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "queue.h"
+#include "sessions.h"
+#include "shaudit/wire_codec.h"
+#include "stats.h"
+
+namespace shaudit::daemon {
+
+// What the daemon knows about one process (keyed by pid, checked by start time).
+struct Proc {
+  uint64_t start_time = 0;
+  pid_t ppid = 0;
+  std::string loginuid, audit_session;
+  uint64_t last_seq = 0;   // last report number seen from this process
+  std::string session;     // "" when in none
+  std::string command;     // the typed command it runs for ("<shell pid>.<n>")
+  bool reported = false;   // sent at least one report
+  bool gone = false;       // /proc had no entry: ppid is what the process reported
+  bool shell = false, interactive = false;
+  std::string exe, tty;
+};
+
+class ReportHandler {
+ public:
+  // watch(fd) / unwatch(fd) ask the receiver to start / stop polling a session entry's
+  // pidfd (unwatch comes before the registry closes it).
+  ReportHandler(RecordQueue& q, Stats& stats, SessionRegistry& sessions,
+                std::function<void(int)> watch, std::function<void(int)> unwatch);
+
+  // Handles one message from the process the kernel named in cred. reply receives an
+  // encoded answer when the sender expects one (PAM). Returns false once the queue closed.
+  bool handle(const wire::Message& m, const ucred& cred, std::string& reply);
+  // The entry process of a session exited (its pidfd became readable).
+  bool entry_exited(int pidfd);
+
+ private:
+  Proc& proc(pid_t pid, const wire::Message& m);
+  Proc* ancestor_facts(pid_t pid);
+  const std::string& resolve_session(pid_t pid, Proc& p);
+  const std::string& user_name(uid_t uid);
+  bool push(json::Object r);
+  bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why);
+  bool end_session(const std::string& id, const char* reason);
+  bool session_open(const wire::Message& m, const ucred& cred, std::string& reply);
+  bool session_close(const wire::Message& m, const ucred& cred, std::string& reply);
+  void base_fields(json::Object& r, const wire::Message& m, const ucred& cred, const Proc& p);
+
+  RecordQueue& q_;
+  Stats& stats_;
+  SessionRegistry& sessions_;
+  std::function<void(int)> watch_, unwatch_;
+  std::unordered_map<uid_t, std::string> users_;
+  std::unordered_map<pid_t, Proc> procs_;
+};
+
+std::string session_reply(const std::string& session, const std::string& error);
+
+}  // namespace shaudit::daemon

@@ -1,0 +1,17 @@
+// Listening Unix sockets for shauditd.
+#pragma once
+
+#include <string>
+
+#include "shaudit/result.h"
+
+namespace shaudit::daemon {
+
+// True when a process accepts connections on the socket at path (a live daemon).
+bool socket_is_live(const std::string& path, int type);
+
+// Creates the parent directory (0755), replaces a stale socket file, refuses a live one,
+// binds and listens (non-blocking, close-on-exec) with the given mode and group.
+Result<int> make_socket(const std::string& path, int type, unsigned mode, const std::string& group);
+
+}  // namespace shaudit::daemon

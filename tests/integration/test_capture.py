@@ -1,0 +1,155 @@
+"""Host capture: real dash, bash and zsh on real pseudo-terminals with the interposer
+preloaded, reporting to a real shauditd. Every typed line must arrive byte-exact, in order,
+with the execs it caused linked to it and its exit status."""
+import base64
+import os
+import shutil
+import time
+
+import pytest
+
+from conftest import BUILD
+from ptyshell import PS1, PS2, PtyShell
+
+PRELOAD = BUILD / "preload" / "libshaudit_preload.so"
+SHELLS = {
+    "dash": ["/bin/dash", "-i"],
+    "bash": ["/bin/bash", "--norc", "--noprofile", "-i"],
+    "zsh": ["/bin/zsh", "-f", "-i"],
+}
+UP, LEFT, BS = "\x1b[A", "\x1b[D", "\x7f"
+
+
+def shell_env(daemon, **extra):
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "HOME": str(daemon.dir),
+        "TERM": "xterm",
+        "LANG": "C.UTF-8",
+        "PS1": PS1,
+        "PS2": PS2,
+        "LD_PRELOAD": str(PRELOAD),
+        "SHAUDIT_SOCKET": str(daemon.socket),
+    }
+    env.update(extra)
+    return env
+
+
+def start_shell(daemon, name, cwd, **extra):
+    sh = PtyShell(SHELLS[name], env=shell_env(daemon, **extra), cwd=str(cwd))
+    sh.wait_prompt()
+    return sh
+
+
+def commands_of(records, pid):
+    return [r for r in records if r["type"] == "command" and r["pid"] == pid]
+
+
+def wait_commands(daemon, pid, n, timeout=10):
+    return commands_of(daemon.wait_for(lambda rs: len(commands_of(rs, pid)) >= n, timeout), pid)
+
+
+@pytest.fixture
+def work(tmp_path):
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+# The seed's acceptance lines plus the cases the issue names. Each entry: what to type
+# (keystrokes), the prompt to wait for after it, and the exact line the shell received.
+def script(name, work):
+    edit = [("echo helo" + LEFT + "l" + "\r", PS1, "echo hello")] if name != "dash" else []
+    steps = [
+        ("ls /bin > /dev/null\r", PS1, "ls /bin > /dev/null"),
+        ("mkdir " + str(work / "hellofalco") + "\r", PS1, "mkdir " + str(work / "hellofalco")),
+        ('echo "hello world" > example.txt\r', PS1, 'echo "hello world" > example.txt'),
+        # backspace and ^U are applied before the shell sees the line
+        ("echo typo" + BS * 4 + "fixed\r", PS1, "echo fixed"),
+        ("echo gone\x15echo kept\r", PS1, "echo kept"),
+        *edit,
+        ("false\r", PS1, "false"),
+        ("printf 'b\\na\\n' | sort > sorted.txt 2>/dev/null\r", PS1,
+         "printf 'b\\na\\n' | sort > sorted.txt 2>/dev/null"),
+        ("for i in a b\r", PS2, "for i in a b"),
+        ("do echo $i >> loop.txt\r", PS2, "do echo $i >> loop.txt"),
+        ("done\r", PS1, "done"),
+        ("cat <<EOF > heredoc.txt\r", PS2, "cat <<EOF > heredoc.txt"),
+        ("line one\r", PS2, "line one"),
+        ("EOF\r", PS1, "EOF"),
+        ('echo "héllo wörld ✓" > utf8.txt\r', PS1, 'echo "héllo wörld ✓" > utf8.txt'),
+    ]
+    if name in ("bash", "zsh"):
+        steps.append((UP + "\r", PS1, 'echo "héllo wörld ✓" > utf8.txt'))  # history recall
+        steps.append(("cat heredo\t> tab.txt\r", PS1, "cat heredoc.txt > tab.txt"))  # completion
+    return steps
+
+
+@pytest.mark.parametrize("name", ["dash", "bash", "zsh"])
+def test_typed_lines_arrive_exactly(daemon, work, name):
+    sh = start_shell(daemon, name, work)
+    steps = script(name, work)
+    try:
+        for keys, prompt, _ in steps:
+            sh.type(keys)
+            sh.wait_prompt(prompt)
+    finally:
+        sh.exit()
+    expected = [text for _, _, text in steps] + ["exit"]
+    cmds = wait_commands(daemon, sh.pid, len(expected))
+    assert [c["text"] for c in cmds] == expected
+    for c in cmds:
+        assert c["shell"] == name
+        assert c["user"] == "root" and c["uid"] == 0
+        assert c["cwd"] == str(work)
+        assert c["session"] == cmds[0]["session"]
+
+    # The shell behaved exactly as without the interposer.
+    assert (work / "hellofalco").is_dir()
+    assert (work / "example.txt").read_text() == "hello world\n"
+    assert (work / "sorted.txt").read_text() == "a\nb\n"
+    assert (work / "loop.txt").read_text() == "a\nb\n"
+    assert (work / "heredoc.txt").read_text() == "line one\n"
+    assert (work / "utf8.txt").read_text(encoding="utf-8") == "héllo wörld ✓\n"
+    if name != "dash":
+        assert (work / "tab.txt").read_text() == "line one\n"
+
+    recs = daemon.records()
+    by_text = {}
+    for c in cmds:
+        by_text.setdefault(c["text"], c)
+    # Execs are linked to the command that caused them.
+    execs = [r for r in recs if r["type"] == "exec" and r.get("session") == cmds[0]["session"]]
+    ls = [e for e in execs if e["argv"] == ["ls", "/bin"]]
+    assert len(ls) == 1 and ls[0]["command"] == by_text["ls /bin > /dev/null"]["command"]
+    mk = [e for e in execs if e["argv"][0] == "mkdir"]
+    assert mk[0]["argv"] == ["mkdir", str(work / "hellofalco")]
+    assert mk[0]["command"] == by_text["mkdir " + str(work / "hellofalco")]["command"]
+    sort = [e for e in execs if e["argv"] == ["sort"]]
+    assert sort and sort[0]["command"] == by_text["printf 'b\\na\\n' | sort > sorted.txt 2>/dev/null"]["command"]
+    # echo is a builtin: its line is recorded, and it caused no exec.
+    echo_cmd = by_text['echo "hello world" > example.txt']["command"]
+    assert not [e for e in execs if e.get("command") == echo_cmd]
+
+    # Continuation lines are grouped with the command they continue (bash and zsh say
+    # which lines continue a command; dash does not, so each of its lines stands alone).
+    if name == "dash":
+        rc = daemon.stop()
+        assert rc == 0 and daemon.verify().returncode == 0
+        return
+    loop = [c for c in cmds if c["text"] in ("for i in a b", "do echo $i >> loop.txt", "done")]
+    assert len({c["command"] for c in loop}) == 1
+    assert [c.get("line_index", 0) for c in loop] == [0, 1, 2]
+    heredoc = [c for c in cmds if c["text"] in ("cat <<EOF > heredoc.txt", "line one", "EOF")]
+    assert len({c["command"] for c in heredoc}) == 1
+
+    # Exit statuses (bash and zsh expose them) reference their command.
+    if name in ("bash", "zsh"):
+        statuses = {r["command"]: r for r in recs if r["type"] == "command_status"}
+        assert statuses[by_text["false"]["command"]]["exit_status"] == 1
+        assert statuses[by_text["ls /bin > /dev/null"]["command"]]["exit_status"] == 0
+        assert statuses[by_text["false"]["command"]]["duration_ns"] > 0
+
+    rc = daemon.stop()
+    assert rc == 0
+    assert daemon.verify().returncode == 0
