@@ -196,12 +196,24 @@ static int owner_fd(void) {
   return nfd;
 }
 
+/* 0 when sent; else the errno (EAGAIN: the daemon is busy; EPIPE and friends: it is gone). */
 static int send_raw(int fd, const void* buf, size_t len) {
   ssize_t n;
   do {
     n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  return n == (ssize_t)len ? 0 : -1;
+  if (n == (ssize_t)len) return 0;
+  return n < 0 ? errno : EMSGSIZE;
+}
+
+/* The daemon went away (restart): drop our end so the next report reconnects at once. */
+static void drop_owner_fd(int fd) {
+  if (__atomic_compare_exchange_n(&S.fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) close(fd);
+  __atomic_store_n(&S.next_connect_ns, 0, __ATOMIC_RELAXED);
+}
+
+static int peer_gone(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ECONNREFUSED;
 }
 
 static int is_owner(void) { return getpid() == S.owner; }
@@ -219,22 +231,30 @@ static uint64_t next_seq(int owner) {
   return ++slot->seq;
 }
 
-static void backlog_flush(int fd) {
-  if (S.backlog_len == 0) return;
-  if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return;
+/* Sends what the backlog holds, oldest first; 0 when it is empty afterwards. */
+static int backlog_flush(int fd) {
+  if (S.backlog_len == 0) return 0;
+  if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return EAGAIN;
   size_t off = 0;
+  int err = 0;
   while (off < S.backlog_len) {
     struct shaudit_wire_header h;
     memcpy(&h, S.backlog + off, sizeof h);
-    if (send_raw(fd, S.backlog + off, h.length) != 0) break;
+    if ((err = send_raw(fd, S.backlog + off, h.length)) != 0) break;
     off += h.length;
   }
   memmove(S.backlog, S.backlog + off, S.backlog_len - off);
   S.backlog_len -= off;
   __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
+  return err;
 }
 
-static void backlog_add(const char* buf, size_t len) {
+static void send_hello_into_backlog(void);
+
+static void backlog_add(const char* buf, size_t len, int is_hello) {
+  /* A backlog begins with a fresh hello, so a daemon that restarted meanwhile learns who
+   * this process is (and opens its implicit session) before its held reports. */
+  if (S.backlog_len == 0 && !is_hello) send_hello_into_backlog();
   if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return; /* lost: seq gap */
   if (S.backlog_len + len <= SA_BACKLOG) {
     memcpy(S.backlog + S.backlog_len, buf, len);
@@ -246,15 +266,21 @@ static void backlog_add(const char* buf, size_t len) {
 /* Numbers, finishes and sends a message; never blocks. */
 static void msg_send(struct sa_msg* m) {
   int owner = is_owner();
+  struct shaudit_wire_header h0;
+  memcpy(&h0, m->e.buf, sizeof h0);
+  int is_hello = h0.type == SHAUDIT_MSG_HELLO;
   size_t len = shaudit_enc_finish(&m->e, next_seq(owner), real_ns());
   const char* buf = m->e.buf;
   if (owner) {
-    int fd = owner_fd();
-    if (fd >= 0) {
-      backlog_flush(fd);
-      if (S.backlog_len == 0 && send_raw(fd, buf, len) == 0) return;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      int fd = owner_fd();
+      if (fd < 0) break;
+      int err = backlog_flush(fd);
+      if (err == 0 && (err = send_raw(fd, buf, len)) == 0) return;
+      if (!peer_gone(err)) break; /* busy: keep order through the backlog */
+      drop_owner_fd(fd);          /* the daemon restarted: reconnect once, now */
     }
-    backlog_add(buf, len);
+    backlog_add(buf, len, is_hello);
     return;
   }
   /* vfork child: the inherited socket if it is still ours, else a temporary one. */
@@ -275,6 +301,40 @@ static void msg_send(struct sa_msg* m) {
 static void sa_bash_install(void);
 
 /* ------------------------------------------------------------------ init */
+
+static char S_exe[PATH_MAX];
+
+/* HELLO: who this process is (its executable, claimed session, shell and terminal). */
+static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
+  msg_begin(m, stack, cap, 0, SHAUDIT_MSG_HELLO);
+  msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
+  if (S.session[0]) msg_add_str(m, SHAUDIT_F_SESSION, S.session);
+  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
+                (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
+  msg_add_u64(m, SHAUDIT_F_HELLO_FLAGS, hf);
+  if (S.interactive) {
+    char tty[128];
+    ssize_t t = readlink("/proc/self/fd/0", tty, sizeof tty);
+    if (t > 0) msg_add(m, SHAUDIT_F_TTY, tty, (size_t)t);
+  }
+}
+
+static void send_hello(void) {
+  char stack[1024 + PATH_MAX];
+  struct sa_msg m;
+  build_hello(&m, stack, sizeof stack);
+  msg_send(&m);
+  msg_end(&m);
+}
+
+static void send_hello_into_backlog(void) {
+  char stack[1024 + PATH_MAX];
+  struct sa_msg m;
+  build_hello(&m, stack, sizeof stack);
+  size_t len = shaudit_enc_finish(&m.e, next_seq(1), real_ns());
+  backlog_add(m.e.buf, len, 1);
+  msg_end(&m);
+}
 
 static void after_fork_child(void) {
   /* A forked child has its own copy of the state: it numbers its own reports from 1 and
@@ -346,8 +406,8 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.enabled = 1;
   pthread_atfork(NULL, NULL, after_fork_child);
 
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char* exe = S_exe;
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof S_exe - 1);
   exe[n > 0 ? n : 0] = 0;
   S.shell = detect_shell(exe);
   if (S.shell != SA_SHELL_NONE) {
@@ -362,21 +422,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
   }
 
-  char stack[SA_STACK_MSG];
-  struct sa_msg m;
-  msg_begin(&m, stack, sizeof stack, 0, SHAUDIT_MSG_HELLO);
-  msg_add(&m, SHAUDIT_F_EXE, exe, strlen(exe));
-  if (S.session[0]) msg_add_str(&m, SHAUDIT_F_SESSION, S.session);
-  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
-                (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
-  msg_add_u64(&m, SHAUDIT_F_HELLO_FLAGS, hf);
-  if (S.interactive) {
-    char tty[128];
-    ssize_t t = readlink("/proc/self/fd/0", tty, sizeof tty);
-    if (t > 0) msg_add(&m, SHAUDIT_F_TTY, tty, (size_t)t);
-  }
-  msg_send(&m);
-  msg_end(&m);
+  send_hello();
 }
 
 SA_HIDDEN int sa_enabled(void) { return S.enabled; }
