@@ -21,8 +21,11 @@
 #include "shaudit/record.h"
 #include "shaudit/shaudit.h"
 #include "shaudit/verify.h"
+#include "sessions.h"
+#include "text.h"
 
 using namespace shaudit;
+using namespace shaudit::cli;
 
 namespace {
 
@@ -36,6 +39,10 @@ commands:
   show LOG... [--session ID] [--user NAME] [--type T[,T]] [--since TIME] [--until TIME]
               [--json] [--follow]
                                  print records as a table (or JSON lines with --json)
+  show LOG... --session ID --tree
+                                 a session as a tree: typed commands, the execs they caused
+  sessions LOG... [--user NAME]  one line per session: who, from where, when, commands,
+                                 exit statuses
   stats [--control PATH] [--json]
                                  counters from a running shauditd (root only)
   emit [--socket PATH] line TEXT [--shell NAME]
@@ -116,32 +123,6 @@ int cmd_verify(const std::vector<std::string>& args) {
                 opts.allow_open && rep.unsealed == 0 ? "; all records sealed"
                                                      : "; ends with a closing seal");
   return 0;
-}
-
-// Quotes an argv element for display the way a shell would need it.
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789_-./=:,+@%") == std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out.push_back(c);
-  }
-  return out + "'";
-}
-
-std::string printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out.push_back(static_cast<char>(c));
-  }
-  return out;
 }
 
 std::string detail(const json::Object& o, const std::string& type) {
@@ -225,7 +206,7 @@ void show_line(const std::string& line, const ShowFilter& f, const std::string& 
 
 int cmd_show(const std::vector<std::string>& args) {
   ShowFilter f;
-  bool follow = false;
+  bool follow = false, tree = false;
   std::vector<std::string> logs;
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
@@ -251,6 +232,8 @@ int cmd_show(const std::vector<std::string>& args) {
       f.json = true;
     } else if (a == "--follow" || a == "-f") {
       follow = true;
+    } else if (a == "--tree") {
+      tree = true;
     } else if (a.rfind("--", 0) == 0) {
       return usage_error(fmt::format("show: unknown option '{}'", a));
     } else {
@@ -258,6 +241,10 @@ int cmd_show(const std::vector<std::string>& args) {
     }
   }
   if (logs.empty()) return usage_error("show needs a LOG");
+  if (tree) {
+    if (!f.session) return usage_error("show --tree needs --session ID");
+    return print_session_tree(logs, *f.session);
+  }
   if (follow && logs.size() != 1) return usage_error("show --follow takes one LOG");
   if (!f.json)
     std::printf("%-30s  %-12s  %-16s  %-13s  %s\n", "TIME", "SESSION", "USER[PID]", "TYPE",
@@ -435,6 +422,7 @@ int main(int argc, char** argv) {
   if (cmd == "verify") return cmd_verify(args);
   if (cmd == "show") return cmd_show(args);
   if (cmd == "stats") return cmd_stats(args);
+  if (cmd == "sessions") return cmd_sessions(args);
   if (cmd == "emit") return cmd_emit(args);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);

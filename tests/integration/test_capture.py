@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, run_cli
 from ptyshell import PS1, PS2, PtyShell
 
 PRELOAD = BUILD / "preload" / "libshaudit_preload.so"
@@ -153,3 +153,47 @@ def test_typed_lines_arrive_exactly(daemon, work, name):
     rc = daemon.stop()
     assert rc == 0
     assert daemon.verify().returncode == 0
+
+
+def test_sessions_and_tree_views(daemon, work):
+    sh = start_shell(daemon, "bash", work)
+    try:
+        sh.line("ls /bin > /dev/null")
+        sh.line("false")
+        sh.line("for i in 1 2", prompt=PS2)
+        sh.line("do /bin/true $i", prompt=PS2)
+        sh.line("done")
+    finally:
+        sh.exit()
+    recs = daemon.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs))
+    start = next(r for r in recs if r["type"] == "session_start")
+    end = next(r for r in recs if r["type"] == "session_end")
+    sid = start["session"]
+    assert start["service"] == "implicit" and start["user"] == "root" and start["pid"] == sh.pid
+    assert start["tty"].startswith("/dev/pts/")
+    assert end["session"] == sid and end["reason"] == "entry_exit"
+    assert end["commands"] == 4 and end["failed_commands"] == 1
+    execs = {tuple(r["argv"]): r for r in recs if r["type"] == "exec"}
+
+    res = run_cli("sessions", daemon.log)
+    assert res.returncode == 0
+    row = [l for l in res.stdout.splitlines() if l.startswith(sid)]
+    assert len(row) == 1
+    cols = row[0].split()
+    assert cols[1:4] == ["root", "implicit", start["tty"]]
+    assert cols[-3:] == ["4", "0x2", "1x1"]
+
+    res = run_cli("show", daemon.log, "--session", sid, "--tree")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out[0].startswith(f"session {sid}  root (uid 0)  implicit")
+    assert out[1].startswith("├─ $ ls /bin > /dev/null  => exit 0 in ")
+    assert out[2] == f"│    └─ [{execs[('ls', '/bin')]['pid']}] ls /bin"
+    assert out[3].startswith("├─ $ false  => exit 1 in ")
+    assert out[4] == "├─ $ for i in 1 2"
+    assert out[5] == "│  > do /bin/true $i"
+    assert out[6].startswith("│  > done  => exit 0 in ")
+    assert out[7] == f"│    └─ [{execs[('/bin/true', '1')]['pid']}] /bin/true 1"
+    assert out[8] == f"│    └─ [{execs[('/bin/true', '2')]['pid']}] /bin/true 2"
+    assert out[9] == "├─ $ exit"
+    assert out[10].startswith("└─ ended (entry_exit) after ") and out[10].endswith(": 4 commands, 1 failed")
