@@ -82,8 +82,18 @@ Result<void> write_file(const std::string& path, std::string_view data, mode_t m
 void PkeyDeleter::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 
 Digest sha256(std::string_view data) {
+  // The one-shot SHA256() looks the algorithm up and allocates a context on every call;
+  // fetch once and keep one context per thread (the writer hashes every record).
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   Digest d;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+  unsigned int len = 0;
+  if (!md || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1) {
+    ERR_clear_error();
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+  }
   return d;
 }
 

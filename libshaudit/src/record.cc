@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <time.h>
 
+#include <climits>
+#include <cstring>
+
 #include "shaudit/crypto.h"
 
 namespace shaudit::record {
@@ -20,11 +23,27 @@ std::string format_time(int64_t unix_ns) {
     ns += 1000000000;
     --sec;
   }
-  time_t t = static_cast<time_t>(sec);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ns);
+  // The date and time of day change once a second: keep the formatted prefix per thread.
+  thread_local int64_t cached_sec = INT64_MIN;
+  thread_local char prefix[24];
+  if (sec != cached_sec) {
+    time_t t = static_cast<time_t>(sec);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    fmt::format_to_n(prefix, sizeof prefix - 1, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec);
+    prefix[20] = 0;
+    cached_sec = sec;
+  }
+  char out[31];
+  std::memcpy(out, prefix, 20);
+  for (int i = 28; i >= 20; --i) {
+    out[i] = static_cast<char>('0' + ns % 10);
+    ns /= 10;
+  }
+  out[29] = 'Z';
+  return std::string(out, 30);
 }
 
 Result<int64_t> parse_time(std::string_view s) {
@@ -40,17 +59,19 @@ Result<int64_t> parse_time(std::string_view s) {
   };
   struct tm tm {};
   int y, mo, d, h = 0, mi = 0, se = 0;
-  auto bad = make_error(fmt::format("invalid time '{}' (expected RFC 3339, e.g. 2026-11-28T12:00:00Z)", s));
+  auto bad = [&] {
+    return make_error(fmt::format("invalid time '{}' (expected RFC 3339, e.g. 2026-11-28T12:00:00Z)", s));
+  };
   if (!digits(0, 4, y) || s.size() < 10 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
       !digits(8, 2, d))
-    return bad;
+    return bad();
   size_t pos = 10;
   int64_t frac_ns = 0, offset_s = 0;
   if (pos < s.size()) {
     if ((s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ') || !digits(pos + 1, 2, h) ||
         s.size() < pos + 9 || s[pos + 3] != ':' || !digits(pos + 4, 2, mi) || s[pos + 6] != ':' ||
         !digits(pos + 7, 2, se))
-      return bad;
+      return bad();
     pos += 9;
     if (pos < s.size() && s[pos] == '.') {
       ++pos;
@@ -61,28 +82,28 @@ Result<int64_t> parse_time(std::string_view s) {
         scale /= 10;
         ++pos;
       }
-      if (pos == start) return bad;
+      if (pos == start) return bad();
     }
-    if (pos >= s.size()) return bad;
+    if (pos >= s.size()) return bad();
     if (s[pos] == 'Z' || s[pos] == 'z') {
       ++pos;
     } else if (s[pos] == '+' || s[pos] == '-') {
       int oh, om;
       if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
           !digits(pos + 4, 2, om))
-        return bad;
+        return bad();
       offset_s = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
       pos += 6;
     } else {
-      return bad;
+      return bad();
     }
-    if (pos != s.size()) return bad;
+    if (pos != s.size()) return bad();
   }
   static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
       h > 23 || mi > 59 || se > 60)
-    return bad;
+    return bad();
   // Times are nanoseconds in an int64: 1678 to 2261 is the representable span.
   if (y < 1678 || y > 2261)
     return make_error(fmt::format("time '{}' is outside the supported years 1678..2261", s));
