@@ -10,9 +10,9 @@ LOG=/var/log/shaudit/audit.jsonl
 source installer/deps.sh
 shaudit_install_deps
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc)"
-cmake --install build --prefix "$PREFIX" >/dev/null
+cmake -S . -B build-install -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_TESTS=OFF >/dev/null
+cmake --build build-install -j"$(nproc)"
+cmake --install build-install --prefix "$PREFIX" >/dev/null
 echo "installed shauditd, shaudit, libshaudit under $PREFIX"
 
 install -d -m 0700 /etc/shaudit
@@ -29,20 +29,24 @@ else
   echo "started shauditd (pid $(cat /run/shauditd.pid)); stop it with: kill \$(cat /run/shauditd.pid)"
 fi
 
-# A small audited session reported through the C API (the path a custom shell uses).
-"$PREFIX/bin/shaudit" emit line 'ls /bin' --shell demo
-"$PREFIX/bin/shaudit" emit exec ls /bin
-"$PREFIX/bin/shaudit" emit line 'mkdir /hellofalco' --shell demo
-"$PREFIX/bin/shaudit" emit line 'echo "hello world" > example.txt' --shell demo
-sleep 0.3   # one seal interval (100 ms) plus margin: the lines above are now signed
-
+# A real audited session: bash on a pseudo-terminal (util-linux `script`) with the
+# interposer preloaded types the seed commands; the interactive shell opens an implicit
+# session (with PAM, add `session required pam_shaudit.so preload=...` to a service instead).
+DEMO=$(mktemp -d)
+PRELOAD=$(find "$PREFIX" -name libshaudit_preload.so -path '*/lib*' | head -n 1)
+printf '%s\n' 'ls /bin > /dev/null' "mkdir $DEMO/hellofalco" "cd $DEMO" \
+  'echo "hello world" > example.txt' 'cat example.txt' 'exit' |
+  script -q -c "env -i HOME=$DEMO TERM=dumb PS1='demo$ ' LD_PRELOAD=$PRELOAD bash --norc --noprofile -i" /dev/null >/dev/null
+sleep 0.3   # one seal interval (100 ms) plus margin: the session is now signed
+SESSION=$(grep -o '"session":"[0-9a-f]*"' "$LOG" | tail -n 1 | cut -d'"' -f4)
 echo
-echo "== the signed log: $LOG"
-"$PREFIX/bin/shaudit" show "$LOG" | tail -n 8
+echo "== the signed log: $LOG; the demo session as a tree:"
+"$PREFIX/bin/shaudit" show "$LOG" --session "$SESSION" --tree
 echo
 echo "== verification (live log; a stopped daemon's log verifies without --allow-open)"
 "$PREFIX/bin/shaudit" verify "$LOG" --pubkey "$KEY.pub" --allow-open
 echo
 echo "look at it:   $PREFIX/bin/shaudit show $LOG [--follow] [--json]"
 echo "verify it:    $PREFIX/bin/shaudit verify $LOG --pubkey $KEY.pub [--allow-open]"
+echo "sessions:     $PREFIX/bin/shaudit sessions $LOG"
 echo "counters:     $PREFIX/bin/shaudit stats"
