@@ -96,8 +96,30 @@ static int transact(const struct options* o, const char* msg, size_t len, int wa
     return -1;
   }
   strcpy(a.sun_path, o->socket);
+  /* The daemon accepts session requests only from uid 0 and takes the uid from the
+   * credentials that come with the message. Left to the kernel, they carry the real uid; a
+   * setuid-root program (su run by a user) has a real uid of that user and an effective uid
+   * of 0, so send the effective ids explicitly (the kernel checks that they are ours). */
+  struct iovec iov = {(void*)msg, len};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(struct ucred))];
+  } cbuf;
+  memset(&cbuf, 0, sizeof cbuf);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf.buf;
+  mh.msg_controllen = sizeof cbuf.buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+  struct ucred cred = {getpid(), geteuid(), getegid()};
+  memcpy(CMSG_DATA(c), &cred, sizeof cred);
   if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0 ||
-      send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
+      sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)len) {
     *err = strerror(errno);
     close(fd);
     return -1;
@@ -202,6 +224,13 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_ha
     }
     pam_syslog(pamh, LOG_WARNING, "cannot register the session with shauditd at %s: %s; "
                "continuing unregistered (fail=open)", o.socket, why);
+    /* An empty id marks the session as opened unregistered: close_session then succeeds
+     * too (PAM_IGNORE would fail a stack in which no other module decides). */
+    char* none = strdup("");
+    if (!none || pam_set_data(pamh, DATA_KEY, none, free_data) != PAM_SUCCESS) {
+      free(none);
+      return PAM_BUF_ERR;
+    }
     return export_env(pamh, &o, NULL) == PAM_SUCCESS ? PAM_SUCCESS : PAM_SESSION_ERR;
   }
   char* kept = strdup(reply);
@@ -219,6 +248,7 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_close_session(pam_h
   if (parse_options(pamh, argc, argv, &o) != 0) return PAM_SESSION_ERR;
   const void* data = NULL;
   if (pam_get_data(pamh, DATA_KEY, &data) != PAM_SUCCESS || !data) return PAM_IGNORE;
+  if (*(const char*)data == 0) return PAM_SUCCESS; /* opened unregistered (fail=open) */
   char msg[1024];
   struct shaudit_enc e;
   shaudit_enc_begin(&e, msg, sizeof msg, SHAUDIT_MSG_SESSION_CLOSE);

@@ -618,6 +618,7 @@ mount -t overlay overlay -o "lowerdir=/etc,upperdir=$T/etc-up,workdir=$T/etc-wor
 mount -t tmpfs tmpfs /run || exit 90
 mount -t tmpfs tmpfs /var/log || exit 90
 mkdir -p /etc/shaudit
+rm -f /etc/shaudit/signing.key /etc/shaudit/signing.key.pub  # only in the overlay: the host keeps its own
 "$SHAUDIT" keygen --out /etc/shaudit/signing.key >/dev/null || exit 91
 "$SHAUDITD" --check-config > "$T/check.out" 2>&1; echo $? > "$T/check.rc"
 unset SHAUDIT_SOCKET
