@@ -1,0 +1,172 @@
+#include "collector.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proc.skel.h"
+
+namespace shaudit::bpf {
+namespace {
+
+// libbpf's messages are kept (last few lines) to explain a failure, never printed.
+std::mutex g_log_mu;
+std::string g_log;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt_str, va_list ap) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[512];
+  int n = vsnprintf(buf, sizeof buf, fmt_str, ap);
+  std::lock_guard lk(g_log_mu);
+  g_log.append(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1) : 0);
+  if (g_log.size() > 4096) g_log.erase(0, g_log.size() - 4096);
+  return n;
+}
+
+std::string last_log() {
+  std::lock_guard lk(g_log_mu);
+  std::string s = g_log;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  auto nl = s.rfind('\n', s.size() > 600 ? s.size() - 600 : 0);
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+int on_event(void* ctx, void* data, size_t size) {
+  auto* fn = static_cast<EventFn*>(ctx);
+  (*fn)(data, size);
+  return 0;
+}
+
+Error fail(const char* what, int err) {
+  std::string log = last_log();
+  return Error{fmt::format("eBPF {}: {}{}{}", what, std::strerror(err < 0 ? -err : err),
+                           log.empty() ? "" : "; libbpf: ", log)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts, EventFn fn) {
+  libbpf_set_print(libbpf_print);
+  std::unique_ptr<Collector> c(new Collector());
+  c->fn_ = std::move(fn);
+  c->skel_ = shaudit_proc_bpf__open();
+  if (!c->skel_) return fail("open", errno);
+  int err = bpf_map__set_max_entries(c->skel_->maps.events, static_cast<__u32>(opts.ringbuf_bytes));
+  if (err) return fail("ring buffer size", err);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0 || (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
+    return fail("scratch map size", ncpu <= 0 ? ncpu : err);
+  if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
+  if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
+  c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
+  if (!c->rb_) return fail("ring buffer", errno);
+  for (const auto& path : opts.readline_binaries)
+    if (auto r = c->probe_lines(path, false); !r && access(path.c_str(), F_OK) == 0) return r.error();
+  for (const auto& path : opts.zle_modules)
+    if (auto r = c->probe_lines(path, true); !r && access(path.c_str(), F_OK) == 0) return r.error();
+  return c;
+}
+
+Collector::~Collector() {
+  for (void* l : links_) bpf_link__destroy(static_cast<bpf_link*>(l));
+  if (rb_) ring_buffer__free(rb_);
+  if (skel_) shaudit_proc_bpf__destroy(skel_);
+}
+
+int Collector::epoll_fd() const { return ring_buffer__epoll_fd(rb_); }
+
+int Collector::consume() { return ring_buffer__consume(rb_); }
+
+Result<void> Collector::track(pid_t pid, uint64_t key) {
+  __u32 k = static_cast<__u32>(pid);
+  __u64 v = key;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tracked), &k, &v, BPF_ANY) != 0)
+    return fail("track", errno);
+  return {};
+}
+
+void Collector::untrack(pid_t pid) {
+  __u32 k = static_cast<__u32>(pid);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.tracked), &k);
+}
+
+Result<void> Collector::probe_lines(const std::string& path, bool zle) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Error{fmt::format("eBPF line probe {}: {}", path, std::strerror(errno))};
+  auto id = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+  if (probed_.count(id)) return {};
+  LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = true, .func_name = zle ? "zleread" : "readline");
+  bpf_program* prog = zle ? skel_->progs.zleread_ret : skel_->progs.readline_ret;
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, path.c_str(), 0, &uo);
+  if (!link) return fail(fmt::format("line probe on {}", path).c_str(), errno);
+  links_.push_back(link);
+  probed_.insert(id);
+  return {};
+}
+
+static uint64_t read_stat(shaudit_proc_bpf* skel, __u32 which) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  std::vector<__u64> vals(static_cast<size_t>(ncpu));
+  if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &which, vals.data()) != 0) return 0;
+  uint64_t sum = 0;
+  for (auto v : vals) sum += v;
+  return sum;
+}
+
+uint64_t Collector::dropped() const { return read_stat(skel_, SA_STAT_DROPPED); }
+uint64_t Collector::events() const { return read_stat(skel_, SA_STAT_EVENTS); }
+
+bool looks_like_bash(const std::string& path) {
+  // Reads the ELF64 dynamic symbol table: bash (and any copy of it) exports both symbols.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string data;
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && data.size() < (64u << 20))
+    data.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  if (data.size() < sizeof(Elf64_Ehdr) || data.compare(0, 4, ELFMAG) != 0 ||
+      data[EI_CLASS] != ELFCLASS64)
+    return false;
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, data.data(), sizeof eh);
+  auto section = [&](size_t i, Elf64_Shdr& sh) {
+    size_t off = eh.e_shoff + i * sizeof(Elf64_Shdr);
+    if (eh.e_shentsize != sizeof(Elf64_Shdr) || off + sizeof sh > data.size()) return false;
+    std::memcpy(&sh, data.data() + off, sizeof sh);
+    return true;
+  };
+  bool readline = false, line_buffer = false;
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sym, str;
+    if (!section(i, sym) || sym.sh_type != SHT_DYNSYM || !section(sym.sh_link, str)) continue;
+    if (sym.sh_offset + sym.sh_size > data.size() || str.sh_offset + str.sh_size > data.size()) return false;
+    for (size_t off = 0; off + sizeof(Elf64_Sym) <= sym.sh_size; off += sizeof(Elf64_Sym)) {
+      Elf64_Sym es;
+      std::memcpy(&es, data.data() + sym.sh_offset + off, sizeof es);
+      if (es.st_shndx == SHN_UNDEF || es.st_name >= str.sh_size) continue;
+      const char* name = data.data() + str.sh_offset + es.st_name;
+      size_t max = str.sh_size - es.st_name;
+      if (strnlen(name, max) == max) continue;
+      if (std::strcmp(name, "readline") == 0) readline = true;
+      if (std::strcmp(name, "rl_line_buffer") == 0) line_buffer = true;
+    }
+  }
+  return readline && line_buffer;
+}
+
+}  // namespace shaudit::bpf

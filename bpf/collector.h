@@ -1,0 +1,64 @@
+// Loads and runs the eBPF collector: the process-lifecycle programs, the readline/zleread
+// uretprobes, the tracked-process map and the ring buffer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "events.h"
+#include "shaudit/result.h"
+
+struct shaudit_proc_bpf;
+struct ring_buffer;
+
+namespace shaudit::bpf {
+
+struct CollectorOptions {
+  size_t ringbuf_bytes = 8u << 20;  // power of two, at least one page
+  // Binaries whose readline()/zleread() return values are probed from the start.
+  std::vector<std::string> readline_binaries = {"/usr/bin/bash"};
+  std::vector<std::string> zle_modules;  // e.g. /usr/lib/x86_64-linux-gnu/zsh/5.9/zsh/zle.so
+};
+
+// Called for every event; data points at a struct from events.h of size bytes.
+using EventFn = std::function<void(const void* data, size_t size)>;
+
+// Move-only owner of the skeleton, its links and the ring buffer.
+class Collector {
+ public:
+  // open -> set sizes -> load -> attach, in that order. Fails with the kernel's reason.
+  static Result<std::unique_ptr<Collector>> start(const CollectorOptions& opts, EventFn fn);
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  int epoll_fd() const;  // readable when events wait
+  int consume();         // delivers waiting events; returns how many
+  // Starts tracking a process (a session's entry) and, by fork, its descendants.
+  Result<void> track(pid_t pid, uint64_t key);
+  void untrack(pid_t pid);
+  // Adds a uretprobe on readline() (bash and copies) or zleread() (zsh's zle module) of
+  // the binary at path; a binary (by device and inode) is probed once.
+  Result<void> probe_lines(const std::string& path, bool zle);
+  uint64_t dropped() const;  // events lost to a full ring buffer, since load
+  uint64_t events() const;
+
+ private:
+  Collector() = default;
+  shaudit_proc_bpf* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  EventFn fn_;
+  std::set<std::pair<uint64_t, uint64_t>> probed_;  // (dev, ino)
+  std::vector<void*> links_;                        // struct bpf_link*
+};
+
+// True when path is an ELF binary exporting readline and rl_line_buffer (bash or a copy).
+bool looks_like_bash(const std::string& path);
+
+}  // namespace shaudit::bpf

@@ -1,0 +1,183 @@
+// The eBPF collector against the real kernel (needs root, BTF and BPF; CI runs as root).
+#include "collector.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Seen {
+  std::vector<sa_exec_event> execs;
+  std::vector<sa_attempt_event> attempts;
+  std::vector<sa_fork_event> forks;
+  std::vector<sa_exit_event> exits;
+};
+
+std::string argv_of(const sa_exec_event& e) {
+  std::string s(e.argv, e.argv_len);
+  for (auto& c : s)
+    if (c == '\0') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+class CollectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to load eBPF programs (CI runs as root)";
+    auto c = shaudit::bpf::Collector::start({}, [this](const void* d, size_t n) { on(d, n); });
+    ASSERT_TRUE(c.ok()) << c.message();
+    col_ = std::move(*c);
+  }
+
+  void on(const void* d, size_t n) {
+    sa_event_hdr h;
+    ASSERT_GE(n, sizeof h);
+    std::memcpy(&h, d, sizeof h);
+    switch (h.type) {
+      case SA_EV_EXEC: {
+        sa_exec_event e{};
+        std::memcpy(&e, d, std::min(n, sizeof e));
+        seen_.execs.push_back(e);
+        break;
+      }
+      case SA_EV_ATTEMPT: {
+        sa_attempt_event e{};
+        std::memcpy(&e, d, std::min(n, sizeof e));
+        seen_.attempts.push_back(e);
+        break;
+      }
+      case SA_EV_FORK: {
+        sa_fork_event e{};
+        std::memcpy(&e, d, std::min(n, sizeof e));
+        seen_.forks.push_back(e);
+        break;
+      }
+      case SA_EV_EXIT: {
+        sa_exit_event e{};
+        std::memcpy(&e, d, std::min(n, sizeof e));
+        seen_.exits.push_back(e);
+        break;
+      }
+    }
+  }
+
+  std::unique_ptr<shaudit::bpf::Collector> col_;
+  Seen seen_;
+};
+
+TEST_F(CollectorTest, FollowsATrackedProcessTreeThroughForkExecExit) {
+  // A helper process is tracked; it forks a child that execs /bin/sh -c 'exit 3'.
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(1);
+    pid_t child = fork();
+    if (child == 0) {
+      execl("/bin/sh", "sh", "-c", "exit 3", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int st;
+    waitpid(child, &st, 0);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 99);
+  }
+  ASSERT_TRUE(col_->track(helper, 42).ok());
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  int st;
+  ASSERT_EQ(waitpid(helper, &st, 0), helper);
+  EXPECT_EQ(WEXITSTATUS(st), 3);
+  for (int i = 0; i < 50 && seen_.exits.size() < 2; ++i) {
+    col_->consume();
+    usleep(10000);
+  }
+  ASSERT_EQ(seen_.forks.size(), 1u);
+  EXPECT_EQ(seen_.forks[0].h.pid, static_cast<__u32>(helper));
+  EXPECT_EQ(seen_.forks[0].h.key, 42u);
+  pid_t child = static_cast<pid_t>(seen_.forks[0].child_pid);
+  EXPECT_TRUE(seen_.attempts.empty());  // the exec succeeded: the exec event is the attempt
+  ASSERT_EQ(seen_.execs.size(), 1u);
+  const auto& e = seen_.execs[0];
+  EXPECT_EQ(e.h.pid, static_cast<__u32>(child));
+  EXPECT_EQ(e.h.ppid, static_cast<__u32>(helper));
+  EXPECT_EQ(e.h.key, 42u);
+  EXPECT_STREQ(e.filename, "/bin/sh");
+  EXPECT_EQ(e.argc, 3u);
+  EXPECT_EQ(argv_of(e), "sh -c exit 3");
+  EXPECT_EQ(e.h.flags & SA_FLAG_SECUREEXEC, 0u);
+  ASSERT_EQ(seen_.exits.size(), 2u);  // the child, then the helper
+  EXPECT_EQ(seen_.exits[0].h.pid, static_cast<__u32>(child));
+  EXPECT_EQ(seen_.exits[0].exit_code, 3 << 8);
+  EXPECT_EQ(seen_.exits[1].h.pid, static_cast<__u32>(helper));
+  EXPECT_EQ(col_->dropped(), 0u);
+}
+
+TEST_F(CollectorTest, AFailedExecIsAnAttemptWithItsError) {
+  pid_t p = fork();
+  if (p == 0) {
+    usleep(50000);
+    execl("/nonexistent/tool", "tool", static_cast<char*>(nullptr));
+    _exit(9);
+  }
+  ASSERT_TRUE(col_->track(p, 5).ok());
+  int st;
+  waitpid(p, &st, 0);
+  for (int i = 0; i < 50 && seen_.exits.empty(); ++i) {
+    col_->consume();
+    usleep(10000);
+  }
+  ASSERT_EQ(seen_.attempts.size(), 1u);
+  EXPECT_EQ(seen_.attempts[0].h.pid, static_cast<__u32>(p));
+  EXPECT_STREQ(seen_.attempts[0].filename, "/nonexistent/tool");
+  EXPECT_EQ(seen_.attempts[0].result, -ENOENT);
+  EXPECT_TRUE(seen_.execs.empty());
+}
+
+TEST_F(CollectorTest, UntrackedProcessesAreNotReported) {
+  pid_t p = fork();
+  if (p == 0) {
+    execl("/bin/true", "true", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st;
+  waitpid(p, &st, 0);
+  col_->consume();
+  for (const auto& e : seen_.execs) EXPECT_NE(e.h.pid, static_cast<__u32>(p));
+}
+
+TEST_F(CollectorTest, LongArgvIsCutAt32KiBAndFlagged) {
+  std::string big(40000, 'a');
+  pid_t p = fork();
+  if (p == 0) {
+    usleep(50000);
+    execl("/bin/true", "true", big.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_TRUE(col_->track(p, 7).ok());
+  int st;
+  waitpid(p, &st, 0);
+  for (int i = 0; i < 50 && seen_.execs.empty(); ++i) {
+    col_->consume();
+    usleep(10000);
+  }
+  ASSERT_EQ(seen_.execs.size(), 1u);
+  EXPECT_EQ(seen_.execs[0].argv_len, SA_ARGV_MAX);
+  EXPECT_TRUE(seen_.execs[0].h.flags & SA_FLAG_ARGV_CUT);
+  EXPECT_EQ(std::string(seen_.execs[0].argv, 5), std::string("true\0", 5));
+}
+
+TEST(LooksLikeBash, RecognisesBashAndNotOthers) {
+  EXPECT_TRUE(shaudit::bpf::looks_like_bash("/usr/bin/bash"));
+  EXPECT_FALSE(shaudit::bpf::looks_like_bash("/usr/bin/dash"));
+  EXPECT_FALSE(shaudit::bpf::looks_like_bash("/etc/passwd"));
+}
+
+}  // namespace

@@ -1,0 +1,89 @@
+/* Events from the shaudit eBPF programs to shauditd, through one ring buffer.
+ * C only; included by the BPF programs and by the daemon's loader. Explicit padding, no
+ * packed structs; the C++ side checks sizes and offsets with static_assert. */
+#ifndef SHAUDIT_BPF_EVENTS_H
+#define SHAUDIT_BPF_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SA_ARGV_MAX (32u * 1024u)  /* argv bytes kept per exec; cut beyond, and flagged */
+#define SA_LINE_MAX 4096u          /* bytes of a readline/zleread line; cut beyond, flagged */
+#define SA_PATH_MAX 256u           /* exec filename bytes */
+#define SA_TTY_MAX 32u
+#define SA_COMM_MAX 16u
+
+enum sa_event_type {
+  SA_EV_EXEC = 1,    /* sched_process_exec: a tracked process runs a new image */
+  SA_EV_ATTEMPT = 2, /* execve(at) by a tracked process failed (result < 0) */
+  SA_EV_FORK = 3,    /* sched_process_fork: a tracked process got a child (now tracked) */
+  SA_EV_EXIT = 4,    /* sched_process_exit of a tracked thread-group leader */
+  SA_EV_LINE = 5     /* readline()/zleread() returned a line in a tracked process */
+};
+
+#define SA_FLAG_ARGV_CUT 0x1u
+#define SA_FLAG_SECUREEXEC 0x2u  /* setuid/setgid/file capabilities: ignores LD_PRELOAD */
+#define SA_FLAG_LINE_CUT 0x4u
+#define SA_FLAG_ZLE 0x8u         /* the line came from zsh's zleread (metafied) */
+
+/* Common header of every event. */
+struct sa_event_hdr {
+  __u32 type;
+  __u32 pid;      /* tgid */
+  __u32 tid;
+  __u32 ppid;     /* real parent's tgid */
+  __u32 uid;
+  __u32 loginuid;
+  __u32 sessionid;
+  __u32 flags;
+  __u64 ts_ns;    /* bpf_ktime_get_boot_ns */
+  __u64 key;      /* the tracked session key the daemon gave this process's ancestor */
+  char comm[SA_COMM_MAX];
+};
+
+struct sa_exec_event {
+  struct sa_event_hdr h;
+  __u32 argv_len;      /* bytes in argv[] (NUL-separated elements) */
+  __u32 argc;
+  __u32 filename_len;
+  __u32 tty_len;
+  char tty[SA_TTY_MAX];
+  char filename[SA_PATH_MAX];
+  char argv[SA_ARGV_MAX];
+};
+
+struct sa_attempt_event {
+  struct sa_event_hdr h;
+  __u32 filename_len;
+  __s32 result; /* -errno */
+  char filename[SA_PATH_MAX];
+};
+
+struct sa_fork_event {
+  struct sa_event_hdr h;
+  __u32 child_pid;
+  __u32 pad;
+};
+
+struct sa_exit_event {
+  struct sa_event_hdr h;
+  __s32 exit_code;
+  __u32 pad;
+};
+
+struct sa_line_event {
+  struct sa_event_hdr h;
+  __u32 len;
+  __u32 pad;
+  char line[SA_LINE_MAX];
+};
+
+/* Counters in the "stats" array map. */
+enum sa_stat {
+  SA_STAT_DROPPED = 0, /* ring buffer reserve/output failures: lost events */
+  SA_STAT_EVENTS = 1,
+  SA_STAT_MAX = 2
+};
+
+#endif /* SHAUDIT_BPF_EVENTS_H */

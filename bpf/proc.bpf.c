@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process lifecycle of tracked (audited-session) processes: exec, exec attempts, fork, exit.
+ * A process is tracked when the daemon put it in `tracked` (a session's entry) or its parent
+ * was tracked when it forked: membership follows the fork tree in the kernel, whatever the
+ * process does to its environment, name, loginuid or audit session id. */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 ringbuf_pages = 0; /* informational; size is set before load */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* tgid -> session key (non-zero). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, __u64);
+} tracked SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SA_STAT_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} stats SEC(".maps");
+
+/* Exec attempts in flight: tid -> user pointer to the filename (see attempt_exit). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32); /* tid */
+  __type(value, __u64); /* user pointer to the filename */
+} pending_exec SEC(".maps");
+
+/* Scratch space for the big exec event (too large for the 512-byte stack, and above the
+ * 32 KiB per-CPU value limit): one slot per CPU, sized by the loader. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sa_exec_event);
+} exec_scratch SEC(".maps");
+
+static __always_inline void count(__u32 which) {
+  __u64* v = bpf_map_lookup_elem(&stats, &which);
+  if (v) __sync_fetch_and_add(v, 1);
+}
+
+static __always_inline __u64* tracked_key(__u32 tgid) { return bpf_map_lookup_elem(&tracked, &tgid); }
+
+static __always_inline void fill_hdr(struct sa_event_hdr* h, __u32 type, struct task_struct* t,
+                                     __u64 key) {
+  h->type = type;
+  h->pid = BPF_CORE_READ(t, tgid);
+  h->tid = BPF_CORE_READ(t, pid);
+  h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+  h->uid = BPF_CORE_READ(t, cred, uid.val);
+  h->loginuid = BPF_CORE_READ(t, loginuid.val);
+  h->sessionid = BPF_CORE_READ(t, sessionid);
+  h->flags = 0;
+  h->ts_ns = bpf_ktime_get_boot_ns();
+  h->key = key;
+  BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  __u64* key = tracked_key(tgid);
+  if (!key) return 0;
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct sa_exec_event* e = bpf_map_lookup_elem(&exec_scratch, &cpu);
+  if (!e) return 0;
+  fill_hdr(&e->h, SA_EV_EXEC, p, *key);
+  __u32 tid = BPF_CORE_READ(p, pid);
+  bpf_map_delete_elem(&pending_exec, &tid); /* the attempt succeeded: this event is it */
+  if (BPF_CORE_READ_BITFIELD(bprm, secureexec)) e->h.flags |= SA_FLAG_SECUREEXEC;
+  long n = bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, filename));
+  e->filename_len = n > 0 ? (__u32)n - 1 : 0;
+  e->argc = BPF_CORE_READ(bprm, argc);
+  /* The new image's argument strings, as the kernel laid them out. */
+  unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+  unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+  unsigned long len = end > start ? end - start : 0;
+  if (len > SA_ARGV_MAX) {
+    len = SA_ARGV_MAX;
+    e->h.flags |= SA_FLAG_ARGV_CUT;
+  }
+  e->argv_len = 0;
+  if (len > 0 && bpf_probe_read_user(e->argv, len & (SA_ARGV_MAX - 1) ? len & (SA_ARGV_MAX - 1) : SA_ARGV_MAX, (void*)start) == 0)
+    e->argv_len = (__u32)len;
+  e->tty_len = 0;
+  struct tty_struct* tty = BPF_CORE_READ(p, signal, tty);
+  if (tty) {
+    n = bpf_probe_read_kernel_str(e->tty, sizeof e->tty, &tty->name);
+    e->tty_len = n > 0 ? (__u32)n - 1 : 0;
+  }
+  __u64 size = offsetof(struct sa_exec_event, argv) + e->argv_len;
+  if (size > sizeof(*e)) size = sizeof(*e);
+  if (bpf_ringbuf_output(&events, e, size, 0) != 0)
+    count(SA_STAT_DROPPED);
+  else
+    count(SA_STAT_EVENTS);
+  return 0;
+}
+
+/* Exec attempts. At syscall entry the filename may sit in a page not yet faulted in (a
+ * fresh fork child), so entry only remembers the pointer; a failed attempt is reported at
+ * syscall exit, when the kernel has read the name (the page is present) and the result is
+ * known. A successful attempt is the exec event itself. */
+
+static __always_inline int attempt_enter(const char* filename) {
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  if (!tracked_key(BPF_CORE_READ(t, tgid))) return 0;
+  __u32 tid = BPF_CORE_READ(t, pid);
+  __u64 ptr = (__u64)filename;
+  bpf_map_update_elem(&pending_exec, &tid, &ptr, BPF_ANY);
+  return 0;
+}
+
+static __always_inline int attempt_exit(long ret) {
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  __u32 tid = BPF_CORE_READ(t, pid);
+  __u64* ptr = bpf_map_lookup_elem(&pending_exec, &tid);
+  if (!ptr) return 0;
+  __u64 filename = *ptr;
+  bpf_map_delete_elem(&pending_exec, &tid);
+  __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
+  if (!key) return 0;
+  struct sa_attempt_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(SA_STAT_DROPPED);
+    return 0;
+  }
+  fill_hdr(&e->h, SA_EV_ATTEMPT, t, *key);
+  long n = bpf_probe_read_user_str(e->filename, sizeof e->filename, (const char*)filename);
+  e->filename_len = n > 0 ? (__u32)n - 1 : 0;
+  e->result = (__s32)ret;
+  bpf_ringbuf_submit(e, 0);
+  count(SA_STAT_EVENTS);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int handle_execve(struct trace_event_raw_sys_enter* ctx) {
+  return attempt_enter((const char*)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int handle_execveat(struct trace_event_raw_sys_enter* ctx) {
+  return attempt_enter((const char*)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int handle_execve_exit(struct trace_event_raw_sys_exit* ctx) { return attempt_exit(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int handle_execveat_exit(struct trace_event_raw_sys_exit* ctx) { return attempt_exit(ctx->ret); }
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child) {
+  __u32 ptgid = BPF_CORE_READ(parent, tgid);
+  __u32 ctgid = BPF_CORE_READ(child, tgid);
+  if (ptgid == ctgid) return 0; /* a new thread, not a new process */
+  __u64* key = tracked_key(ptgid);
+  if (!key) return 0;
+  __u64 k = *key;
+  bpf_map_update_elem(&tracked, &ctgid, &k, BPF_ANY);
+  struct sa_fork_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(SA_STAT_DROPPED);
+    return 0;
+  }
+  fill_hdr(&e->h, SA_EV_FORK, parent, k);
+  e->child_pid = ctgid;
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+  count(SA_STAT_EVENTS);
+  return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct* p, bool group_dead) {
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  if (BPF_CORE_READ(p, pid) != tgid) return 0; /* only the thread-group leader */
+  __u64* key = tracked_key(tgid);
+  if (!key) return 0;
+  __u64 k = *key;
+  bpf_map_delete_elem(&tracked, &tgid);
+  struct sa_exit_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(SA_STAT_DROPPED);
+    return 0;
+  }
+  fill_hdr(&e->h, SA_EV_EXIT, p, k);
+  e->exit_code = BPF_CORE_READ(p, exit_code);
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+  count(SA_STAT_EVENTS);
+  return 0;
+}
+
+/* readline() in bash (and copies of it) and zleread() in zsh's zle module: the line the
+ * shell got, independent of any interposer. Attached by the loader to each binary. */
+static __always_inline int line_returned(const char* ret, __u32 flags) {
+  if (!ret) return 0;
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
+  if (!key) return 0;
+  struct sa_line_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(SA_STAT_DROPPED);
+    return 0;
+  }
+  fill_hdr(&e->h, SA_EV_LINE, t, *key);
+  e->h.flags |= flags;
+  long n = bpf_probe_read_user_str(e->line, sizeof e->line, ret);
+  e->len = n > 0 ? (__u32)n - 1 : 0;
+  if (e->len == SA_LINE_MAX - 1) e->h.flags |= SA_FLAG_LINE_CUT;
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+  count(SA_STAT_EVENTS);
+  return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(readline_ret, const char* ret) { return line_returned(ret, 0); }
+
+SEC("uretprobe")
+int BPF_KRETPROBE(zleread_ret, const char* ret) { return line_returned(ret, SA_FLAG_ZLE); }
