@@ -123,6 +123,17 @@ Proc* ReportHandler::ancestor_facts(pid_t pid) {
   return &procs_.insert_or_assign(pid, std::move(p)).first->second;
 }
 
+bool ReportHandler::is_self_or_ancestor(pid_t pid, pid_t candidate) {
+  pid_t cur = pid;
+  for (int hop = 0; hop < kMaxAncestry && cur > 1; ++hop) {
+    if (cur == candidate) return true;
+    Proc* a = ancestor_facts(cur);
+    if (!a) return false;
+    cur = a->ppid;
+  }
+  return false;
+}
+
 // Membership follows the fork tree from a session's entry; the kernel audit session id
 // (set by pam_loginuid) is the fallback for processes whose ancestry is gone.
 const std::string& ReportHandler::resolve_session(pid_t pid, Proc& p) {
@@ -351,7 +362,10 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     r["type"] = record::kExec;
     r["source"] = "report";
     uint64_t cmd_pid = num(m, SHAUDIT_F_CMD_PID), cmd_no = num(m, SHAUDIT_F_CMD_NO);
-    if (cmd_pid && cmd_no) p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
+    // The typed command is the one the sender's own shell ancestor read: a claim naming any
+    // other process (another user's shell) is ignored.
+    if (cmd_pid && cmd_no && is_self_or_ancestor(pid, static_cast<pid_t>(cmd_pid)))
+      p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
     if (!p.command.empty()) r["command"] = p.command;
     if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
     record::set_argv(r, m.all(SHAUDIT_F_ARGV));

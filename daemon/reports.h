@@ -48,6 +48,7 @@ class ReportHandler {
  private:
   Proc& proc(pid_t pid, const wire::Message& m);
   Proc* ancestor_facts(pid_t pid);
+  bool is_self_or_ancestor(pid_t pid, pid_t candidate);
   const std::string& resolve_session(pid_t pid, Proc& p);
   const std::string& user_name(uid_t uid);
   bool push(json::Object r);

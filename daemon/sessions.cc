@@ -55,6 +55,9 @@ ProcFacts read_proc_facts(pid_t pid) {
   char state;
   long ppid;
   if (std::sscanf(p, "%c %ld", &state, &ppid) != 2) return f;
+  // A process being reaped still has a stat file, with parent 0: it is gone (only pid 1
+  // and kthreadd have no parent).
+  if (ppid == 0 && pid > 2) return f;
   int field = 3;
   const char* q = p;
   while (*q && field < 22) {

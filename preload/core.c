@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -30,6 +32,7 @@
 #define SA_RETRY_NS 1000000000LL
 #define SA_CHILD_SLOTS 8
 #define SA_TTY_MAX 4096
+#define SA_TURN_MAX_NS 50000000LL /* a sender waits for another thread's send 50 ms at most */
 
 struct sa_child_slot {
   pid_t pid;
@@ -65,6 +68,10 @@ static struct {
   char backlog[SA_BACKLOG];
   size_t backlog_len;
   int backlog_busy;
+  int backlog_full;          /* a report did not fit: hold no later one until it drains */
+  int bash_cloexec;          /* bash: the socket was made close-on-exec for an exec attempt */
+  int turn;                  /* a thread is numbering and sending (send_turn_take) */
+  unsigned long turn_holder; /* its thread (pthread_self) */
   struct sa_child_slot children[SA_CHILD_SLOTS];
 } S = {.fd = -1};
 
@@ -173,7 +180,13 @@ static int connect_new(dev_t* dev, ino_t* ino) {
 /* The owner's socket, connecting lazily (at most once per second after a failure). */
 static int owner_fd(void) {
   int fd = __atomic_load_n(&S.fd, __ATOMIC_ACQUIRE);
-  if (fd >= 0 && socket_ok(fd)) return fd;
+  if (fd >= 0 && socket_ok(fd)) {
+    if (S.bash_cloexec) { /* an exec attempt returned (failed): inheritable again */
+      fcntl(fd, F_SETFD, 0);
+      S.bash_cloexec = 0;
+    }
+    return fd;
+  }
   /* Closed by the program (closefrom) or replaced (dup2 over it): forget it, never close
    * what is now the program's descriptor. */
   if (fd >= 0) __atomic_compare_exchange_n(&S.fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
@@ -186,13 +199,21 @@ static int owner_fd(void) {
     __atomic_store_n(&S.next_connect_ns, now + SA_RETRY_NS, __ATOMIC_RELAXED);
     return -1;
   }
+  /* bash takes any close-on-exec descriptor at or above 10 for one of its own saved ones:
+   * `exec 987>file` would be undone (fd 987 restored to our socket, so the user's later
+   * `>&987` writes went to the daemon). In bash the socket is inheritable instead: fork
+   * children close it (after_fork_child) and an exec marks it close-on-exec first. */
+  if (S.shell == SA_SHELL_BASH) {
+    fcntl(nfd, F_SETFD, 0);
+    S.bash_cloexec = 0;
+  }
   int expected = -1;
-  S.sock_dev = dev;
-  S.sock_ino = ino;
   if (!__atomic_compare_exchange_n(&S.fd, &expected, nfd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    close(nfd); /* another thread connected first */
+    close(nfd); /* another thread connected first: keep its socket and its identity */
     return expected;
   }
+  S.sock_dev = dev;
+  S.sock_ino = ino;
   return nfd;
 }
 
@@ -245,21 +266,68 @@ static int backlog_flush(int fd) {
   }
   memmove(S.backlog, S.backlog + off, S.backlog_len - off);
   S.backlog_len -= off;
+  if (S.backlog_len == 0) S.backlog_full = 0;
   __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
   return err;
 }
 
-static void send_hello_into_backlog(void);
+static void send_hello_into_backlog(uint64_t seq);
 
-static void backlog_add(const char* buf, size_t len, int is_hello) {
+/* The daemon reads a gap in report numbers as loss, so the owner's threads number and send
+ * in one turn: a thread that finds the turn taken yields, a bounded number of times. Not a
+ * lock that can hang the program: a thread that already holds the turn (a signal handler
+ * interrupting a send) or waited too long goes ahead unordered (the daemon may then note a
+ * gap), and a fork child starts with the turn free. Returns whether the turn was taken. */
+static int send_turn_take(void) {
+  unsigned long tid = (unsigned long)pthread_self(); /* the thread pointer: no syscall */
+  if (__atomic_load_n(&S.turn_holder, __ATOMIC_RELAXED) == tid) return 0;
+  int64_t give_up = 0;
+  for (int i = 0;; ++i) {
+    if (!__atomic_exchange_n(&S.turn, 1, __ATOMIC_ACQUIRE)) {
+      __atomic_store_n(&S.turn_holder, tid, __ATOMIC_RELAXED);
+      return 1;
+    }
+    /* Bounded by time, not by tries: on a loaded machine the holder may be preempted for a
+     * whole time slice while others yield quickly. */
+    if ((i & 63) == 0) {
+      int64_t now = mono_ns();
+      if (give_up == 0)
+        give_up = now + SA_TURN_MAX_NS;
+      else if (now > give_up)
+        return 0;
+    }
+    sched_yield();
+  }
+}
+
+static void send_turn_give(int held) {
+  if (!held) return;
+  __atomic_store_n(&S.turn_holder, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&S.turn, 0, __ATOMIC_RELEASE);
+}
+
+static void backlog_add(char* buf, size_t len, int is_hello) {
   /* A backlog begins with a fresh hello, so a daemon that restarted meanwhile learns who
-   * this process is (and opens its implicit session) before its held reports. */
-  if (S.backlog_len == 0 && !is_hello) send_hello_into_backlog();
+   * this process is (and opens its implicit session) before its held reports. The hello
+   * takes this message's report number and the message the next one: numbers stay in the
+   * order the daemon reads them (no false gap, no report out of order). */
+  if (S.backlog_len == 0 && !is_hello) {
+    struct shaudit_wire_header h;
+    memcpy(&h, buf, sizeof h);
+    send_hello_into_backlog(h.report_seq);
+    h.report_seq = next_seq(1);
+    memcpy(buf, &h, sizeof h);
+  }
   if (__atomic_exchange_n(&S.backlog_busy, 1, __ATOMIC_ACQUIRE)) return; /* lost: seq gap */
-  if (S.backlog_len + len <= SA_BACKLOG) {
+  if (!S.backlog_full && S.backlog_len + len <= SA_BACKLOG) {
     memcpy(S.backlog + S.backlog_len, buf, len);
     S.backlog_len += len;
-  } /* else lost: the daemon sees the gap in report numbers and writes a loss record */
+  } else {
+    /* Lost: the daemon sees the gap in report numbers and writes a loss record. Later,
+     * smaller reports are lost too, so the held reports stay a prefix and the loss one
+     * range (not a status whose command line was lost, between several gaps). */
+    S.backlog_full = 1;
+  }
   __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
 }
 
@@ -269,20 +337,28 @@ static void msg_send(struct sa_msg* m) {
   struct shaudit_wire_header h0;
   memcpy(&h0, m->e.buf, sizeof h0);
   int is_hello = h0.type == SHAUDIT_MSG_HELLO;
-  size_t len = shaudit_enc_finish(&m->e, next_seq(owner), real_ns());
-  const char* buf = m->e.buf;
+  char* buf = m->e.buf;
   if (owner) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    int held = send_turn_take();
+    size_t len = shaudit_enc_finish(&m->e, next_seq(1), real_ns());
+    int sent = 0;
+    for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
       int fd = owner_fd();
       if (fd < 0) break;
       int err = backlog_flush(fd);
-      if (err == 0 && (err = send_raw(fd, buf, len)) == 0) return;
-      if (!peer_gone(err)) break; /* busy: keep order through the backlog */
-      drop_owner_fd(fd);          /* the daemon restarted: reconnect once, now */
+      if (err == 0 && (err = send_raw(fd, buf, len)) == 0) {
+        sent = 1;
+      } else if (!peer_gone(err)) {
+        break; /* busy: keep order through the backlog */
+      } else {
+        drop_owner_fd(fd); /* the daemon restarted: reconnect once, now */
+      }
     }
-    backlog_add(buf, len, is_hello);
+    if (!sent) backlog_add(buf, len, is_hello);
+    send_turn_give(held);
     return;
   }
+  size_t len = shaudit_enc_finish(&m->e, next_seq(0), real_ns());
   /* vfork child: the inherited socket if it is still ours, else a temporary one. */
   int fd = S.fd;
   if (fd >= 0 && socket_ok(fd)) {
@@ -327,11 +403,11 @@ static void send_hello(void) {
   msg_end(&m);
 }
 
-static void send_hello_into_backlog(void) {
+static void send_hello_into_backlog(uint64_t seq) {
   char stack[1024 + PATH_MAX];
   struct sa_msg m;
   build_hello(&m, stack, sizeof stack);
-  size_t len = shaudit_enc_finish(&m.e, next_seq(1), real_ns());
+  size_t len = shaudit_enc_finish(&m.e, seq, real_ns());
   backlog_add(m.e.buf, len, 1);
   msg_end(&m);
 }
@@ -346,6 +422,10 @@ static void after_fork_child(void) {
   S.next_connect_ns = 0;
   S.backlog_len = 0;
   S.backlog_busy = 0;
+  S.backlog_full = 0;
+  S.bash_cloexec = 0;
+  S.turn = 0;
+  S.turn_holder = 0;
   S.tty_len = 0;
   S.status_pending = 0;
 }
@@ -376,11 +456,53 @@ static int loaded_by_env(char** envp) {
   return pre && strstr(pre, "libshaudit_preload") != NULL;
 }
 
+/* Whether some loaded object may define name: its GNU hash Bloom filter can only say "no" for
+ * sure. A failed dlsym costs a malloc'ed error (in a /bin/true, the first malloc: heap set-up,
+ * getrandom, brk and page faults, about 7 µs here); this check costs no syscall and no
+ * allocation, so only a likely shell pays for dlsym. */
+struct sa_sym_probe {
+  uint32_t hash;
+  int maybe;
+};
+
+static int sym_probe_object(struct dl_phdr_info* info, size_t size, void* data) {
+  (void)size;
+  struct sa_sym_probe* p = data;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+    const ElfW(Dyn)* d = (const ElfW(Dyn)*)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    for (; d->d_tag != DT_NULL; ++d) {
+      if (d->d_tag != DT_GNU_HASH) continue;
+      ElfW(Addr) at = d->d_un.d_ptr;
+      if (at < info->dlpi_addr) at += info->dlpi_addr; /* not relocated in place (vdso) */
+      const uint32_t* h = (const uint32_t*)at;
+      uint32_t words = h[2], shift = h[3];
+      const ElfW(Addr)* bloom = (const ElfW(Addr)*)(h + 4);
+      const unsigned bits = sizeof(ElfW(Addr)) * 8;
+      ElfW(Addr) w = bloom[(p->hash / bits) & (words - 1)];
+      if (!((w >> (p->hash % bits)) & (w >> ((p->hash >> shift) % bits)) & 1)) return 0;
+      break;
+    }
+    p->maybe = 1; /* in its filter, or an object without one: ask dlsym */
+    return 1;
+  }
+  return 0;
+}
+
+static int may_define(const char* name) {
+  struct sa_sym_probe p = {5381, 0};
+  for (const unsigned char* c = (const unsigned char*)name; *c; ++c) p.hash = p.hash * 33 + *c;
+  dl_iterate_phdr(sym_probe_object, &p);
+  return p.maybe;
+}
+
 static int detect_shell(const char* exe) {
-  if (dlsym(RTLD_DEFAULT, "rl_deprep_term_function") &&
+  if (may_define("rl_deprep_term_function") && dlsym(RTLD_DEFAULT, "rl_deprep_term_function") &&
       dlsym(RTLD_DEFAULT, "current_command_line_count"))
     return SA_SHELL_BASH;
-  if (dlsym(RTLD_DEFAULT, "zle_entry_ptr") && dlsym(RTLD_DEFAULT, "lastval")) return SA_SHELL_ZSH;
+  if (may_define("zle_entry_ptr") && dlsym(RTLD_DEFAULT, "zle_entry_ptr") &&
+      dlsym(RTLD_DEFAULT, "lastval"))
+    return SA_SHELL_ZSH;
   const char* b = base_name(exe);
   static const char* const tty_shells[] = {"dash", "sh", "ash", "ksh", "ksh93", "mksh", "posh",
                                            "yash", "lksh", NULL};
@@ -485,6 +607,11 @@ SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int search) 
     if (msg_add(&m, SHAUDIT_F_ARGV, argv[i], strlen(argv[i])) != 0) break;
   msg_send(&m);
   msg_end(&m);
+  /* bash keeps the socket inheritable (owner_fd): never let it into the new image. */
+  if (S.shell == SA_SHELL_BASH && is_owner()) {
+    int fd = S.fd;
+    if (fd >= 0 && socket_ok(fd) && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) S.bash_cloexec = 1;
+  }
 }
 
 SA_HIDDEN void sa_report_shell_command(const char* cmd) {
