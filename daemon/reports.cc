@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pwd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "shaudit/record.h"
@@ -25,6 +26,15 @@ uint64_t num(const wire::Message& m, uint16_t tag, uint64_t fallback = 0) {
 std::string text(const wire::Message& m, uint16_t tag) {
   const wire::Field* f = m.find(tag);
   return f ? std::string(f->data) : std::string();
+}
+
+uint64_t argv_hash(const std::vector<std::string_view>& argv) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the elements and their ends
+  for (auto a : argv) {
+    for (unsigned char c : a) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0x100) * 1099511628211ull;
+  }
+  return h;
 }
 
 const char* input_kind(uint64_t k) {
@@ -327,6 +337,29 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     // An interactive shell on a terminal that no session registered opens one itself.
     if (p.shell && p.interactive && p.session.empty())
       return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
+    // A non-interactive shell names its own argv: recorded as its exec when nobody reported
+    // that exec (its parent ran without the interposer: sshd for `ssh host CMD`, cron, ...).
+    bool reported = p.exec_reported;
+    p.exec_reported = false;
+    auto argv = m.all(SHAUDIT_F_ARGV);
+    if (argv.empty() || reported) return true;
+    if (auto parent = procs_.find(p.ppid); parent != procs_.end()) {
+      auto& sp = parent->second.spawned;  // posix_spawn/system/popen reported it already
+      auto it = std::find(sp.begin(), sp.end(), argv_hash(argv));
+      if (it != sp.end()) {
+        sp.erase(it);
+        return true;
+      }
+    }
+    json::Object r;
+    base_fields(r, m, cred, p);
+    r["type"] = record::kExec;
+    r["source"] = "hello";
+    record::set_bytes(r, "path", text(m, SHAUDIT_F_EXE));
+    record::set_argv(r, argv);
+    if (!p.command.empty()) r["command"] = p.command;
+    if (!push(std::move(r))) return false;
+    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
@@ -361,6 +394,13 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     base_fields(r, m, cred, p);
     r["type"] = record::kExec;
     r["source"] = "report";
+    if (m.flags & SHAUDIT_MSG_SPAWN) {
+      r["spawn"] = true;  // a new child runs it, not the reporting process
+      p.spawned.push_back(argv_hash(m.all(SHAUDIT_F_ARGV)));
+      if (p.spawned.size() > 32) p.spawned.erase(p.spawned.begin());
+    } else {
+      p.exec_reported = true;
+    }
     uint64_t cmd_pid = num(m, SHAUDIT_F_CMD_PID), cmd_no = num(m, SHAUDIT_F_CMD_NO);
     // The typed command is the one the sender's own shell ancestor read: a claim naming any
     // other process (another user's shell) is ignored.

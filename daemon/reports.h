@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "queue.h"
 #include "sessions.h"
@@ -28,6 +29,8 @@ struct Proc {
   std::string command;     // the typed command it runs for ("<shell pid>.<n>")
   bool reported = false;   // sent at least one report
   bool gone = false;       // /proc had no entry: ppid is what the process reported
+  bool exec_reported = false;  // its current image's exec was reported before it ran
+  std::vector<uint64_t> spawned;  // argv hashes it reported for children it spawned
   bool shell = false, interactive = false;
   std::string exe, tty;
 };

@@ -381,8 +381,18 @@ static void sa_bash_install(void);
 static char S_exe[PATH_MAX];
 
 /* HELLO: who this process is (its executable, claimed session, shell and terminal). */
+/* A non-interactive shell (sh -c CMD, a script; ssh host CMD) names its own argv in its
+ * hello: its parent (sshd, cron, a program without the interposer) may not have reported it. */
+static char** S_self_argv;
+
+static size_t hello_size(void) {
+  size_t need = 1024 + PATH_MAX;
+  for (char** a = S_self_argv; a && *a; ++a) need += sizeof(struct shaudit_wire_field) + strlen(*a);
+  return need;
+}
+
 static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
-  msg_begin(m, stack, cap, 0, SHAUDIT_MSG_HELLO);
+  msg_begin(m, stack, cap, hello_size(), SHAUDIT_MSG_HELLO);
   msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
   if (S.session[0]) msg_add_str(m, SHAUDIT_F_SESSION, S.session);
   uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
@@ -393,6 +403,8 @@ static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
     ssize_t t = readlink("/proc/self/fd/0", tty, sizeof tty);
     if (t > 0) msg_add(m, SHAUDIT_F_TTY, tty, (size_t)t);
   }
+  for (char** a = S_self_argv; a && *a; ++a)
+    if (msg_add(m, SHAUDIT_F_ARGV, *a, strlen(*a)) != 0) break;
 }
 
 static void send_hello(void) {
@@ -541,6 +553,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     }
     struct termios t;
     S.interactive = !has_c && !has_file && ioctl(0, TCGETS, &t) == 0;
+    if (!S.interactive) S_self_argv = argv;
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
   }
 
@@ -589,7 +602,7 @@ static int resolve_path(const char* name, char* out, size_t cap) {
   return 0;
 }
 
-SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int search) {
+SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int flags) {
   if (!S.enabled) return;
   size_t need = 512 + PATH_MAX;
   for (size_t i = 0; argv && argv[i]; ++i) need += sizeof(struct shaudit_wire_field) + strlen(argv[i]);
@@ -598,7 +611,8 @@ SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int search) 
   struct sa_msg m;
   msg_begin(&m, stack, sizeof stack, need, SHAUDIT_MSG_EXEC);
   char resolved[PATH_MAX];
-  if (path && search && !strchr(path, '/') && resolve_path(path, resolved, sizeof resolved))
+  if (flags & SA_EXEC_SPAWN) m.e.flags |= SHAUDIT_MSG_SPAWN;
+  if (path && (flags & SA_EXEC_SEARCH) && !strchr(path, '/') && resolve_path(path, resolved, sizeof resolved))
     path = resolved;
   if (path) msg_add_str(&m, SHAUDIT_F_PATH, path);
   add_cwd(&m);
@@ -616,7 +630,7 @@ SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int search) 
 
 SA_HIDDEN void sa_report_shell_command(const char* cmd) {
   char* argv[] = {(char*)"sh", (char*)"-c", (char*)cmd, NULL};
-  sa_report_exec("/bin/sh", argv, 0);
+  sa_report_exec("/bin/sh", argv, SA_EXEC_SPAWN);
 }
 
 static const char* shell_name(void) {

@@ -22,9 +22,12 @@ void sa_init(int argc, char** argv, char** envp);
 int sa_enabled(void);
 int sa_shell_kind(void);
 
-/* Exec family: report an attempt before the real call. fd_path is used when path is NULL
- * (fexecve). search != 0 resolves a bare name through PATH (execvp family). */
-void sa_report_exec(const char* path, char* const argv[], int search);
+/* Exec family: report an attempt before the real call. flags: SA_EXEC_SEARCH resolves a
+ * bare name through PATH (the p variants); SA_EXEC_SPAWN says a new child runs it
+ * (posix_spawn, system, popen), not this process. */
+#define SA_EXEC_SEARCH 1
+#define SA_EXEC_SPAWN 2
+void sa_report_exec(const char* path, char* const argv[], int flags);
 /* system()/popen(): reported as /bin/sh -c CMD. */
 void sa_report_shell_command(const char* cmd);
 

@@ -102,7 +102,7 @@ EXPORT int execv(const char* path, char* const argv[]) {
 
 EXPORT int execvp(const char* file, char* const argv[]) {
   int saved = errno;
-  sa_report_exec(file, argv, 1);
+  sa_report_exec(file, argv, SA_EXEC_SEARCH);
   errno = saved;
   if (!real.execvp) return errno = ENOSYS, -1;
   return real.execvp(file, argv);
@@ -110,7 +110,7 @@ EXPORT int execvp(const char* file, char* const argv[]) {
 
 EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   int saved = errno;
-  sa_report_exec(file, argv, 1);
+  sa_report_exec(file, argv, SA_EXEC_SEARCH);
   errno = saved;
   if (!real.execvpe) return errno = ENOSYS, -1;
   return real.execvpe(file, argv, envp);
@@ -192,7 +192,7 @@ EXPORT int execle(const char* path, const char* arg, ...) {
 EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* fa,
                        const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   int saved = errno;
-  sa_report_exec(path, argv, 0);
+  sa_report_exec(path, argv, SA_EXEC_SPAWN);
   errno = saved;
   if (!real.posix_spawn) return ENOSYS;
   return real.posix_spawn(pid, path, fa, attr, argv, envp);
@@ -201,7 +201,7 @@ EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_acti
 EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* fa,
                         const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   int saved = errno;
-  sa_report_exec(file, argv, 1);
+  sa_report_exec(file, argv, SA_EXEC_SEARCH | SA_EXEC_SPAWN);
   errno = saved;
   if (!real.posix_spawnp) return ENOSYS;
   return real.posix_spawnp(pid, file, fa, attr, argv, envp);

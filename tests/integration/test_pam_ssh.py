@@ -839,3 +839,43 @@ def test_ssh_host_wide_mode(daemon_factory, public_dir, users, sshbed):
     assert d.stop() == 0
     v = d.verify()
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_ssh_command_without_terminal(daemon_factory, public_dir, users, sshbed):
+    """`ssh host 'cmd'`: no terminal, no typed line; the session and the execs with their argv
+    are recorded (sshd runs the user's shell with -c, so the shell names its own argv)."""
+    d = public_daemon(daemon_factory, public_dir).start()
+    user, uid, _, home = users.add("cmd")
+    sshbed.authorize(user)
+    sock = d.socket
+    sshbed.start(sshd_pam(sock, preload=PRELOAD), su_pam(sock))
+    out = Path(home) / "remote-out"
+    remote = f"ls / > /dev/null; /bin/echo remote-ran > {out}"
+    argv = [a for a in sshbed.ssh_argv(user, remote) if a != "-tt"]
+    argv.insert(1, "-T")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                       env=dict(TOOLS_ENV, HOME=str(sshbed.dir)), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr + sshbed.sshd_log()
+    assert out.read_text() == "remote-ran\n"
+    recs = d.wait_for(lambda rs: any(e["session"] == s["session"] for s in starts(rs)
+                                     if s["user"] == user for e in ends_of(rs, s["session"])),
+                      timeout=20)
+    start = next(s for s in starts(recs) if s["user"] == user)
+    sid = start["session"]
+    assert start["service"] == "sshd" and start["uid"] == uid
+    assert start["remote_host"] == "127.0.0.1"
+    assert not commands_in(recs, sid)  # nothing was typed
+    execs = [r for r in recs if r["type"] == "exec" and r.get("session") == sid]
+    shell = [e for e in execs if e["source"] == "hello"]
+    assert len(shell) == 1
+    assert shell[0]["argv"][1:] == ["-c", remote]
+    assert shell[0]["uid"] == uid and shell[0]["user"] == user
+    ls = [e for e in execs if e["argv"] == ["ls", "/"]]
+    echo = [e for e in execs if e["argv"] == ["/bin/echo", "remote-ran"]]
+    assert len(ls) == 1 and len(echo) == 1
+    assert ls[0]["source"] == "report" and ls[0]["uid"] == uid
+    end = ends_of(recs, sid)[0]
+    assert end["reason"] == "pam_close" and end["commands"] == 0
+    sshbed.stop()
+    assert d.stop() == 0
+    assert d.verify().returncode == 0

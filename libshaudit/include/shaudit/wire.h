@@ -89,6 +89,7 @@ enum shaudit_field_tag {
 
 /* Message flags. */
 #define SHAUDIT_MSG_ARGV_TRUNCATED 0x1u /* argv elements were left out to fit */
+#define SHAUDIT_MSG_SPAWN 0x2u          /* EXEC: a new child runs it (posix_spawn, system, popen) */
 
 struct shaudit_wire_header {
   uint16_t magic;      /* SHAUDIT_WIRE_MAGIC */
