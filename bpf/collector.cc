@@ -116,6 +116,19 @@ Result<void> Collector::probe_lines(const std::string& path, bool zle) {
   return {};
 }
 
+bool Collector::probe_if_bash(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  auto id = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+  if (probed_.count(id) || examined_.count(id)) return false;
+  if (!looks_like_bash(path)) {
+    if (examined_.size() > 65536) examined_.clear();
+    examined_.insert(id);
+    return false;
+  }
+  return probe_lines(path, false).ok();
+}
+
 static uint64_t read_stat(shaudit_proc_bpf* skel, __u32 which) {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return 0;

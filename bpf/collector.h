@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "events.h"
 #include "shaudit/result.h"
@@ -46,6 +47,9 @@ class Collector {
   // Adds a uretprobe on readline() (bash and copies) or zleread() (zsh's zle module) of
   // the binary at path; a binary (by device and inode) is probed once.
   Result<void> probe_lines(const std::string& path, bool zle);
+  // Probes path's readline() when it is a bash (any name, any place) not yet probed; each
+  // binary (device, inode) is examined once. Returns true when a new probe was attached.
+  bool probe_if_bash(const std::string& path);
   uint64_t dropped() const;  // events lost to a full ring buffer, since load
   uint64_t events() const;
 
@@ -54,7 +58,8 @@ class Collector {
   shaudit_proc_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
   EventFn fn_;
-  std::set<std::pair<uint64_t, uint64_t>> probed_;  // (dev, ino)
+  std::set<std::pair<uint64_t, uint64_t>> probed_;   // (dev, ino)
+  std::set<std::pair<uint64_t, uint64_t>> examined_; // (dev, ino) found not to be bash
   std::vector<void*> links_;                        // struct bpf_link*
 };
 

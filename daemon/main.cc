@@ -1,5 +1,6 @@
 // shauditd: receives reports, signs and writes the record log.
 #include <fmt/format.h>
+#include <glob.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "collector_fwd.h"
 #include "control.h"
 #include "receiver.h"
 #include "sessions.h"
@@ -46,6 +48,16 @@ void ensure_parent_dir(const std::string& path) {
   std::string dir = path.substr(0, slash);
   for (size_t i = 1; i <= dir.size(); ++i)
     if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0700);
+}
+
+// zsh's line editor modules (zleread lives there): every installed zsh version.
+std::vector<std::string> find_zle_modules() {
+  std::vector<std::string> out;
+  glob_t g;
+  if (glob("/usr/lib/*/zsh/*/zsh/zle.so", 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
+  globfree(&g);
+  return out;
 }
 
 // The session table for the host-wide mode sits next to the socket: <dir>/sessions.
@@ -209,7 +221,10 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
   o["log"] = cfg.log;
   o["started"] = record::format_time(s.started_ns);
   o["pid"] = static_cast<int64_t>(getpid());
-  o["bpf"] = "off";
+  o["bpf"] = s.bpf_on.load() ? "on" : "off";
+  o["bpf_events"] = s.bpf_events.load();
+  o["bpf_dropped"] = s.bpf_dropped.load();
+  o["bypasses"] = s.bypasses.load();
   return json::encode(json::Value(std::move(o)));
 }
 
@@ -247,12 +262,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   Config cfg = std::move(*cfg_r);
-  if (cfg.bpf == BpfMode::kOn) {
-    std::fprintf(stderr,
-                 "shauditd: bpf: on was requested, but this build has no eBPF collector yet; "
-                 "use 'bpf: auto' or 'bpf: off'\n");
-    return 1;
-  }
   auto key = crypto::SigningKey::load(cfg.signing_key);
   if (!key) {
     std::fprintf(stderr, "shauditd: %s\n", key.message().c_str());
@@ -272,11 +281,6 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  if (cfg.bpf == BpfMode::kAuto)
-    std::fprintf(stderr,
-                 "shauditd: notice: bpf: auto: this build has no eBPF collector; kernel "
-                 "cross-checking is off (recorded in the start record)\n");
-
   // Before touching anything: a second shauditd on the same config must not append its
   // start record and closing seal into the log the running one writes (that breaks the
   // chain), nor clear its session table.
@@ -287,6 +291,38 @@ int main(int argc, char** argv) {
     }
   raise_fd_limit(cfg);
 
+  // The eBPF collector comes first: the socket appears only once the probes are attached, so
+  // nothing typed before goes unchecked.
+  std::unique_ptr<bpf::Collector> collector;
+  std::string bpf_reason;
+  Receiver* event_sink = nullptr;
+  if (cfg.bpf != BpfMode::kOff) {
+#ifdef SHAUDIT_HAVE_BPF
+    bpf::CollectorOptions co;
+    co.ringbuf_bytes = static_cast<size_t>(cfg.bpf_ringbuf_kib) * 1024;
+    co.zle_modules = find_zle_modules();
+    auto c = bpf::Collector::start(co, [&event_sink](const void* d, size_t n) {
+      if (event_sink) event_sink->on_kernel_event(d, n);
+    });
+    if (c)
+      collector = std::move(*c);
+    else
+      bpf_reason = c.message();
+#else
+    bpf_reason = "this build of shauditd has no eBPF collector (needs bpftool, clang, libbpf-dev)";
+#endif
+    if (!collector && cfg.bpf == BpfMode::kOn) {
+      std::fprintf(stderr, "shauditd: bpf: on, but the eBPF collector cannot start: %s\n",
+                   bpf_reason.c_str());
+      return 1;
+    }
+    if (!collector)
+      std::fprintf(stderr,
+                   "shauditd: notice: bpf: auto: kernel cross-checking is off (%s); the start "
+                   "record says so\n",
+                   bpf_reason.c_str());
+  }
+
   ensure_parent_dir(cfg.log);
   WriterOptions wo;
   wo.path = cfg.log;
@@ -296,8 +332,9 @@ int main(int argc, char** argv) {
   wo.start_fields["host"] = hostname();
   wo.start_fields["version"] = SHAUDIT_VERSION;
   wo.start_fields["pid"] = static_cast<int64_t>(getpid());
-  wo.start_fields["bpf"] = "off";
-  wo.start_fields["cross_check"] = false;
+  wo.start_fields["bpf"] = collector ? "on" : "off";
+  wo.start_fields["cross_check"] = collector != nullptr;
+  if (!bpf_reason.empty()) wo.start_fields["bpf_error"] = bpf_reason;
   auto writer = LogWriter::open(std::move(wo));
   if (!writer) {
     std::fprintf(stderr, "shauditd: %s\n", writer.message().c_str());
@@ -308,7 +345,9 @@ int main(int argc, char** argv) {
   stats.started_ns = record::now_ns();
   RecordQueue queue(cfg.queue_capacity);
   SessionRegistry sessions(session_table_dir(cfg.socket));
-  Receiver receiver(cfg, stats, sessions, queue);
+  Receiver receiver(cfg, stats, sessions, queue, collector.get());
+  event_sink = &receiver;
+  stats.bpf_on.store(collector != nullptr);
   ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg); });
   Result<void> lr = control.listen();
   if (lr) lr = receiver.listen();

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "shaudit/record.h"
 #include "sockets.h"
 
 namespace shaudit::daemon {
@@ -21,21 +24,69 @@ constexpr int kDrainMessages = 100000;  // read at stop: reports already sent ar
 
 }  // namespace
 
-Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q)
+Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q,
+                   bpf::Collector* collector)
     : cfg_(cfg),
       stats_(stats),
+      q_(q),
       handler_(
           q, stats, sessions, [this](int fd) { watch_pidfd(fd); },
           [this](int fd) {
             ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
             pidfds_.erase(fd);
-          }) {
+          }),
+      collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
+  if (collector_) {
+    CrossCheckOptions o;
+    o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
+    o.allowlist = cfg.unhooked_allowlist;
+    cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o));
+    handler_.set_kernel_side(cc_.get(), [this](pid_t pid, const std::string& session) {
+      (void)collector_->track(pid, CrossCheck::key_of(session));
+    });
+  }
+}
+
+void Receiver::on_kernel_event(const void* data, size_t size) {
+  stats_.bpf_events.fetch_add(1, std::memory_order_relaxed);
+  sa_event_hdr h;
+  if (!cc_ || size < sizeof h) return;
+  std::memcpy(&h, data, sizeof h);
+  std::string session = fmt::format("{:016x}", h.key);
+  if (h.type == SA_EV_EXEC && size >= offsetof(sa_exec_event, argv)) {
+    // A bash under any name or path gets its readline() probed as soon as a session runs it.
+    const auto* e = static_cast<const sa_exec_event*>(data);
+    collector_->probe_if_bash(std::string(e->filename, strnlen(e->filename, sizeof e->filename)));
+  }
+  cc_->on_kernel(data, size, session);
+}
+
+void Receiver::kernel_tick() {
+  uint64_t expirations;
+  ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
+  (void)n;
+  collector_->consume();
+  uint64_t dropped = collector_->dropped();
+  if (dropped > dropped_seen_) {
+    // Kernel events lost to a full ring buffer: said in the log, never silent.
+    json::Object loss;
+    loss["type"] = record::kLoss;
+    loss["cause"] = "bpf_ringbuf";
+    loss["missing"] = static_cast<int64_t>(dropped - dropped_seen_);
+    stats_.bpf_dropped.store(dropped, std::memory_order_relaxed);
+    stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
+    dropped_seen_ = dropped;
+    if (!q_.push(std::move(loss))) stopping_ = true;
+  }
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (!cc_->tick(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec)) stopping_ = true;
 }
 
 Receiver::~Receiver() {
   for (auto& [fd, _] : clients_) ::close(fd);
-  for (int fd : {epfd_, listen_fd_, wake_fd_, reserve_fd_})
+  for (int fd : {epfd_, listen_fd_, wake_fd_, reserve_fd_, timer_fd_})
     if (fd >= 0) ::close(fd);
   delete[] buf_;
 }
@@ -56,7 +107,15 @@ Result<void> Receiver::listen() {
   if (!s) return s.error();
   listen_fd_ = *s;
   bound_socket_ = true;
-  for (int fd : {listen_fd_, wake_fd_}) {
+  if (collector_) {
+    // Kernel events as they come; decisions every 100 ms.
+    timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    itimerspec it{{0, 100000000}, {0, 100000000}};
+    ::timerfd_settime(timer_fd_, 0, &it, nullptr);
+    bpf_fd_ = collector_->epoll_fd();
+  }
+  for (int fd : {listen_fd_, wake_fd_, timer_fd_, bpf_fd_}) {
+    if (fd < 0) continue;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -98,6 +157,10 @@ void Receiver::run() {
         stopping_ = true;
       } else if (fd == listen_fd_) {
         accept_clients();
+      } else if (fd == bpf_fd_) {
+        collector_->consume();
+      } else if (fd == timer_fd_) {
+        kernel_tick();
       } else if (pidfds_.count(fd)) {
         // A session's entry process exited: its session ends (and its pidfd is closed).
         if (!handler_.entry_exited(fd)) stopping_ = true;
@@ -115,6 +178,11 @@ void Receiver::run() {
     stopping_ = false;
     read_client(fd, budget);
     budget -= kMessagesPerTurn;
+  }
+  // Everything the kernel already said is decided now rather than dropped.
+  if (collector_) {
+    collector_->consume();
+    (void)cc_->flush();
   }
 }
 

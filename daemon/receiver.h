@@ -4,10 +4,13 @@
 // watches session entry processes (pidfds) to end sessions when they exit.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "collector_fwd.h"
+#include "crosscheck.h"
 #include "queue.h"
 #include "reports.h"
 #include "sessions.h"
@@ -19,7 +22,11 @@ namespace shaudit::daemon {
 
 class Receiver {
  public:
-  Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q);
+  // collector may be null (bpf off): then nothing is cross-checked.
+  Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q,
+           bpf::Collector* collector);
+  // Called by the collector for each kernel event (in the receiver thread, from consume()).
+  void on_kernel_event(const void* data, size_t size);
   ~Receiver();
   Receiver(const Receiver&) = delete;
   Receiver& operator=(const Receiver&) = delete;
@@ -39,10 +46,16 @@ class Receiver {
   bool read_client(int fd, int max_messages);
   void close_client(int fd);
   void watch_pidfd(int fd);
+  void kernel_tick();
 
   const Config& cfg_;
   Stats& stats_;
+  RecordQueue& q_;
   ReportHandler handler_;
+  bpf::Collector* collector_ = nullptr;
+  std::unique_ptr<CrossCheck> cc_;
+  int timer_fd_ = -1, bpf_fd_ = -1;
+  uint64_t dropped_seen_ = 0;
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false;

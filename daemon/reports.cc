@@ -28,15 +28,6 @@ std::string text(const wire::Message& m, uint16_t tag) {
   return f ? std::string(f->data) : std::string();
 }
 
-uint64_t argv_hash(const std::vector<std::string_view>& argv) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the elements and their ends
-  for (auto a : argv) {
-    for (unsigned char c : a) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0x100) * 1099511628211ull;
-  }
-  return h;
-}
-
 const char* input_kind(uint64_t k) {
   switch (k) {
     case SHAUDIT_INPUT_READ_E:
@@ -200,6 +191,7 @@ bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why
   s.implicit = true;
   Session& opened = sessions_.open(std::move(s));
   if (opened.pidfd >= 0) watch_(opened.pidfd);
+  if (track_) track_(pid, opened.id);
   p.session = opened.id;
   stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
   json::Object r;
@@ -265,6 +257,7 @@ bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, std:
   s.parent = resolve_session(cred.pid, opener);
   Session& opened = sessions_.open(std::move(s));
   if (opened.pidfd >= 0) watch_(opened.pidfd);
+  if (track_) track_(cred.pid, opened.id);
   stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
   reply = session_reply(opened.id, "");
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
@@ -326,6 +319,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
   }
   bool in_order = m.report_seq > p.last_seq;
   if (in_order) p.last_seq = m.report_seq;
+  if (cc_) cc_->on_report(pid, m, session);
 
   if (m.type == SHAUDIT_MSG_HELLO) {
     stats_.hellos.fetch_add(1, std::memory_order_relaxed);

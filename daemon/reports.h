@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crosscheck.h"
 #include "queue.h"
 #include "sessions.h"
 #include "shaudit/wire_codec.h"
@@ -41,6 +42,12 @@ class ReportHandler {
   // pidfd (unwatch comes before the registry closes it).
   ReportHandler(RecordQueue& q, Stats& stats, SessionRegistry& sessions,
                 std::function<void(int)> watch, std::function<void(int)> unwatch);
+  // With the eBPF collector: reports go to the cross-check, and each session's entry is
+  // tracked in the kernel (track(pid, session id)).
+  void set_kernel_side(CrossCheck* cc, std::function<void(pid_t, const std::string&)> track) {
+    cc_ = cc;
+    track_ = std::move(track);
+  }
 
   // Handles one message from the process the kernel named in cred. reply receives an
   // encoded answer when the sender expects one (PAM). Returns false once the queue closed.
@@ -65,10 +72,23 @@ class ReportHandler {
   Stats& stats_;
   SessionRegistry& sessions_;
   std::function<void(int)> watch_, unwatch_;
+  CrossCheck* cc_ = nullptr;
+  std::function<void(pid_t, const std::string&)> track_;
   std::unordered_map<uid_t, std::string> users_;
   std::unordered_map<pid_t, Proc> procs_;
 };
 
 std::string session_reply(const std::string& session, const std::string& error);
+
+// FNV-1a over argv elements and their ends: identifies an argv across reports and the kernel.
+template <class Strings>
+uint64_t argv_hash(const Strings& argv) {
+  uint64_t h = 1469598103934665603ull;
+  for (const auto& a : argv) {
+    for (unsigned char c : std::string_view(a)) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0x100) * 1099511628211ull;
+  }
+  return h;
+}
 
 }  // namespace shaudit::daemon

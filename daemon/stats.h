@@ -25,6 +25,10 @@ struct Stats {
   std::atomic<uint64_t> hellos{0};
   std::atomic<uint64_t> sessions_opened{0};
   std::atomic<uint64_t> sessions_closed{0};
+  std::atomic<uint64_t> bypasses{0};
+  std::atomic<uint64_t> bpf_events{0};
+  std::atomic<uint64_t> bpf_dropped{0};  // kernel events lost to a full ring buffer
+  std::atomic<bool> bpf_on{false};
   std::array<std::atomic<uint64_t>, kRejectReasons> rejected{};
   std::atomic<uint64_t> loss_records{0};
   std::atomic<uint64_t> reports_lost{0};  // reports missing from gaps in report numbers

@@ -24,6 +24,9 @@ seal_every: 10000
 queue_capacity: 65536
 max_clients: 4096
 shutdown_timeout_ms: 10000
+bpf_ringbuf_kib: 8192
+crosscheck_window_ms: 1000
+unhooked_allowlist: []
 )";
 
 const char* bpf_mode_name(BpfMode m) {
@@ -112,6 +115,17 @@ const std::map<std::string, Setter>& setters() {
       {"queue_capacity", uint_key(&Config::queue_capacity, 16, 100000000)},
       {"max_clients", uint_key(&Config::max_clients, 1, 1000000)},
       {"shutdown_timeout_ms", uint_key(&Config::shutdown_timeout_ms, 0, 3600000)},
+      {"bpf_ringbuf_kib",
+       [](const std::string& s, Config& c) -> std::string {
+         uint64_t v;
+         std::string err = as_uint(s, 4, 1048576, v);
+         if (!err.empty()) return err;
+         if (v & (v - 1)) return fmt::format("{} is not a power of two", v);
+         c.bpf_ringbuf_kib = v;
+         return {};
+       }},
+      {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
+      {"unhooked_allowlist", nullptr},  // a list: handled in parse_config
   };
   return m;
 }
@@ -149,6 +163,18 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         return make_error(fmt::format("config {}: duplicate key '{}' (first set at {})",
                                       where(source, kv.first.Mark()), key,
                                       where(source, first->second)));
+      if (key == "unhooked_allowlist") {
+        if (!kv.second.IsSequence())
+          return make_error(fmt::format("config {}: key '{}' needs a list of absolute paths",
+                                        where(source, kv.second.Mark()), key));
+        for (const auto& item : kv.second) {
+          if (!item.IsScalar() || item.Scalar().empty() || item.Scalar()[0] != '/')
+            return make_error(fmt::format("config {}: key '{}': expected an absolute path",
+                                          where(source, item.Mark()), key));
+          c.unhooked_allowlist.push_back(item.Scalar());
+        }
+        continue;
+      }
       if (!kv.second.IsScalar())
         return make_error(fmt::format("config {}: key '{}' needs a single value, not a {}",
                                       where(source, kv.second.Mark()), key,

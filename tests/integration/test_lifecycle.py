@@ -13,7 +13,7 @@ import time
 import pytest
 
 import wire
-from conftest import (AS_NOBODY, CLIENT_FORK, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
+from conftest import (AS_NOBODY, CLIENT_FORK, Daemon, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
                       emit, line_hash, read_lines, read_records, record_time_ns, run_cli)
 
 HEX64 = r"^[0-9a-f]{64}$"
@@ -468,29 +468,69 @@ def test_stats_refuses_non_root(daemon_factory, public_dir):
 # --------------------------------------------------------------------------------------
 # bpf modes
 
-def test_bpf_on_is_refused(daemon_factory):
-    d = daemon_factory(bpf="on")
-    d.keygen()
-    d.write_config()
-    res = subprocess.run([str(SHAUDITD), "--config", str(d.config_path)], capture_output=True,
-                         text=True, timeout=30)
-    assert res.returncode != 0
-    assert "bpf: on" in res.stderr
-    assert not d.socket.exists() and not d.log.exists()
-
-
-@pytest.mark.parametrize("mode", ["auto", "off"])
-def test_bpf_auto_and_off_start_without_bpf(daemon_factory, mode):
+@pytest.mark.parametrize("mode", ["on", "auto"])
+def test_bpf_on_and_auto_load_the_collector_as_root(daemon_factory, mode):
     d = daemon_factory(bpf=mode).start()
     recs = d.wait_for(lambda recs: len(recs) >= 1)
     assert recs[0]["type"] == "start"
-    assert recs[0]["bpf"] == "off"
-    res, _ = emit(d.socket, "line", f"bpf {mode}")
-    assert res.returncode == 0
-    wait_texts(d, f"bpf {mode}")
+    assert recs[0]["bpf"] == "on" and recs[0]["cross_check"] is True
+    assert "bpf_error" not in recs[0]
+    st = json.loads(run_cli("stats", "--control", d.control, "--json").stdout)
+    assert st["bpf"] == "on" and st["bpf_dropped"] == 0
     assert d.stop() == 0
-    if mode == "auto":
-        assert "bpf: auto" in d.stderr()
+
+
+def _unprivileged_daemon(public_dir, mode):
+    """A daemon that cannot load eBPF programs: it runs as uid 65534."""
+    d = Daemon(public_dir, f"np{mode}", bpf=mode)
+    d.log = public_dir / f"log-{mode}" / "audit.jsonl"
+    d.config["log"] = str(d.log)
+    d.keygen()
+    os.chown(d.key, NOBODY_UID, NOBODY_UID)
+    os.chown(public_dir, NOBODY_UID, NOBODY_UID)
+    d.write_config()
+    return d, subprocess.run([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path), "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+
+
+def test_bpf_on_fails_clearly_when_the_kernel_refuses(public_dir):
+    d, chk = _unprivileged_daemon(public_dir, "on")
+    assert chk.returncode == 0, chk.stderr
+    res = subprocess.run([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1
+    assert "shauditd: bpf: on, but the eBPF collector cannot start: eBPF " in res.stderr
+    assert not d.socket.exists() and not d.log.exists()
+
+
+def test_bpf_auto_runs_without_the_collector_and_says_so(public_dir):
+    d, _ = _unprivileged_daemon(public_dir, "auto")
+    p = subprocess.Popen([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        d.proc = p
+        d.stderr_file = open(os.devnull, "w")
+        d.wait_ready()
+        recs = d.wait_for(lambda recs: len(recs) >= 1)
+        assert recs[0]["bpf"] == "off" and recs[0]["cross_check"] is False
+        assert recs[0]["bpf_error"].startswith("eBPF ")
+        assert d.stop() == 0
+        assert "shauditd: notice: bpf: auto: kernel cross-checking is off (eBPF " in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_bpf_off_starts_without_the_collector(daemon_factory):
+    d = daemon_factory(bpf="off").start()
+    recs = d.wait_for(lambda recs: len(recs) >= 1)
+    assert recs[0]["bpf"] == "off" and recs[0]["cross_check"] is False
+    assert "bpf_error" not in recs[0]
+    res, _ = emit(d.socket, "line", "bpf off")
+    assert res.returncode == 0
+    wait_texts(d, "bpf off")
+    assert d.stop() == 0
 
 
 # --------------------------------------------------------------------------------------
@@ -677,7 +717,7 @@ def test_no_config_runs_on_the_compiled_in_default(tmp_path):
     st = json.loads((tmp_path / "stats.json").read_text())
     assert st["log"] == "/var/log/shaudit/audit.jsonl" and st["accepted"] == 1
     recs = read_records(tmp_path / "audit.jsonl")
-    assert recs[0]["type"] == "start" and recs[0]["bpf"] == "off"
+    assert recs[0]["type"] == "start" and recs[0]["bpf"] == "on"  # the default is auto
     assert with_text(recs, "reported to the default socket")["shell"] == "shaudit-emit"
     assert recs[-1]["type"] == "seal" and recs[-1]["reason"] == "close"
     v = run_cli("verify", tmp_path / "audit.jsonl", "--pubkey", tmp_path / "signing.key.pub")

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "shaudit/result.h"
 
@@ -24,6 +25,9 @@ struct Config {
   uint64_t queue_capacity = 65536;
   uint64_t max_clients = 4096;
   uint64_t shutdown_timeout_ms = 10000;
+  uint64_t bpf_ringbuf_kib = 8192;        // ring buffer between the eBPF programs and shauditd
+  uint64_t crosscheck_window_ms = 1000;   // how long a kernel event waits for its report
+  std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
 };
 
 // The configuration compiled into shauditd (used when no --config is given).

@@ -1,0 +1,22 @@
+// The eBPF collector when this build has it (bpf/), else a stand-in that never starts.
+#pragma once
+
+#ifdef SHAUDIT_HAVE_BPF
+#include "collector.h"
+#else
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace shaudit::bpf {
+class Collector {
+ public:
+  int epoll_fd() const { return -1; }
+  int consume() { return 0; }
+  void track(pid_t, uint64_t) {}
+  bool probe_if_bash(const std::string&) { return false; }
+  uint64_t dropped() const { return 0; }
+};
+}  // namespace shaudit::bpf
+#endif

@@ -1,0 +1,110 @@
+// The kernel cross-check: what the eBPF collector saw in an audited session against what the
+// (untrusted) interposers reported. Decisions are taken after a window (default 1 s), so a
+// report and the kernel event it matches may arrive in either order.
+//
+//   unreported_exec   an exec by a process image that carries the interposer, which it did not
+//                     report (a raw execve system call, or a report that was suppressed)
+//   unhooked_process  a new process image that never said hello within the window (static
+//                     binary, LD_PRELOAD stripped, empty environment) — unless the kernel
+//                     marked the exec secure (setuid, setgid, file capabilities), which ignores
+//                     LD_PRELOAD by design; an allowlisted path lowers the severity only
+//   unreported_input  bash's readline() or zsh's zleread() returned a line that no interposer
+//                     reported, as a command or as announced non-command input
+//   forged_report     an exec report the kernel never saw (neither an exec nor a failed
+//                     attempt by that process)
+// Reports that went missing (a gap in report numbers) are loss, never bypass.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <tuple>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events.h"
+#include "queue.h"
+#include "shaudit/wire_codec.h"
+#include "stats.h"
+
+namespace shaudit::daemon {
+
+struct CrossCheckOptions {
+  int64_t window_ns = 1'000'000'000;
+  std::vector<std::string> allowlist;  // exe paths whose unhooked runs are low severity
+};
+
+class CrossCheck {
+ public:
+  CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts);
+
+  // A kernel event (a struct from events.h). session: the shaudit session of its key.
+  void on_kernel(const void* data, size_t size, const std::string& session);
+  // A report the daemon accepted from pid (after decoding), in the given session.
+  void on_report(pid_t pid, const wire::Message& m, const std::string& session);
+  // Takes the decisions whose window has passed; returns false once the queue closed.
+  bool tick(int64_t now_ns);
+  // Decides everything still pending (at shutdown).
+  bool flush();
+
+  // Session key used in the kernel map for a session id (16 hex digits).
+  static uint64_t key_of(const std::string& session);
+
+ private:
+  struct Report {
+    int64_t ns;  // sender's send time (realtime)
+    uint16_t type;
+    uint64_t seq;
+    uint64_t argv_hash = 0;
+    std::string path, text;
+    bool spawn = false;
+    uint64_t input_len = 0, input_hash = 0;
+    bool used = false;
+  };
+  struct KExec {
+    int64_t ns;  // realtime
+    pid_t pid, ppid;
+    uint32_t uid, loginuid, sessionid, flags;
+    std::string session, filename, tty, comm;
+    std::vector<std::string> argv;
+    uint64_t argv_hash;
+  };
+  struct KLine {
+    int64_t ns;
+    pid_t pid;
+    uint32_t uid;
+    std::string session, text, comm;
+    bool cut;
+  };
+  struct Proc {
+    std::deque<Report> reports;  // recent reports, oldest first
+    std::deque<int64_t> execs;   // kernel exec times, oldest first
+    std::deque<std::pair<int64_t, std::string>> failed;  // failed attempts (time, filename)
+    pid_t parent = 0;
+    int64_t fork_ns = 0;
+    uint8_t hash_key[16] = {};
+    bool have_key = false;
+  };
+
+  bool decide_exec(const KExec& e);
+  bool decide_line(const KLine& l);
+  bool decide_report(pid_t pid, const Report& r, const std::string& session);
+  bool interposed_before(pid_t pid, int64_t ns, int depth = 0);
+  bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
+                   const std::string& session, std::string evidence, const std::vector<std::string>* argv);
+  int64_t to_realtime(uint64_t boot_ns) const { return static_cast<int64_t>(boot_ns) + boot_to_real_; }
+
+  RecordQueue& q_;
+  Stats& stats_;
+  CrossCheckOptions opts_;
+  int64_t boot_to_real_ = 0;
+  const KExec* last_exec_recorded_ = nullptr;  // its kernel exec record is written once
+  std::unordered_map<pid_t, Proc> procs_;
+  std::deque<KExec> execs_;
+  std::deque<KLine> lines_;
+  std::deque<std::tuple<int64_t, pid_t, Report, std::string>> reports_;  // exec reports to confirm
+};
+
+}  // namespace shaudit::daemon
