@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "shaudit/wire.h"
+#include "shaudit/siphash.h"
 #include "shaudit/wire_encode.h"
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
@@ -696,54 +697,8 @@ SA_HIDDEN void sa_report_status(int status) {
   msg_end(&m);
 }
 
-/* SipHash-2-4 (Aumasson & Bernstein), 64-bit output. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                   \
-  do {                                                             \
-    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);      \
-    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                         \
-    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                         \
-    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);      \
-  } while (0)
-
 SA_HIDDEN uint64_t sa_siphash(const uint8_t key[16], const void* data, size_t len) {
-  uint64_t k0, k1;
-  memcpy(&k0, key, 8);
-  memcpy(&k1, key + 8, 8);
-  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-  const uint8_t* p = data;
-  size_t blocks = len / 8;
-  for (size_t i = 0; i < blocks; ++i) {
-    uint64_t mi;
-    memcpy(&mi, p + i * 8, 8);
-    v3 ^= mi;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= mi;
-  }
-  uint64_t b = ((uint64_t)len) << 56;
-  const uint8_t* t = p + blocks * 8;
-  switch (len & 7) {
-    case 7: b |= ((uint64_t)t[6]) << 48; /* fall through */
-    case 6: b |= ((uint64_t)t[5]) << 40; /* fall through */
-    case 5: b |= ((uint64_t)t[4]) << 32; /* fall through */
-    case 4: b |= ((uint64_t)t[3]) << 24; /* fall through */
-    case 3: b |= ((uint64_t)t[2]) << 16; /* fall through */
-    case 2: b |= ((uint64_t)t[1]) << 8;  /* fall through */
-    case 1: b |= ((uint64_t)t[0]); break;
-    default: break;
-  }
-  v3 ^= b;
-  SIPROUND;
-  SIPROUND;
-  v0 ^= b;
-  v2 ^= 0xff;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
+  return shaudit_siphash(key, data, len);
 }
 
 SA_HIDDEN void sa_report_noncmd(const char* text, size_t len, uint32_t kind) {
