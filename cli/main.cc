@@ -138,7 +138,9 @@ std::string detail(const json::Object& o, const std::string& type) {
   if (type == "exec" || type == "bypass") {
     std::string out;
     for (const auto& a : record::get_argv(o)) out += (out.empty() ? "" : " ") + shell_quote(a);
+    if (type == "bypass" && out.empty()) out = str("text");  // unreported_input: the line
     if (type == "bypass") out = fmt::format("[{}] {}", str("kind"), out);
+    if (type == "exec" && str("source") == "bpf") out = "(kernel) " + out;
     return printable(out);
   }
   if (type == "start")
@@ -200,8 +202,10 @@ void show_line(const std::string& line, const ShowFilter& f, const std::string& 
   std::string type = get("type");
   std::string user = get("user");
   if (auto pid = json::get_int(o, "pid"); pid && user != "-") user += fmt::format("[{}]", *pid);
+  // Bypass records stand out: the kernel saw something the interposer did not report.
+  if (type == "bypass") type = "!! BYPASS";
   std::printf("%-30s  %-12s  %-16s  %-13s  %s\n", get("time").c_str(), get("session").c_str(),
-              user.c_str(), type.c_str(), detail(o, type).c_str());
+              user.c_str(), type.c_str(), detail(o, get("type")).c_str());
 }
 
 int cmd_show(const std::vector<std::string>& args) {

@@ -141,6 +141,8 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
     if (type == "command") {
       if (!lines.count(cmd)) commands.push_back(cmd);
       lines[cmd].push_back(&r);
+    } else if (type == "exec" && str(r, "source") == "bpf") {
+      continue;  // the kernel's view behind a bypass: the bypass line says it
     } else if (type == "exec" || type == "bypass") {
       if (cmd.empty() || !lines.count(cmd))
         loose.push_back(&r);
@@ -165,6 +167,7 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
   auto exec_line = [](const json::Object& e) {
     std::string argv;
     for (const auto& a : record::get_argv(e)) argv += (argv.empty() ? "" : " ") + shell_quote(a);
+    if (argv.empty()) argv = str(e, "text");  // unreported_input: the line the kernel saw
     std::string mark = str(e, "type") == "bypass" ? fmt::format("!! BYPASS [{}] ", str(e, "kind")) : "";
     return fmt::format("{}[{}] {}", mark, num(e, "pid"), printable(argv));
   };

@@ -51,8 +51,9 @@ uint64_t CrossCheck::key_of(const std::string& session) {
   return std::strtoull(session.c_str(), nullptr, 16);
 }
 
-CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts)
-    : q_(q), stats_(stats), opts_(std::move(opts)) {
+CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
+                       std::function<std::string(pid_t, pid_t)> command_of)
+    : q_(q), stats_(stats), opts_(std::move(opts)), command_of_(std::move(command_of)) {
   boot_to_real_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
 }
 
@@ -207,6 +208,8 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   b["pid"] = static_cast<int64_t>(pid);
   if (!session.empty()) b["session"] = session;
   b["evidence"] = std::move(evidence);
+  std::string command = command_of_ ? command_of_(pid, e ? e->ppid : 0) : std::string();
+  if (!command.empty()) b["command"] = command;
   if (e) {
     b["ppid"] = static_cast<int64_t>(e->ppid);
     b["uid"] = static_cast<int64_t>(e->uid);
@@ -282,6 +285,8 @@ bool CrossCheck::decide_line(const KLine& l) {
   b["evidence"] = fmt::format("{} (pid {}) read this line from its terminal; no interposer "
                               "reported it",
                               l.comm, l.pid);
+  if (command_of_)
+    if (std::string c = command_of_(l.pid, 0); !c.empty()) b["command"] = c;
   return q_.push(std::move(b));
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <tuple>
 #include <string>
 #include <unordered_map>
@@ -38,7 +39,10 @@ struct CrossCheckOptions {
 
 class CrossCheck {
  public:
-  CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts);
+  // command_of(pid, ppid): the typed command a process runs for (from the reports), so a
+  // bypass is shown under the line that led to it.
+  CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
+             std::function<std::string(pid_t, pid_t)> command_of);
 
   // A kernel event (a struct from events.h). session: the shaudit session of its key.
   void on_kernel(const void* data, size_t size, const std::string& session);
@@ -99,6 +103,7 @@ class CrossCheck {
   RecordQueue& q_;
   Stats& stats_;
   CrossCheckOptions opts_;
+  std::function<std::string(pid_t, pid_t)> command_of_;
   int64_t boot_to_real_ = 0;
   const KExec* last_exec_recorded_ = nullptr;  // its kernel exec record is written once
   std::unordered_map<pid_t, Proc> procs_;

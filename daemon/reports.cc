@@ -124,6 +124,19 @@ Proc* ReportHandler::ancestor_facts(pid_t pid) {
   return &procs_.insert_or_assign(pid, std::move(p)).first->second;
 }
 
+std::string ReportHandler::command_of(pid_t pid, pid_t ppid) {
+  if (auto it = procs_.find(pid); it != procs_.end() && !it->second.command.empty())
+    return it->second.command;
+  pid_t cur = ppid;
+  for (int hop = 0; hop < kMaxAncestry && cur > 1; ++hop) {
+    auto it = procs_.find(cur);
+    if (it == procs_.end()) break;
+    if (!it->second.command.empty()) return it->second.command;
+    cur = it->second.ppid;
+  }
+  return {};
+}
+
 bool ReportHandler::is_self_or_ancestor(pid_t pid, pid_t candidate) {
   pid_t cur = pid;
   for (int hop = 0; hop < kMaxAncestry && cur > 1; ++hop) {

@@ -52,6 +52,8 @@ class ReportHandler {
   // Handles one message from the process the kernel named in cred. reply receives an
   // encoded answer when the sender expects one (PAM). Returns false once the queue closed.
   bool handle(const wire::Message& m, const ucred& cred, std::string& reply);
+  // The typed command a process (or its nearest known ancestor) runs for, or "".
+  std::string command_of(pid_t pid, pid_t ppid);
   // The entry process of a session exited (its pidfd became readable).
   bool entry_exited(int pidfd);
 
