@@ -116,76 +116,62 @@ EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   return real.execvpe(file, argv, envp);
 }
 
-/* execl family: collect the variadic arguments into an argv on the stack (or an anonymous
- * mapping for very long lists), then take the execv path. */
+/* execl family: the variadic arguments become an argv on the stack (or an anonymous mapping
+ * for very long lists); then the execv/execvp/execve path above reports and runs it. */
 #define SA_STACK_ARGS 256
-#define COLLECT_ARGS(first, ap, argv, count, mapped, maplen, extra_out)                 \
-  do {                                                                                 \
-    va_list cp;                                                                        \
-    va_copy(cp, ap);                                                                   \
-    count = 1;                                                                         \
-    while (va_arg(cp, char*)) ++count;                                                 \
-    va_end(cp);                                                                        \
-    if (count + 1 > SA_STACK_ARGS) {                                                   \
-      maplen = (count + 1) * sizeof(char*);                                            \
-      void* p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, \
-                     -1, 0);                                                           \
-      if (p == MAP_FAILED) return errno = E2BIG, -1;                                   \
-      mapped = argv = p;                                                               \
-    }                                                                                  \
-    argv[0] = (char*)(first);                                                          \
-    for (size_t i_ = 1; i_ <= count; ++i_) argv[i_] = va_arg(ap, char*);               \
-    extra_out = extra_out ? va_arg(ap, char**) : NULL;                                 \
-  } while (0)
+enum { VIA_EXECV, VIA_EXECVP, VIA_EXECVE };
 
-EXPORT int execl(const char* path, const char* arg, ...) {
+static int exec_list(int via, const char* path, const char* arg, va_list ap) {
+  va_list cp;
+  va_copy(cp, ap);
+  size_t count = 1;
+  while (va_arg(cp, char*)) ++count;
+  va_end(cp);
   char* stack[SA_STACK_ARGS];
   char** argv = stack;
-  char** no_env = NULL;
-  void* mapped = NULL;
-  size_t maplen = 0, count;
+  size_t maplen = 0;
+  if (count + 1 > SA_STACK_ARGS) {
+    maplen = (count + 1) * sizeof(char*);
+    void* p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return errno = E2BIG, -1;
+    argv = p;
+  }
+  argv[0] = (char*)arg;
+  for (size_t i = 1; i <= count; ++i) argv[i] = va_arg(ap, char*);  /* ends with the NULL */
+  int rc;
+  if (via == VIA_EXECVE)
+    rc = execve(path, argv, va_arg(ap, char**)); /* execle: the environment follows the NULL */
+  else if (via == VIA_EXECVP)
+    rc = execvp(path, argv);
+  else
+    rc = execv(path, argv);
+  int e = errno;
+  if (maplen) munmap(argv, maplen);
+  errno = e;
+  return rc;
+}
+
+EXPORT int execl(const char* path, const char* arg, ...) {
   va_list ap;
   va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, no_env);
+  int rc = exec_list(VIA_EXECV, path, arg, ap);
   va_end(ap);
-  int rc = execv(path, argv);
-  int e = errno;
-  if (mapped) munmap(mapped, maplen);
-  errno = e;
   return rc;
 }
 
 EXPORT int execlp(const char* file, const char* arg, ...) {
-  char* stack[SA_STACK_ARGS];
-  char** argv = stack;
-  char** no_env = NULL;
-  void* mapped = NULL;
-  size_t maplen = 0, count;
   va_list ap;
   va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, no_env);
+  int rc = exec_list(VIA_EXECVP, file, arg, ap);
   va_end(ap);
-  int rc = execvp(file, argv);
-  int e = errno;
-  if (mapped) munmap(mapped, maplen);
-  errno = e;
   return rc;
 }
 
 EXPORT int execle(const char* path, const char* arg, ...) {
-  char* stack[SA_STACK_ARGS];
-  char** argv = stack;
-  char** envp = (char**)1; /* non-NULL: collect the environment after the NULL */
-  void* mapped = NULL;
-  size_t maplen = 0, count;
   va_list ap;
   va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, count, mapped, maplen, envp);
+  int rc = exec_list(VIA_EXECVE, path, arg, ap);
   va_end(ap);
-  int rc = execve(path, argv, envp);
-  int e = errno;
-  if (mapped) munmap(mapped, maplen);
-  errno = e;
   return rc;
 }
 
