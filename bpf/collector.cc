@@ -107,9 +107,28 @@ Result<void> Collector::probe_lines(const std::string& path, bool zle) {
     return Error{fmt::format("eBPF line probe {}: {}", path, std::strerror(errno))};
   auto id = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
   if (probed_.count(id)) return {};
-  LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = true, .func_name = zle ? "zleread" : "readline");
-  bpf_program* prog = zle ? skel_->progs.zleread_ret : skel_->progs.readline_ret;
-  bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, path.c_str(), 0, &uo);
+  bpf_link* link = nullptr;
+  if (zle) {
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = true, .func_name = "zleread");
+    link = bpf_program__attach_uprobe_opts(skel_->progs.zleread_ret, -1, path.c_str(), 0, &uo);
+  } else {
+    // bash: an entry probe on rl_deprep_terminal, told (through its cookie) where readline's
+    // variables lie relative to it in this binary.
+    auto syms = dynamic_symbols(path, {"rl_deprep_terminal", "rl_line_buffer", "rl_done", "rl_eof_found"});
+    if (!syms[0] || !syms[1] || !syms[2])
+      return Error{fmt::format("eBPF line probe on {}: no rl_deprep_terminal, rl_line_buffer or "
+                               "rl_done among its dynamic symbols", path)};
+    sa_rl_vars v{};
+    v.line = static_cast<int64_t>(syms[1] - syms[0]);
+    v.done = static_cast<int64_t>(syms[2] - syms[0]);
+    v.eof = syms[3] ? static_cast<int64_t>(syms[3] - syms[0]) : 0;
+    uint64_t cookie = ++rl_cookies_;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_vars), &cookie, &v, BPF_ANY) != 0)
+      return fail(fmt::format("line probe on {}", path).c_str(), errno);
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = false,
+                .func_name = "rl_deprep_terminal");
+    link = bpf_program__attach_uprobe_opts(skel_->progs.rl_deprep_entry, -1, path.c_str(), 0, &uo);
+  }
   if (!link) return fail(fmt::format("line probe on {}", path).c_str(), errno);
   links_.push_back(link);
   probed_.insert(id);
@@ -142,10 +161,12 @@ static uint64_t read_stat(shaudit_proc_bpf* skel, __u32 which) {
 uint64_t Collector::dropped() const { return read_stat(skel_, SA_STAT_DROPPED); }
 uint64_t Collector::events() const { return read_stat(skel_, SA_STAT_EVENTS); }
 
-bool looks_like_bash(const std::string& path) {
-  // Reads the ELF64 dynamic symbol table: bash (and any copy of it) exports both symbols.
+std::vector<uint64_t> dynamic_symbols(const std::string& path, const std::vector<std::string>& names) {
+  // Reads the ELF64 dynamic symbol table: the value of each defined symbol asked for, 0 when
+  // absent (or not an ELF64 file).
+  std::vector<uint64_t> out(names.size(), 0);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return out;
   std::string data;
   char buf[1 << 16];
   ssize_t n;
@@ -154,7 +175,7 @@ bool looks_like_bash(const std::string& path) {
   ::close(fd);
   if (data.size() < sizeof(Elf64_Ehdr) || data.compare(0, 4, ELFMAG) != 0 ||
       data[EI_CLASS] != ELFCLASS64)
-    return false;
+    return out;
   Elf64_Ehdr eh;
   std::memcpy(&eh, data.data(), sizeof eh);
   auto section = [&](size_t i, Elf64_Shdr& sh) {
@@ -163,11 +184,10 @@ bool looks_like_bash(const std::string& path) {
     std::memcpy(&sh, data.data() + off, sizeof sh);
     return true;
   };
-  bool readline = false, line_buffer = false;
   for (size_t i = 0; i < eh.e_shnum; ++i) {
     Elf64_Shdr sym, str;
     if (!section(i, sym) || sym.sh_type != SHT_DYNSYM || !section(sym.sh_link, str)) continue;
-    if (sym.sh_offset + sym.sh_size > data.size() || str.sh_offset + str.sh_size > data.size()) return false;
+    if (sym.sh_offset + sym.sh_size > data.size() || str.sh_offset + str.sh_size > data.size()) return out;
     for (size_t off = 0; off + sizeof(Elf64_Sym) <= sym.sh_size; off += sizeof(Elf64_Sym)) {
       Elf64_Sym es;
       std::memcpy(&es, data.data() + sym.sh_offset + off, sizeof es);
@@ -175,11 +195,17 @@ bool looks_like_bash(const std::string& path) {
       const char* name = data.data() + str.sh_offset + es.st_name;
       size_t max = str.sh_size - es.st_name;
       if (strnlen(name, max) == max) continue;
-      if (std::strcmp(name, "readline") == 0) readline = true;
-      if (std::strcmp(name, "rl_line_buffer") == 0) line_buffer = true;
+      for (size_t k = 0; k < names.size(); ++k)
+        if (names[k] == name) out[k] = es.st_value;
     }
   }
-  return readline && line_buffer;
+  return out;
+}
+
+bool looks_like_bash(const std::string& path) {
+  // bash (and any copy of it) exports both symbols.
+  auto v = dynamic_symbols(path, {"readline", "rl_line_buffer"});
+  return v[0] && v[1];
 }
 
 }  // namespace shaudit::bpf

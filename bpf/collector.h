@@ -1,5 +1,5 @@
-// Loads and runs the eBPF collector: the process-lifecycle programs, the readline/zleread
-// uretprobes, the tracked-process map and the ring buffer.
+// Loads and runs the eBPF collector: the process-lifecycle programs, the bash/zsh line
+// probes, the tracked-process map and the ring buffer.
 #pragma once
 
 #include <sys/types.h>
@@ -44,8 +44,8 @@ class Collector {
   // Starts tracking a process (a session's entry) and, by fork, its descendants.
   Result<void> track(pid_t pid, uint64_t key);
   void untrack(pid_t pid);
-  // Adds a uretprobe on readline() (bash and copies) or zleread() (zsh's zle module) of
-  // the binary at path; a binary (by device and inode) is probed once.
+  // Adds the line probe of the binary at path: readline's rl_deprep_terminal() (bash and
+  // copies) or zleread() (zsh's zle module); a binary (by device and inode) is probed once.
   Result<void> probe_lines(const std::string& path, bool zle);
   // Probes path's readline() when it is a bash (any name, any place) not yet probed; each
   // binary (device, inode) is examined once. Returns true when a new probe was attached.
@@ -61,9 +61,12 @@ class Collector {
   std::set<std::pair<uint64_t, uint64_t>> probed_;   // (dev, ino)
   std::set<std::pair<uint64_t, uint64_t>> examined_; // (dev, ino) found not to be bash
   std::vector<void*> links_;                        // struct bpf_link*
+  uint64_t rl_cookies_ = 0;                         // bash binaries given readline variables
 };
 
 // True when path is an ELF binary exporting readline and rl_line_buffer (bash or a copy).
 bool looks_like_bash(const std::string& path);
+// The values of the named defined dynamic symbols of an ELF64 file (0: absent).
+std::vector<uint64_t> dynamic_symbols(const std::string& path, const std::vector<std::string>& names);
 
 }  // namespace shaudit::bpf

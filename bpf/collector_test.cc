@@ -180,4 +180,16 @@ TEST(LooksLikeBash, RecognisesBashAndNotOthers) {
   EXPECT_FALSE(shaudit::bpf::looks_like_bash("/etc/passwd"));
 }
 
+TEST(DynamicSymbols, FindsReadlineVariablesOfBash) {
+  // The bash line probe needs these: rl_deprep_terminal (probed) and the variables it reads.
+  auto v = shaudit::bpf::dynamic_symbols(
+      "/usr/bin/bash", {"rl_deprep_terminal", "rl_line_buffer", "rl_done", "no_such_symbol"});
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_NE(v[0], 0u);
+  EXPECT_NE(v[1], 0u);
+  EXPECT_NE(v[2], 0u);
+  EXPECT_EQ(v[3], 0u);
+  EXPECT_EQ(shaudit::bpf::dynamic_symbols("/etc/passwd", {"rl_done"}), std::vector<uint64_t>{0});
+}
+
 }  // namespace

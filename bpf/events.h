@@ -79,6 +79,14 @@ struct sa_line_event {
   char line[SA_LINE_MAX];
 };
 
+/* Where readline's variables lie in one bash binary, as distances (bytes) from its
+ * rl_deprep_terminal function; eof is 0 when the binary has no rl_eof_found. */
+struct sa_rl_vars {
+  __s64 line; /* rl_line_buffer (char*) */
+  __s64 done; /* rl_done (int) */
+  __s64 eof;  /* rl_eof_found (int) */
+};
+
 /* Counters in the "stats" array map. */
 enum sa_stat {
   SA_STAT_DROPPED = 0, /* ring buffer reserve/output failures: lost events */

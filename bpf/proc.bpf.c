@@ -211,8 +211,12 @@ int BPF_PROG(handle_exit, struct task_struct* p, bool group_dead) {
   return 0;
 }
 
-/* readline() in bash (and copies of it) and zleread() in zsh's zle module: the line the
- * shell got, independent of any interposer. Attached by the loader to each binary. */
+/* Lines a shell read, independent of any interposer: zleread() in zsh's zle module (a return
+ * probe), and in bash (and copies of it) readline's rl_deprep_terminal(), which readline()
+ * calls once a line was accepted, before returning it (rl_line_buffer holds it then). An entry
+ * probe, unlike a return probe on readline(), also sees the line of a readline() call that was
+ * already running when the probe was attached: a bash copy is probed only once a session runs
+ * it, by then it may be waiting at its first prompt. Attached by the loader to each binary. */
 static __always_inline int line_returned(const char* ret, __u32 flags) {
   if (!ret) return 0;
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
@@ -234,8 +238,30 @@ static __always_inline int line_returned(const char* ret, __u32 flags) {
   return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(readline_ret, const char* ret) { return line_returned(ret, 0); }
+/* Per probed bash binary (the attach cookie): where readline's variables are, as distances
+ * from rl_deprep_terminal (the probed address) in that binary. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, struct sa_rl_vars);
+} rl_vars SEC(".maps");
+
+SEC("uprobe")
+int BPF_KPROBE(rl_deprep_entry) {
+  if (!tracked_key((__u32)(bpf_get_current_pid_tgid() >> 32))) return 0;
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  struct sa_rl_vars* v = bpf_map_lookup_elem(&rl_vars, &cookie);
+  if (!v) return 0;
+  __u64 at = PT_REGS_IP(ctx); /* the function's address: uprobes report the probed address */
+  int done = 0, eof = 0;
+  __u64 line = 0;
+  /* Also called on a signal (rl_done unset) and at end of input (rl_eof_found): no line. */
+  if (bpf_probe_read_user(&done, sizeof done, (const void*)(at + v->done)) != 0 || !done) return 0;
+  if (v->eof && bpf_probe_read_user(&eof, sizeof eof, (const void*)(at + v->eof)) == 0 && eof) return 0;
+  if (bpf_probe_read_user(&line, sizeof line, (const void*)(at + v->line)) != 0) return 0;
+  return line_returned((const char*)line, 0);
+}
 
 SEC("uretprobe")
 int BPF_KRETPROBE(zleread_ret, const char* ret) { return line_returned(ret, SA_FLAG_ZLE); }

@@ -14,7 +14,10 @@ namespace shaudit::daemon {
 namespace {
 
 constexpr int64_t kSlackNs = 20'000'000;  // clock and scheduling slack between the two sides
-constexpr size_t kMaxReportsPerProc = 256;
+// Reports kept per process: all those a kernel event may still be matched with (a pasted script
+// or a fast typist sends hundreds within one window), within a memory bound.
+constexpr size_t kMaxReportsPerProc = 4096;
+constexpr int64_t kKeepExtraNs = 2'000'000'000;  // late ring-buffer delivery
 
 int64_t clock_ns(clockid_t c) {
   timespec ts;
@@ -54,7 +57,29 @@ uint64_t CrossCheck::key_of(const std::string& session) {
 CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
                        std::function<std::string(pid_t, pid_t)> command_of)
     : q_(q), stats_(stats), opts_(std::move(opts)), command_of_(std::move(command_of)) {
-  boot_to_real_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
+  measure_clocks();
+}
+
+// Kernel events carry boot time, reports the sender's realtime clock. The offset between the
+// two moves only when the realtime clock is set: measured again at every tick, between two
+// boot-time reads so its error is a fraction of a microsecond.
+void CrossCheck::measure_clocks() {
+  int64_t b0 = clock_ns(CLOCK_BOOTTIME);
+  int64_t r = clock_ns(CLOCK_REALTIME);
+  int64_t b1 = clock_ns(CLOCK_BOOTTIME);
+  boot_to_real_ = r - (b0 + (b1 - b0) / 2);
+}
+
+void CrossCheck::on_kernel_loss(int64_t since_ns, int64_t until_ns) {
+  losses_.emplace_back(since_ns, until_ns);
+}
+
+// Whether kernel events may have been lost between from and to (a decision that needs the
+// kernel's complete view of that time is not taken).
+bool CrossCheck::lost_between(int64_t from, int64_t to) const {
+  for (const auto& [a, b] : losses_)
+    if (a <= to && b >= from) return true;
+  return false;
 }
 
 void CrossCheck::on_kernel(const void* data, size_t size, const std::string& session) {
@@ -89,6 +114,7 @@ void CrossCheck::on_kernel(const void* data, size_t size, const std::string& ses
         start = end + 1;
       }
       k.argv_hash = argv_hash(k.argv);
+      k.id = ++execs_seen_;
       procs_[pid].execs.push_back(ns);
       execs_.push_back(std::move(k));
       break;
@@ -118,6 +144,7 @@ void CrossCheck::on_kernel(const void* data, size_t size, const std::string& ses
       KLine l;
       l.ns = ns;
       l.pid = pid;
+      l.ppid = static_cast<pid_t>(h.ppid);
       l.uid = h.uid;
       l.session = session;
       l.comm = cstr(h.comm, sizeof h.comm);
@@ -143,7 +170,11 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
       r.argv_hash = argv_hash(m.all(SHAUDIT_F_ARGV));
       if (auto f = m.find(SHAUDIT_F_PATH)) r.path = std::string(f->data);
       r.spawn = m.flags & SHAUDIT_MSG_SPAWN;
-      if (!r.spawn) reports_.emplace_back(r.ns, pid, r, session);
+      if (!r.spawn) {
+        // A copy waits for its kernel exec; it names what was claimed should none come.
+        reports_.emplace_back(r.ns, pid, r, session);
+        for (auto a : m.all(SHAUDIT_F_ARGV)) std::get<2>(reports_.back()).argv.emplace_back(a);
+      }
       break;
     case SHAUDIT_MSG_LINE:
       if (auto f = m.find(SHAUDIT_F_TEXT)) r.text = std::string(f->data);
@@ -160,6 +191,10 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
       break;
   }
   p.reports.push_back(std::move(r));
+  // Reports too old to match any kernel event still to be decided are dropped, except the
+  // newest of them: it still says the image carries the interposer (interposed_before).
+  int64_t horizon = p.reports.back().ns - 4 * opts_.window_ns - kKeepExtraNs;
+  while (p.reports.size() > 1 && p.reports[1].ns < horizon) p.reports.pop_front();
   if (p.reports.size() > kMaxReportsPerProc) p.reports.pop_front();
 }
 
@@ -172,6 +207,8 @@ bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
   int64_t image_start = INT64_MIN;
   for (int64_t e : p.execs)
     if (e < ns) image_start = std::max(image_start, e);
+  // Events lost since: an exec of this process may be among them (its image unknown).
+  if (lost_between(image_start == INT64_MIN ? p.fork_ns : image_start, ns)) return false;
   for (const Report& r : p.reports)
     if (r.ns > image_start && r.ns < ns) return true;
   if (image_start == INT64_MIN && p.parent) return interposed_before(p.parent, p.fork_ns, depth + 1);
@@ -180,10 +217,10 @@ bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
 
 bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                              const std::string& session, std::string evidence,
-                             const std::vector<std::string>* argv) {
+                             const std::vector<std::string>* argv, const std::string* exe) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
-  if (e && e != last_exec_recorded_) {
-    last_exec_recorded_ = e;
+  if (e && e->id != last_exec_recorded_) {
+    last_exec_recorded_ = e->id;
     // The kernel's view of what ran, so the log holds it whatever the interposer said.
     json::Object x;
     x["type"] = record::kExec;
@@ -214,6 +251,8 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
     b["ppid"] = static_cast<int64_t>(e->ppid);
     b["uid"] = static_cast<int64_t>(e->uid);
     record::set_bytes(b, "exe", e->filename);
+  } else if (exe) {
+    record::set_bytes(b, "exe", *exe);
   }
   if (argv) record::set_argv(b, *argv);
   return q_.push(std::move(b));
@@ -221,6 +260,13 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
 
 bool CrossCheck::decide_exec(const KExec& e) {
   Proc& p = procs_[e.pid];
+  // A hello belongs to the image that said it: the process's last exec before the hello.
+  // (A static busybox execs a dynamic /bin/true in the same process: the hello is true's.)
+  auto later_exec_before = [&](int64_t ns) {
+    for (int64_t x : p.execs)
+      if (x > e.ns && x <= ns) return true;
+    return false;
+  };
   bool reported = false, hello = false;
   for (Report& r : p.reports) {
     if (r.used) continue;
@@ -229,10 +275,24 @@ bool CrossCheck::decide_exec(const KExec& e) {
       r.used = true;
       reported = true;
     } else if (!hello && r.type == SHAUDIT_MSG_HELLO && r.seq == 1 && r.ns >= e.ns - kSlackNs &&
-               r.ns <= e.ns + opts_.window_ns) {
+               r.ns <= e.ns + opts_.window_ns && !later_exec_before(r.ns)) {
       r.used = true;
       hello = true;
     }
+  }
+  // posix_spawn, system() and popen() exec in a new child through libc's internal execve: the
+  // parent reported it (as a spawn) before the child existed.
+  for (pid_t parent : {e.ppid, p.parent}) {
+    if (reported || parent <= 0) break;
+    auto it = procs_.find(parent);
+    if (it == procs_.end()) continue;
+    for (Report& r : it->second.reports)
+      if (!r.used && r.type == SHAUDIT_MSG_EXEC && r.spawn && r.ns <= e.ns + kSlackNs &&
+          r.ns >= e.ns - opts_.window_ns && (r.argv_hash == e.argv_hash || r.path == e.filename)) {
+        r.used = true;
+        reported = true;
+        break;
+      }
   }
   if (!reported && interposed_before(e.pid, e.ns))
     if (!push_bypass("unreported_exec", "high", &e, e.pid, e.session,
@@ -286,7 +346,7 @@ bool CrossCheck::decide_line(const KLine& l) {
                               "reported it",
                               l.comm, l.pid);
   if (command_of_)
-    if (std::string c = command_of_(l.pid, 0); !c.empty()) b["command"] = c;
+    if (std::string c = command_of_(l.pid, l.ppid); !c.empty()) b["command"] = c;
   return q_.push(std::move(b));
 }
 
@@ -299,14 +359,18 @@ bool CrossCheck::decide_report(pid_t pid, const Report& r, const std::string& se
     if (e >= r.ns - kSlackNs && e <= r.ns + opts_.window_ns) return true;
   for (const auto& [ns, name] : p.failed)
     if (ns >= r.ns - kSlackNs && ns <= r.ns + opts_.window_ns) return true;
-  std::vector<std::string> none;
+  // The kernel's events of that time were not all delivered (a loss record says so): the
+  // exec may be among them.
+  if (lost_between(r.ns - kSlackNs, r.ns + opts_.window_ns)) return true;
+  // exe and argv: what the report claimed.
   return push_bypass("forged_report", "high", nullptr, pid, session,
                      fmt::format("pid {} reported an exec of {} that the kernel never saw", pid,
                                  r.path.empty() ? std::string("(no path)") : r.path),
-                     nullptr);
+                     &r.argv, &r.path);
 }
 
 bool CrossCheck::tick(int64_t now) {
+  measure_clocks();
   while (!execs_.empty() && execs_.front().ns + opts_.window_ns <= now) {
     if (!decide_exec(execs_.front())) return false;
     execs_.pop_front();
@@ -320,6 +384,7 @@ bool CrossCheck::tick(int64_t now) {
     if (!decide_report(pid, r, session)) return false;
     reports_.pop_front();
   }
+  while (!losses_.empty() && losses_.front().second < now - 20 * opts_.window_ns) losses_.pop_front();
   // Forget processes nobody asked about for a while.
   if (procs_.size() > 4096) {
     for (auto it = procs_.begin(); it != procs_.end();) {

@@ -48,6 +48,9 @@ class CrossCheck {
   void on_kernel(const void* data, size_t size, const std::string& session);
   // A report the daemon accepted from pid (after decoding), in the given session.
   void on_report(pid_t pid, const wire::Message& m, const std::string& session);
+  // Kernel events were lost (ring buffer full) between these times (realtime): decisions
+  // that need the kernel's complete view of that time are not taken.
+  void on_kernel_loss(int64_t since_ns, int64_t until_ns);
   // Takes the decisions whose window has passed; returns false once the queue closed.
   bool tick(int64_t now_ns);
   // Decides everything still pending (at shutdown).
@@ -66,6 +69,7 @@ class CrossCheck {
     bool spawn = false;
     uint64_t input_len = 0, input_hash = 0;
     bool used = false;
+    std::vector<std::string> argv;  // only in an exec report waiting for its kernel exec
   };
   struct KExec {
     int64_t ns;  // realtime
@@ -74,10 +78,11 @@ class CrossCheck {
     std::string session, filename, tty, comm;
     std::vector<std::string> argv;
     uint64_t argv_hash;
+    uint64_t id;  // 1, 2, 3, ... in arrival order
   };
   struct KLine {
     int64_t ns;
-    pid_t pid;
+    pid_t pid, ppid;
     uint32_t uid;
     std::string session, text, comm;
     bool cut;
@@ -96,8 +101,11 @@ class CrossCheck {
   bool decide_line(const KLine& l);
   bool decide_report(pid_t pid, const Report& r, const std::string& session);
   bool interposed_before(pid_t pid, int64_t ns, int depth = 0);
+  bool lost_between(int64_t from, int64_t to) const;
+  void measure_clocks();
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
-                   const std::string& session, std::string evidence, const std::vector<std::string>* argv);
+                   const std::string& session, std::string evidence, const std::vector<std::string>* argv,
+                   const std::string* exe = nullptr);
   int64_t to_realtime(uint64_t boot_ns) const { return static_cast<int64_t>(boot_ns) + boot_to_real_; }
 
   RecordQueue& q_;
@@ -105,9 +113,11 @@ class CrossCheck {
   CrossCheckOptions opts_;
   std::function<std::string(pid_t, pid_t)> command_of_;
   int64_t boot_to_real_ = 0;
-  const KExec* last_exec_recorded_ = nullptr;  // its kernel exec record is written once
+  uint64_t execs_seen_ = 0;
+  uint64_t last_exec_recorded_ = 0;  // id of the exec whose kernel record was written (once)
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
+  std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
   std::deque<std::tuple<int64_t, pid_t, Report, std::string>> reports_;  // exec reports to confirm
 };

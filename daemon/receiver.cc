@@ -22,6 +22,12 @@ namespace {
 constexpr int kMessagesPerTurn = 64;    // fairness: one busy client cannot starve others
 constexpr int kDrainMessages = 100000;  // read at stop: reports already sent are kept
 
+int64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 }  // namespace
 
 Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q,
@@ -63,14 +69,11 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
   cc_->on_kernel(data, size, session);
 }
 
-void Receiver::kernel_tick() {
-  uint64_t expirations;
-  ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
-  (void)n;
-  collector_->consume();
+// Kernel events lost to a full ring buffer: said in the log, never silent; and the cross-check
+// takes no decision that needs the lost events.
+void Receiver::check_kernel_loss(int64_t now) {
   uint64_t dropped = collector_->dropped();
   if (dropped > dropped_seen_) {
-    // Kernel events lost to a full ring buffer: said in the log, never silent.
     json::Object loss;
     loss["type"] = record::kLoss;
     loss["cause"] = "bpf_ringbuf";
@@ -78,11 +81,21 @@ void Receiver::kernel_tick() {
     stats_.bpf_dropped.store(dropped, std::memory_order_relaxed);
     stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
     dropped_seen_ = dropped;
+    // Lost since the last look (and a tick's worth before it: scheduling slack).
+    cc_->on_kernel_loss(loss_checked_ns_ - 200000000, now);
     if (!q_.push(std::move(loss))) stopping_ = true;
   }
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  if (!cc_->tick(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec)) stopping_ = true;
+  loss_checked_ns_ = now;
+}
+
+void Receiver::kernel_tick() {
+  uint64_t expirations;
+  ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
+  (void)n;
+  collector_->consume();
+  int64_t now = realtime_ns();
+  check_kernel_loss(now);
+  if (!cc_->tick(now)) stopping_ = true;
 }
 
 Receiver::~Receiver() {
@@ -114,6 +127,7 @@ Result<void> Receiver::listen() {
     itimerspec it{{0, 100000000}, {0, 100000000}};
     ::timerfd_settime(timer_fd_, 0, &it, nullptr);
     bpf_fd_ = collector_->epoll_fd();
+    loss_checked_ns_ = realtime_ns();
   }
   for (int fd : {listen_fd_, wake_fd_, timer_fd_, bpf_fd_}) {
     if (fd < 0) continue;
@@ -183,6 +197,7 @@ void Receiver::run() {
   // Everything the kernel already said is decided now rather than dropped.
   if (collector_) {
     collector_->consume();
+    check_kernel_loss(realtime_ns());
     (void)cc_->flush();
   }
 }

@@ -47,6 +47,7 @@ class Receiver {
   void close_client(int fd);
   void watch_pidfd(int fd);
   void kernel_tick();
+  void check_kernel_loss(int64_t now);
 
   const Config& cfg_;
   Stats& stats_;
@@ -56,6 +57,7 @@ class Receiver {
   std::unique_ptr<CrossCheck> cc_;
   int timer_fd_ = -1, bpf_fd_ = -1;
   uint64_t dropped_seen_ = 0;
+  int64_t loss_checked_ns_ = 0;  // realtime of the last look at the kernel's drop counter
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false;

@@ -7,7 +7,8 @@ shaudit_install_deps() {
     clang libbpf-dev bpftool)
   if [ "${1:-}" = "--test" ]; then
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest python3-yaml util-linux
-      bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils)
+      bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static
+      iputils-ping)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do
