@@ -19,6 +19,7 @@
 #include "shaudit/crypto.h"
 #include "shaudit/json.h"
 #include "shaudit/record.h"
+#include "shaudit/rules.h"
 #include "shaudit/shaudit.h"
 #include "shaudit/verify.h"
 #include "sessions.h"
@@ -48,6 +49,7 @@ commands:
   emit [--socket PATH] line TEXT [--shell NAME]
   emit [--socket PATH] exec ARG...
                                  report a typed line or an exec through the C API
+  rules check FILE...            load rule files in order; exit 0 when they are valid
 )";
 
 int usage_error(const std::string& msg) {
@@ -416,6 +418,20 @@ int cmd_emit(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_rules(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "check") return usage_error("rules needs 'check FILE...'");
+  std::vector<std::string> files(args.begin() + 1, args.end());
+  if (files.empty()) return usage_error("rules check needs FILE...");
+  auto rs = rules::load_rules(files);
+  if (!rs) {
+    std::fprintf(stderr, "%s\n", rs.message().c_str());
+    return 1;
+  }
+  std::printf("OK: %zu rules, %zu macros, %zu lists\n", rs->rule_count(), rs->macro_count(),
+              rs->list_count());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -428,6 +444,7 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return cmd_stats(args);
   if (cmd == "sessions") return cmd_sessions(args);
   if (cmd == "emit") return cmd_emit(args);
+  if (cmd == "rules") return cmd_rules(args);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;

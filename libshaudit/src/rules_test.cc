@@ -1,0 +1,430 @@
+#include "shaudit/rules.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "internal/test_util.h"
+
+namespace shaudit::rules {
+namespace {
+
+using shaudit::testing::TempDir;
+using shaudit::testing::write_file;
+
+json::Object command_record() {
+  json::Object o;
+  o["type"] = "command";
+  o["text"] = "sudo cat /etc/shadow";
+  o["shell"] = "bash";
+  o["pid"] = 4242;
+  o["uid"] = 1000;
+  o["user"] = "alice";
+  o["session"] = "s-1";
+  o["tty"] = "/dev/pts/3";
+  o["cwd"] = "/home/alice";
+  return o;
+}
+
+json::Object exec_record() {
+  json::Object o;
+  o["type"] = "exec";
+  o["argv"] = json::Array{"curl", "-s", "http://x.example/a.sh"};
+  o["path"] = "/usr/bin/curl";
+  o["pid"] = 77;
+  o["source"] = "bpf";
+  o["container_id"] = "abc123";
+  o["k8s_ns"] = "prod";
+  o["k8s_pod"] = "web-1";
+  return o;
+}
+
+RuleSet load(const std::string& yaml) {
+  auto r = load_rules_from_strings({{"rules.yaml", yaml}});
+  EXPECT_TRUE(r.ok()) << yaml << "\n=> " << (r.ok() ? "" : r.message());
+  return r.ok() ? std::move(*r) : RuleSet();
+}
+
+std::string load_error(const std::vector<std::pair<std::string, std::string>>& sources) {
+  auto r = load_rules_from_strings(sources);
+  EXPECT_FALSE(r.ok()) << "accepted:\n" << sources.back().second;
+  return r.ok() ? std::string() : r.message();
+}
+std::string load_error(const std::string& yaml) {
+  return load_error({{"rules.yaml", yaml}});
+}
+
+// Whether a single rule with this condition matches the record.
+bool matches(const std::string& cond, const json::Object& rec, const EvalContext& ctx = {},
+             const std::string& prelude = "") {
+  std::string yaml =
+      prelude + "- rule: t\n  condition: '" + cond + "'\n  output: o\n  priority: WARNING\n";
+  auto r = load_rules_from_strings({{"rules.yaml", yaml}});
+  EXPECT_TRUE(r.ok()) << cond << " => " << (r.ok() ? "" : r.message());
+  if (!r.ok()) return false;
+  return r->evaluate(rec, ctx).size() == 1;
+}
+
+TEST(Rules, Equality) {
+  auto c = command_record();
+  EXPECT_TRUE(matches("cmd.shell = bash", c));
+  EXPECT_FALSE(matches("cmd.shell = zsh", c));
+  EXPECT_TRUE(matches("cmd.shell != zsh", c));
+  EXPECT_FALSE(matches("cmd.shell != bash", c));
+  EXPECT_TRUE(matches("cmd.text = \"sudo cat /etc/shadow\"", c));
+  EXPECT_TRUE(matches("evt.type=command", c));
+  EXPECT_TRUE(matches("user.name = alice and session.id = s-1 and session.tty = /dev/pts/3", c));
+}
+
+TEST(Rules, NumericComparisons) {
+  auto c = command_record();  // pid 4242, uid 1000
+  EXPECT_TRUE(matches("proc.pid = 4242", c));
+  EXPECT_FALSE(matches("proc.pid = 4243", c));
+  EXPECT_TRUE(matches("proc.pid != 1", c));
+  EXPECT_FALSE(matches("proc.pid != 4242", c));
+  EXPECT_TRUE(matches("user.uid < 1001", c));
+  EXPECT_FALSE(matches("user.uid < 1000", c));
+  EXPECT_TRUE(matches("user.uid > 999", c));
+  EXPECT_FALSE(matches("user.uid > 1000", c));
+  EXPECT_TRUE(matches("user.uid <= 1000", c));
+  EXPECT_FALSE(matches("user.uid <= 999", c));
+  EXPECT_TRUE(matches("user.uid >= 1000", c));
+  EXPECT_FALSE(matches("user.uid >= 1001", c));
+  EXPECT_TRUE(matches("user.uid in (0, 1000)", c));
+  EXPECT_FALSE(matches("user.uid in (0, 1)", c));
+  EXPECT_TRUE(matches("user.uid=1000", c));
+}
+
+TEST(Rules, StringOperators) {
+  auto c = command_record();
+  EXPECT_TRUE(matches("cmd.text contains /etc/shadow", c));
+  EXPECT_FALSE(matches("cmd.text contains /etc/passwd", c));
+  EXPECT_TRUE(matches("cmd.text icontains \"CAT /ETC\"", c));
+  EXPECT_FALSE(matches("cmd.text contains \"CAT /ETC\"", c));
+  EXPECT_FALSE(matches("cmd.text icontains \"dog\"", c));
+  EXPECT_TRUE(matches("cmd.text startswith sudo", c));
+  EXPECT_FALSE(matches("cmd.text startswith cat", c));
+  EXPECT_TRUE(matches("cmd.text endswith shadow", c));
+  EXPECT_FALSE(matches("cmd.text endswith sudo", c));
+  EXPECT_TRUE(matches("session.tty glob /dev/pts/*", c));
+  EXPECT_FALSE(matches("session.tty glob /dev/tty?", c));
+  EXPECT_TRUE(matches("cmd.text regex \"^sudo .*shadow$\"", c));
+  EXPECT_FALSE(matches("cmd.text regex shadow", c));  // the whole value must match
+  EXPECT_TRUE(matches("cmd.shell in (zsh, bash)", c));
+  EXPECT_TRUE(matches("cmd.shell in (\"ba\" , \"bash\")", c));
+  EXPECT_FALSE(matches("cmd.shell in (zsh, fish)", c));
+}
+
+TEST(Rules, ExistsAndAbsentFields) {
+  auto c = command_record();
+  EXPECT_TRUE(matches("cmd.text exists", c));
+  EXPECT_FALSE(matches("bypass.kind exists", c));
+  EXPECT_TRUE(matches("not bypass.kind exists", c));
+  // A missing field makes every comparison false, != included.
+  EXPECT_FALSE(matches("bypass.kind = x", c));
+  EXPECT_FALSE(matches("bypass.kind != x", c));
+  EXPECT_FALSE(matches("session.remote_host in (a, b)", c));
+  EXPECT_FALSE(matches("proc.argv contains x", c));
+  EXPECT_FALSE(matches("container.id exists", c));
+  // A field of the wrong JSON type is absent.
+  json::Object o = c;
+  o["pid"] = "4242";
+  EXPECT_FALSE(matches("proc.pid = 4242", o));
+  EXPECT_FALSE(matches("proc.pid exists", o));
+}
+
+TEST(Rules, ExecAndOtherFields) {
+  auto e = exec_record();
+  EXPECT_TRUE(matches("proc.argv = \"curl -s http://x.example/a.sh\"", e));
+  EXPECT_TRUE(matches("proc.cmdline startswith \"curl -s\"", e));
+  EXPECT_TRUE(matches("proc.exe = /usr/bin/curl", e));
+  EXPECT_TRUE(matches("proc.pid = 77", e));
+  EXPECT_TRUE(matches("container.id = abc123 and k8s.ns.name = prod and k8s.pod.name = web-1", e));
+  EXPECT_FALSE(matches("cmd.text exists", e));
+  json::Object b;
+  b["type"] = "bypass";
+  b["kind"] = "unreported_input";
+  b["exe"] = "/bin/dash";
+  b["pid"] = 9;
+  EXPECT_TRUE(matches("bypass.kind = unreported_input and proc.exe = /bin/dash", b));
+  json::Object s;
+  s["type"] = "session_start";
+  s["service"] = "sshd";
+  s["remote_host"] = "10.0.0.5";
+  s["user"] = "root";
+  s["uid"] = 0;
+  EXPECT_TRUE(
+      matches("session.service = sshd and session.remote_host startswith 10. and user.uid = 0", s));
+  // path is the exe only for exec records.
+  json::Object other;
+  other["type"] = "command";
+  other["path"] = "/x";
+  EXPECT_FALSE(matches("proc.exe exists", other));
+}
+
+TEST(Rules, HostNameAndCmdTextOverride) {
+  auto c = command_record();
+  EXPECT_FALSE(matches("host.name exists", c));  // no hostname given
+  EvalContext ctx;
+  ctx.hostname = "web-01";
+  EXPECT_TRUE(matches("host.name = web-01", c, ctx));
+  EXPECT_TRUE(matches("host.name glob \"web-*\"", c, ctx));
+  EXPECT_FALSE(matches("host.name = db-01", c, ctx));
+  std::string joined = "echo a \\\n  b";
+  ctx.cmd_text = joined;
+  EXPECT_TRUE(matches("cmd.text startswith echo", c, ctx));
+  EXPECT_FALSE(matches("cmd.text contains sudo", c, ctx));
+}
+
+TEST(Rules, Precedence) {
+  auto c = command_record();
+  // and binds tighter than or: false and false or true == true
+  EXPECT_TRUE(matches("cmd.shell = zsh and user.name = bob or proc.pid = 4242", c));
+  // with parentheses: false and (false or true) == false
+  EXPECT_FALSE(matches("cmd.shell = zsh and (user.name = bob or proc.pid = 4242)", c));
+  // true or false and false == true (not (true or false) and false)
+  EXPECT_TRUE(matches("cmd.shell = bash or user.name = bob and proc.pid = 1", c));
+  EXPECT_FALSE(matches("(cmd.shell = bash or user.name = bob) and proc.pid = 1", c));
+  // not binds tighter than and
+  EXPECT_TRUE(matches("not cmd.shell = zsh and user.name = alice", c));
+  EXPECT_FALSE(matches("not cmd.shell = bash and user.name = alice", c));
+  EXPECT_FALSE(matches("not (cmd.shell = zsh or user.name = alice)", c));
+  EXPECT_TRUE(matches("not not cmd.shell = bash", c));
+}
+
+TEST(Rules, MacrosAndLists) {
+  auto c = command_record();
+  std::string prelude =
+      "- list: shells\n  items: [zsh, fish]\n"
+      "- list: all_shells\n  items: [shells, dash]\n"
+      "- macro: interactive\n  condition: session.tty exists\n"
+      "- macro: in_bash\n  condition: cmd.shell = bash and interactive\n";
+  EXPECT_TRUE(matches("in_bash", c, {}, prelude));
+  EXPECT_FALSE(matches("not in_bash", c, {}, prelude));
+  EXPECT_FALSE(matches("cmd.shell in (shells)", c, {}, prelude));
+  EXPECT_TRUE(matches("cmd.shell in (shells, bash)", c, {}, prelude));
+  json::Object z = c;
+  z["shell"] = "fish";
+  EXPECT_TRUE(matches("cmd.shell in (all_shells)", z, {}, prelude));  // nested list
+  z["shell"] = "dash";
+  EXPECT_TRUE(matches("cmd.shell in (all_shells)", z, {}, prelude));
+}
+
+TEST(Rules, AppendAndOverride) {
+  auto c = command_record();
+  std::string prelude =
+      "- list: shells\n  items: [zsh]\n"
+      "- list: shells\n  items: [bash]\n  append: true\n"
+      "- macro: m\n  condition: user.name = bob\n"
+      "- macro: m\n  condition: or user.name = alice\n  append: true\n";
+  EXPECT_TRUE(matches("cmd.shell in (shells) and m", c, {}, prelude));
+
+  // A later list/macro replaces the earlier one.
+  std::string over =
+      "- list: shells\n  items: [bash]\n"
+      "- list: shells\n  items: [zsh]\n"
+      "- macro: m\n  condition: user.name = alice\n"
+      "- macro: m\n  condition: user.name = bob\n";
+  EXPECT_FALSE(matches("cmd.shell in (shells)", c, {}, over));
+  EXPECT_FALSE(matches("m", c, {}, over));
+
+  // Rule append: "(old) and ...", across files; rule override keeps its place.
+  auto r = load_rules_from_strings(
+      {{"a.yaml",
+        "- rule: r1\n  condition: cmd.shell = bash\n  output: one\n  priority: NOTICE\n"
+        "- rule: r2\n  condition: cmd.shell = bash\n  output: two\n  priority: NOTICE\n"},
+       {"b.yaml",
+        "- rule: r1\n  condition: and user.name = bob\n  append: true\n"
+        "- rule: r2\n  condition: user.name = alice\n  output: two-b\n  priority: ERROR\n"
+        "  tags: [t1]\n"}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto m = r->evaluate(c, {});
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].rule, "r2");
+  EXPECT_EQ(m[0].output, "two-b");
+  EXPECT_EQ(m[0].priority, Priority::kError);
+  EXPECT_EQ(m[0].tags, std::vector<std::string>{"t1"});
+  EXPECT_EQ(r->rule_count(), 2u);
+}
+
+TEST(Rules, OutputRenderingAndMatchFields) {
+  auto rs = load(
+      "- rule: Shadow read\n"
+      "  condition: cmd.text contains shadow\n"
+      "  output: \"%user.name (uid=%user.uid) ran %cmd.text on %host.name from "
+      "%session.remote_host, 100% sure, pid %proc.pid.\"\n"
+      "  priority: critical\n"
+      "  tags: [files, mitre_credential_access]\n");
+  EvalContext ctx;
+  ctx.hostname = "h1";
+  auto m = rs.evaluate(command_record(), ctx);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].rule, "Shadow read");
+  EXPECT_EQ(m[0].priority, Priority::kCritical);
+  EXPECT_EQ(m[0].tags, (std::vector<std::string>{"files", "mitre_credential_access"}));
+  EXPECT_EQ(m[0].output,
+            "alice (uid=1000) ran sudo cat /etc/shadow on h1 from <NA>, 100% sure, pid 4242.");
+}
+
+TEST(Rules, DisabledRulesDoNotMatch) {
+  auto c = command_record();
+  auto rs = load(
+      "- rule: a\n  condition: evt.type = command\n  output: a\n  priority: DEBUG\n"
+      "  enabled: false\n"
+      "- rule: b\n  condition: evt.type = command\n  output: b\n  priority: DEBUG\n"
+      "- rule: c\n  condition: evt.type = command\n  output: c\n  priority: DEBUG\n"
+      "- rule: b\n  enabled: false\n");
+  auto m = rs.evaluate(c, {});
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].rule, "c");
+  EXPECT_EQ(rs.rule_count(), 3u);
+}
+
+TEST(Rules, Priorities) {
+  EXPECT_EQ(parse_priority("EMERGENCY"), Priority::kEmergency);
+  EXPECT_EQ(parse_priority("alert"), Priority::kAlert);
+  EXPECT_EQ(parse_priority("Critical"), Priority::kCritical);
+  EXPECT_EQ(parse_priority("error"), Priority::kError);
+  EXPECT_EQ(parse_priority("WARNING"), Priority::kWarning);
+  EXPECT_EQ(parse_priority("notice"), Priority::kNotice);
+  EXPECT_EQ(parse_priority("INFORMATIONAL"), Priority::kInformational);
+  EXPECT_EQ(parse_priority("INFO"), Priority::kInformational);
+  EXPECT_EQ(parse_priority("debug"), Priority::kDebug);
+  EXPECT_EQ(parse_priority("warn"), std::nullopt);
+  EXPECT_STREQ(priority_name(Priority::kInformational), "Informational");
+}
+
+TEST(Rules, Counts) {
+  auto rs = load(
+      "- list: l\n  items: [a]\n- macro: m\n  condition: evt.type in (l)\n"
+      "- macro: m2\n  condition: m\n"
+      "- rule: r\n  condition: m2\n  output: o\n  priority: info\n");
+  EXPECT_EQ(rs.rule_count(), 1u);
+  EXPECT_EQ(rs.macro_count(), 2u);
+  EXPECT_EQ(rs.list_count(), 1u);
+}
+
+const char* kRuleHead = "- rule: x\n  output: o\n  priority: WARNING\n";
+
+TEST(RulesLoad, UnknownFieldInCondition) {
+  EXPECT_EQ(load_error(std::string(kRuleHead) + "  condition: evt.type = a and proc.bogus = 1\n"),
+            "rules.yaml:4:14: unknown field 'proc.bogus' in condition of rule 'x' at column 18");
+  // A quoted condition: the column is within the string.
+  EXPECT_EQ(load_error(std::string(kRuleHead) + "  condition: \"proc.bogus exists\"\n"),
+            "rules.yaml:4:14: unknown field 'proc.bogus' in condition of rule 'x' at column 1");
+}
+
+TEST(RulesLoad, UnknownMacro) {
+  EXPECT_EQ(load_error(std::string(kRuleHead) + "  condition: not_a_macro or evt.type = a\n"),
+            "rules.yaml:4:14: unknown macro 'not_a_macro' in condition of rule 'x' at column 1");
+  EXPECT_EQ(load_error("- macro: m\n  condition: evt.type = a and nope\n"),
+            "rules.yaml:2:14: unknown macro 'nope' in condition of macro 'm' at column 18");
+  EXPECT_EQ(load_error("- macro: a\n  condition: b\n- macro: b\n  condition: a\n"),
+            "rules.yaml:4:14: macro 'a' refers to itself in condition of macro 'b' at column 1");
+  EXPECT_EQ(load_error("- macro: m\n  condition: x\n  append: true\n"),
+            "rules.yaml:1:3: unknown macro 'm' to append to");
+}
+
+TEST(RulesLoad, UnknownListAndRuleToAppendTo) {
+  EXPECT_EQ(load_error("- list: l\n  items: [a]\n  append: true\n"),
+            "rules.yaml:1:3: unknown list 'l' to append to");
+  EXPECT_EQ(load_error("- rule: r\n  condition: and evt.type = a\n  append: true\n"),
+            "rules.yaml:1:3: unknown rule 'r' to append to");
+  EXPECT_EQ(load_error("- rule: r\n  enabled: false\n"),
+            "rules.yaml:1:3: unknown rule 'r' to enable or disable");
+}
+
+TEST(RulesLoad, BadPriority) {
+  EXPECT_EQ(load_error("- rule: x\n  condition: evt.type = a\n  output: o\n  priority: LOUD\n"),
+            "rules.yaml:4:13: unknown priority 'LOUD' in rule 'x' (one of EMERGENCY, ALERT, "
+            "CRITICAL, ERROR, WARNING, NOTICE, INFORMATIONAL, DEBUG)");
+}
+
+TEST(RulesLoad, YamlError) {
+  EXPECT_EQ(load_error("- rule: x\n  condition: [a\n"),
+            "rules.yaml:3:1: end of sequence flow not found");
+  EXPECT_EQ(load_error("rule: x\n"),
+            "rules.yaml:1:1: expected a list of list, macro and rule items");
+  EXPECT_EQ(load_error("- required_engine_version: 9\n"),
+            "rules.yaml:1:3: expected a list, macro or rule item");
+  EXPECT_EQ(load_error("- rule: x\n  condition: evt.type = a\n  output: o\n  priority: INFO\n"
+                       "  colour: red\n"),
+            "rules.yaml:5:3: unknown key 'colour' in rule (known keys: rule, desc, condition, "
+            "output, priority, tags, enabled, append)");
+  EXPECT_EQ(load_error("- rule: x\n  condition: evt.type = a\n  priority: INFO\n"),
+            "rules.yaml:1:3: rule 'x' has no 'output'");
+  EXPECT_EQ(load_error("- rule: x\n  condition: evt.type = a\n  output: o\n  priority: INFO\n"
+                       "  enabled: maybe\n"),
+            "rules.yaml:5:12: 'enabled' must be true or false, got 'maybe'");
+}
+
+TEST(RulesLoad, SyntaxErrors) {
+  auto err = [](const std::string& cond) {
+    return load_error(std::string(kRuleHead) + "  condition: '" + cond + "'\n");
+  };
+  EXPECT_EQ(err("(evt.type = a"),
+            "rules.yaml:4:14: expected ')' but found end of condition in condition of rule 'x' "
+            "at column 14");
+  EXPECT_EQ(err("evt.type = a)"),
+            "rules.yaml:4:14: unexpected ')' in condition of rule 'x' at column 13");
+  EXPECT_EQ(err("evt.type"),
+            "rules.yaml:4:14: expected an operator after field 'evt.type' but found end of "
+            "condition in condition of rule 'x' at column 9");
+  EXPECT_EQ(err("evt.type = \"a"),
+            "rules.yaml:4:14: unterminated string in condition of rule 'x' at column 12");
+  EXPECT_EQ(err("evt.type in (a, b"),
+            "rules.yaml:4:14: expected ',' or ')' but found end of condition in condition of "
+            "rule 'x' at column 18");
+  EXPECT_EQ(err("evt.type = a and"),
+            "rules.yaml:4:14: expected a field, macro or '(' but found end of condition in "
+            "condition of rule 'x' at column 17");
+  EXPECT_EQ(err("proc.pid = abc"),
+            "rules.yaml:4:14: expected a number for field 'proc.pid' but found 'abc' in "
+            "condition of rule 'x' at column 12");
+  EXPECT_EQ(err("cmd.text < 3"),
+            "rules.yaml:4:14: operator '<' needs a numeric field, not 'cmd.text' in condition "
+            "of rule 'x' at column 10");
+  // The middle is the C++ library's own description of the regex error.
+  std::string re = err("cmd.text regex \"(\"");
+  EXPECT_TRUE(re.starts_with("rules.yaml:4:14: bad regex '(': ")) << re;
+  EXPECT_TRUE(re.ends_with(" in condition of rule 'x' at column 16")) << re;
+}
+
+TEST(RulesLoad, NestingLimit) {
+  std::string deep(101, '(');
+  EXPECT_EQ(load_error(std::string(kRuleHead) + "  condition: '" + deep + "'\n"),
+            "rules.yaml:4:14: condition nested too deeply in condition of rule 'x' at column 101");
+  EXPECT_TRUE(matches(std::string(100, '(') + "evt.type = command" + std::string(100, ')'),
+                      command_record()));
+}
+
+TEST(RulesLoad, ErrorInAppendedConditionPointsAtTheAppend) {
+  EXPECT_EQ(load_error({{"a.yaml",
+                         "- rule: x\n  condition: evt.type = a\n  output: o\n  priority: INFO\n"},
+                        {"b.yaml", "- rule: x\n  append: true\n  condition: and proc.nope = 1\n"}}),
+            "b.yaml:3:14: unknown field 'proc.nope' in condition of rule 'x' at column 5");
+}
+
+TEST(RulesLoad, UnknownFieldInOutput) {
+  EXPECT_EQ(load_error("- rule: x\n  condition: evt.type = a\n  output: \"by %user.nam\"\n"
+                       "  priority: INFO\n"),
+            "rules.yaml:3:11: unknown field 'user.nam' in output of rule 'x' at column 4");
+}
+
+TEST(RulesLoad, FromFiles) {
+  TempDir dir;
+  write_file(dir.file("a.yaml"), "- list: l\n  items: [bash]\n");
+  write_file(dir.file("b.yaml"),
+             "- rule: r\n  condition: cmd.shell in (l)\n  output: o\n  priority: info\n");
+  auto rs = load_rules({dir.file("a.yaml"), dir.file("b.yaml")});
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_EQ(rs->evaluate(command_record(), {}).size(), 1u);
+  auto missing = load_rules({dir.file("nope.yaml")});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.message(), dir.file("nope.yaml") + ": cannot open: No such file or directory");
+}
+
+}  // namespace
+}  // namespace shaudit::rules
