@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "alerts.h"
 #include "collector_fwd.h"
 #include "control.h"
 #include "receiver.h"
@@ -84,7 +85,8 @@ void raise_fd_limit(const Config& cfg) {
 
 class WriterLoop {
  public:
-  WriterLoop(LogWriter& w, RecordQueue& q, Stats& s) : w_(w), q_(q), s_(s) {}
+  WriterLoop(LogWriter& w, RecordQueue& q, Stats& s, Alerter* alerter)
+      : w_(w), q_(q), s_(s), alerter_(alerter) {}
 
   void request_rotate() {
     rotate_.store(true);
@@ -104,9 +106,21 @@ class WriterLoop {
       }
       if (batch.empty()) q_.pop_all(batch, until);
       while (!batch.empty()) {
+        // Rules see the record before it is written; their alerts follow it, naming its seq.
+        std::vector<json::Object> alerts;
+        if (alerter_) alerts = alerter_->evaluate(batch.front());
+        uint64_t ref_seq = w_.seq() + 1;
         if (!retry([&] { return w_.append(batch.front()); })) {
           unwritten_.store(batch.size());
           return false;
+        }
+        for (auto& a : alerts) {
+          a["ref_seq"] = static_cast<int64_t>(ref_seq);
+          s_.alerts.fetch_add(1, std::memory_order_relaxed);
+          if (!retry([&] { return w_.append(a); })) {
+            unwritten_.store(batch.size());
+            return false;
+          }
         }
         batch.pop_front();
         publish();
@@ -180,6 +194,7 @@ class WriterLoop {
   LogWriter& w_;
   RecordQueue& q_;
   Stats& s_;
+  Alerter* alerter_;
   std::atomic<bool> rotate_{false};
   std::atomic<bool> abandon_{false};
   std::atomic<size_t> unwritten_{0};
@@ -225,6 +240,7 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
   o["bpf_events"] = s.bpf_events.load();
   o["bpf_dropped"] = s.bpf_dropped.load();
   o["bypasses"] = s.bypasses.load();
+  o["alerts"] = s.alerts.load();
   return json::encode(json::Value(std::move(o)));
 }
 
@@ -358,7 +374,25 @@ int main(int argc, char** argv) {
     (void)(*writer)->close();
     return 1;
   }
-  WriterLoop loop(**writer, queue, stats);
+  Alerter alerter(hostname());
+  if (!cfg.rules.empty()) {
+    auto n = alerter.load(cfg.rules);
+    if (!n) {
+      std::fprintf(stderr, "shauditd: rules: %s\n", n.message().c_str());
+      receiver.remove_sockets();
+      control.remove_socket();
+      (void)(*writer)->close();
+      return 1;
+    }
+    json::Object loaded;
+    loaded["type"] = "rules_loaded";
+    loaded["rules"] = static_cast<int64_t>(*n);
+    json::Array files;
+    for (const auto& f : cfg.rules) files.emplace_back(f);
+    loaded["files"] = std::move(files);
+    queue.push(std::move(loaded));
+  }
+  WriterLoop loop(**writer, queue, stats, cfg.rules.empty() ? nullptr : &alerter);
   bool writer_ok = true;
   std::thread writer_thread([&] { writer_ok = loop.run(); });
   std::thread receiver_thread([&] { receiver.run(); });
@@ -371,6 +405,21 @@ int main(int argc, char** argv) {
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       loop.request_rotate();
+      if (!cfg.rules.empty()) {
+        // Rules are reloaded too; a set that fails to load keeps the old one running.
+        auto n = alerter.load(cfg.rules);
+        json::Object r;
+        if (n) {
+          r["type"] = "rules_loaded";
+          r["rules"] = static_cast<int64_t>(*n);
+        } else {
+          std::fprintf(stderr, "shauditd: rules not reloaded, the previous set stays: %s\n",
+                       n.message().c_str());
+          r["type"] = "rules_error";
+          r["error"] = n.message();
+        }
+        queue.push(std::move(r));
+      }
       continue;
     }
     break;

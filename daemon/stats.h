@@ -26,6 +26,7 @@ struct Stats {
   std::atomic<uint64_t> sessions_opened{0};
   std::atomic<uint64_t> sessions_closed{0};
   std::atomic<uint64_t> bypasses{0};
+  std::atomic<uint64_t> alerts{0};
   std::atomic<uint64_t> bpf_events{0};
   std::atomic<uint64_t> bpf_dropped{0};  // kernel events lost to a full ring buffer
   std::atomic<bool> bpf_on{false};

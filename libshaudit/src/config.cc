@@ -27,6 +27,7 @@ shutdown_timeout_ms: 10000
 bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
 unhooked_allowlist: []
+rules: []
 )";
 
 const char* bpf_mode_name(BpfMode m) {
@@ -125,7 +126,8 @@ const std::map<std::string, Setter>& setters() {
          return {};
        }},
       {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
-      {"unhooked_allowlist", nullptr},  // a list: handled in parse_config
+      {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
+      {"rules", nullptr},
   };
   return m;
 }
@@ -163,15 +165,16 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         return make_error(fmt::format("config {}: duplicate key '{}' (first set at {})",
                                       where(source, kv.first.Mark()), key,
                                       where(source, first->second)));
-      if (key == "unhooked_allowlist") {
+      if (key == "unhooked_allowlist" || key == "rules") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key '{}' needs a list of absolute paths",
                                         where(source, kv.second.Mark()), key));
+        auto& out = key == "rules" ? c.rules : c.unhooked_allowlist;
         for (const auto& item : kv.second) {
           if (!item.IsScalar() || item.Scalar().empty() || item.Scalar()[0] != '/')
             return make_error(fmt::format("config {}: key '{}': expected an absolute path",
                                           where(source, item.Mark()), key));
-          c.unhooked_allowlist.push_back(item.Scalar());
+          out.push_back(item.Scalar());
         }
         continue;
       }

@@ -28,6 +28,7 @@ struct Config {
   uint64_t bpf_ringbuf_kib = 8192;        // ring buffer between the eBPF programs and shauditd
   uint64_t crosscheck_window_ms = 1000;   // how long a kernel event waits for its report
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
+  std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
 };
 
 // The configuration compiled into shauditd (used when no --config is given).

@@ -1,0 +1,64 @@
+#include "alerts.h"
+
+#include "shaudit/record.h"
+
+namespace shaudit::daemon {
+
+Result<size_t> Alerter::load(const std::vector<std::string>& paths) {
+  auto r = rules::load_rules(paths);
+  if (!r) return r.error();
+  size_t n = r->rule_count();
+  auto fresh = std::make_shared<const rules::RuleSet>(std::move(*r));
+  std::lock_guard lk(mu_);
+  rules_ = std::move(fresh);
+  return n;
+}
+
+std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
+  std::shared_ptr<const rules::RuleSet> rules;
+  {
+    std::lock_guard lk(mu_);
+    rules = rules_;
+  }
+  std::vector<json::Object> out;
+  if (!rules) return out;
+  rules::EvalContext ctx;
+  ctx.hostname = hostname_;
+  std::vector<rules::Match> matches = rules->evaluate(rec, ctx);
+  // The logical command: this line joined to the lines before it of the same command.
+  const std::string* type = json::get_string(rec, "type");
+  const std::string* cmd = json::get_string(rec, "command");
+  const std::string* text = json::get_string(rec, "text");
+  if (type && *type == record::kCommand && cmd && text) {
+    if (joined_.size() > 4096) joined_.clear();
+    auto cont = rec.find("continuation");
+    bool continuation = cont != rec.end() && cont->second.is_bool() && cont->second.as_bool();
+    std::string& joined = joined_[*cmd];
+    joined = continuation && !joined.empty() ? joined + "\n" + *text : *text;
+    if (continuation) {
+      ctx.cmd_text = joined;
+      for (auto& m : rules->evaluate(rec, ctx)) {
+        bool seen = false;
+        for (const auto& have : matches) seen = seen || have.rule == m.rule;
+        if (!seen) matches.push_back(std::move(m));
+      }
+    }
+  }
+  for (auto& m : matches) {
+    json::Object a;
+    a["type"] = record::kAlert;
+    a["rule"] = m.rule;
+    a["priority"] = rules::priority_name(m.priority);
+    record::set_bytes(a, "output", m.output);
+    json::Array tags;
+    for (auto& t : m.tags) tags.emplace_back(std::move(t));
+    a["tags"] = std::move(tags);
+    if (type) a["ref_type"] = *type;
+    if (auto s = json::get_string(rec, "session")) a["session"] = *s;
+    if (auto p = json::get_int(rec, "pid")) a["pid"] = *p;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace shaudit::daemon
