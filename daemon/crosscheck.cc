@@ -232,7 +232,8 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
     if (e->sessionid != 4294967295u) x["audit_session"] = std::to_string(e->sessionid);
     if (!session.empty()) x["session"] = session;
     record::set_bytes(x, "path", e->filename);
-    record::set_argv(x, e->argv);
+    std::vector<std::string_view> kargv(e->argv.begin(), e->argv.end());
+    record::set_argv(x, redact_argv(opts_.redactor, kargv, x));
     if (!e->tty.empty()) x["tty"] = e->tty;
     if (e->flags & SA_FLAG_SECUREEXEC) x["secure_exec"] = true;
     if (e->flags & SA_FLAG_ARGV_CUT) x["truncated"] = true;
@@ -254,7 +255,10 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   } else if (exe) {
     record::set_bytes(b, "exe", *exe);
   }
-  if (argv) record::set_argv(b, *argv);
+  if (argv) {
+    std::vector<std::string_view> v(argv->begin(), argv->end());
+    record::set_argv(b, redact_argv(opts_.redactor, v, b));
+  }
   return q_.push(std::move(b));
 }
 
@@ -339,7 +343,7 @@ bool CrossCheck::decide_line(const KLine& l) {
   b["uid"] = static_cast<int64_t>(l.uid);
   if (!l.session.empty()) b["session"] = l.session;
   b["exe"] = l.comm;
-  record::set_bytes(b, "text", l.text);  // what the kernel saw the shell read
+  record::set_bytes(b, "text", redact_text(opts_.redactor, l.text, b));  // what the shell read
   if (l.cut) b["truncated"] = true;
   b["argv"] = json::Array{};
   b["evidence"] = fmt::format("{} (pid {}) read this line from its terminal; no interposer "

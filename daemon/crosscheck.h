@@ -27,6 +27,7 @@
 
 #include "events.h"
 #include "queue.h"
+#include "shaudit/redact.h"
 #include "shaudit/wire_codec.h"
 #include "stats.h"
 
@@ -34,6 +35,7 @@ namespace shaudit::daemon {
 
 struct CrossCheckOptions {
   int64_t window_ns = 1'000'000'000;
+  const Redactor* redactor = nullptr;  // applied to what the kernel captured too
   std::vector<std::string> allowlist;  // exe paths whose unhooked runs are low severity
 };
 

@@ -43,8 +43,12 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
           }),
       collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
+  // Patterns were checked when the configuration was loaded.
+  if (auto r = Redactor::make(cfg.redact_patterns)) redactor_ = std::move(*r);
+  handler_.set_redactor(&redactor_);
   if (collector_) {
     CrossCheckOptions o;
+    o.redactor = &redactor_;
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
     o.allowlist = cfg.unhooked_allowlist;
     cc_ = std::make_unique<CrossCheck>(

@@ -55,6 +55,7 @@ class Receiver {
   ReportHandler handler_;
   bpf::Collector* collector_ = nullptr;
   std::unique_ptr<CrossCheck> cc_;
+  Redactor redactor_;
   int timer_fd_ = -1, bpf_fd_ = -1;
   uint64_t dropped_seen_ = 0;
   int64_t loss_checked_ns_ = 0;  // realtime of the last look at the kernel's drop counter

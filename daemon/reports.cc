@@ -55,6 +55,34 @@ std::string session_reply(const std::string& session, const std::string& error) 
   return std::string(buf, n);
 }
 
+std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec) {
+  std::string s(text);
+  if (!r) return s;
+  auto found = r->line(s);
+  if (found.empty()) return s;
+  json::Array list;
+  for (const auto& f : found)
+    list.emplace_back(json::Object{{"kind", f.kind}, {"field", "text"},
+                                   {"offset", static_cast<int64_t>(f.offset)}});
+  rec["redacted"] = std::move(list);
+  return s;
+}
+
+std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::string_view>& argv,
+                                     json::Object& rec) {
+  std::vector<std::string> out(argv.begin(), argv.end());
+  if (!r) return out;
+  auto found = r->argv(out);
+  if (found.empty()) return out;
+  json::Array list;
+  for (const auto& f : found)
+    list.emplace_back(json::Object{{"kind", f.kind}, {"field", "argv"},
+                                   {"element", static_cast<int64_t>(f.element)},
+                                   {"offset", static_cast<int64_t>(f.offset)}});
+  rec["redacted"] = std::move(list);
+  return out;
+}
+
 ReportHandler::ReportHandler(RecordQueue& q, Stats& stats, SessionRegistry& sessions,
                              std::function<void(int)> watch, std::function<void(int)> unwatch)
     : q_(q),
@@ -363,7 +391,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     r["type"] = record::kExec;
     r["source"] = "hello";
     record::set_bytes(r, "path", text(m, SHAUDIT_F_EXE));
-    record::set_argv(r, argv);
+    record::set_argv(r, redact_argv(redactor_, argv, r));
     if (!p.command.empty()) r["command"] = p.command;
     if (!push(std::move(r))) return false;
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
@@ -388,7 +416,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
       ++s->commands;
     }
     const wire::Field* t = m.find(SHAUDIT_F_TEXT);
-    record::set_bytes(r, "text", t->data);
+    record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
     if (flags & SHAUDIT_LINE_CUT) {
       r["truncated"] = true;
       r["truncated_by"] = "terminal";  // canonical mode delivers at most 4095 bytes a line
@@ -415,7 +443,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
       p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
     if (!p.command.empty()) r["command"] = p.command;
     if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
-    record::set_argv(r, m.all(SHAUDIT_F_ARGV));
+    record::set_argv(r, redact_argv(redactor_, m.all(SHAUDIT_F_ARGV), r));
     bool cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
     for (const auto& f : m.fields)
       if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;

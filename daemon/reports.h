@@ -14,6 +14,7 @@
 
 #include "crosscheck.h"
 #include "queue.h"
+#include "shaudit/redact.h"
 #include "sessions.h"
 #include "shaudit/wire_codec.h"
 #include "stats.h"
@@ -44,6 +45,7 @@ class ReportHandler {
                 std::function<void(int)> watch, std::function<void(int)> unwatch);
   // With the eBPF collector: reports go to the cross-check, and each session's entry is
   // tracked in the kernel (track(pid, session id)).
+  void set_redactor(const Redactor* r) { redactor_ = r; }
   void set_kernel_side(CrossCheck* cc, std::function<void(pid_t, const std::string&)> track) {
     cc_ = cc;
     track_ = std::move(track);
@@ -75,12 +77,19 @@ class ReportHandler {
   SessionRegistry& sessions_;
   std::function<void(int)> watch_, unwatch_;
   CrossCheck* cc_ = nullptr;
+  const Redactor* redactor_ = nullptr;
   std::function<void(pid_t, const std::string&)> track_;
   std::unordered_map<uid_t, std::string> users_;
   std::unordered_map<pid_t, Proc> procs_;
 };
 
 std::string session_reply(const std::string& session, const std::string& error);
+
+// Redacts a typed line / an argv before it goes into a record; adds "redacted" (what kind,
+// where; never the secret). Returns the (possibly) changed bytes.
+std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec);
+std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::string_view>& argv,
+                                     json::Object& rec);
 
 // FNV-1a over argv elements and their ends: identifies an argv across reports and the kernel.
 template <class Strings>

@@ -1,4 +1,5 @@
 #include "shaudit/config.h"
+#include "shaudit/redact.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -28,6 +29,7 @@ bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
 unhooked_allowlist: []
 rules: []
+redact_patterns: []
 )";
 
 const char* bpf_mode_name(BpfMode m) {
@@ -128,6 +130,7 @@ const std::map<std::string, Setter>& setters() {
       {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
       {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
       {"rules", nullptr},
+      {"redact_patterns", nullptr},
   };
   return m;
 }
@@ -165,6 +168,21 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         return make_error(fmt::format("config {}: duplicate key '{}' (first set at {})",
                                       where(source, kv.first.Mark()), key,
                                       where(source, first->second)));
+      if (key == "redact_patterns") {
+        if (!kv.second.IsSequence())
+          return make_error(fmt::format("config {}: key '{}' needs a list of regular expressions",
+                                        where(source, kv.second.Mark()), key));
+        for (const auto& item : kv.second) {
+          if (!item.IsScalar() || item.Scalar().empty())
+            return make_error(fmt::format("config {}: key '{}': expected a regular expression",
+                                          where(source, item.Mark()), key));
+          if (auto r = Redactor::make({item.Scalar()}); !r)
+            return make_error(fmt::format("config {}: key '{}': {}", where(source, item.Mark()),
+                                          key, r.message()));
+          c.redact_patterns.push_back(item.Scalar());
+        }
+        continue;
+      }
       if (key == "unhooked_allowlist" || key == "rules") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key '{}' needs a list of absolute paths",

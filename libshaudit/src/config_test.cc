@@ -42,7 +42,8 @@ void expect_defaults(const Config& c) {
 
 const char kKnownKeys[] =
     "bpf, bpf_ringbuf_kib, control_socket, crosscheck_window_ms, log, max_clients, "
-    "queue_capacity, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, signing_key, "
+    "queue_capacity, redact_patterns, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, "
+    "signing_key, "
     "socket, socket_group, socket_mode, unhooked_allowlist";
 
 TEST(Config, EmptyDocumentGivesDefaults) {

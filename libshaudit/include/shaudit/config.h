@@ -29,6 +29,7 @@ struct Config {
   uint64_t crosscheck_window_ms = 1000;   // how long a kernel event waits for its report
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
+  std::vector<std::string> redact_patterns;  // extra secret patterns (ECMAScript regexes)
 };
 
 // The configuration compiled into shauditd (used when no --config is given).
