@@ -27,28 +27,12 @@ using shaudit::testing::read_lines;
 using shaudit::testing::TempDir;
 using shaudit::testing::write_file;
 
-constexpr int64_t kSec = 1'000'000'000;
-constexpr int64_t kT0 = 1795867200 * kSec;  // 2026-11-28T12:00:00Z
+using shaudit::testing::command;
+using shaudit::testing::hash_hex;
+using shaudit::testing::kSec;
+using shaudit::testing::kT0;
+using shaudit::testing::parse_object;
 const std::string kZeros(64, '0');
-
-std::string hash_hex(std::string_view line) { return crypto::to_hex(crypto::sha256(line)); }
-
-json::Object command(std::string_view text) {
-  json::Object o;
-  o["type"] = record::kCommand;
-  o["session"] = "s1";
-  o["pid"] = 42;
-  o["shell"] = "bash";
-  record::set_bytes(o, "text", text);
-  return o;
-}
-
-json::Object parse_object(const std::string& line) {
-  auto v = json::parse(line);
-  EXPECT_TRUE(v.ok()) << line << ": " << (v.ok() ? "" : v.message());
-  if (!v.ok() || !v->is_object()) return {};
-  return v->as_object();
-}
 
 std::string str(const json::Object& o, std::string_view key) {
   auto s = json::get_string(o, key);

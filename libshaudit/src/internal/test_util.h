@@ -16,6 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "shaudit/crypto.h"
+#include "shaudit/json.h"
+#include "shaudit/record.h"
+
 namespace shaudit::testing {
 
 // A fresh directory under /tmp, removed with everything in it on destruction.
@@ -101,6 +107,29 @@ inline std::string join_lines(const std::vector<std::string>& lines) {
     out += '\n';
   }
   return out;
+}
+
+// Record helpers shared by the writer and verifier tests.
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kT0 = 1795867200 * kSec;  // 2026-11-28T12:00:00Z
+
+inline std::string hash_hex(std::string_view line) { return crypto::to_hex(crypto::sha256(line)); }
+
+inline json::Object command(std::string_view text) {
+  json::Object o;
+  o["type"] = record::kCommand;
+  o["session"] = "s1";
+  o["pid"] = 42;
+  o["shell"] = "bash";
+  record::set_bytes(o, "text", text);
+  return o;
+}
+
+inline json::Object parse_object(const std::string& line) {
+  auto v = json::parse(line);
+  EXPECT_TRUE(v.ok()) << line << ": " << (v.ok() ? "" : v.message());
+  if (!v.ok() || !v->is_object()) return {};
+  return v->as_object();
 }
 
 }  // namespace shaudit::testing
