@@ -11,13 +11,13 @@ def test_secrets_never_reach_the_log(daemon_factory, tmp_path):
         sh.line("env GITHUB_TOKEN=ghp_Zx81secret /bin/true")
         sh.line("mysql -u root -pS3cretPw db 2>/dev/null")
         sh.line("mkdir -p keep-this-dir")
-        sh.line("echo pin=4242")
+        sh.line("echo pin=975318642")
         sh.line("env -u LD_PRELOAD /bin/sh -c 'true --password=Hidden99'")
     finally:
         sh.exit()
     recs = d.wait_for(lambda rs: any(r["type"] == "bypass" for r in rs), timeout=15)
     raw = d.log.read_bytes()
-    for secret in (b"ghp_Zx81secret", b"S3cretPw", b"4242", b"Hidden99"):
+    for secret in (b"ghp_Zx81secret", b"S3cretPw", b"975318642", b"Hidden99"):
         assert secret not in raw, secret
     cmds = {r["text"]: r for r in recs if r["type"] == "command"}
     tok = cmds["env GITHUB_TOKEN=*** /bin/true"]
