@@ -7,12 +7,15 @@ builds and copies the binaries it measures.
                    [--rounds 10] [--workers 4] [--per-worker 2500]
                    [--configs base,shaudit-off,shaudit-bpf,bt-exec,bt-argv]
                    [--ring-kib 4,16,64,256,1024,8192] [--ring-rounds 3] [--ring-per-worker N]
-                   [--parts R,L,P]
+                   [--parts R,L,P] [--variant NAME=SHAUDITD[,VAR=VALUE...]]... [--keep]
+                   [--quiet-max 0.15] [--quiet-wait 60]
+  bpf_bench.py summarize RUNS.jsonl [--configs ...]     # the tables again, from a run's data
 
 Every run starts a fresh interactive bash on a pseudo-terminal (with the interposer in the
 shaudit configurations, so the daemon opens an implicit session for it and the collector
 tracks it), types one command line into it that runs exec_load (WORKERS processes, each
-fork+exec'ing /bin/true PER_WORKER times as fast as it can), and waits for the prompt.
+fork+exec'ing /bin/true PER_WORKER times as fast as it can), and waits for the prompt. The
+shell is put in a cgroup (v2) of the benchmark's own; the bpftrace probes filter on it.
 
 Configurations (all runs of a round use the same load; rounds rotate the order):
   base          no daemon, no interposer, no eBPF
@@ -33,7 +36,8 @@ attached only during its own runs.
 
 Parts:  R  the interleaved rounds above (figures, ratios within a round)
         L  ring-buffer sizes for shaudit-bpf (where loss starts)
-        P  one run of shaudit-bpf, bt-exec and bt-argv with BPF run-time statistics on
+        P  one run of shaudit-bpf, each variant, bt-exec, bt-argv and bt-count (the bt-exec
+           probe and filter, counting in a map, no output) with BPF run-time statistics on
            (BPF_ENABLE_STATS, held by a descriptor; off again when it is closed): the
            programs' own run time per call, from /proc/PID/fdinfo of their descriptors
 Results: DIR/runs.jsonl (one object per run) and a Markdown summary on stdout.
@@ -528,7 +532,8 @@ def summarize(runs, configs, quiet_max=None):
         out.append("")
         # The collector's own increment: each bpf: on configuration against shaudit-off, within
         # a round.
-        bpf_cfgs = [c for c in configs if any(r["config"] == c and r.get("ring_kib") for r in rs)]
+        bpf_cfgs = [c for c in configs if "+" not in c
+                    and any(r["config"] == c and r.get("ring_kib") for r in rs)]
         for c in bpf_cfgs:
             pairs = [(by[(k, c)], by[(k, "shaudit-off")]) for k in rounds
                      if (k, c) in by and (k, "shaudit-off") in by]

@@ -4,6 +4,11 @@
 #
 #   tests/bench/run_bpf_bench.sh                        # 10 rounds + ring sizes + BPF profile
 #   ROUNDS=5 PARTS=R tests/bench/run_bpf_bench.sh
+#   VARIANTS="exp-lazy=/tmp/b2/daemon/shauditd,SHAUDIT_EXP_LAZY_WAKEUP=2" \
+#     CONFIGS=base,shaudit-off,shaudit-bpf,exp-lazy,shaudit-bpf+unhooked,exp-lazy+unhooked \
+#     tests/bench/run_bpf_bench.sh     # another build side by side (bpf_wakeup_experiment.patch)
+#
+# Results of a run: tests/bench/BPF_RESULTS.md.
 #
 # The load: exec_load (tests/bench/exec_load.c), WORKERS (4) processes each fork+exec'ing
 # /bin/true PER_WORKER (2500) times as fast as they can, typed as one command line into an
@@ -20,10 +25,16 @@
 #        bt-exec      no interposer; bpftrace, sched_process_exec: pid, ppid, filename
 #        bt-argv      no interposer; bpftrace, sched_process_exec: pid, ppid, filename and
 #                     the argument area of the new image (%r, up to 64 bytes)
-#      (CONFIGS="... bt-join" adds bpftrace with join(args->argv) at sys_enter_execve.)
+#      (CONFIGS="... bt-join" adds bpftrace with join(args->argv) at sys_enter_execve;
+#      "C+unhooked" runs configuration C with the load started as
+#      `env -u LD_PRELOAD -u SHAUDIT_SOCKET exec_load ...` from the interposed shell: tracked by
+#      the kernel, no interposer, every exec an unhooked_process bypass.)
+#      The bpftrace probes filter on a cgroup (v2) the benchmark puts each run's shell in, the
+#      counterpart of shaudit's tracked-process map (other users' execs are not printed).
 #   L  shaudit-bpf with bpf_ringbuf_kib in RING_KIB (8192 1024 256 64 16 4), RING_ROUNDS (3)
 #      rounds, RING_PER_WORKER execs per worker (default PER_WORKER): where loss starts
-#   P  one run each of shaudit-bpf, bt-exec, bt-argv with BPF run-time statistics enabled
+#   P  one run each of shaudit-bpf, each variant, bt-exec, bt-argv and bt-count (the bt-exec
+#      probe counting in a map, no output) with BPF run-time statistics enabled
 #      (BPF_ENABLE_STATS through a descriptor held for that run only): each program's own
 #      run time per call and per exec
 # Each run starts its own shauditd (or bpftrace) and stops it afterwards, so no probe of
@@ -34,7 +45,9 @@
 # Environment: BUILD (default <repo>/build), ROUNDS (10), WORKERS (4), PER_WORKER (2500),
 # PARTS, CONFIGS (comma-separated), RING_KIB, RING_ROUNDS, RING_PER_WORKER, QUIET_MAX,
 # QUIET_WAIT, VARIANTS ("NAME=SHAUDITD[,VAR=VALUE...] ...": more configurations, each as
-# shaudit-bpf but with another shauditd binary, e.g. an experimental build), KEEP=1 keeps the work directory (/var/tmp/shaudit-bpfbench.*) with every log.
+# shaudit-bpf but with another shauditd binary, e.g. an experimental build), KEEP=1 keeps
+# the work directory (/var/tmp/shaudit-bpfbench.*) with every log. Without KEEP the per-run
+# data is copied to /var/tmp/shaudit-bpfbench-results/runs-DATE.jsonl.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
