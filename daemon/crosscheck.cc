@@ -9,6 +9,7 @@
 #include "reports.h"
 #include "shaudit/record.h"
 #include "shaudit/siphash.h"
+#include "shaudit/zsh_meta.h"
 
 namespace shaudit::daemon {
 namespace {
@@ -25,27 +26,13 @@ int64_t clock_ns(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-uint64_t num(const wire::Message& m, uint16_t tag) {
-  const wire::Field* f = m.find(tag);
-  if (!f || f->data.size() != sizeof(uint64_t)) return 0;
-  uint64_t v;
-  std::memcpy(&v, f->data.data(), sizeof v);
-  return v;
-}
-
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
 
 // zsh's zleread returns its metafied line with the newline.
 std::string unmetafy(std::string s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (static_cast<unsigned char>(s[i]) == 0x83 && i + 1 < s.size())
-      out.push_back(static_cast<char>(s[++i] ^ 32));
-    else
-      out.push_back(s[i]);
-  }
-  if (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
+  s.resize(shaudit_unmetafy(s.data(), s.size()));
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
 }
 
 }  // namespace
@@ -53,6 +40,8 @@ std::string unmetafy(std::string s) {
 uint64_t CrossCheck::key_of(const std::string& session) {
   return std::strtoull(session.c_str(), nullptr, 16);
 }
+
+std::string CrossCheck::session_of(uint64_t key) { return fmt::format("{:016x}", key); }
 
 CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
                        std::function<std::string(pid_t, pid_t)> command_of)
@@ -180,8 +169,8 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
       if (auto f = m.find(SHAUDIT_F_TEXT)) r.text = std::string(f->data);
       break;
     case SHAUDIT_MSG_NONCMD:
-      r.input_len = num(m, SHAUDIT_F_INPUT_LEN);
-      r.input_hash = num(m, SHAUDIT_F_INPUT_HASH);
+      r.input_len = m.number(SHAUDIT_F_INPUT_LEN);
+      r.input_hash = m.number(SHAUDIT_F_INPUT_HASH);
       if (auto f = m.find(SHAUDIT_F_HASH_KEY); f && f->data.size() == sizeof p.hash_key) {
         std::memcpy(p.hash_key, f->data.data(), sizeof p.hash_key);
         p.have_key = true;

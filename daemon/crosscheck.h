@@ -60,6 +60,7 @@ class CrossCheck {
 
   // Session key used in the kernel map for a session id (16 hex digits).
   static uint64_t key_of(const std::string& session);
+  static std::string session_of(uint64_t key);  // the inverse of key_of
 
  private:
   struct Report {

@@ -42,15 +42,6 @@ std::string hostname() {
   return buf;
 }
 
-// Creates the log's directory (0700) when missing.
-void ensure_parent_dir(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return;
-  std::string dir = path.substr(0, slash);
-  for (size_t i = 1; i <= dir.size(); ++i)
-    if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0700);
-}
-
 // zsh's line editor modules (zleread lives there): every installed zsh version.
 std::vector<std::string> find_zle_modules() {
   std::vector<std::string> out;
@@ -339,7 +330,7 @@ int main(int argc, char** argv) {
                    bpf_reason.c_str());
   }
 
-  ensure_parent_dir(cfg.log);
+  (void)make_parent_dirs(cfg.log, 0700);  // a failure shows when the log is opened
   WriterOptions wo;
   wo.path = cfg.log;
   wo.key = &*key;

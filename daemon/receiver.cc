@@ -64,7 +64,7 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
   sa_event_hdr h;
   if (!cc_ || size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
-  std::string session = fmt::format("{:016x}", h.key);
+  std::string session = CrossCheck::session_of(h.key);
   if (h.type == SA_EV_EXEC && size >= offsetof(sa_exec_event, argv)) {
     // A bash under any name or path gets its readline() probed as soon as a session runs it.
     const auto* e = static_cast<const sa_exec_event*>(data);
@@ -191,13 +191,9 @@ void Receiver::run() {
   // Reports already sent when the stop came are read and recorded, not dropped.
   std::vector<int> fds;
   for (auto& [fd, _] : clients_) fds.push_back(fd);
-  int budget = kDrainMessages;
-  for (int fd : fds) {
-    if (budget <= 0) break;
-    stopping_ = false;
-    read_client(fd, budget);
-    budget -= kMessagesPerTurn;
-  }
+  stopping_ = false;
+  for (size_t i = 0; i < fds.size() && !stopping_; ++i)  // stopping_: the queue closed
+    read_client(fds[i], kDrainMessages);
   // Everything the kernel already said is decided now rather than dropped.
   if (collector_) {
     collector_->consume();

@@ -15,19 +15,6 @@ namespace {
 constexpr size_t kMaxTrackedProcs = 65536;
 constexpr int kMaxAncestry = 64;
 
-uint64_t num(const wire::Message& m, uint16_t tag, uint64_t fallback = 0) {
-  const wire::Field* f = m.find(tag);
-  if (!f || f->data.size() != sizeof(uint64_t)) return fallback;
-  uint64_t v;
-  std::memcpy(&v, f->data.data(), sizeof v);
-  return v;
-}
-
-std::string text(const wire::Message& m, uint16_t tag) {
-  const wire::Field* f = m.find(tag);
-  return f ? std::string(f->data) : std::string();
-}
-
 const char* input_kind(uint64_t k) {
   switch (k) {
     case SHAUDIT_INPUT_READ_E:
@@ -129,7 +116,7 @@ Proc& ReportHandler::proc(pid_t pid, const wire::Message& m) {
   } else if (p.ppid == 0) {
     // Already exited (a short-lived command is often gone before its report is read): its
     // own word for its parent is all there is; records say so with "ppid_reported".
-    p.ppid = static_cast<pid_t>(num(m, SHAUDIT_F_PPID));
+    p.ppid = static_cast<pid_t>(m.number(SHAUDIT_F_PPID));
     p.gone = true;
     auto parent = procs_.find(p.ppid);
     if (parent != procs_.end() && p.command.empty()) p.command = parent->second.command;
@@ -284,11 +271,11 @@ bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, std:
   }
   ProcFacts f = read_proc_facts(cred.pid);
   Session s;
-  s.user = text(m, SHAUDIT_F_USER);
-  s.uid = static_cast<int64_t>(num(m, SHAUDIT_F_UID, static_cast<uint64_t>(-1)));
-  s.service = text(m, SHAUDIT_F_SERVICE);
-  s.tty = text(m, SHAUDIT_F_TTY);
-  s.remote_host = text(m, SHAUDIT_F_RHOST);
+  s.user = m.text(SHAUDIT_F_USER);
+  s.uid = static_cast<int64_t>(m.number(SHAUDIT_F_UID, static_cast<uint64_t>(-1)));
+  s.service = m.text(SHAUDIT_F_SERVICE);
+  s.tty = m.text(SHAUDIT_F_TTY);
+  s.remote_host = m.text(SHAUDIT_F_RHOST);
   s.audit_session = f.audit_session;  // kernel facts, not claims
   s.loginuid = f.loginuid;
   s.entry_pid = cred.pid;
@@ -323,7 +310,7 @@ bool ReportHandler::session_close(const wire::Message& m, const ucred& cred, std
     reply = session_reply("", "only root may close a session");
     return true;
   }
-  std::string id = text(m, SHAUDIT_F_SESSION);
+  std::string id = m.text(SHAUDIT_F_SESSION);
   if (!sessions_.find(id)) {
     stats_.rejected[kUnknownSession].fetch_add(1, std::memory_order_relaxed);
     reply = session_reply("", fmt::format("unknown session '{}'", id));
@@ -364,11 +351,11 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
 
   if (m.type == SHAUDIT_MSG_HELLO) {
     stats_.hellos.fetch_add(1, std::memory_order_relaxed);
-    uint64_t flags = num(m, SHAUDIT_F_HELLO_FLAGS);
+    uint64_t flags = m.number(SHAUDIT_F_HELLO_FLAGS);
     p.shell = flags & SHAUDIT_HELLO_SHELL;
     p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
-    p.exe = text(m, SHAUDIT_F_EXE);
-    p.tty = text(m, SHAUDIT_F_TTY);
+    p.exe = m.text(SHAUDIT_F_EXE);
+    p.tty = m.text(SHAUDIT_F_TTY);
     // An interactive shell on a terminal that no session registered opens one itself.
     if (p.shell && p.interactive && p.session.empty())
       return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
@@ -390,7 +377,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     base_fields(r, m, cred, p);
     r["type"] = record::kExec;
     r["source"] = "hello";
-    record::set_bytes(r, "path", text(m, SHAUDIT_F_EXE));
+    record::set_bytes(r, "path", m.text(SHAUDIT_F_EXE));
     record::set_argv(r, redact_argv(redactor_, argv, r));
     if (!p.command.empty()) r["command"] = p.command;
     if (!push(std::move(r))) return false;
@@ -402,9 +389,9 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
   if (m.type == SHAUDIT_MSG_LINE) {
     base_fields(r, m, cred, p);
     r["type"] = record::kCommand;
-    uint64_t cmd_no = num(m, SHAUDIT_F_CMD_NO);
-    uint64_t index = num(m, SHAUDIT_F_LINE_INDEX);
-    uint64_t flags = num(m, SHAUDIT_F_LINE_FLAGS);
+    uint64_t cmd_no = m.number(SHAUDIT_F_CMD_NO);
+    uint64_t index = m.number(SHAUDIT_F_LINE_INDEX);
+    uint64_t flags = m.number(SHAUDIT_F_LINE_FLAGS);
     if (cmd_no) {
       p.command = fmt::format("{}.{}", pid, cmd_no);
       r["command"] = p.command;
@@ -424,7 +411,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
       r["truncated"] = true;
       r["truncated_by"] = "message";
     }
-    record::set_bytes(r, "shell", text(m, SHAUDIT_F_SHELL));
+    record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
   } else if (m.type == SHAUDIT_MSG_EXEC) {
     base_fields(r, m, cred, p);
     r["type"] = record::kExec;
@@ -436,7 +423,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     } else {
       p.exec_reported = true;
     }
-    uint64_t cmd_pid = num(m, SHAUDIT_F_CMD_PID), cmd_no = num(m, SHAUDIT_F_CMD_NO);
+    uint64_t cmd_pid = m.number(SHAUDIT_F_CMD_PID), cmd_no = m.number(SHAUDIT_F_CMD_NO);
     // The typed command is the one the sender's own shell ancestor read: a claim naming any
     // other process (another user's shell) is ignored.
     if (cmd_pid && cmd_no && is_self_or_ancestor(pid, static_cast<pid_t>(cmd_pid)))
@@ -451,18 +438,18 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
   } else if (m.type == SHAUDIT_MSG_STATUS) {
     base_fields(r, m, cred, p);
     r["type"] = record::kCommandStatus;
-    r["command"] = fmt::format("{}.{}", pid, num(m, SHAUDIT_F_CMD_NO));
-    auto status = static_cast<int64_t>(num(m, SHAUDIT_F_STATUS));
+    r["command"] = fmt::format("{}.{}", pid, m.number(SHAUDIT_F_CMD_NO));
+    auto status = static_cast<int64_t>(m.number(SHAUDIT_F_STATUS));
     r["exit_status"] = status;
-    r["duration_ns"] = static_cast<int64_t>(num(m, SHAUDIT_F_DURATION_NS));
+    r["duration_ns"] = static_cast<int64_t>(m.number(SHAUDIT_F_DURATION_NS));
     if (status != 0)
       if (Session* s = sessions_.find(p.session)) ++s->failed;
   } else if (m.type == SHAUDIT_MSG_NONCMD) {
     base_fields(r, m, cred, p);
     r["type"] = record::kNoncmdInput;
-    r["kind"] = input_kind(num(m, SHAUDIT_F_INPUT_KIND));
-    r["length"] = static_cast<int64_t>(num(m, SHAUDIT_F_INPUT_LEN));
-    uint64_t h = num(m, SHAUDIT_F_INPUT_HASH);
+    r["kind"] = input_kind(m.number(SHAUDIT_F_INPUT_KIND));
+    r["length"] = static_cast<int64_t>(m.number(SHAUDIT_F_INPUT_LEN));
+    uint64_t h = m.number(SHAUDIT_F_INPUT_HASH);
     r["hash"] = fmt::format("{:016x}", h);  // SipHash under the process's key, never logged
   } else {
     stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);

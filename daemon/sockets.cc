@@ -13,6 +13,20 @@
 
 namespace shaudit::daemon {
 
+Result<void> make_parent_dirs(const std::string& path, unsigned mode) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return {};
+  std::string dir = path.substr(0, slash);
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      std::string part = dir.substr(0, i);
+      if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
+        return make_error(fmt::format("cannot create directory {}: {}", part, std::strerror(errno)));
+    }
+  }
+  return {};
+}
+
 // True when a process accepts connections on the socket at path (a live daemon).
 bool socket_is_live(const std::string& path, int type) {
   sockaddr_un addr{};
@@ -30,17 +44,7 @@ bool socket_is_live(const std::string& path, int type) {
 
 Result<int> make_socket(const std::string& path, int type, unsigned mode, const std::string& group) {
   // Parent directory (0755), then replace a stale socket, refuse a live one.
-  auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    std::string dir = path.substr(0, slash);
-    for (size_t i = 1; i <= dir.size(); ++i) {
-      if (i == dir.size() || dir[i] == '/') {
-        std::string part = dir.substr(0, i);
-        if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
-          return make_error(fmt::format("cannot create directory {}: {}", part, std::strerror(errno)));
-      }
-    }
-  }
+  if (auto r = make_parent_dirs(path, 0755); !r) return r.error();
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)

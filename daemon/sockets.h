@@ -7,6 +7,9 @@
 
 namespace shaudit::daemon {
 
+// Creates the missing directories above path (like mkdir -p of its parent) with mode.
+Result<void> make_parent_dirs(const std::string& path, unsigned mode);
+
 // True when a process accepts connections on the socket at path (a live daemon).
 bool socket_is_live(const std::string& path, int type);
 

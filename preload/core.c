@@ -25,6 +25,7 @@
 #include "shaudit/wire.h"
 #include "shaudit/siphash.h"
 #include "shaudit/wire_encode.h"
+#include "shaudit/zsh_meta.h"
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
 #define SA_HIGH_FD 987     /* the socket lives on a high fd, away from the shell's own */
@@ -379,9 +380,8 @@ static void sa_bash_install(void);
 
 /* ------------------------------------------------------------------ init */
 
-static char S_exe[PATH_MAX];
+static char S_exe[PATH_MAX]; /* /proc/self/exe, read once in sa_init */
 
-/* HELLO: who this process is (its executable, claimed session, shell and terminal). */
 /* A non-interactive shell (sh -c CMD, a script; ssh host CMD) names its own argv in its
  * hello: its parent (sshd, cron, a program without the interposer) may not have reported it. */
 static char** S_self_argv;
@@ -392,6 +392,7 @@ static size_t hello_size(void) {
   return need;
 }
 
+/* HELLO: who this process is (its executable, claimed session, shell and terminal). */
 static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
   msg_begin(m, stack, cap, hello_size(), SHAUDIT_MSG_HELLO);
   msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
@@ -443,7 +444,7 @@ static void after_fork_child(void) {
   S.status_pending = 0;
 }
 
-static int is_audited_host_wide(char** envp) {
+static int is_audited_host_wide(void) {
   /* Host-wide mode: audited only when this process's kernel audit session id is listed in
    * the table the daemon publishes: <socket dir>/sessions/<id>. Cost: 4 syscalls. */
   char sid[24];
@@ -460,7 +461,6 @@ static int is_audited_host_wide(char** envp) {
   memcpy(path, S.socket_path, dir);
   memcpy(path + dir, "/sessions/", 10);
   memcpy(path + dir + 10, sid, (size_t)n + 1);
-  (void)envp;
   return access(path, F_OK) == 0;
 }
 
@@ -537,7 +537,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   if (sess && strlen(sess) < sizeof S.session) memcpy(S.session, sess, strlen(sess) + 1);
 
   S.host_wide = !loaded_by_env(envp);
-  if (S.host_wide && !is_audited_host_wide(envp)) return; /* stay a no-op */
+  if (S.host_wide && !is_audited_host_wide()) return; /* stay a no-op */
   S.enabled = 1;
   pthread_atfork(NULL, NULL, after_fork_child);
 
@@ -640,20 +640,8 @@ static const char* shell_name(void) {
       return "bash";
     case SA_SHELL_ZSH:
       return "zsh";
-    default: {
-      static char name[64];
-      if (!name[0]) {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        const char* b = base_name(exe);
-        size_t l = strlen(b);
-        if (l >= sizeof name) l = sizeof name - 1;
-        memcpy(name, b, l);
-        name[l] = 0;
-      }
-      return name;
-    }
+    default:
+      return base_name(S_exe); /* read once, in sa_init */
   }
 }
 
@@ -757,16 +745,7 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
   }
 }
 
-SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) {
-  size_t o = 0;
-  for (size_t i = 0; i < len; ++i) {
-    if ((unsigned char)s[i] == 0x83 && i + 1 < len)
-      s[o++] = (char)(s[++i] ^ 32);
-    else
-      s[o++] = s[i];
-  }
-  return o;
-}
+SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) { return shaudit_unmetafy(s, len); }
 
 /* ------------------------------------------------------------------ bash (readline) */
 

@@ -82,9 +82,12 @@ EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const
 
 EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
   int saved = errno;
-  char link[32], target[4096];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd); /* no allocation for %d */
-  ssize_t n = readlink(link, target, sizeof target - 1);
+  char link[32] = "/proc/self/fd/", digits[12], target[4096];
+  size_t d = 0, at = 14; /* strlen("/proc/self/fd/") */
+  for (unsigned v = (unsigned)fd; d == 0 || v; v /= 10) digits[d++] = (char)('0' + v % 10);
+  while (d) link[at++] = digits[--d]; /* no stdio in a hook */
+  link[at] = 0;
+  ssize_t n = fd >= 0 ? readlink(link, target, sizeof target - 1) : -1;
   target[n > 0 ? n : 0] = 0;
   sa_report_exec(n > 0 ? target : NULL, argv, 0);
   errno = saved;
@@ -242,8 +245,9 @@ EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, c
   char stack[8192];
   char* copy = stack;
   void* mapped = NULL;
+  size_t mapped_len = len + 1;
   if (len + 1 > sizeof stack) {
-    mapped = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mapped = mmap(NULL, mapped_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mapped == MAP_FAILED) {
       mapped = NULL;
       len = sizeof stack - 1;
@@ -260,7 +264,7 @@ EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, c
     sa_report_line(copy, len, SHAUDIT_LINE_CONTINUATION);
   else
     sa_report_noncmd(copy, len, context == ZLCON_VARED ? SHAUDIT_INPUT_VARED : SHAUDIT_INPUT_READ_E);
-  if (mapped) munmap(mapped, len + 1);
+  if (mapped) munmap(mapped, mapped_len); /* len changed: unmap what was mapped */
   errno = saved;
   return r;
 }

@@ -19,6 +19,19 @@ std::vector<std::string_view> Message::all(uint16_t tag) const {
   return out;
 }
 
+uint64_t Message::number(uint16_t tag, uint64_t fallback) const {
+  const Field* f = find(tag);
+  if (!f || f->data.size() != sizeof(uint64_t)) return fallback;
+  uint64_t v;
+  std::memcpy(&v, f->data.data(), sizeof v);
+  return v;
+}
+
+std::string Message::text(uint16_t tag) const {
+  const Field* f = find(tag);
+  return f ? std::string(f->data) : std::string();
+}
+
 const char* reject_name(Reject r) {
   switch (r) {
     case Reject::kShort:

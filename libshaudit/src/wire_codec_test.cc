@@ -401,3 +401,20 @@ TEST(WireReject, ReadsOnlyInsideTheBuffer) {
 
 }  // namespace
 }  // namespace shaudit::wire
+
+TEST(WireMessage, TypedFieldAccessors) {
+  shaudit::wire::Builder b(SHAUDIT_MSG_STATUS, 3, 0);
+  uint64_t status = 7;
+  b.add(SHAUDIT_F_STATUS, std::string_view(reinterpret_cast<const char*>(&status), sizeof status));
+  b.add(SHAUDIT_F_SHELL, "bash");
+  b.add(SHAUDIT_F_CMD_NO, "short");  // not 8 bytes: not a number
+  std::string buf = b.finish();
+  shaudit::wire::Message m;
+  shaudit::wire::DecodeError err;
+  ASSERT_TRUE(shaudit::wire::decode(buf, m, err)) << err.detail;
+  EXPECT_EQ(m.number(SHAUDIT_F_STATUS), 7u);
+  EXPECT_EQ(m.number(SHAUDIT_F_CMD_NO, 99), 99u);
+  EXPECT_EQ(m.number(SHAUDIT_F_UID, 42), 42u);
+  EXPECT_EQ(m.text(SHAUDIT_F_SHELL), "bash");
+  EXPECT_EQ(m.text(SHAUDIT_F_TEXT), "");
+}

@@ -26,6 +26,10 @@ struct Message {
 
   const Field* find(uint16_t tag) const;
   std::vector<std::string_view> all(uint16_t tag) const;
+  // A number field (8 bytes, host order); fallback when absent or of another size.
+  uint64_t number(uint16_t tag, uint64_t fallback = 0) const;
+  // A field's bytes; empty when absent.
+  std::string text(uint16_t tag) const;
 };
 
 // Why a message was rejected; each has a stable name for counters and stats.
