@@ -22,6 +22,12 @@ namespace {
 constexpr int kMessagesPerTurn = 64;    // fairness: one busy client cannot starve others
 constexpr int kDrainMessages = 100000;  // read at stop: reports already sent are kept
 
+int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 int64_t realtime_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -163,8 +169,22 @@ void Receiver::stop() {
 
 void Receiver::run() {
   std::vector<epoll_event> events(256);
+  int64_t last_wake = 0;
+  const int64_t batch_ns = static_cast<int64_t>(cfg_.receiver_batch_us) * 1000;
   while (!stopping_) {
     int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), -1);
+    if (n > 0 && batch_ns > 0) {
+      // Under a stream of short-lived reporters (an exec loop: connect, hello, exit), waking
+      // for every event wakes this thread onto the busy CPU of the reporter. When the last
+      // wake was recent, gather for a moment and take the events together.
+      int64_t now = monotonic_ns();
+      if (now - last_wake < 2 * batch_ns) {
+        timespec ts{0, static_cast<long>(batch_ns)};
+        ::nanosleep(&ts, nullptr);
+        n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), 0);
+      }
+      last_wake = now;
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       stats_.set_error(fmt::format("epoll_wait: {}", std::strerror(errno)));

@@ -27,6 +27,7 @@ max_clients: 4096
 shutdown_timeout_ms: 10000
 bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
+receiver_batch_us: 500
 unhooked_allowlist: []
 rules: []
 redact_patterns: []
@@ -128,6 +129,7 @@ const std::map<std::string, Setter>& setters() {
          return {};
        }},
       {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
+      {"receiver_batch_us", uint_key(&Config::receiver_batch_us, 0, 10000)},
       {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
       {"rules", nullptr},
       {"redact_patterns", nullptr},

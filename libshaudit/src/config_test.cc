@@ -38,11 +38,12 @@ void expect_defaults(const Config& c) {
   EXPECT_EQ(c.queue_capacity, 65536u);
   EXPECT_EQ(c.max_clients, 4096u);
   EXPECT_EQ(c.shutdown_timeout_ms, 10000u);
+  EXPECT_EQ(c.receiver_batch_us, 500u);
 }
 
 const char kKnownKeys[] =
     "bpf, bpf_ringbuf_kib, control_socket, crosscheck_window_ms, log, max_clients, "
-    "queue_capacity, redact_patterns, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, "
+    "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, "
     "signing_key, "
     "socket, socket_group, socket_mode, unhooked_allowlist";
 

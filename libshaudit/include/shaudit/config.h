@@ -27,6 +27,7 @@ struct Config {
   uint64_t shutdown_timeout_ms = 10000;
   uint64_t bpf_ringbuf_kib = 8192;        // ring buffer between the eBPF programs and shauditd
   uint64_t crosscheck_window_ms = 1000;   // how long a kernel event waits for its report
+  uint64_t receiver_batch_us = 500;       // gather events this long when wake-ups come back to back
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
   std::vector<std::string> redact_patterns;  // extra secret patterns (ECMAScript regexes)
