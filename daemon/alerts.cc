@@ -53,6 +53,9 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     json::Array tags;
     for (auto& t : m.tags) tags.emplace_back(std::move(t));
     a["tags"] = std::move(tags);
+    json::Object fields;
+    for (auto& [name, value] : m.output_fields) fields[name] = json::to_valid_utf8(value);
+    a["output_fields"] = std::move(fields);
     if (type) a["ref_type"] = *type;
     if (auto s = json::get_string(rec, "session")) a["session"] = *s;
     if (auto p = json::get_int(rec, "pid")) a["pid"] = *p;

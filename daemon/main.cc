@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "alerts.h"
+#include "outputs.h"
 #include "collector_fwd.h"
 #include "control.h"
 #include "receiver.h"
@@ -191,7 +192,7 @@ class WriterLoop {
   std::atomic<size_t> unwritten_{0};
 };
 
-std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
+std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, const Outputs& outs) {
   json::Object o;
   uint64_t opened = s.sessions_opened.load(), closed = s.sessions_closed.load();
   o["sessions_opened"] = opened;
@@ -212,6 +213,7 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
   o["connections_total"] = s.connections_total.load();
   o["connections_open"] = s.connections_open.load();
   o["connections_refused"] = s.connections_refused.load();
+  o["client_pauses"] = s.client_pauses.load();
   o["queue_depth"] = static_cast<uint64_t>(q.depth());
   o["queue_high_water"] = static_cast<uint64_t>(q.high_water());
   o["queue_capacity"] = static_cast<uint64_t>(q.capacity());
@@ -232,6 +234,7 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg) {
   o["bpf_dropped"] = s.bpf_dropped.load();
   o["bypasses"] = s.bypasses.load();
   o["alerts"] = s.alerts.load();
+  o["outputs"] = outs.stats();
   return json::encode(json::Value(std::move(o)));
 }
 
@@ -330,8 +333,19 @@ int main(int argc, char** argv) {
                    bpf_reason.c_str());
   }
 
+  RecordQueue queue(cfg.queue_capacity);
+  // Outputs before the log: the start record is offered to them too.
+  auto outputs = Outputs::make(cfg, hostname(), [&queue](json::Object r) { return queue.push(std::move(r)); });
+  if (!outputs) {
+    std::fprintf(stderr, "shauditd: %s\n", outputs.message().c_str());
+    return 1;
+  }
+  Outputs* outs = outputs->get();
+
   (void)make_parent_dirs(cfg.log, 0700);  // a failure shows when the log is opened
   WriterOptions wo;
+  if (!outs->empty())
+    wo.on_written = [outs](std::string_view line, const json::Object& rec) { outs->offer(line, rec); };
   wo.path = cfg.log;
   wo.key = &*key;
   wo.seal_every = cfg.seal_every;
@@ -350,12 +364,11 @@ int main(int argc, char** argv) {
 
   Stats stats;
   stats.started_ns = record::now_ns();
-  RecordQueue queue(cfg.queue_capacity);
   SessionRegistry sessions(session_table_dir(cfg.socket));
   Receiver receiver(cfg, stats, sessions, queue, collector.get());
   event_sink = &receiver;
   stats.bpf_on.store(collector != nullptr);
-  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg); });
+  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg, *outs); });
   Result<void> lr = control.listen();
   if (lr) lr = receiver.listen();
   if (!lr) {
@@ -385,6 +398,7 @@ int main(int argc, char** argv) {
   }
   WriterLoop loop(**writer, queue, stats, cfg.rules.empty() ? nullptr : &alerter);
   bool writer_ok = true;
+  outs->start();
   std::thread writer_thread([&] { writer_ok = loop.run(); });
   std::thread receiver_thread([&] { receiver.run(); });
   std::thread control_thread([&] { control.run(); });
@@ -439,6 +453,8 @@ int main(int argc, char** argv) {
   writer_thread.join();
   done.store(true);
   watchdog.join();
+  // What the outputs have not delivered within a short drain stays in their spools.
+  outs->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
   if (!writer_ok) {
     std::fprintf(stderr,
                  "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",

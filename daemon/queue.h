@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 
 #include "shaudit/json.h"
 
@@ -22,6 +23,7 @@ class RecordQueue {
     not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
     if (closed_) return false;
     q_.push_back(std::move(rec));
+    if (lane_ >= 0) ++lanes_[lane_];
     if (q_.size() > high_water_) high_water_ = q_.size();
     not_empty_.notify_one();
     return true;
@@ -34,7 +36,18 @@ class RecordQueue {
     not_empty_.wait_until(lk, deadline, [&] { return !q_.empty() || closed_ || woken_; });
     woken_ = false;
     out.swap(q_);
+    lanes_.clear();
     not_full_.notify_all();
+  }
+
+  // Records this thread pushes from now on count against `lane` (the receiver: one per
+  // reporter connection; -1: none). See lane_depth().
+  static void set_lane(int lane) { lane_ = lane; }
+  // How many records of a lane wait in the queue (the writer takes them all at once).
+  size_t lane_depth(int lane) {
+    std::lock_guard lk(mu_);
+    auto it = lanes_.find(lane);
+    return it == lanes_.end() ? 0 : it->second;
   }
 
   void wake() {
@@ -70,6 +83,8 @@ class RecordQueue {
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::deque<json::Object> q_;
+  std::unordered_map<int, size_t> lanes_;
+  static inline thread_local int lane_ = -1;
   size_t capacity_;
   size_t high_water_ = 0;
   bool closed_ = false;

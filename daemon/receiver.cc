@@ -171,8 +171,9 @@ void Receiver::run() {
   std::vector<epoll_event> events(256);
   int64_t last_wake = 0;
   const int64_t batch_ns = static_cast<int64_t>(cfg_.receiver_batch_us) * 1000;
+  const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
   while (!stopping_) {
-    int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), -1);
+    int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), paused_.empty() ? -1 : 5);
     if (n > 0 && batch_ns > 0) {
       // Under a stream of short-lived reporters (an exec loop: connect, hello, exit), waking
       // for every event wakes this thread onto the busy CPU of the reporter. When the last
@@ -203,9 +204,30 @@ void Receiver::run() {
       } else if (pidfds_.count(fd)) {
         // A session's entry process exited: its session ends (and its pidfd is closed).
         if (!handler_.entry_exited(fd)) stopping_ = true;
+      } else if (quota > 0 && q_.lane_depth(fd) >= quota) {
+        // This reporter already has its share of the queue waiting: read others first, so
+        // one flooding session cannot push another session's records far back.
+        epoll_event ev{};
+        ev.data.fd = fd;
+        ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+        paused_.insert(fd);
+        stats_.client_pauses.fetch_add(1, std::memory_order_relaxed);
       } else {
+        RecordQueue::set_lane(fd);
         read_client(fd, kMessagesPerTurn);
+        RecordQueue::set_lane(-1);
       }
+    }
+    for (auto it = paused_.begin(); it != paused_.end();) {
+      if (q_.lane_depth(*it) >= quota / 2 + 1) {
+        ++it;
+        continue;
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = *it;
+      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, *it, &ev);
+      it = paused_.erase(it);
     }
   }
   // Reports already sent when the stop came are read and recorded, not dropped.
@@ -263,6 +285,7 @@ void Receiver::accept_clients() {
 }
 
 void Receiver::close_client(int fd) {
+  paused_.erase(fd);
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
   clients_.erase(fd);

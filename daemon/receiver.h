@@ -64,6 +64,7 @@ class Receiver {
   bool bound_socket_ = false;
   std::unordered_map<int, bool> clients_;
   std::unordered_set<int> pidfds_;
+  std::unordered_set<int> paused_;  // clients not read while their share of the queue is full
   char* buf_ = nullptr;
   bool stopping_ = false;
 };

@@ -1,5 +1,6 @@
 #include "shaudit/config.h"
 #include "shaudit/redact.h"
+#include "shaudit/rules.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -28,9 +29,12 @@ shutdown_timeout_ms: 10000
 bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
 receiver_batch_us: 500
+client_queue_quota: 512
 unhooked_allowlist: []
 rules: []
 redact_patterns: []
+state_dir: /var/lib/shaudit
+outputs: []
 )";
 
 const char* bpf_mode_name(BpfMode m) {
@@ -44,6 +48,188 @@ const char* bpf_mode_name(BpfMode m) {
   }
   return "?";
 }
+
+const char* output_type_name(OutputType t) {
+  switch (t) {
+    case OutputType::kFile: return "file";
+    case OutputType::kStdout: return "stdout";
+    case OutputType::kSyslog: return "syslog";
+    case OutputType::kAuditd: return "auditd";
+    case OutputType::kSlack: return "slack";
+    case OutputType::kLoki: return "loki";
+    case OutputType::kWebhook: return "webhook";
+    case OutputType::kFalcosidekick: return "falcosidekick";
+    case OutputType::kOtlp: return "otlp";
+  }
+  return "?";
+}
+
+bool output_is_remote(OutputType t) { return t != OutputType::kFile && t != OutputType::kStdout; }
+
+namespace {
+
+std::string where(const std::string& source, const YAML::Mark& m);
+std::string as_uint(const std::string& s, uint64_t min, uint64_t max, uint64_t& out);
+
+std::string as_bool(const std::string& s, bool& out) {
+  if (s == "true" || s == "yes" || s == "on") {
+    out = true;
+    return {};
+  }
+  if (s == "false" || s == "no" || s == "off") {
+    out = false;
+    return {};
+  }
+  return fmt::format("expected true or false, got '{}'", s);
+}
+
+// One entry of `outputs:`; `names` collects the names seen so far (they must be unique).
+Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source,
+                                  std::map<std::string, YAML::Mark>& names) {
+  auto err = [&](const YAML::Mark& m, const std::string& msg) {
+    return make_error(fmt::format("config {}: outputs: {}", where(source, m), msg));
+  };
+  if (!n.IsMap()) return err(n.Mark(), "each output is a mapping (name:, type:, ...)");
+  OutputConfig o;
+  bool have_type = false;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) return err(kv.first.Mark(), "keys must be plain names");
+    const std::string key = kv.first.Scalar();
+    if (!seen.emplace(key, kv.first.Mark()).second)
+      return err(kv.first.Mark(), fmt::format("duplicate key '{}'", key));
+    const YAML::Node& v = kv.second;
+    const YAML::Mark vm = v.Mark();
+    if (key == "headers") {
+      if (!v.IsMap()) return err(vm, "'headers' needs a mapping of header names to values");
+      for (const auto& h : v) {
+        if (!h.first.IsScalar() || !h.second.IsScalar() || h.first.Scalar().empty())
+          return err(h.first.Mark(), "'headers': each header is NAME: VALUE");
+        const std::string& hn = h.first.Scalar();
+        const std::string& hv = h.second.Scalar();
+        if (hn.find_first_of(": \r\n") != std::string::npos || hv.find_first_of("\r\n") != std::string::npos)
+          return err(h.first.Mark(), fmt::format("'headers': invalid header '{}'", hn));
+        o.headers.emplace_back(hn, hv);
+      }
+      continue;
+    }
+    if (key == "labels") {
+      if (!v.IsSequence()) return err(vm, "'labels' needs a list of record field names");
+      o.labels.clear();
+      for (const auto& item : v) {
+        if (!item.IsScalar() || item.Scalar().empty()) return err(item.Mark(), "'labels': expected a field name");
+        o.labels.push_back(item.Scalar());
+      }
+      continue;
+    }
+    if (!v.IsScalar()) return err(vm, fmt::format("key '{}' needs a single value", key));
+    const std::string& s = v.Scalar();
+    std::string e;
+    uint64_t u = 0;
+    if (key == "name") {
+      if (s.empty() || s.size() > 64 || s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos || s[0] == '.')
+        return err(vm, fmt::format("name '{}': use 1-64 of A-Z a-z 0-9 _ . - (it names the spool directory)", s));
+      auto [it, fresh] = names.emplace(s, vm);
+      if (!fresh) return err(vm, fmt::format("duplicate output name '{}' (first at {})", s, where(source, it->second)));
+      o.name = s;
+    } else if (key == "type") {
+      static const std::pair<const char*, OutputType> kTypes[] = {
+          {"file", OutputType::kFile},     {"stdout", OutputType::kStdout},
+          {"syslog", OutputType::kSyslog}, {"auditd", OutputType::kAuditd},
+          {"slack", OutputType::kSlack},   {"loki", OutputType::kLoki},
+          {"webhook", OutputType::kWebhook}, {"falcosidekick", OutputType::kFalcosidekick},
+          {"otlp", OutputType::kOtlp}};
+      bool found = false;
+      for (const auto& [tn, tv] : kTypes)
+        if (s == tn) {
+          o.type = tv;
+          found = true;
+        }
+      if (!found)
+        return err(vm, fmt::format("unknown type '{}' (file, stdout, syslog, auditd, slack, loki, webhook, falcosidekick, otlp)", s));
+      have_type = true;
+    } else if (key == "enabled") {
+      e = as_bool(s, o.enabled);
+    } else if (key == "seals") {
+      e = as_bool(s, o.seals);
+    } else if (key == "tls_verify") {
+      e = as_bool(s, o.tls_verify);
+    } else if (key == "gzip") {
+      e = as_bool(s, o.gzip);
+    } else if (key == "events") {
+      if (s == "alerts") o.events = OutputEvents::kAlerts;
+      else if (s == "records") o.events = OutputEvents::kRecords;
+      else e = fmt::format("expected alerts or records, got '{}'", s);
+    } else if (key == "minimum_priority") {
+      auto p = rules::parse_priority(s);
+      if (!p) e = fmt::format("unknown priority '{}' (emergency, alert, critical, error, warning, notice, informational, debug)", s);
+      else o.minimum_priority = rules::priority_name(*p);
+    } else if (key == "path" || key == "ca_file" || key == "cert_file" || key == "key_file") {
+      if (s.empty() || s[0] != '/') e = fmt::format("expected an absolute path, got '{}'", s);
+      else (key == "path" ? o.path : key == "ca_file" ? o.ca_file : key == "cert_file" ? o.cert_file : o.key_file) = s;
+    } else if (key == "url") {
+      if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) e = fmt::format("expected an http:// or https:// URL, got '{}'", s);
+      else o.url = s;
+    } else if (key == "address") {
+      size_t colon = s.rfind(':');
+      if (colon == std::string::npos || colon == 0 || as_uint(s.substr(colon + 1), 1, 65535, u).size())
+        e = fmt::format("expected HOST:PORT, got '{}'", s);
+      else o.address = s;
+    } else if (key == "protocol") {
+      if (s != "tcp" && s != "udp" && s != "tls") e = fmt::format("expected tcp, udp or tls, got '{}'", s);
+      else o.protocol = s;
+    } else if (key == "facility") {
+      e = as_uint(s, 0, 23, u);
+      o.facility = static_cast<int>(u);
+    } else if (key == "app_name") {
+      if (s.empty() || s.size() > 48 || s.find_first_of(" ") != std::string::npos) e = "expected 1-48 printable characters without spaces";
+      else o.app_name = s;
+    } else if (key == "server_name") {
+      o.server_name = s;
+    } else if (key == "tenant") {
+      o.tenant = s;
+    } else if (key == "timeout_ms") {
+      e = as_uint(s, 1, 600000, o.timeout_ms);
+    } else if (key == "batch_max") {
+      e = as_uint(s, 1, 100000, o.batch_max);
+    } else if (key == "batch_wait_ms") {
+      e = as_uint(s, 0, 60000, o.batch_wait_ms);
+    } else if (key == "retry_max_ms") {
+      e = as_uint(s, 10, 3600000, o.retry_max_ms);
+    } else if (key == "spool_max_mib") {
+      e = as_uint(s, 1, 1048576, o.spool_max_mib);
+    } else {
+      return err(kv.first.Mark(),
+                 fmt::format("unknown key '{}' (known: address, app_name, batch_max, batch_wait_ms, ca_file, "
+                             "cert_file, enabled, events, facility, gzip, headers, key_file, labels, "
+                             "minimum_priority, name, path, protocol, retry_max_ms, seals, server_name, "
+                             "spool_max_mib, tenant, timeout_ms, tls_verify, type, url)", key));
+    }
+    if (!e.empty()) return err(vm, fmt::format("key '{}': {}", key, e));
+  }
+  if (!have_type) return err(n.Mark(), "an output needs 'type'");
+  if (o.name.empty()) o.name = output_type_name(o.type);
+  if (seen.count("name") == 0) {
+    auto [it, fresh] = names.emplace(o.name, n.Mark());
+    if (!fresh) return err(n.Mark(), fmt::format("two outputs named '{}': give each a 'name'", o.name));
+  }
+  auto need = [&](bool ok, const char* what) -> std::string {
+    return ok ? std::string() : fmt::format("output '{}' ({}) needs '{}'", o.name, output_type_name(o.type), what);
+  };
+  std::string missing;
+  switch (o.type) {
+    case OutputType::kFile: missing = need(!o.path.empty(), "path"); break;
+    case OutputType::kSyslog: missing = need(!o.address.empty(), "address"); break;
+    case OutputType::kSlack: case OutputType::kLoki: case OutputType::kWebhook:
+    case OutputType::kFalcosidekick: case OutputType::kOtlp: missing = need(!o.url.empty(), "url"); break;
+    default: break;
+  }
+  if (!missing.empty()) return err(n.Mark(), missing);
+  if (o.type == OutputType::kSlack && seen.count("seals") == 0) o.seals = false;  // a chat channel
+  return o;
+}
+
+}  // namespace
 
 namespace {
 
@@ -130,9 +316,12 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
       {"receiver_batch_us", uint_key(&Config::receiver_batch_us, 0, 10000)},
+      {"client_queue_quota", uint_key(&Config::client_queue_quota, 0, 100000000)},
       {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
       {"rules", nullptr},
       {"redact_patterns", nullptr},
+      {"outputs", nullptr},
+      {"state_dir", path_key(&Config::state_dir)},
   };
   return m;
 }
@@ -182,6 +371,18 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
             return make_error(fmt::format("config {}: key '{}': {}", where(source, item.Mark()),
                                           key, r.message()));
           c.redact_patterns.push_back(item.Scalar());
+        }
+        continue;
+      }
+      if (key == "outputs") {
+        if (!kv.second.IsSequence())
+          return make_error(fmt::format("config {}: key 'outputs' needs a list of outputs",
+                                        where(source, kv.second.Mark())));
+        std::map<std::string, YAML::Mark> names;
+        for (const auto& item : kv.second) {
+          auto o = parse_output(item, source, names);
+          if (!o) return o.error();
+          c.outputs.push_back(std::move(*o));
         }
         continue;
       }

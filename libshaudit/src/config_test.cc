@@ -42,10 +42,10 @@ void expect_defaults(const Config& c) {
 }
 
 const char kKnownKeys[] =
-    "bpf, bpf_ringbuf_kib, control_socket, crosscheck_window_ms, log, max_clients, "
+    "bpf, bpf_ringbuf_kib, client_queue_quota, control_socket, crosscheck_window_ms, log, max_clients, outputs, "
     "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, "
     "signing_key, "
-    "socket, socket_group, socket_mode, unhooked_allowlist";
+    "socket, socket_group, socket_mode, state_dir, unhooked_allowlist";
 
 TEST(Config, EmptyDocumentGivesDefaults) {
   expect_defaults(parsed(""));
@@ -253,4 +253,75 @@ TEST(Config, LoadConfigOfMissingFileNamesThePath) {
 }
 
 }  // namespace
+}  // namespace shaudit
+
+namespace shaudit {
+
+TEST(Config, Outputs) {
+  Config c = parsed(R"(state_dir: /var/lib/x
+outputs:
+  - name: siem
+    type: webhook
+    url: https://siem.example/in
+    events: records
+    minimum_priority: warning
+    headers: {Authorization: "Bearer abc", X-Env: prod}
+    batch_max: 50
+    spool_max_mib: 8
+  - type: loki
+    url: http://127.0.0.1:3100/loki/api/v1/push
+    tenant: team-a
+    labels: [type, user]
+  - type: slack
+    url: https://hooks.slack.com/services/T/B/X
+  - name: local
+    type: file
+    path: /var/log/shaudit/alerts.jsonl
+    enabled: false
+)");
+  EXPECT_EQ(c.state_dir, "/var/lib/x");
+  ASSERT_EQ(c.outputs.size(), 4u);
+  const OutputConfig& w = c.outputs[0];
+  EXPECT_EQ(w.name, "siem");
+  EXPECT_EQ(w.type, OutputType::kWebhook);
+  EXPECT_EQ(w.events, OutputEvents::kRecords);
+  EXPECT_EQ(w.minimum_priority, "Warning");
+  ASSERT_EQ(w.headers.size(), 2u);
+  EXPECT_EQ(w.headers[0], (std::pair<std::string, std::string>{"Authorization", "Bearer abc"}));
+  EXPECT_EQ(w.batch_max, 50u);
+  EXPECT_EQ(w.spool_max_mib, 8u);
+  EXPECT_TRUE(w.seals);
+  EXPECT_EQ(c.outputs[1].name, "loki");  // the type names an unnamed output
+  EXPECT_EQ(c.outputs[1].tenant, "team-a");
+  EXPECT_EQ(c.outputs[1].labels, (std::vector<std::string>{"type", "user"}));
+  EXPECT_TRUE(c.outputs[1].gzip);
+  EXPECT_FALSE(c.outputs[2].seals);  // no seals into a chat channel unless asked
+  EXPECT_EQ(c.outputs[2].events, OutputEvents::kAlerts);
+  EXPECT_FALSE(c.outputs[3].enabled);
+}
+
+TEST(Config, BadOutputsNameTheProblemAndPlace) {
+  EXPECT_EQ(config_error("outputs:\n  - type: webhook\n"),
+            "config src:2:5: outputs: output 'webhook' (webhook) needs 'url'");
+  EXPECT_EQ(config_error("outputs:\n  - type: kafka\n"),
+            "config src:2:11: outputs: unknown type 'kafka' (file, stdout, syslog, auditd, slack, loki, "
+            "webhook, falcosidekick, otlp)");
+  EXPECT_EQ(config_error("outputs:\n  - type: stdout\n    minimum_priority: loud\n"),
+            "config src:3:23: outputs: key 'minimum_priority': unknown priority 'loud' (emergency, "
+            "alert, critical, error, warning, notice, informational, debug)");
+  EXPECT_EQ(config_error("outputs:\n  - type: stdout\n  - type: stdout\n"),
+            "config src:3:5: outputs: two outputs named 'stdout': give each a 'name'");
+  EXPECT_EQ(config_error("outputs:\n  - type: syslog\n    address: localhost\n"),
+            "config src:3:14: outputs: key 'address': expected HOST:PORT, got 'localhost'");
+  EXPECT_EQ(config_error("outputs:\n  - type: webhook\n    url: ftp://x/\n"),
+            "config src:3:10: outputs: key 'url': expected an http:// or https:// URL, got 'ftp://x/'");
+  EXPECT_EQ(config_error("outputs:\n  - type: webhook\n    url: http://x/\n    colour: red\n")
+                .substr(0, 53),
+            "config src:4:5: outputs: unknown key 'colour' (known:");
+  EXPECT_EQ(config_error("outputs:\n  - name: ../x\n    type: stdout\n"),
+            "config src:2:11: outputs: name '../x': use 1-64 of A-Z a-z 0-9 _ . - (it names the "
+            "spool directory)");
+  EXPECT_EQ(config_error("outputs: stdout\n"), "config src:1:10: key 'outputs' needs a list of outputs");
+}
+
 }  // namespace shaudit

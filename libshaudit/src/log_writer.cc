@@ -204,7 +204,8 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
     fields["sig"] = crypto::base64_encode(*sig);
   }
   line_.clear();
-  json::encode(json::Value(std::move(fields)), line_);
+  json::Value rec(std::move(fields));
+  json::encode(rec, line_);
   size_t body = line_.size();
   line_.push_back('\n');
   // One write(2) per record. On a short or failed write, cut the partial line off again so
@@ -242,6 +243,7 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
     ++unsealed_;
   }
   stats_.unsealed = unsealed_;
+  if (opts_.on_written) opts_.on_written(std::string_view(line_.data(), body), rec.as_object());
   return {};
 }
 

@@ -70,6 +70,12 @@ bool is_numeric(Field id) {
   return id == Field::kProcPid || id == Field::kUserUid;
 }
 
+std::string_view field_name(Field id) {
+  for (const auto& f : kFields)
+    if (f.id == id) return f.name;
+  return {};
+}
+
 const FieldInfo* find_field(std::string_view name) {
   for (const auto& f : kFields)
     if (f.name == name) return &f;
@@ -1034,12 +1040,18 @@ std::vector<Match> RuleSet::evaluate(const json::Object& record, const EvalConte
         continue;
       }
       FieldValue v = ev.get(*part.field);
+      std::string rendered;
       if (!v.present)
-        m.output += "<NA>";
+        rendered = "<NA>";
       else if (is_numeric(*part.field))
-        m.output += std::to_string(v.num);
+        rendered = std::to_string(v.num);
       else
-        m.output += v.str;
+        rendered = v.str;
+      m.output += rendered;
+      std::string_view name = field_name(*part.field);
+      bool seen = false;
+      for (const auto& have : m.output_fields) seen = seen || have.first == name;
+      if (!seen) m.output_fields.emplace_back(std::string(name), std::move(rendered));
     }
     out.push_back(std::move(m));
   }

@@ -268,6 +268,37 @@ TEST(Rules, OutputRenderingAndMatchFields) {
             "alice (uid=1000) ran sudo cat /etc/shadow on h1 from <NA>, 100% sure, pid 4242.");
 }
 
+TEST(Rules, OutputFieldsInTemplateOrderWithoutDuplicates) {
+  auto rs = load(
+      "- rule: Shadow read\n"
+      "  condition: cmd.text contains shadow\n"
+      "  output: \"%user.name ran %cmd.text (pid %proc.pid, uid %user.uid) as %user.name "
+      "from %session.remote_host on %host.name\"\n"
+      "  priority: WARNING\n"
+      "- rule: Plain\n"
+      "  condition: cmd.text contains shadow\n"
+      "  output: no fields here, 100% sure\n"
+      "  priority: NOTICE\n");
+  auto m = rs.evaluate(command_record(), {});
+  ASSERT_EQ(m.size(), 2u);
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(m[0].output_fields, (Fields{{"user.name", "alice"},
+                                        {"cmd.text", "sudo cat /etc/shadow"},
+                                        {"proc.pid", "4242"},
+                                        {"user.uid", "1000"},
+                                        {"session.remote_host", "<NA>"},
+                                        {"host.name", "<NA>"}}));
+  EXPECT_TRUE(m[1].output_fields.empty());
+  // The joined text of a logical command is what cmd.text renders to.
+  EvalContext ctx;
+  ctx.cmd_text = "cat \\\n /etc/shadow";
+  m = rs.evaluate(command_record(), ctx);
+  ASSERT_EQ(m.size(), 2u);
+  ASSERT_GE(m[0].output_fields.size(), 2u);
+  EXPECT_EQ(m[0].output_fields[1],
+            (std::pair<std::string, std::string>{"cmd.text", "cat \\\n /etc/shadow"}));
+}
+
 TEST(Rules, DisabledRulesDoNotMatch) {
   auto c = command_record();
   auto rs = load(

@@ -42,8 +42,11 @@ class Daemon:
             "log": str(self.log),
             "signing_key": str(self.key),
             "bpf": "off",
+            "state_dir": str(tmp / "state"),
         }
-        self.config.update({k: str(v) for k, v in config.items()})
+        # Lists and mappings (outputs, rules, ...) as JSON, which is YAML flow syntax.
+        self.config.update({k: (json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))
+                            for k, v in config.items()})
         self.proc = None
         self.stderr_path = tmp / f"{name}.stderr"
 

@@ -27,6 +27,9 @@ struct WriterOptions {
   uint64_t seal_every = 10000;
   int64_t seal_interval_ns = 100'000'000;
   json::Object start_fields;  // extra fields for the start record (host, version, ...)
+  // Called after each line (record or seal) is in the file, with the line (no newline) and
+  // the record it encodes; on the writer's thread, so it must not block for long.
+  std::function<void(std::string_view line, const json::Object& rec)> on_written;
 };
 
 struct WriterStats {

@@ -67,6 +67,9 @@ struct Match {
   Priority priority = Priority::kDebug;
   std::vector<std::string> tags;
   std::string output;  // the output template with each %field replaced (<NA> when absent)
+  // Each field the output template names, with the text it was replaced by in `output`
+  // (<NA> when absent, numbers in decimal): in template order, a field named twice once.
+  std::vector<std::pair<std::string, std::string>> output_fields;
 };
 
 class RuleSet {

@@ -1,0 +1,308 @@
+#include "outputs.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "out_sinks.h"
+#include "shaudit/outputs_format.h"
+#include "shaudit/record.h"
+#include "shaudit/rules.h"
+
+namespace shaudit::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// file and stdout: JSON lines, the records exactly as in the log.
+class FdSink : public Sink {
+ public:
+  FdSink(int fd, bool owned, std::string what) : fd_(fd), owned_(owned), what_(std::move(what)) {}
+  ~FdSink() override {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+  }
+  Delivery deliver(const std::vector<OutItem>& batch) override {
+    std::string buf;
+    for (const auto& it : batch) {
+      buf.append(it.line);
+      buf.push_back('\n');
+    }
+    size_t done = 0;
+    while (done < buf.size()) {
+      ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Delivery::retry(fmt::format("{}: write: {}", what_, std::strerror(n < 0 ? errno : ENOSPC)));
+      done += static_cast<size_t>(n);
+    }
+    return Delivery::ok();
+  }
+
+ private:
+  int fd_;
+  bool owned_;
+  std::string what_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Sink>> make_sink(const OutputConfig& cfg, const SinkContext& ctx) {
+  switch (cfg.type) {
+    case OutputType::kStdout:
+      return std::unique_ptr<Sink>(std::make_unique<FdSink>(1, false, "stdout"));
+    case OutputType::kFile: {
+      int fd = ::open(cfg.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      if (fd < 0)
+        return make_error(fmt::format("output '{}': cannot open {}: {}", cfg.name, cfg.path, std::strerror(errno)));
+      return std::unique_ptr<Sink>(std::make_unique<FdSink>(fd, true, cfg.path));
+    }
+    case OutputType::kSyslog:
+      return make_syslog_sink(cfg, ctx);
+    case OutputType::kAuditd:
+      return make_auditd_sink(cfg, ctx);
+    case OutputType::kSlack:
+    case OutputType::kLoki:
+    case OutputType::kWebhook:
+    case OutputType::kFalcosidekick:
+    case OutputType::kOtlp:
+      return make_http_sink(cfg, ctx);
+  }
+  return make_error(fmt::format("output '{}': unknown type", cfg.name));
+}
+
+// One configured output: its filter, spool, sink and delivery thread.
+class Output {
+ public:
+  Output(OutputConfig cfg, Spool spool, std::unique_ptr<Sink> sink, std::function<bool(json::Object)> push)
+      : cfg_(std::move(cfg)), spool_(std::move(spool)), sink_(std::move(sink)), push_(std::move(push)) {
+    min_ = rules::parse_priority(cfg_.minimum_priority).value_or(rules::Priority::kDebug);
+  }
+  ~Output() { stop(); }
+
+  bool wants(const json::Object& rec) const {
+    const std::string* type = json::get_string(rec, "type");
+    if (!type) return false;
+    if (*type == record::kSeal) return cfg_.seals;
+    if (cfg_.events == OutputEvents::kAlerts && *type != record::kAlert) return false;
+    auto p = outfmt::record_priority(rec);
+    return p && static_cast<int>(*p) <= static_cast<int>(min_);
+  }
+
+  void offer(std::string_view line, const json::Object& rec) {
+    bool seal = false;
+    if (const std::string* t = json::get_string(rec, "type"); t && *t == record::kSeal) seal = true;
+    if (!wants(rec)) {
+      if (seal) sync();
+      return;
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (spool_.append(line)) {
+        ++offered_;
+      } else {
+        ++overflowed_;
+        if (!overflowing_) {
+          overflowing_ = true;
+          overflow_started_ = true;
+        }
+        if (!spool_.last_error().empty()) last_error_ = spool_.last_error();
+      }
+    }
+    if (seal) sync();
+    cv_.notify_one();
+  }
+
+  void sync() {
+    std::lock_guard lk(mu_);
+    spool_.sync();
+  }
+
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  // Stops after what is pending is delivered or drain_ms passed (the rest stays spooled).
+  void stop(int64_t drain_ms = 0) {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      stop_deadline_ = Clock::now() + std::chrono::milliseconds(drain_ms);
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lk(mu_);
+    spool_.sync();
+  }
+
+  json::Object stats() {
+    std::lock_guard lk(mu_);
+    json::Object o;
+    o["name"] = cfg_.name;
+    o["type"] = output_type_name(cfg_.type);
+    o["spooled"] = offered_;
+    o["delivered"] = delivered_;
+    o["pending"] = static_cast<int64_t>(spool_.pending());
+    o["pending_bytes"] = static_cast<int64_t>(spool_.pending_bytes());
+    o["failed"] = failed_;
+    o["retries"] = retries_;
+    o["overflowed"] = overflowed_;
+    o["last_error"] = last_error_;
+    return o;
+  }
+
+ private:
+  void run() {
+    int attempts = 0;
+    Clock::time_point next_try = Clock::now();
+    const size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
+    std::unique_lock lk(mu_);
+    for (;;) {
+      if (overflow_started_ || (overflowing_ && spool_.pending_bytes() * 2 < cfg_.spool_max_mib << 20)) {
+        bool started = overflow_started_;
+        overflow_started_ = false;
+        if (!started) overflowing_ = false;
+        uint64_t dropped = overflowed_;
+        lk.unlock();
+        push_(overflow_alert(started, dropped));
+        lk.lock();
+        continue;
+      }
+      if (stopping_ && (spool_.pending() == 0 || Clock::now() >= stop_deadline_ ||
+                        next_try > stop_deadline_))
+        break;
+      if (spool_.pending() == 0) {
+        cv_.wait(lk);
+        continue;
+      }
+      if (Clock::now() < next_try) {
+        cv_.wait_until(lk, stopping_ ? std::min(next_try, stop_deadline_) : next_try);
+        continue;
+      }
+      if (!stopping_ && spool_.pending() < batch_max && cfg_.batch_wait_ms > 0) {
+        auto until = Clock::now() + std::chrono::milliseconds(cfg_.batch_wait_ms);
+        cv_.wait_until(lk, until, [&] { return stopping_ || spool_.pending() >= batch_max; });
+      }
+      size_t n = std::min(spool_.pending(), batch_max);
+      std::vector<std::string> lines = spool_.peek(n);
+      lk.unlock();
+      std::vector<json::Object> recs;
+      recs.reserve(n);
+      std::vector<OutItem> items;
+      items.reserve(n);
+      for (const auto& l : lines) {
+        auto v = json::parse(l);
+        recs.push_back(v && v->is_object() ? std::move(v->as_object()) : json::Object{});
+      }
+      for (size_t i = 0; i < n; ++i) items.push_back({lines[i], &recs[i], outfmt::record_id(lines[i])});
+      Delivery d = sink_->deliver(items);
+      lk.lock();
+      if (d.kind == Delivery::Kind::kOk || d.kind == Delivery::Kind::kRefused) {
+        if (auto r = spool_.ack(n); !r) last_error_ = r.message();
+        attempts = 0;
+        next_try = Clock::now();
+        if (d.kind == Delivery::Kind::kOk) {
+          delivered_ += static_cast<int64_t>(n);
+        } else {
+          failed_ += static_cast<int64_t>(n);
+          last_error_ = d.error;
+          lk.unlock();
+          push_(refused_record(d.error, n, lines.front()));
+          lk.lock();
+        }
+      } else {
+        ++retries_;
+        last_error_ = d.error;
+        // Exponential back-off from 100 ms up to retry_max_ms, or what the destination asked.
+        int64_t ms = std::min<int64_t>(static_cast<int64_t>(cfg_.retry_max_ms), 100LL << std::min(attempts, 16));
+        if (d.retry_after_ms >= 0) ms = std::min<int64_t>(d.retry_after_ms, 3600000);
+        ++attempts;
+        next_try = Clock::now() + std::chrono::milliseconds(ms);
+      }
+    }
+  }
+
+  json::Object overflow_alert(bool started, uint64_t dropped) {
+    json::Object a;
+    a["type"] = record::kAlert;
+    a["rule"] = "shaudit output spool overflow";
+    a["priority"] = started ? "Critical" : "Error";
+    a["output_name"] = cfg_.name;
+    a["dropped"] = static_cast<int64_t>(dropped);
+    a["output"] = started ? fmt::format("output '{}' spool is full ({} MiB): records for it are dropped until it drains",
+                                        cfg_.name, cfg_.spool_max_mib)
+                          : fmt::format("output '{}' spool drained; {} record(s) were dropped for it in all",
+                                        cfg_.name, dropped);
+    a["tags"] = json::Array{json::Value("shaudit"), json::Value("output")};
+    return a;
+  }
+
+  json::Object refused_record(const std::string& why, size_t n, const std::string& first) {
+    json::Object r;
+    r["type"] = "output_error";
+    r["output_name"] = cfg_.name;
+    r["error"] = why;
+    r["records"] = static_cast<int64_t>(n);
+    r["first_id"] = outfmt::record_id(first);
+    return r;
+  }
+
+  OutputConfig cfg_;
+  rules::Priority min_ = rules::Priority::kDebug;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Spool spool_;
+  std::unique_ptr<Sink> sink_;
+  std::function<bool(json::Object)> push_;
+  std::thread thread_;
+  bool stopping_ = false;
+  Clock::time_point stop_deadline_;
+  bool overflowing_ = false, overflow_started_ = false;
+  int64_t offered_ = 0, delivered_ = 0, failed_ = 0, retries_ = 0, overflowed_ = 0;
+  std::string last_error_;
+};
+
+Result<std::unique_ptr<Outputs>> Outputs::make(const Config& cfg, std::string hostname,
+                                               std::function<bool(json::Object)> push_record) {
+  std::unique_ptr<Outputs> o(new Outputs());
+  SinkContext ctx{std::move(hostname)};
+  for (const auto& oc : cfg.outputs) {
+    if (!oc.enabled) continue;
+    auto sink = make_sink(oc, ctx);
+    if (!sink) return sink.error();
+    auto spool = Spool::open(cfg.state_dir + "/spool/" + oc.name, oc.spool_max_mib << 20);
+    if (!spool) return make_error(fmt::format("output '{}': {}", oc.name, spool.message()));
+    o->outputs_.push_back(std::make_unique<Output>(oc, std::move(*spool), std::move(*sink), push_record));
+  }
+  return o;
+}
+
+Outputs::~Outputs() { stop(); }
+
+void Outputs::offer(std::string_view line, const json::Object& rec) {
+  for (auto& o : outputs_) o->offer(line, rec);
+}
+
+void Outputs::start() {
+  for (auto& o : outputs_) o->start();
+}
+
+void Outputs::stop(int64_t drain_ms) {
+  // Stop all at once (each drains in parallel), then wait for each.
+  std::vector<std::thread> t;
+  for (auto& o : outputs_) t.emplace_back([&o, drain_ms] { o->stop(drain_ms); });
+  for (auto& x : t) x.join();
+}
+
+json::Array Outputs::stats() const {
+  json::Array a;
+  for (auto& o : outputs_) a.emplace_back(o->stats());
+  return a;
+}
+
+}  // namespace shaudit::daemon

@@ -1,0 +1,271 @@
+"""HTTP outputs (webhook, falcosidekick, Slack, Loki, OTLP) against a local receiver that checks
+the documented payloads; at-least-once delivery through the disk spool (outage, restart,
+Retry-After, refused batches, overflow)."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import SHAUDIT, emit, read_lines
+from httprecv import Receiver
+import wire
+
+RULES = """
+- rule: Read shadow
+  condition: evt.type = command and cmd.text contains /etc/shadow
+  output: "%user.name read shadow in session %session.id: %cmd.text"
+  priority: WARNING
+  tags: [credentials, test]
+"""
+
+
+@pytest.fixture
+def recv():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def rules(tmp_path):
+    p = tmp_path / "rules.yaml"
+    p.write_text(RULES)
+    return p
+
+
+def log_lines(d):
+    return [l.decode() for l in read_lines(d.log) if l]
+
+
+def log_records(d):
+    return [json.loads(l) for l in log_lines(d)]
+
+
+def stats(d):
+    out = subprocess.run([str(SHAUDIT), "stats", "--control", str(d.control), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return {o["name"]: o for o in json.loads(out)["outputs"]}
+
+
+def test_webhook_gets_every_record_verbatim_with_ids_and_headers(daemon_factory, recv):
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": recv.url("/in"),
+                                 "events": "records", "headers": {"Authorization": "Bearer t0k"},
+                                 "batch_wait_ms": 0}]).start()
+    cp, pid = emit(d.socket, "line", "echo hello world > example.txt")
+    assert cp.returncode == 0, cp.stderr
+    recv.wait(lambda rs: any(b"echo hello world" in b for _, _, b in rs))
+    lines = {json.loads(l)["seq"]: l for l in log_lines(d)}
+    items = [it for b in recv.bodies() for it in b]
+    cmd = next(it for it in items if it["record"]["type"] == "command")
+    assert cmd["record"]["text"] == "echo hello world > example.txt"
+    assert cmd["record"]["pid"] == pid
+    # The record exactly as signed in the log, and its stable id.
+    line = lines[cmd["record"]["seq"]]
+    assert json.dumps(cmd["record"], separators=(",", ":"), sort_keys=True, ensure_ascii=False) == line
+    import hashlib
+    assert cmd["id"] == hashlib.sha256(line.encode()).hexdigest()[:32]
+    path, headers, _ = recv.requests[0]
+    assert path == "/in"
+    assert headers["authorization"] == "Bearer t0k"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("shauditd/")
+    first = recv.bodies()[0]
+    assert headers["x-shaudit-ids"] == ",".join(it["id"] for it in first)
+    # Seals are shipped too (the chain head anchored off the host).
+    recv.wait(lambda rs: any(b'"type":"seal"' in b for _, _, b in rs))
+    assert d.stop() == 0
+    st_types = [it["record"]["type"] for b in recv.bodies() for it in b]
+    assert st_types[0] == "start" and "seal" in st_types
+    assert d.verify().returncode == 0
+
+
+def test_falcosidekick_gets_falco_json_for_alerts_only(daemon_factory, recv, rules):
+    d = daemon_factory(rules=[str(rules)],
+                       outputs=[{"name": "fsk", "type": "falcosidekick", "url": recv.url("/"),
+                                 "seals": False}]).start()
+    emit(d.socket, "line", "ls /bin")
+    emit(d.socket, "line", "cat /etc/shadow")
+    reqs = recv.wait(lambda rs: len(rs) >= 1)
+    time.sleep(0.5)
+    assert len(recv.requests) == 1  # ls /bin matched nothing; one event per POST
+    ev = recv.bodies()[0]
+    assert set(ev) >= {"time", "rule", "priority", "output", "output_fields", "source", "tags", "hostname"}
+    assert ev["rule"] == "Read shadow"
+    assert ev["priority"] == "Warning"
+    assert ev["source"] == "shaudit"
+    assert ev["tags"] == ["credentials", "test"]
+    assert ev["output_fields"] and ev["output_fields"]["cmd.text"] == "cat /etc/shadow"
+    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    # Falco prefixes its output with the event's time of day and the priority.
+    assert ev["output"] == f"{alert['time'][11:29]}: Warning {alert['output']}"
+    assert ev["time"] == alert["time"]
+    assert reqs[0][1]["content-type"] == "application/json"
+    assert d.stop() == 0
+
+
+def test_slack_message_is_readable(daemon_factory, recv, rules):
+    d = daemon_factory(rules=[str(rules)],
+                       outputs=[{"name": "slack", "type": "slack", "url": recv.url("/services/T/B/X")}]).start()
+    emit(d.socket, "line", "cat /etc/shadow > /tmp/`x`.txt")
+    recv.wait(lambda rs: len(rs) >= 1)
+    time.sleep(0.3)
+    assert len(recv.requests) == 1  # no seals to a chat channel by default
+    msg = recv.bodies()[0]
+    text = msg["text"]
+    assert "Read shadow" in text and "Warning" in text
+    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    assert "user.name" in alert["output_fields"] and "root" in text
+    assert "```" in text and "cat /etc/shadow &gt; /tmp/" in text
+    assert d.stop() == 0
+
+
+def test_loki_push_is_gzipped_with_tenant_and_labels(daemon_factory, recv):
+    d = daemon_factory(outputs=[{"name": "loki", "type": "loki", "url": recv.url("/loki/api/v1/push"),
+                                 "events": "records", "tenant": "team-a", "labels": ["type", "user"]}]).start()
+    emit(d.socket, "line", "mkdir /hellofalco")
+    recv.wait(lambda rs: any(h.get("content-encoding") == "gzip" for _, h, _ in rs) and
+              any(b'mkdir /hellofalco' in __import__("gzip").decompress(b) for _, _, b in rs))
+    path, headers, _ = recv.requests[0]
+    assert path == "/loki/api/v1/push"
+    assert headers["x-scope-orgid"] == "team-a"
+    assert headers["content-encoding"] == "gzip"
+    lines = set(log_lines(d))
+    found = False
+    for body in recv.bodies():
+        for stream in body["streams"]:
+            assert stream["stream"]["job"] == "shaudit"
+            for ts, line in stream["values"]:
+                assert line in lines
+                rec = json.loads(line)
+                assert stream["stream"]["type"] == rec["type"]
+                assert isinstance(ts, str) and int(ts) > 0
+                if rec["type"] == "command" and rec["text"] == "mkdir /hellofalco":
+                    found = True
+                    assert stream["stream"]["user"] == rec["user"]
+    assert found
+    assert d.stop() == 0
+
+
+def test_otlp_logs_json(daemon_factory, recv, rules):
+    d = daemon_factory(rules=[str(rules)],
+                       outputs=[{"name": "otel", "type": "otlp", "url": recv.url("/v1/logs"),
+                                 "seals": False}]).start()
+    emit(d.socket, "line", "cat /etc/shadow")
+    recv.wait(lambda rs: len(rs) >= 1)
+    body = recv.bodies()[0]
+    rl = body["resourceLogs"][0]
+    attrs = {a["key"]: a["value"] for a in rl["resource"]["attributes"]}
+    assert attrs["service.name"] == {"stringValue": "shaudit"}
+    rec = rl["scopeLogs"][0]["logRecords"][0]
+    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    assert json.loads(rec["body"]["stringValue"]) == alert
+    assert rec["severityText"] == "Warning"
+    assert isinstance(rec["timeUnixNano"], str)
+    rattrs = {a["key"]: a["value"] for a in rec["attributes"]}
+    assert rattrs["shaudit.rule"] == {"stringValue": "Read shadow"}
+    assert d.stop() == 0
+
+
+def test_retry_after_is_honoured_and_4xx_is_not_retried(daemon_factory, recv):
+    recv.plan = [(429, {"Retry-After": "2"})]
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": recv.url("/"),
+                                 "events": "records", "seals": False, "batch_wait_ms": 0}]).start()
+    t0 = time.monotonic()
+    emit(d.socket, "line", "first")
+    recv.wait(lambda rs: len(rs) >= 2, timeout=10)
+    # The retry came after the pause the receiver asked for, not at the 100 ms back-off.
+    gap = time.monotonic() - t0
+    assert gap >= 1.9, gap
+    s = stats(d)["hook"]
+    assert s["retries"] == 1 and s["failed"] == 0
+    # A 400 is refused for good: not retried, logged as an output_error record.
+    recv.plan = [(400, {})]
+    n = len(recv.requests)
+    emit(d.socket, "line", "second")
+    recv.wait(lambda rs: len(rs) >= n + 1)
+    errs = d.wait_for(lambda rs: any(r["type"] == "output_error" for r in rs))
+    err = next(r for r in errs if r["type"] == "output_error")
+    assert err["output_name"] == "hook"
+    assert "HTTP 400" in err["error"]
+    s = stats(d)["hook"]
+    assert s["failed"] >= 1 and "HTTP 400" in s["last_error"]
+    assert d.stop() == 0
+
+
+def test_outage_and_restart_lose_nothing(daemon_factory, recv, tmp_path):
+    """The receiver is down while 1,000 commands are sent and shauditd restarts once; when it
+    comes back all 1,000 arrive, in order, none twice after dedupe by id."""
+    port = recv.port
+    recv.close()  # down
+    out = {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{port}/", "events": "records",
+           "seals": False, "retry_max_ms": 300, "batch_max": 50}
+    d = daemon_factory(outputs=[out]).start()
+    texts = [f"outage-cmd-{i:04d}" for i in range(1000)]
+    c = d.connect()
+    for i, t in enumerate(texts[:500]):
+        c.send(wire.line(i + 1, t))
+    d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 500, timeout=30)
+    assert d.stop() == 0
+    assert stats_after_restart_ok(d)
+    d.start()
+    c = d.connect()
+    for i, t in enumerate(texts[500:]):
+        c.send(wire.line(i + 1, t))
+    d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 1000, timeout=30)
+    recv2 = Receiver(port)  # back
+    try:
+        recv2.wait(lambda rs: sum(b.count(b"outage-cmd-") for _, _, b in rs) >= 1000, timeout=60)
+        seen, got = set(), []
+        for batch in recv2.bodies():
+            for it in batch:
+                if it["id"] in seen:
+                    continue
+                seen.add(it["id"])
+                if it["record"]["type"] == "command":
+                    got.append(it["record"]["text"])
+        assert got == texts
+    finally:
+        recv2.close()
+    assert d.stop() == 0
+
+
+def stats_after_restart_ok(d):
+    spool = d.dir / "state" / "spool" / "hook"
+    segs = sorted(spool.glob("*.jsonl"))
+    pending = sum(1 for s in segs for _ in open(s))
+    return pending >= 500
+
+
+def test_spool_overflow_is_an_alert(daemon_factory):
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/",
+                                 "events": "records", "seals": False, "spool_max_mib": 1}]).start()
+    c = d.connect()
+    for i in range(3000):
+        c.send(wire.line(i + 1, f"fill-{i:05d} " + "x" * 400))
+    recs = d.wait_for(lambda rs: any(r["type"] == "alert" and r["rule"] == "shaudit output spool overflow"
+                                     for r in rs), timeout=30)
+    a = next(r for r in recs if r["type"] == "alert")
+    assert a["priority"] == "Critical" and a["output_name"] == "hook"
+    s = stats(d)["hook"]
+    assert s["overflowed"] > 0 and s["pending_bytes"] <= 1 << 20
+    # Every record is still in the log.
+    assert sum(r["type"] == "command" for r in log_records(d)) == 3000
+    assert d.stop() == 0
+
+
+def test_bad_output_config_is_a_clear_error(daemon_factory):
+    d = daemon_factory(outputs=[{"name": "x", "type": "webhook"}])
+    d.keygen()
+    d.write_config()
+    p = subprocess.run([str(__import__("conftest").SHAUDITD), "--config", str(d.config_path)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1
+    assert "output 'x' (webhook) needs 'url'" in p.stderr
+    d2 = daemon_factory(name="e", outputs=[{"type": "kafka", "url": "http://x/"}])
+    d2.keygen()
+    d2.write_config()
+    p = subprocess.run([str(__import__("conftest").SHAUDITD), "--config", str(d2.config_path)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1
+    assert "unknown type 'kafka'" in p.stderr and "e.yaml:" in p.stderr
