@@ -34,9 +34,11 @@ constexpr const char* kUsage = R"(usage: shaudit COMMAND [ARGS]
 
 commands:
   keygen --out KEY               write an Ed25519 signing key to KEY (0600) and KEY.pub
-  verify LOG... --pubkey KEY.pub [--pubkey OLD.pub] [--allow-open]
+  verify LOG... --pubkey KEY.pub [--pubkey OLD.pub] [--allow-open] [--remote-seals FILE]...
                                  check the chain and seals of a log (a rotated set oldest
-                                 first); exit 0 when intact
+                                 first); exit 0 when intact. --remote-seals: seal records
+                                 shipped off the host (file output lines, webhook bodies)
+                                 must be in the log byte for byte
   show LOG... [--session ID] [--user NAME] [--type T[,T]] [--since TIME] [--until TIME]
               [--json] [--follow]
                                  print records as a table (or JSON lines with --json)
@@ -94,6 +96,9 @@ int cmd_verify(const std::vector<std::string>& args) {
       opts.keys.push_back(std::move(*k));
     } else if (args[i] == "--allow-open") {
       opts.allow_open = true;
+    } else if (args[i] == "--remote-seals") {
+      if (i + 1 >= args.size()) return usage_error("verify: --remote-seals needs a FILE");
+      opts.remote_seals.push_back(args[++i]);
     } else if (args[i].rfind("--", 0) == 0) {
       return usage_error(fmt::format("verify: unknown option '{}'", args[i]));
     } else {
@@ -124,6 +129,16 @@ int cmd_verify(const std::vector<std::string>& args) {
                 static_cast<unsigned long long>(rep.seals),
                 opts.allow_open && rep.unsealed == 0 ? "; all records sealed"
                                                      : "; ends with a closing seal");
+  if (!opts.remote_seals.empty()) {
+    if (rep.remote_latest_seq)
+      std::printf("%llu remote seal(s) match the log (latest: seq %llu at %s)\n",
+                  static_cast<unsigned long long>(rep.remote_matched),
+                  static_cast<unsigned long long>(*rep.remote_latest_seq),
+                  rep.remote_latest_time.c_str());
+    else
+      std::printf("%llu remote seal(s) match the log\n",
+                  static_cast<unsigned long long>(rep.remote_matched));
+  }
   return 0;
 }
 

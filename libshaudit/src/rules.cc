@@ -11,7 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <regex>
+#include <re2/re2.h>
 #include <sstream>
 
 namespace shaudit::rules {
@@ -111,7 +111,7 @@ struct Node {
   int64_t num = 0;                // numeric operand
   std::vector<std::string> strs;  // in: sorted
   std::vector<int64_t> nums;      // in: sorted
-  std::optional<std::regex> re;
+  std::shared_ptr<const re2::RE2> re;  // regex: RE2 syntax, as Falco's
 };
 using NodePtr = std::shared_ptr<const Node>;
 
@@ -288,7 +288,7 @@ bool Evaluator::eval(const Node& n) {
       return ::fnmatch(n.str.c_str(), copy.c_str(), 0) == 0;
     }
     case Op::kRegex:
-      return std::regex_match(s.begin(), s.end(), *n.re);
+      return re2::RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *n.re);
     case Op::kExists:
       return true;
     default:
@@ -720,11 +720,11 @@ Result<NodePtr> Parser::parse_comparison(const FieldInfo& f, const Token& ftok) 
   if (n->op == Op::kIContains)
     for (auto& ch : n->str) ch = lower(ch);
   if (n->op == Op::kRegex) {
-    try {
-      n->re.emplace(n->str, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      return fail(v.pos, fmt::format("bad regex '{}': {}", v.text, e.what()));
-    }
+    re2::RE2::Options o;
+    o.set_log_errors(false);
+    auto re = std::make_shared<const re2::RE2>(n->str, o);
+    if (!re->ok()) return fail(v.pos, fmt::format("bad regex '{}': {}", v.text, re->error()));
+    n->re = std::move(re);
   }
   return NodePtr(n);
 }

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
+#include <unordered_map>
 
 #include "internal/fd.h"
 #include "shaudit/json.h"
@@ -22,9 +24,234 @@ bool is_hex64(const std::string& s) {
   return true;
 }
 
+// The signature check every seal gets, in the log or received elsewhere.
+enum class SealCheck { kOk, kMissing, kUnknownKey, kBadSignature };
+
+SealCheck check_seal(const json::Object& o, const std::vector<crypto::VerifyKey>& keys,
+                     std::string& key_id_out) {
+  const std::string* key_id = json::get_string(o, "key_id");
+  const std::string* sig_b64 = json::get_string(o, "sig");
+  if (!key_id || !sig_b64) return SealCheck::kMissing;
+  key_id_out = *key_id;
+  const crypto::VerifyKey* key = nullptr;
+  for (const auto& k : keys)
+    if (k.key_id() == *key_id) key = &k;
+  if (!key) return SealCheck::kUnknownKey;
+  auto sig = crypto::base64_decode(*sig_b64);
+  if (!sig || !key->verify(record::seal_message(o), *sig)) return SealCheck::kBadSignature;
+  return SealCheck::kOk;
+}
+
+// Calls f(line) for every line of the file, a last line without a newline included, until f
+// returns false. False with err set when the file cannot be read.
+template <class F>
+bool for_each_line(const std::string& path, std::string& err, F f) {
+  internal::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    err = fmt::format("{}: {}", path, std::strerror(errno));
+    return false;
+  }
+  std::string carry;
+  char chunk[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = fmt::format("{}: {}", path, std::strerror(errno));
+      return false;
+    }
+    if (n == 0) break;
+    std::string_view data(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    while (true) {
+      size_t nl = data.find('\n', start);
+      if (nl == std::string_view::npos) {
+        carry.append(data.substr(start));
+        break;
+      }
+      carry.append(data.substr(start, nl - start));
+      if (!f(std::string_view(carry))) return true;
+      carry.clear();
+      start = nl + 1;
+    }
+  }
+  if (!carry.empty()) f(std::string_view(carry));
+  return true;
+}
+
+// A seal record received elsewhere (VerifyOptions::remote_seals).
+struct RemoteSeal {
+  size_t source = 0;     // index into VerifyOptions::remote_seals
+  uint64_t line_no = 0;  // ... and the line it was read from
+  uint64_t seq = 0;
+  std::string prev;
+  std::string time;
+  int64_t time_ns = 0;
+  std::string hash;  // SHA-256 (hex) of its canonical encoding: what the log line must be
+  // Found while the log is read: the file holding a record with this seq and prev.
+  std::optional<size_t> file;
+  bool identical = false;  // ... and that record's line has exactly that hash
+};
+
+class RemoteSeals {
+ public:
+  RemoteSeals(const VerifyOptions& opts, VerifyReport& rep) : opts_(opts), rep_(rep) {}
+
+  bool load(size_t source) {
+    const std::string& path = opts_.remote_seals[source];
+    std::string err;
+    uint64_t line_no = 0;
+    bool good = true;
+    bool readable = for_each_line(path, err, [&](std::string_view text) {
+      ++line_no;
+      good = line(source, line_no, text);
+      return good;
+    });
+    if (!readable) return fail(std::nullopt, err);
+    return good;
+  }
+
+  // Notes what the log holds at (file, seq): called for every record that verified, with
+  // the hash of its line.
+  void see(size_t file, uint64_t seq, const std::string& prev, const std::string& hash) {
+    auto it = by_seq_.find(seq);
+    if (it == by_seq_.end()) return;
+    for (size_t i : it->second) {
+      RemoteSeal& r = seals_[i];
+      if (r.file || r.prev != prev) continue;
+      r.file = file;
+      r.identical = r.hash == hash;
+    }
+  }
+
+  // FILE:LINE of a remote seal.
+  std::string where(const RemoteSeal& r) const {
+    return fmt::format("{}:{}", opts_.remote_seals[r.source], r.line_no);
+  }
+
+  bool active() const { return !seals_.empty(); }
+  std::vector<RemoteSeal>& seals() { return seals_; }
+
+  void add_notes() {
+    if (rep_.remote_ignored > 0)
+      rep_.notes.push_back(
+          fmt::format("{} record(s) in the remote seal files are not seals and were ignored",
+                      rep_.remote_ignored));
+    if (duplicates_ > 0)
+      rep_.notes.push_back(
+          fmt::format("{} duplicate remote seal(s) were counted once", duplicates_));
+    if (seals_.empty())
+      rep_.notes.push_back("the remote seal files hold no seal records: nothing to compare");
+  }
+
+ private:
+  bool fail(std::optional<uint64_t> seq, std::string msg) {
+    rep_.bad_seq = seq;
+    rep_.error = std::move(msg);
+    return false;
+  }
+
+  bool line(size_t source, uint64_t line_no, std::string_view text) {
+    if (text.find_first_not_of(" \t\r") == std::string_view::npos) return true;  // blank
+    source_ = source;
+    line_no_ = line_no;
+    std::string where = fmt::format("{}:{}", opts_.remote_seals[source], line_no);
+    auto v = json::parse(text);
+    if (!v)
+      return fail(std::nullopt, fmt::format("{}: not a JSON value (expected a seal record, a "
+                                            "webhook item or a webhook batch): {}",
+                                            where, v.message()));
+    if (v->is_array()) {
+      for (const auto& item : v->as_array())
+        if (!value(where, item, /*in_batch=*/true)) return false;
+      return true;
+    }
+    return value(where, *v, /*in_batch=*/false);
+  }
+
+  bool value(const std::string& where, const json::Value& v, bool in_batch) {
+    const json::Object* o = v.if_object();
+    if (!o)
+      return fail(std::nullopt,
+                  fmt::format("{}: {} is not an object (expected a seal record, a webhook item "
+                              "or a webhook batch)",
+                              where, in_batch ? "an item of the batch" : "the value"));
+    if (auto it = o->find("record"); it != o->end()) {
+      if (!it->second.is_object())
+        return fail(std::nullopt,
+                    fmt::format("{}: the \"record\" of a webhook item is not an object", where));
+      o = &it->second.as_object();
+    } else if (!json::get_string(*o, "type")) {
+      return fail(std::nullopt, fmt::format("{}: neither a record (no \"type\") nor a webhook "
+                                            "item (no \"record\")",
+                                            where));
+    }
+    const std::string* type = json::get_string(*o, "type");
+    if (!type || *type != record::kSeal) {
+      ++rep_.remote_ignored;
+      return true;
+    }
+    return seal(where, *o);
+  }
+
+  bool seal(const std::string& where, const json::Object& o) {
+    const int64_t* seq = json::get_int(o, "seq");
+    const std::string* prev = json::get_string(o, "prev");
+    const std::string* time = json::get_string(o, "time");
+    std::optional<int64_t> time_ns;
+    if (time)
+      if (auto t = record::parse_time(*time)) time_ns = *t;
+    if (!seq || *seq < 1 || !prev || !is_hex64(*prev) || !time_ns)
+      return fail(seq && *seq >= 1 ? std::optional<uint64_t>(*seq) : std::nullopt,
+                  fmt::format("{}: remote seal lacks a valid seq, time or prev", where));
+    uint64_t s = static_cast<uint64_t>(*seq);
+    std::string key_id;
+    switch (check_seal(o, opts_.keys, key_id)) {
+      case SealCheck::kOk:
+        break;
+      case SealCheck::kMissing:
+        return fail(s, fmt::format("{}: remote seal seq {}: lacks key_id or sig", where, s));
+      case SealCheck::kUnknownKey:
+        return fail(s, fmt::format("{}: remote seal seq {}: unknown key {} (not among the given "
+                                   "public keys)",
+                                   where, s, key_id));
+      case SealCheck::kBadSignature:
+        return fail(s, fmt::format("{}: remote seal seq {}: bad signature (it does not verify "
+                                   "with key {})",
+                                   where, s, key_id));
+    }
+    RemoteSeal r;
+    r.hash = crypto::to_hex(crypto::sha256(json::encode(json::Value(o))));
+    auto& same_seq = by_seq_[s];
+    for (size_t i : same_seq)
+      if (seals_[i].hash == r.hash) {
+        ++duplicates_;
+        return true;
+      }
+    r.source = source_;
+    r.line_no = line_no_;
+    r.seq = s;
+    r.prev = *prev;
+    r.time = *time;
+    r.time_ns = *time_ns;
+    same_seq.push_back(seals_.size());
+    seals_.push_back(std::move(r));
+    return true;
+  }
+
+  const VerifyOptions& opts_;
+  VerifyReport& rep_;
+  std::vector<RemoteSeal> seals_;
+  std::unordered_map<uint64_t, std::vector<size_t>> by_seq_;
+  uint64_t duplicates_ = 0;
+  size_t source_ = 0;  // the line being read
+  uint64_t line_no_ = 0;
+};
+
 class Verifier {
  public:
-  Verifier(const VerifyOptions& opts, VerifyReport& rep) : opts_(opts), rep_(rep) {}
+  Verifier(const VerifyOptions& opts, VerifyReport& rep, RemoteSeals* remote)
+      : opts_(opts), rep_(rep), remote_(remote && remote->active() ? remote : nullptr) {}
 
   bool file(const std::string& path, size_t index, size_t count) {
     path_ = path;
@@ -99,6 +326,77 @@ class Verifier {
                             "the log was cut short after seq {}, or shauditd has not stopped "
                             "cleanly yet (--allow-open accepts a live log)",
                             path_, seq_, last_type_, seq_));
+  }
+
+  // After the log verified: every remote seal must be in it byte for byte. Reports the first
+  // problem in chain order (file, then seq).
+  bool check_remote() {
+    if (!remote_) return true;
+    struct Problem {
+      size_t file;
+      uint64_t seq;
+      uint64_t bad_seq;
+      std::string msg;
+    };
+    std::optional<Problem> first;
+    std::optional<std::pair<size_t, uint64_t>> latest;
+    uint64_t older = 0, newer = 0;
+    for (const RemoteSeal& r : remote_->seals()) {
+      if (r.file && r.identical) {
+        ++rep_.remote_matched;
+        if (!latest || std::make_pair(*r.file, r.seq) > *latest) {
+          latest = std::make_pair(*r.file, r.seq);
+          rep_.remote_latest_seq = r.seq;
+          rep_.remote_latest_time = r.time;
+        }
+        continue;
+      }
+      size_t k;
+      if (r.file) {
+        k = *r.file;  // the same seq and prev, other bytes
+      } else {
+        // No record with its seq and prev: the file it belongs to by time.
+        if (r.time_ns < files_.front().first_time_ns && files_.front().begins_at_rotation) {
+          ++older;
+          continue;
+        }
+        k = 0;
+        for (size_t i = 0; i < files_.size(); ++i)
+          if (files_[i].first_time_ns <= r.time_ns) k = i;
+        const FileInfo& last = files_.back();
+        if (k + 1 == files_.size() && last.ends_at_rotation && r.time_ns > last.last_time_ns) {
+          ++newer;
+          continue;
+        }
+      }
+      const FileInfo& f = files_[k];
+      Problem p{k, r.seq, r.seq, {}};
+      if (!r.file && r.seq > f.last_seq) {
+        p.bad_seq = f.last_seq + 1;
+        p.msg = fmt::format(
+            "log cut short: remote seal seq {} (time {}) is not in the log ({} ends at seq {})",
+            r.seq, r.time, k + 1 == files_.size() ? "the log" : f.path, f.last_seq);
+      } else {
+        p.msg = fmt::format(
+            "log rewritten: record seq {} differs from the remote seal received at {} "
+            "(seq {}, time {}): {} line {} is not byte-identical to it",
+            r.seq, remote_->where(r), r.seq, r.time, f.path, r.seq);
+      }
+      if (!first || std::tie(p.file, p.seq) < std::tie(first->file, first->seq))
+        first = std::move(p);
+    }
+    if (older > 0)
+      rep_.notes.push_back(fmt::format(
+          "{} remote seal(s) are older than {}, which begins at a rotation: not checked "
+          "(their file was not given)",
+          older, files_.front().path));
+    if (newer > 0)
+      rep_.notes.push_back(fmt::format(
+          "{} remote seal(s) are newer than {}, which ends with a rotation seal: not checked "
+          "(the newer file was not given)",
+          newer, files_.back().path));
+    if (first) return fail(first->bad_seq, std::move(first->msg));
+    return true;
   }
 
  private:
@@ -183,6 +481,15 @@ class Verifier {
       ++unsealed_;
       last_reason_.clear();
     }
+    if (remote_) {
+      int64_t t = *record::parse_time(*time);
+      if (first_in_file_) files_.push_back({path_, t, *type == record::kRotate});
+      FileInfo& f = files_.back();
+      f.last_seq = s;
+      f.last_time_ns = t;
+      f.ends_at_rotation = *type == record::kSeal && last_reason_ == record::kSealRotate;
+      remote_->see(file_index_, s, *prev, hash);
+    }
     last_type_ = *type;
     last_hash_ = std::move(hash);
     prev_path_ = path_;
@@ -193,27 +500,39 @@ class Verifier {
   }
 
   bool seal(const json::Object& o, uint64_t s) {
-    const std::string* key_id = json::get_string(o, "key_id");
-    const std::string* sig_b64 = json::get_string(o, "sig");
-    if (!key_id || !sig_b64)
-      return fail(s, fmt::format("{} line {}: seal seq {} lacks key_id or sig", path_, line_no_, s));
-    const crypto::VerifyKey* key = nullptr;
-    for (const auto& k : opts_.keys)
-      if (k.key_id() == *key_id) key = &k;
-    if (!key)
-      return fail(s, fmt::format("{} line {}: seal seq {} is signed by key {}, which is not among "
-                                 "the given public keys",
-                                 path_, line_no_, s, *key_id));
-    auto sig = crypto::base64_decode(*sig_b64);
-    if (!sig || !key->verify(record::seal_message(o), *sig))
-      return fail(s, fmt::format("{} line {}: seal seq {} has an invalid signature: the records "
-                                 "it covers were rewritten",
-                                 path_, line_no_, s));
-    return true;
+    std::string key_id;
+    switch (check_seal(o, opts_.keys, key_id)) {
+      case SealCheck::kOk:
+        return true;
+      case SealCheck::kMissing:
+        return fail(s,
+                    fmt::format("{} line {}: seal seq {} lacks key_id or sig", path_, line_no_, s));
+      case SealCheck::kUnknownKey:
+        return fail(s, fmt::format("{} line {}: seal seq {} is signed by key {}, which is not "
+                                   "among the given public keys",
+                                   path_, line_no_, s, key_id));
+      case SealCheck::kBadSignature:
+        break;
+    }
+    return fail(s, fmt::format("{} line {}: seal seq {} has an invalid signature: the records "
+                               "it covers were rewritten",
+                               path_, line_no_, s));
   }
+
+  // What the remote seal check needs to know about each file of the set.
+  struct FileInfo {
+    std::string path;
+    int64_t first_time_ns = 0;
+    bool begins_at_rotation = false;
+    uint64_t last_seq = 0;
+    int64_t last_time_ns = 0;
+    bool ends_at_rotation = false;
+  };
 
   const VerifyOptions& opts_;
   VerifyReport& rep_;
+  RemoteSeals* remote_;
+  std::vector<FileInfo> files_;
   std::string path_, prev_path_;
   size_t file_index_ = 0;
   uint64_t line_no_ = 0;
@@ -237,10 +556,14 @@ VerifyReport verify_logs(const std::vector<std::string>& paths, const VerifyOpti
     rep.error = "no public key given";
     return rep;
   }
-  Verifier v(opts, rep);
+  RemoteSeals remote(opts, rep);
+  for (size_t i = 0; i < opts.remote_seals.size(); ++i)
+    if (!remote.load(i)) return rep;
+  if (!opts.remote_seals.empty()) remote.add_notes();
+  Verifier v(opts, rep, &remote);
   for (size_t i = 0; i < paths.size(); ++i)
     if (!v.file(paths[i], i, paths.size())) return rep;
-  rep.ok = v.finish(paths.size());
+  rep.ok = v.finish(paths.size()) && v.check_remote();
   return rep;
 }
 

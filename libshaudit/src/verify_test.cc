@@ -37,6 +37,33 @@ std::string edit(const std::string& line, F f) {
   return json::encode(json::Value(std::move(o)));
 }
 
+// The seal lines of a log.
+std::vector<std::string> seals_of(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines)
+    if (*json::get_string(parse_object(l), "type") == record::kSeal) out.push_back(l);
+  return out;
+}
+
+std::string time_of(const std::string& line) {
+  return *json::get_string(parse_object(line), "time");
+}
+
+// A webhook item as shauditd's webhook output sends it: {"id": <32 hex>, "record": {...}}.
+json::Value webhook_item(const std::string& line) {
+  json::Object item;
+  item["id"] = hash_hex(line).substr(0, 32);
+  item["record"] = parse_object(line);
+  return json::Value(std::move(item));
+}
+
+// One webhook request body: [item, item, ...] on one line.
+std::string webhook_batch(const std::vector<std::string>& lines) {
+  json::Array a;
+  for (const auto& l : lines) a.push_back(webhook_item(l));
+  return json::encode(json::Value(std::move(a)));
+}
+
 // What an attacker without the key can do after editing lines[from]: recompute the prev of
 // every later record so that the hash chain is consistent again (seals keep their old sig).
 void rechain(std::vector<std::string>& lines, size_t from) {
@@ -99,6 +126,24 @@ class VerifyTest : public ::testing::Test {
     return verify_logs(paths, o);
   }
   VerifyReport verify(bool allow_open = false) { return verify({path_}, allow_open); }
+
+  VerifyReport verify_remote(const std::vector<std::string>& paths,
+                             const std::vector<std::string>& remote, bool allow_open = false,
+                             const std::vector<const crypto::SigningKey*>& keys = {}) {
+    VerifyOptions o;
+    if (keys.empty()) o.keys.push_back(pub(*key_));
+    for (const auto* k : keys) o.keys.push_back(pub(*k));
+    o.allow_open = allow_open;
+    o.remote_seals = remote;
+    return verify_logs(paths, o);
+  }
+
+  // Writes a remote seals file with these lines; returns its path.
+  std::string remote_file(const std::vector<std::string>& ls, const std::string& name = "anchor") {
+    std::string p = dir_.file(name + ".jsonl");
+    write_file(p, join_lines(ls));
+    return p;
+  }
 
   std::vector<std::string> lines() const { return read_lines(path_); }
   void set_lines(const std::vector<std::string>& ls) { write_file(path_, join_lines(ls)); }
@@ -652,6 +697,329 @@ TEST_F(VerifyTest, KeyChangeVerifiesWithBothKeys) {
 
   auto only_old = verify({path_}, false, {key_.get()});
   EXPECT_FAILS_AT(only_old, 12u, "signed by key " + key_b->key_id() + ", which is not among");
+}
+
+// ---- remote seals ----
+
+// What an attacker holding a key of their own can do after editing lines[from]: recompute the
+// chain and re-sign every later seal with that key (a log that verifies when their public key
+// is accepted, e.g. after a forged key change).
+void resign(std::vector<std::string>& lines, size_t from, const crypto::SigningKey& k) {
+  for (size_t i = from + 1; i < lines.size(); ++i)
+    lines[i] = edit(lines[i], [&](json::Object& o) {
+      o["prev"] = hash_hex(lines[i - 1]);
+      if (*json::get_string(o, "type") != record::kSeal) return;
+      o["key_id"] = k.key_id();
+      auto sig = k.sign(record::seal_message(o));
+      ASSERT_TRUE(sig.ok());
+      o["sig"] = crypto::base64_encode(*sig);
+    });
+}
+
+TEST_F(VerifyTest, RemoteSealsThatAllMatch) {
+  write_standard_log();
+  const auto ls = lines();
+  auto remote = remote_file({ls[4], ls[7]});
+  auto rep = verify_remote({path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 8u);
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_ignored, 0u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(8));
+  EXPECT_EQ(rep.remote_latest_time, time_of(ls[7]));
+  EXPECT_TRUE(rep.notes.empty());
+
+  // Other records in the file are ignored and counted; the file order does not matter; a
+  // seal received twice counts once; blank lines and a last line without newline are fine.
+  write_file(remote, ls[7] + "\n" + ls[2] + "\n\n" + ls[0] + "\n" + ls[4] + "\n" + ls[7]);
+  rep = verify_remote({path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_ignored, 2u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(8));
+  EXPECT_EQ(rep.notes, (std::vector<std::string>{
+                           "2 record(s) in the remote seal files are not seals and were ignored",
+                           "1 duplicate remote seal(s) were counted once"}));
+
+  // Only the earlier seal shipped so far: still a match, latest seq 5.
+  write_file(remote, ls[4] + "\n");
+  rep = verify_remote({path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 1u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(5));
+  EXPECT_EQ(rep.remote_latest_time, time_of(ls[4]));
+
+  // No seal at all in the file: nothing to compare, said in a note.
+  write_file(remote, ls[1] + "\n");
+  rep = verify_remote({path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 0u);
+  EXPECT_FALSE(rep.remote_latest_seq.has_value());
+  ASSERT_EQ(rep.notes.size(), 2u);
+  EXPECT_EQ(rep.notes[1], "the remote seal files hold no seal records: nothing to compare");
+}
+
+TEST_F(VerifyTest, RemoteSealsInWebhookItemsAndBatches) {
+  write_standard_log();
+  const auto ls = lines();
+  auto items = remote_file({json::encode(webhook_item(ls[4])), json::encode(webhook_item(ls[2])),
+                            json::encode(webhook_item(ls[7]))},
+                           "items");
+  auto rep = verify_remote({path_}, {items});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_ignored, 1u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(8));
+
+  auto batches =
+      remote_file({webhook_batch({ls[2], ls[3], ls[4]}), webhook_batch({ls[7]})}, "batches");
+  rep = verify_remote({path_}, {batches});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_ignored, 2u);
+
+  // Several files (--remote-seals repeated), holding the same seals in different forms.
+  auto bare = remote_file({ls[4]}, "bare");
+  rep = verify_remote({path_}, {bare, items, batches});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_ignored, 3u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(8));
+
+  // A forged seal inside a batch is still checked.
+  auto forged = edit(ls[7], [](json::Object& o) { o["records"] = 1; });
+  write_file(batches, webhook_batch({ls[4], forged}) + "\n");
+  EXPECT_FAILS_AT(verify_remote({path_}, {batches}), 8u,
+                  batches + ":1: remote seal seq 8: bad signature");
+}
+
+TEST_F(VerifyTest, LogCutShortAfterASealIsCaughtByTheRemoteSeals) {
+  // Two runs: seq 1-8 as the standard log (closing seal at 8), then seq 9 start,
+  // 10-11 commands, 12 interval seal, 13 command, 14 closing seal.
+  write_standard_log();
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->append(command("later 1")).ok());
+    ASSERT_TRUE(w->append(command("later 2")).ok());
+    ASSERT_TRUE(w->seal(record::kSealInterval).ok());
+    ASSERT_TRUE(w->append(command("later 3")).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  const auto full = lines();
+  ASSERT_EQ(full.size(), 14u);
+  const auto seals = seals_of(full);
+  ASSERT_EQ(seals.size(), 4u);  // seq 5, 8, 12, 14
+  // The anchor holds them newest first: the report is still about the first by seq.
+  auto remote = remote_file({seals[3], seals[2], seals[1], seals[0]});
+  auto rep = verify_remote({path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 4u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(14));
+
+  // Cut back to the first run's closing seal: the log verifies on its own...
+  auto cut = full;
+  cut.resize(8);
+  set_lines(cut);
+  auto alone = verify();
+  ASSERT_TRUE(alone.ok) << alone.error;
+  // ... but not against the seals shipped before it was cut.
+  rep = verify_remote({path_}, {remote});
+  EXPECT_FAILS_AT(rep, 9u, "log cut short");
+  EXPECT_EQ(rep.error, "log cut short: remote seal seq 12 (time " + time_of(full[11]) +
+                           ") is not in the log (the log ends at seq 8)");
+
+  // A live log (--allow-open) cut back to its interval seal.
+  cut.resize(5);
+  set_lines(cut);
+  ASSERT_TRUE(verify(/*allow_open=*/true).ok);
+  rep = verify_remote({path_}, {remote}, /*allow_open=*/true);
+  EXPECT_FAILS_AT(rep, 6u, "log cut short");
+  EXPECT_EQ(rep.error, "log cut short: remote seal seq 8 (time " + time_of(full[7]) +
+                           ") is not in the log (the log ends at seq 5)");
+
+  // Cut short and then continued by a new run: the records at those seqs are other ones now.
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(w->append(command("new " + std::to_string(i))).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  ASSERT_TRUE(verify().ok);
+  rep = verify_remote({path_}, {remote});
+  EXPECT_FAILS_AT(rep, 8u,
+                  "log rewritten: record seq 8 differs from the remote seal received at " + remote +
+                      ":3 (seq 8, time " + time_of(full[7]) + ")");
+}
+
+TEST_F(VerifyTest, LogRewrittenAndResignedWithAnotherKey) {
+  write_standard_log();
+  const auto orig = lines();
+  auto remote = remote_file({orig[7], orig[4]});  // seq 8, then seq 5
+  auto attacker = make_key();
+
+  // Record seq 3 rewritten, chain recomputed, both seals re-signed with the attacker's key.
+  auto ls = orig;
+  ls[2] = edit(ls[2], [](json::Object& o) { o["text"] = "innocent"; });
+  resign(ls, 2, *attacker);
+  set_lines(ls);
+  auto alone = verify({path_}, false, {key_.get(), attacker.get()});
+  ASSERT_TRUE(alone.ok) << alone.error;  // it verifies when the attacker's key is accepted
+
+  auto rep = verify_remote({path_}, {remote}, false, {key_.get(), attacker.get()});
+  EXPECT_FAILS_AT(rep, 5u, "log rewritten");
+  EXPECT_EQ(rep.error, "log rewritten: record seq 5 differs from the remote seal received at " +
+                           remote + ":2 (seq 5, time " + time_of(orig[4]) + "): " + path_ +
+                           " line 5 is not byte-identical to it");
+
+  // A record after the first seal rewritten: seal 5 matches, seal 8 does not.
+  ls = orig;
+  ls[5] = edit(ls[5], [](json::Object& o) { o["text"] = "innocent"; });
+  resign(ls, 5, *attacker);
+  set_lines(ls);
+  rep = verify_remote({path_}, {remote}, false, {key_.get(), attacker.get()});
+  EXPECT_FAILS_AT(rep, 8u,
+                  "log rewritten: record seq 8 differs from the remote seal received at " + remote +
+                      ":1 (seq 8, time " + time_of(orig[7]) + ")");
+
+  // Only the seal itself re-signed (its prev unchanged): found by seq and prev, bytes differ.
+  ls = orig;
+  resign(ls, 6, *attacker);
+  set_lines(ls);
+  rep = verify_remote({path_}, {remote}, false, {key_.get(), attacker.get()});
+  EXPECT_FAILS_AT(rep, 8u, "log rewritten: record seq 8 differs");
+}
+
+TEST_F(VerifyTest, ForgedRemoteSeals) {
+  write_standard_log();
+  const auto ls = lines();
+  auto remote = dir_.file("anchor.jsonl");
+
+  // A signature that does not verify.
+  auto bad =
+      edit(ls[4], [](json::Object& o) { o["sig"] = crypto::base64_encode(std::string(64, '\0')); });
+  write_file(remote, join_lines({ls[7], bad}));
+  auto rep = verify_remote({path_}, {remote});
+  EXPECT_FAILS_AT(rep, 5u, "bad signature");
+  EXPECT_EQ(rep.error, remote +
+                           ":2: remote seal seq 5: bad signature (it does not verify with key " +
+                           key_->key_id() + ")");
+
+  // A signed field changed.
+  write_file(remote, join_lines({edit(ls[4], [](json::Object& o) { o["first_seq"] = 2; })}));
+  EXPECT_FAILS_AT(verify_remote({path_}, {remote}), 5u,
+                  remote + ":1: remote seal seq 5: bad signature");
+
+  // A seal "received" that says seq 9 (a copy of the closing seal renumbered): also caught.
+  write_file(remote, join_lines({edit(ls[7], [](json::Object& o) { o["seq"] = 9; })}));
+  EXPECT_FAILS_AT(verify_remote({path_}, {remote}), 9u,
+                  remote + ":1: remote seal seq 9: bad signature");
+
+  // A seal by a key that was not given.
+  auto other = make_key();
+  auto ols = ls;
+  resign(ols, 3, *other);
+  write_file(remote, join_lines({ols[4]}));
+  rep = verify_remote({path_}, {remote});
+  EXPECT_FAILS_AT(rep, 5u, "unknown key");
+  EXPECT_EQ(rep.error, remote + ":1: remote seal seq 5: unknown key " + other->key_id() +
+                           " (not among the given public keys)");
+
+  // Without a signature.
+  write_file(remote, join_lines({edit(ls[4], [](json::Object& o) { o.erase("sig"); })}));
+  EXPECT_FAILS_AT(verify_remote({path_}, {remote}), 5u,
+                  remote + ":1: remote seal seq 5: lacks key_id or sig");
+}
+
+TEST_F(VerifyTest, GarbageInTheRemoteSealsFile) {
+  write_standard_log();
+  const auto ls = lines();
+  auto remote = dir_.file("anchor.jsonl");
+  auto fails = [&](const std::string& line, const std::string& msg) {
+    write_file(remote, join_lines({ls[4], line, ls[7]}));
+    auto rep = verify_remote({path_}, {remote});
+    EXPECT_FALSE(rep.ok) << line;
+    EXPECT_FALSE(rep.bad_seq.has_value()) << line;
+    EXPECT_EQ(rep.error.rfind(remote + ":2: " + msg, 0), 0u) << "error: " << rep.error;
+  };
+  fails("garbage",
+        "not a JSON value (expected a seal record, a webhook item or a webhook batch): ");
+  fails(ls[7].substr(0, ls[7].size() / 2), "not a JSON value");  // cut short
+  fails("{\"id\":\"00\",\"record\":{\"type\":\"seal\"", "not a JSON value");
+  fails("42", "the value is not an object");
+  fails("\"seal\"", "the value is not an object");
+  fails("[1]", "an item of the batch is not an object");
+  fails("[[]]", "an item of the batch is not an object");
+  fails("{\"id\":\"00\",\"record\":\"x\"}", "the \"record\" of a webhook item is not an object");
+  fails("{\"foo\":1}", "neither a record (no \"type\") nor a webhook item (no \"record\")");
+  fails("{\"type\":\"seal\"}", "remote seal lacks a valid seq, time or prev");
+  fails(edit(ls[4], [](json::Object& o) { o.erase("seq"); }), "remote seal lacks a valid seq");
+  fails(edit(ls[4], [](json::Object& o) { o["seq"] = "5"; }), "remote seal lacks a valid seq");
+  fails(std::string("\xff\xfe"), "not a JSON value");
+  // A seal with a seq but another field missing or invalid names that seq.
+  write_file(remote, join_lines({edit(ls[4], [](json::Object& o) { o["time"] = "yesterday"; })}));
+  EXPECT_FAILS_AT(verify_remote({path_}, {remote}), 5u,
+                  remote + ":1: remote seal lacks a valid seq, time or prev");
+  write_file(remote, join_lines({ls[4], edit(ls[7], [](json::Object& o) { o["prev"] = "abc"; })}));
+  EXPECT_FAILS_AT(verify_remote({path_}, {remote}), 8u,
+                  remote + ":2: remote seal lacks a valid seq, time or prev");
+
+  // An empty file, and one that cannot be read.
+  write_file(remote, "");
+  auto empty = verify_remote({path_}, {remote});
+  EXPECT_TRUE(empty.ok) << empty.error;
+  EXPECT_EQ(empty.remote_matched, 0u);
+  auto missing = dir_.file("missing.jsonl");
+  auto rep = verify_remote({path_}, {missing});
+  EXPECT_FALSE(rep.ok);
+  EXPECT_EQ(rep.error, missing + ": No such file or directory");
+}
+
+TEST_F(RotatedSetTest, RemoteSealsOfARotatedSet) {
+  // Seals: f1 seq 4 (rotate), f2 seq 3 (rotate), path_ seq 4 (close): seq 4 twice.
+  std::vector<std::string> all;
+  for (const auto& f : {f1_, f2_, path_})
+    for (const auto& l : seals_of(read_lines(f))) all.push_back(l);
+  ASSERT_EQ(all.size(), 3u);
+  auto remote = remote_file(all);
+  auto rep = verify_remote({f1_, f2_, path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 3u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(4));
+  EXPECT_EQ(rep.remote_latest_time, time_of(all[2]));
+
+  // The oldest file not given (the set begins at a rotation): its seal is not checked.
+  rep = verify_remote({f2_, path_}, {remote});
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  ASSERT_EQ(rep.notes.size(), 2u);
+  EXPECT_EQ(rep.notes[1], "1 remote seal(s) are older than " + f2_ +
+                              ", which begins at a rotation: not checked (their file was not "
+                              "given)");
+
+  // The newest file not given (--allow-open): neither is its seal.
+  rep = verify_remote({f1_, f2_}, {remote}, /*allow_open=*/true);
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.remote_matched, 2u);
+  EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(3));
+  ASSERT_EQ(rep.notes.size(), 2u);
+  EXPECT_EQ(rep.notes[1], "1 remote seal(s) are newer than " + f2_ +
+                              ", which ends with a rotation seal: not checked (the newer file "
+                              "was not given)");
+
+  // The newest file cut short and rewritten to end in a closing seal by another key: its
+  // closing seal (seq 4, as in f1) is missing from it, not "differing" from f1's seq 4.
+  auto attacker = make_key();
+  auto ls = lines();
+  ls.resize(2);  // rotate, "four"
+  ls.push_back(edit(all[2], [](json::Object& o) { o["seq"] = 3; }));
+  resign(ls, 1, *attacker);
+  set_lines(ls);
+  ASSERT_TRUE(verify({f1_, f2_, path_}, false, {key_.get(), attacker.get()}).ok);
+  rep = verify_remote({f1_, f2_, path_}, {remote}, false, {key_.get(), attacker.get()});
+  EXPECT_FAILS_AT(rep, 4u,
+                  "log cut short: remote seal seq 4 (time " + time_of(all[2]) +
+                      ") is not in the log (the log ends at seq 3)");
 }
 
 }  // namespace
