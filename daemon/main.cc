@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -192,7 +194,7 @@ class WriterLoop {
   std::atomic<size_t> unwritten_{0};
 };
 
-std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, const Outputs& outs) {
+std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, json::Array outputs) {
   json::Object o;
   uint64_t opened = s.sessions_opened.load(), closed = s.sessions_closed.load();
   o["sessions_opened"] = opened;
@@ -234,8 +236,84 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, const Output
   o["bpf_dropped"] = s.bpf_dropped.load();
   o["bypasses"] = s.bypasses.load();
   o["alerts"] = s.alerts.load();
-  o["outputs"] = outs.stats();
+  o["outputs"] = std::move(outputs);
   return json::encode(json::Value(std::move(o)));
+}
+
+// SIGHUP: reads the configuration file again. A file that does not load changes nothing (a
+// `config_error` record and stderr say why). Otherwise `rules` and `outputs` take effect now;
+// keys that need a restart are named in the `config_loaded` record.
+void reload_config(const std::string& path, Config& cfg, std::mutex& outputs_mu,
+                   std::unique_ptr<Outputs>& outputs,
+                   const std::function<bool(json::Object)>& push_record, RecordQueue& queue) {
+  auto next = load_config(path);
+  json::Object r;
+  if (!next) {
+    std::fprintf(stderr, "shauditd: configuration not reloaded, the running one stays: %s\n",
+                 next.message().c_str());
+    r["type"] = "config_error";
+    r["error"] = next.message();
+    queue.push(std::move(r));
+    return;
+  }
+  json::Array restart;
+  auto differs = [&](const char* key, bool d) {
+    if (d) restart.emplace_back(key);
+  };
+  const Config& n = *next;
+  differs("socket", n.socket != cfg.socket);
+  differs("socket_mode", n.socket_mode != cfg.socket_mode);
+  differs("socket_group", n.socket_group != cfg.socket_group);
+  differs("control_socket", n.control_socket != cfg.control_socket);
+  differs("log", n.log != cfg.log);
+  differs("signing_key", n.signing_key != cfg.signing_key);
+  differs("bpf", n.bpf != cfg.bpf);
+  differs("bpf_ringbuf_kib", n.bpf_ringbuf_kib != cfg.bpf_ringbuf_kib);
+  differs("seal_interval_ms", n.seal_interval_ms != cfg.seal_interval_ms);
+  differs("seal_every", n.seal_every != cfg.seal_every);
+  differs("queue_capacity", n.queue_capacity != cfg.queue_capacity);
+  differs("max_clients", n.max_clients != cfg.max_clients);
+  differs("shutdown_timeout_ms", n.shutdown_timeout_ms != cfg.shutdown_timeout_ms);
+  differs("crosscheck_window_ms", n.crosscheck_window_ms != cfg.crosscheck_window_ms);
+  differs("receiver_batch_us", n.receiver_batch_us != cfg.receiver_batch_us);
+  differs("client_queue_quota", n.client_queue_quota != cfg.client_queue_quota);
+  differs("unhooked_allowlist", n.unhooked_allowlist != cfg.unhooked_allowlist);
+  differs("redact_patterns", n.redact_patterns != cfg.redact_patterns);
+  differs("state_dir", n.state_dir != cfg.state_dir);
+  r["type"] = "config_loaded";
+  r["restart_needed"] = std::move(restart);
+  cfg.rules = n.rules;
+  if (n.outputs != cfg.outputs) {
+    // The old outputs' threads stop first, outside the lock (one may be waiting to push a
+    // record into a full queue that only the writer drains); the writer keeps appending to
+    // their spools meanwhile. Then, under the lock, the new outputs open the same spools: no
+    // line is offered to neither, and undelivered lines carry over.
+    Outputs* old = nullptr;
+    {
+      std::lock_guard lk(outputs_mu);
+      old = outputs.get();
+    }
+    if (old) old->stop(0);
+    std::lock_guard lk(outputs_mu);
+    outputs.reset();
+    Config c = cfg;
+    c.outputs = n.outputs;
+    auto made = Outputs::make(c, hostname(), push_record);
+    if (made) {
+      cfg.outputs = n.outputs;
+      r["outputs"] = static_cast<int64_t>(n.outputs.size());
+    } else {
+      std::fprintf(stderr, "shauditd: outputs not reloaded, the previous ones stay: %s\n",
+                   made.message().c_str());
+      r["outputs_error"] = made.message();
+      made = Outputs::make(cfg, hostname(), push_record);
+    }
+    if (made) {
+      outputs = std::move(*made);
+      outputs->start();
+    }
+  }
+  queue.push(std::move(r));
 }
 
 }  // namespace
@@ -335,17 +413,31 @@ int main(int argc, char** argv) {
 
   RecordQueue queue(cfg.queue_capacity);
   // Outputs before the log: the start record is offered to them too.
-  auto outputs = Outputs::make(cfg, hostname(), [&queue](json::Object r) { return queue.push(std::move(r)); });
-  if (!outputs) {
-    std::fprintf(stderr, "shauditd: %s\n", outputs.message().c_str());
-    return 1;
+  // The outputs, replaceable at SIGHUP: the writer offers each line under the slot's lock.
+  auto push_record = [&queue](json::Object r) { return queue.push(std::move(r)); };
+  struct OutputsSlot {
+    std::mutex mu;
+    std::unique_ptr<Outputs> cur;
+  } slot;
+  {
+    auto outputs = Outputs::make(cfg, hostname(), push_record);
+    if (!outputs) {
+      std::fprintf(stderr, "shauditd: %s\n", outputs.message().c_str());
+      return 1;
+    }
+    slot.cur = std::move(*outputs);
   }
-  Outputs* outs = outputs->get();
+  auto output_stats = [&slot] {
+    std::lock_guard lk(slot.mu);
+    return slot.cur ? slot.cur->stats() : json::Array{};
+  };
 
   (void)make_parent_dirs(cfg.log, 0700);  // a failure shows when the log is opened
   WriterOptions wo;
-  if (!outs->empty())
-    wo.on_written = [outs](std::string_view line, const json::Object& rec) { outs->offer(line, rec); };
+  wo.on_written = [&slot](std::string_view line, const json::Object& rec) {
+    std::lock_guard lk(slot.mu);
+    if (slot.cur) slot.cur->offer(line, rec);
+  };
   wo.path = cfg.log;
   wo.key = &*key;
   wo.seal_every = cfg.seal_every;
@@ -368,7 +460,7 @@ int main(int argc, char** argv) {
   Receiver receiver(cfg, stats, sessions, queue, collector.get());
   event_sink = &receiver;
   stats.bpf_on.store(collector != nullptr);
-  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg, *outs); });
+  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg, output_stats()); });
   Result<void> lr = control.listen();
   if (lr) lr = receiver.listen();
   if (!lr) {
@@ -396,9 +488,9 @@ int main(int argc, char** argv) {
     loaded["files"] = std::move(files);
     queue.push(std::move(loaded));
   }
-  WriterLoop loop(**writer, queue, stats, cfg.rules.empty() ? nullptr : &alerter);
+  WriterLoop loop(**writer, queue, stats, &alerter);  // no rules loaded: no alerts
   bool writer_ok = true;
-  outs->start();
+  slot.cur->start();
   std::thread writer_thread([&] { writer_ok = loop.run(); });
   std::thread receiver_thread([&] { receiver.run(); });
   std::thread control_thread([&] { control.run(); });
@@ -410,7 +502,9 @@ int main(int argc, char** argv) {
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       loop.request_rotate();
-      if (!cfg.rules.empty()) {
+      bool had_rules = !cfg.rules.empty();
+      if (!config_path.empty()) reload_config(config_path, cfg, slot.mu, slot.cur, push_record, queue);
+      if (had_rules || !cfg.rules.empty()) {
         // Rules are reloaded too; a set that fails to load keeps the old one running.
         auto n = alerter.load(cfg.rules);
         json::Object r;
@@ -454,7 +548,10 @@ int main(int argc, char** argv) {
   done.store(true);
   watchdog.join();
   // What the outputs have not delivered within a short drain stays in their spools.
-  outs->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
+  {
+    std::lock_guard lk(slot.mu);
+    slot.cur->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
+  }
   if (!writer_ok) {
     std::fprintf(stderr,
                  "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",

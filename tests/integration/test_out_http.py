@@ -269,3 +269,73 @@ def test_bad_output_config_is_a_clear_error(daemon_factory):
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "unknown type 'kafka'" in p.stderr and "e.yaml:" in p.stderr
+
+
+def test_sighup_reloads_outputs_and_rules_and_keeps_a_broken_config_out(daemon_factory, recv, rules):
+    import signal
+    other = Receiver()
+    try:
+        d = daemon_factory(outputs=[{"name": "a", "type": "webhook", "url": recv.url("/a"),
+                                     "events": "records", "seals": False, "batch_wait_ms": 0}]).start()
+        emit(d.socket, "line", "before-reload")
+        recv.wait(lambda rs: any(b"before-reload" in b for _, _, b in rs))
+        # New config: the output points elsewhere, a rule set appears, the socket would move.
+        d.config["outputs"] = json.dumps([{"name": "a", "type": "webhook", "url": other.url("/b"),
+                                           "events": "records", "seals": False, "batch_wait_ms": 0}])
+        d.config["rules"] = json.dumps([str(rules)])
+        d.config["seal_every"] = "5000"
+        d.write_config()
+        d.proc.send_signal(signal.SIGHUP)
+        loaded = d.wait_for(lambda rs: any(r["type"] == "config_loaded" for r in rs))
+        rec = next(r for r in loaded if r["type"] == "config_loaded")
+        assert rec["restart_needed"] == ["seal_every"]
+        assert rec["outputs"] == 1
+        d.wait_for(lambda rs: any(r["type"] == "rules_loaded" for r in rs))
+        emit(d.socket, "line", "cat /etc/shadow # after-reload")
+        got = other.wait(lambda rs: any(b"after-reload" in b and b'"type":"alert"' in b for _, _, b in rs))
+        assert all(p == "/b" for p, _, _ in got)
+        assert not any(b"after-reload" in b for _, _, b in recv.requests)
+        # A broken file changes nothing: a config_error record, and the outputs keep working.
+        d.config_path.write_text(d.config_path.read_text() + "outputs_typo: 1\n")
+        d.proc.send_signal(signal.SIGHUP)
+        errs = d.wait_for(lambda rs: any(r["type"] == "config_error" for r in rs))
+        err = next(r for r in errs if r["type"] == "config_error")
+        assert "unknown key 'outputs_typo'" in err["error"]
+        emit(d.socket, "line", "after-broken-reload")
+        other.wait(lambda rs: any(b"after-broken-reload" in b for _, _, b in rs))
+        assert "configuration not reloaded" in d.stderr()
+        assert d.stop() == 0
+    finally:
+        other.close()
+
+
+def test_https_verifies_the_certificate_by_default(daemon_factory, tmp_path):
+    """TLS verification is on: a server whose certificate is not trusted gets nothing (the
+    records stay spooled, the error is in stats); with its CA as ca_file they are delivered."""
+    ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
+    ossl = ["openssl"]
+    subprocess.run(ossl + ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+                           "-days", "2", "-subj", "/CN=shaudit test CA"], check=True, capture_output=True)
+    subprocess.run(ossl + ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                           "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(ossl + ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                           "-out", cert, "-days", "2", "-extfile", ext], check=True, capture_output=True)
+    srv = Receiver(tls=(str(cert), str(key)))
+    try:
+        base = {"type": "webhook", "url": srv.url("/"), "events": "records", "seals": False,
+                "batch_wait_ms": 0, "retry_max_ms": 200}
+        d = daemon_factory(outputs=[dict(base, name="untrusted"), dict(base, name="trusted", ca_file=str(ca))]).start()
+        emit(d.socket, "line", "over-tls")
+        srv.wait(lambda rs: any(b"over-tls" in b for _, _, b in rs))
+        time.sleep(0.5)
+        s = stats(d)
+        assert s["trusted"]["delivered"] >= 1 and s["trusted"]["pending"] == 0
+        assert s["untrusted"]["delivered"] == 0 and s["untrusted"]["pending"] >= 1
+        assert "SSL" in s["untrusted"]["last_error"] or "certificate" in s["untrusted"]["last_error"]
+        # Only the trusted output's requests arrived.
+        assert sum(b.count(b"over-tls") for _, _, b in srv.requests) == 1
+        assert d.stop() == 0
+    finally:
+        srv.close()

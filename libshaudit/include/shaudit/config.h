@@ -41,6 +41,7 @@ struct OutputConfig {
   uint64_t batch_wait_ms = 10;   // wait this long for more records before a partial batch
   uint64_t retry_max_ms = 60000; // back-off ceiling between retries
   uint64_t spool_max_mib = 64;   // disk spool bound (remote outputs)
+  bool operator==(const OutputConfig&) const = default;
 };
 
 bool output_is_remote(OutputType t);  // everything but file and stdout: spooled, acknowledged
