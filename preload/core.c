@@ -52,7 +52,8 @@ static struct {
   dev_t sock_dev;            /* identity of our socket: a dup2 over it is detected */
   ino_t sock_ino;
   uint64_t seq;              /* last report number (owner only) */
-  int64_t next_connect_ns;   /* no reconnect attempts before this */
+  int64_t next_connect_ns;   /* no reconnect attempts before this ... */
+  ino_t failed_ino;          /* ... unless the socket file is no longer this one (0: none) */
   char socket_path[sizeof(((struct sockaddr_un*)0)->sun_path)];
   char session[128];
   /* typed commands */
@@ -194,11 +195,20 @@ static int owner_fd(void) {
    * what is now the program's descriptor. */
   if (fd >= 0) __atomic_compare_exchange_n(&S.fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
   int64_t now = mono_ns();
-  if (now < __atomic_load_n(&S.next_connect_ns, __ATOMIC_RELAXED)) return -1;
+  if (now < __atomic_load_n(&S.next_connect_ns, __ATOMIC_RELAXED)) {
+    /* Within the pause after a failed connect, retry at once only when a daemon (re)started
+     * meanwhile: the socket file is back, as a new file. One stat(2). */
+    struct stat st;
+    if (stat(S.socket_path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        st.st_ino == __atomic_load_n(&S.failed_ino, __ATOMIC_RELAXED))
+      return -1;
+  }
   dev_t dev;
   ino_t ino;
   int nfd = connect_new(&dev, &ino);
   if (nfd < 0) {
+    struct stat st;
+    __atomic_store_n(&S.failed_ino, stat(S.socket_path, &st) == 0 ? st.st_ino : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&S.next_connect_ns, now + SA_RETRY_NS, __ATOMIC_RELAXED);
     return -1;
   }
@@ -561,6 +571,20 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   }
 
   send_hello();
+}
+
+SA_HIDDEN void sa_fini(void) {
+  if (!S.enabled || !is_owner() || S.backlog_len == 0) return;
+  int held = send_turn_take();
+  __atomic_store_n(&S.next_connect_ns, 0, __ATOMIC_RELAXED);
+  int fd = owner_fd();
+  if (fd >= 0 && backlog_flush(fd) != 0 && S.backlog_len > 0) {
+    /* The daemon went away (restart) since the socket connected: try a fresh one once. */
+    drop_owner_fd(fd);
+    fd = owner_fd();
+    if (fd >= 0) backlog_flush(fd);
+  }
+  send_turn_give(held);
 }
 
 SA_HIDDEN int sa_enabled(void) { return S.enabled; }

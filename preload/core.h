@@ -19,6 +19,8 @@ enum sa_shell { SA_SHELL_NONE = 0, SA_SHELL_BASH = 1, SA_SHELL_ZSH = 2, SA_SHELL
 
 /* Initialises the core (constructor). argv/envp as given to ELF constructors. */
 void sa_init(int argc, char** argv, char** envp);
+/* At exit: one more non-blocking attempt to deliver the backlog, whatever the retry pause. */
+void sa_fini(void);
 int sa_enabled(void);
 int sa_shell_kind(void);
 

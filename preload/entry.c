@@ -61,6 +61,14 @@ __attribute__((constructor)) static void shaudit_preload_init(int argc, char** a
   errno = saved;
 }
 
+/* At exit (exit(3), the shell's `exit`): one last try to deliver what the daemon has not taken
+ * yet, so lines typed while shauditd was away are not lost with the process. Never blocks. */
+__attribute__((destructor)) static void shaudit_preload_fini(void) {
+  int saved = errno;
+  sa_fini();
+  errno = saved;
+}
+
 /* ------------------------------------------------------------------ exec family */
 
 EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {

@@ -194,35 +194,44 @@ def test_retry_after_is_honoured_and_4xx_is_not_retried(daemon_factory, recv):
 
 
 def test_outage_and_restart_lose_nothing(daemon_factory, recv, tmp_path):
-    """The receiver is down while 1,000 commands are sent and shauditd restarts once; when it
-    comes back all 1,000 arrive, in order, none twice after dedupe by id."""
+    """The receiver is down while 1,000 commands are typed (into dash on a pty) and shauditd
+    is restarted once (some lines typed while it is down); when the receiver comes back all
+    1,000 arrive, in order, none twice after dedupe by id."""
+    from test_capture import start_shell
     port = recv.port
     recv.close()  # down
     out = {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{port}/", "events": "records",
            "seals": False, "retry_max_ms": 300, "batch_max": 50}
     d = daemon_factory(outputs=[out]).start()
-    texts = [f"outage-cmd-{i:04d}" for i in range(1000)]
-    c = d.connect()
-    for i, t in enumerate(texts[:500]):
-        c.send(wire.line(i + 1, t))
-    d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 500, timeout=30)
-    assert d.stop() == 0
-    assert stats_after_restart_ok(d)
-    d.start()
-    c = d.connect()
-    for i, t in enumerate(texts[500:]):
-        c.send(wire.line(i + 1, t))
-    d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 1000, timeout=30)
+    work = tmp_path / "w"
+    work.mkdir()
+    texts = [f": outage-cmd-{i:04d}" for i in range(1000)]
+    sh = start_shell(d, "dash", work)
+    try:
+        for t in texts[:500]:
+            sh.line(t, delay=0)
+        d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 500, timeout=30)
+        assert d.stop() == 0
+        assert stats_after_restart_ok(d)
+        for t in texts[500:750]:  # shauditd is down: the interposer holds these
+            sh.line(t, delay=0)
+        d.start()
+        for t in texts[750:]:
+            sh.line(t, delay=0)
+    finally:
+        sh.exit()
+    d.wait_for(lambda rs: sum(r["type"] == "command" and r["text"].startswith(": outage-cmd-")
+                              for r in rs) >= 1000, timeout=30)
     recv2 = Receiver(port)  # back
     try:
-        recv2.wait(lambda rs: sum(b.count(b"outage-cmd-") for _, _, b in rs) >= 1000, timeout=60)
+        recv2.wait(lambda rs: sum(b.count(b": outage-cmd-") for _, _, b in rs) >= 1000, timeout=60)
         seen, got = set(), []
         for batch in recv2.bodies():
             for it in batch:
                 if it["id"] in seen:
                     continue
                 seen.add(it["id"])
-                if it["record"]["type"] == "command":
+                if it["record"]["type"] == "command" and it["record"]["text"] != "exit":
                     got.append(it["record"]["text"])
         assert got == texts
     finally:
