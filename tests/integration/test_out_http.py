@@ -348,3 +348,31 @@ def test_https_verifies_the_certificate_by_default(daemon_factory, tmp_path):
         assert d.stop() == 0
     finally:
         srv.close()
+
+
+def test_minimum_priority_and_enabled_per_output(daemon_factory, recv, rules):
+    other = Receiver()
+    try:
+        base = {"type": "webhook", "seals": False, "batch_wait_ms": 0}
+        d = daemon_factory(rules=[str(rules)], outputs=[
+            dict(base, name="warn", url=recv.url("/warn"), minimum_priority="warning"),
+            dict(base, name="crit", url=other.url("/crit"), minimum_priority="critical"),
+            dict(base, name="off", url=other.url("/off"), enabled=False),
+            # Every record at Informational or above: commands yes, seals/start (Debug) no.
+            dict(base, name="info", url=other.url("/info"), events="records", minimum_priority="informational"),
+        ]).start()
+        emit(d.socket, "line", "cat /etc/shadow")  # fires the Warning rule
+        recv.wait(lambda rs: len(rs) >= 1)
+        other.wait(lambda rs: any(p == "/info" and b"cat /etc/shadow" in b and b'"type":"alert"' in b
+                                  for p, _, b in rs))
+        time.sleep(0.5)
+        assert [json.loads(b)[0]["record"]["rule"] for _, _, b in recv.requests] == ["Read shadow"]
+        paths = {p for p, _, _ in other.requests}
+        assert paths == {"/info"}  # nothing for "crit" (Warning < Critical) or the disabled one
+        types = [it["record"]["type"] for _, _, b in other.requests for it in json.loads(b)]
+        assert "command" in types and "alert" in types
+        assert "start" not in types and "seal" not in types
+        assert set(stats(d)) == {"warn", "crit", "info"}
+        assert d.stop() == 0
+    finally:
+        other.close()
