@@ -376,3 +376,32 @@ def test_minimum_priority_and_enabled_per_output(daemon_factory, recv, rules):
         assert d.stop() == 0
     finally:
         other.close()
+
+
+def test_a_destination_that_never_answers_times_out_and_is_retried(daemon_factory):
+    import socket as so
+    lst = so.socket(so.AF_INET, so.SOCK_STREAM)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)  # accepts (the kernel does) but never answers
+    port = lst.getsockname()[1]
+    try:
+        d = daemon_factory(outputs=[{"name": "slow", "type": "webhook", "url": f"http://127.0.0.1:{port}/",
+                                     "events": "records", "seals": False, "timeout_ms": 300,
+                                     "batch_wait_ms": 0}]).start()
+        t0 = time.monotonic()
+        emit(d.socket, "line", "nobody-answers")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            s = stats(d)["slow"]
+            if s["retries"] >= 2:
+                break
+            time.sleep(0.05)
+        assert s["retries"] >= 2 and s["delivered"] == 0 and s["pending"] >= 1
+        assert "Timeout was reached" in s["last_error"] or "timed out" in s["last_error"], s["last_error"]
+        assert time.monotonic() - t0 < 5
+        # A stop does not hang on it: the drain is bounded.
+        t1 = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t1 < 5
+    finally:
+        lst.close()
