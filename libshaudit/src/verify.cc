@@ -42,17 +42,18 @@ SealCheck check_seal(const json::Object& o, const std::vector<crypto::VerifyKey>
   return SealCheck::kOk;
 }
 
-// Calls f(line) for every line of the file, a last line without a newline included, until f
-// returns false. False with err set when the file cannot be read.
+// Calls f(line) for every line of the file until f returns false. A last line without a
+// newline goes to *tail when tail is given, else to f too. False with err set when the file
+// cannot be read.
 template <class F>
-bool for_each_line(const std::string& path, std::string& err, F f) {
+bool for_each_line(const std::string& path, std::string& err, F f, std::string* tail = nullptr) {
   internal::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     err = fmt::format("{}: {}", path, std::strerror(errno));
     return false;
   }
   std::string carry;
-  char chunk[1 << 16];
+  static thread_local char chunk[1 << 20];
   while (true) {
     ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
@@ -69,13 +70,22 @@ bool for_each_line(const std::string& path, std::string& err, F f) {
         carry.append(data.substr(start));
         break;
       }
-      carry.append(data.substr(start, nl - start));
-      if (!f(std::string_view(carry))) return true;
-      carry.clear();
+      bool more;
+      if (carry.empty()) {  // the common case: the whole line is in this chunk, no copy
+        more = f(data.substr(start, nl - start));
+      } else {
+        carry.append(data.substr(start, nl - start));
+        more = f(std::string_view(carry));
+        carry.clear();
+      }
+      if (!more) return true;
       start = nl + 1;
     }
   }
-  if (!carry.empty()) f(std::string_view(carry));
+  if (tail)
+    *tail = std::move(carry);
+  else if (!carry.empty())
+    f(std::string_view(carry));
   return true;
 }
 
@@ -260,34 +270,12 @@ class Verifier {
     if (!fd) return fail(std::nullopt, fmt::format("{}: {}", path, std::strerror(errno)));
     line_no_ = 0;
     first_in_file_ = true;
-    std::string buf;
-    std::string carry;
-    char chunk[1 << 20];
-    while (true) {
-      ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail(std::nullopt, fmt::format("{}: {}", path, std::strerror(errno)));
-      if (n == 0) break;
-      std::string_view data(chunk, static_cast<size_t>(n));
-      size_t start = 0;
-      while (true) {
-        size_t nl = data.find('\n', start);
-        if (nl == std::string_view::npos) {
-          carry.append(data.substr(start));
-          break;
-        }
-        bool good;
-        if (carry.empty()) {
-          good = line(data.substr(start, nl - start));
-        } else {
-          carry.append(data.substr(start, nl - start));
-          good = line(carry);
-          carry.clear();
-        }
-        if (!good) return false;
-        start = nl + 1;
-      }
-    }
+    std::string err, carry;
+    bool good = true;
+    if (!for_each_line(
+            path, err, [&](std::string_view l) { return good = line(l); }, &carry))
+      return fail(std::nullopt, err);
+    if (!good) return false;
     if (!carry.empty())
       return fail(seq_ + 1, fmt::format("{}: line {} is cut short (no newline at the end of the "
                                         "file): the record after seq {} is incomplete",
