@@ -89,6 +89,13 @@ void ControlServer::serve_one() {
     if (w <= 0) break;
     off += static_cast<size_t>(w);
   }
+  if (reserve_fd_ < 0 && ::dup3(wake_fd_, fd, O_CLOEXEC) == fd) {
+    // The reserve was used: keep this descriptor number as the new one, swapped in place (the
+    // connection is closed by the same call), so no other thread can take the free slot
+    // between a close and an open and leave the next operator unanswered.
+    reserve_fd_ = fd;
+    return;
+  }
   ::close(fd);
   if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
