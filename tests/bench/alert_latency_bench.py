@@ -36,19 +36,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.insert(0, str(HERE))
+from interposer_bench import quantile  # noqa: E402
 
 TAG_RE = re.compile(r"lat-(\d{4}|warm)\b")
 RULE = "Read shadow or private keys"
-
-
-def quantile(xs, q):
-    xs = sorted(xs)
-    if len(xs) == 1:
-        return xs[0]
-    pos = q * (len(xs) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def iso_to_ns(s):
