@@ -391,7 +391,7 @@ static void sa_bash_install(void);
 
 /* ------------------------------------------------------------------ init */
 
-static char S_exe[PATH_MAX]; /* /proc/self/exe, read once in sa_init */
+static char S_exe[PATH_MAX]; /* /proc/self/exe, read in sa_init for shells (else empty) */
 
 /* A non-interactive shell (sh -c CMD, a script; ssh host CMD) names its own argv in its
  * hello: its parent (sshd, cron, a program without the interposer) may not have reported it. */
@@ -406,7 +406,7 @@ static size_t hello_size(void) {
 /* HELLO: who this process is (its executable, claimed session, shell and terminal). */
 static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
   msg_begin(m, stack, cap, hello_size(), SHAUDIT_MSG_HELLO);
-  msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
+  if (S_exe[0]) msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
   if (S.session[0]) msg_add_str(m, SHAUDIT_F_SESSION, S.session);
   uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
                 (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
@@ -553,10 +553,22 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.enabled = 1;
   pthread_atfork(NULL, NULL, after_fork_child);
 
-  char* exe = S_exe;
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof S_exe - 1);
-  exe[n > 0 ? n : 0] = 0;
-  S.shell = detect_shell(exe);
+  /* The shell check goes by the name the program was started under; /proc/self/exe (the
+   * process's first /proc lookup, ~9 µs) is read only for a shell, or for a program started
+   * through a symlink (/bin/sh -> dash), to name it. Other programs' hellos carry no exe:
+   * nothing records it for them, and the kernel side knows the file anyway. */
+  const char* execfn = (const char*)getauxval(AT_EXECFN);
+  S.shell = detect_shell(execfn ? execfn : "");
+  struct stat lst;
+  if (S.shell == SA_SHELL_NONE && execfn && lstat(execfn, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
+    S_exe[n > 0 ? n : 0] = 0;
+    S.shell = detect_shell(S_exe);
+  }
+  if (S.shell != SA_SHELL_NONE && !S_exe[0]) {
+    ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
+    S_exe[n > 0 ? n : 0] = 0;
+  }
   if (S.shell != SA_SHELL_NONE) {
     int has_c = 0, has_file = 0;
     for (int i = 1; i < argc && argv; ++i) {
