@@ -19,8 +19,8 @@ FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-20}
 echo "== fuzz build (clang, libFuzzer + ASan/UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSHAUDIT_FUZZ=ON -DSHAUDIT_TESTS=OFF >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz
-for t in wire_fuzz log_fuzz rules_fuzz; do
+cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz outputs_fuzz
+for t in wire_fuzz log_fuzz rules_fuzz outputs_fuzz; do
   corpus=$(mktemp -d)
   cp libshaudit/fuzz/corpus/${t%_fuzz}/* "$corpus"/
   echo "== fuzz $t for ${FUZZ_SECONDS}s"
