@@ -1,5 +1,6 @@
-"""A session flooding through the C API (100,000 lines) cannot delay another session's alert beyond the bound set by
-`client_queue_quota` (records one reporter connection may have waiting in the queue)."""
+"""A session flooding through the C API (100,000 lines) cannot delay another session's alert
+beyond the bound set by `client_queue_quota` (records one reporter connection may have waiting
+in the queue)."""
 import threading
 from pathlib import Path
 import time
