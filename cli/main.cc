@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sessions.h"
 #include "shaudit/config.h"
 #include "shaudit/crypto.h"
 #include "shaudit/json.h"
@@ -22,7 +23,6 @@
 #include "shaudit/rules.h"
 #include "shaudit/shaudit.h"
 #include "shaudit/verify.h"
-#include "sessions.h"
 #include "text.h"
 
 using namespace shaudit;
@@ -118,11 +118,11 @@ int cmd_verify(const std::vector<std::string>& args) {
     return 1;
   }
   if (opts.allow_open && rep.unsealed > 0)
-    std::printf("OK: %llu records, %llu seals; chain intact; %llu records after the last seal are "
-                "not yet sealed\n",
-                static_cast<unsigned long long>(rep.records),
-                static_cast<unsigned long long>(rep.seals),
-                static_cast<unsigned long long>(rep.unsealed));
+    std::printf(
+        "OK: %llu records, %llu seals; chain intact; %llu records after the last seal are "
+        "not yet sealed\n",
+        static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.seals),
+        static_cast<unsigned long long>(rep.unsealed));
   else
     std::printf("OK: %llu records, %llu seals; chain intact%s\n",
                 static_cast<unsigned long long>(rep.records),
@@ -166,11 +166,15 @@ std::string detail(const json::Object& o, const std::string& type) {
   if (type == "seal")
     return fmt::format("seal ({}) over {} records from seq {}, key {}", str("reason"),
                        num("records"), num("first_seq"), str("key_id"));
-  if (type == "rotate") return fmt::format("continues the chain from seq {} of the previous file", num("prev_seq"));
+  if (type == "rotate")
+    return fmt::format("continues the chain from seq {} of the previous file", num("prev_seq"));
   if (type == "loss")
-    return fmt::format("{} report(s) lost from pid {} ({})", num("missing"), num("pid"), str("cause"));
-  if (type == "key_change") return fmt::format("signing key {} -> {}", str("old_key_id"), str("new_key_id"));
-  if (type == "log_error") return fmt::format("log write failed from {}: {}", str("since"), str("error"));
+    return fmt::format("{} report(s) lost from pid {} ({})", num("missing"), num("pid"),
+                       str("cause"));
+  if (type == "key_change")
+    return fmt::format("signing key {} -> {}", str("old_key_id"), str("new_key_id"));
+  if (type == "log_error")
+    return fmt::format("log write failed from {}: {}", str("since"), str("error"));
   if (type == "alert") return fmt::format("[{}] {}", str("rule"), str("output"));
   return {};
 }
@@ -199,7 +203,8 @@ struct ShowFilter {
   }
 };
 
-void show_line(const std::string& line, const ShowFilter& f, const std::string& path, size_t lineno) {
+void show_line(const std::string& line, const ShowFilter& f, const std::string& path,
+               size_t lineno) {
   auto v = json::parse(line);
   if (!v || !v->is_object()) {
     std::fprintf(stderr, "shaudit: %s line %zu: not a record: %s\n", path.c_str(), lineno,
@@ -366,7 +371,8 @@ int cmd_stats(const std::vector<std::string>& args) {
   int recv_errno = n < 0 ? errno : 0;
   ::close(fd);
   if (reply.empty() && recv_errno == EAGAIN) {
-    std::fprintf(stderr, "shaudit: stats: shauditd at %s did not answer within 5 s\n", path.c_str());
+    std::fprintf(stderr, "shaudit: stats: shauditd at %s did not answer within 5 s\n",
+                 path.c_str());
     return 1;
   }
   if (reply.empty() && send_errno != 0) {
@@ -393,7 +399,8 @@ int cmd_stats(const std::vector<std::string>& args) {
                 val.is_string() ? val.as_string().c_str() : json::encode(val).c_str());
   }
   // One line per output: what it delivered, holds, gave up on.
-  if (auto it = v->as_object().find("outputs"); it != v->as_object().end() && it->second.is_array()) {
+  if (auto it = v->as_object().find("outputs");
+      it != v->as_object().end() && it->second.is_array()) {
     for (const auto& o : it->second.as_array()) {
       if (!o.is_object()) continue;
       const auto& m = o.as_object();
@@ -404,12 +411,14 @@ int cmd_stats(const std::vector<std::string>& args) {
       const std::string* name = json::get_string(m, "name");
       const std::string* type = json::get_string(m, "type");
       const std::string* err = json::get_string(m, "last_error");
-      std::printf("output %s (%s): delivered %lld, pending %lld, failed %lld, retries %lld, overflowed %lld%s%s\n",
-                  name ? name->c_str() : "?", type ? type->c_str() : "?",
-                  static_cast<long long>(num("delivered")), static_cast<long long>(num("pending")),
-                  static_cast<long long>(num("failed")), static_cast<long long>(num("retries")),
-                  static_cast<long long>(num("overflowed")), err && !err->empty() ? "; last error: " : "",
-                  err ? err->c_str() : "");
+      std::printf(
+          "output %s (%s): delivered %lld, pending %lld, failed %lld, retries %lld, overflowed "
+          "%lld%s%s\n",
+          name ? name->c_str() : "?", type ? type->c_str() : "?",
+          static_cast<long long>(num("delivered")), static_cast<long long>(num("pending")),
+          static_cast<long long>(num("failed")), static_cast<long long>(num("retries")),
+          static_cast<long long>(num("overflowed")), err && !err->empty() ? "; last error: " : "",
+          err ? err->c_str() : "");
     }
   }
   return 0;

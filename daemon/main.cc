@@ -17,16 +17,16 @@
 #include <thread>
 
 #include "alerts.h"
-#include "outputs.h"
 #include "collector_fwd.h"
 #include "control.h"
+#include "outputs.h"
 #include "receiver.h"
 #include "sessions.h"
-#include "sockets.h"
 #include "shaudit/config.h"
 #include "shaudit/crypto.h"
 #include "shaudit/log_writer.h"
 #include "shaudit/record.h"
+#include "sockets.h"
 #include "stats.h"
 
 using namespace shaudit;
@@ -96,7 +96,8 @@ class WriterLoop {
       auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3600);
       if (deadline != INT64_MAX) {
         int64_t wait = deadline - record::now_ns();
-        until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(wait, 0));
+        until =
+            std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(wait, 0));
       }
       if (batch.empty()) q_.pop_all(batch, until);
       while (!batch.empty()) {
@@ -372,7 +373,8 @@ int main(int argc, char** argv) {
   // Before touching anything: a second shauditd on the same config must not append its
   // start record and closing seal into the log the running one writes (that breaks the
   // chain), nor clear its session table.
-  for (auto [path, type] : {std::pair{cfg.socket, SOCK_SEQPACKET}, std::pair{cfg.control_socket, SOCK_STREAM}})
+  for (auto [path, type] :
+       {std::pair{cfg.socket, SOCK_SEQPACKET}, std::pair{cfg.control_socket, SOCK_STREAM}})
     if (socket_is_live(path, type)) {
       std::fprintf(stderr, "shauditd: another shauditd is listening on %s\n", path.c_str());
       return 1;
@@ -460,7 +462,8 @@ int main(int argc, char** argv) {
   Receiver receiver(cfg, stats, sessions, queue, collector.get());
   event_sink = &receiver;
   stats.bpf_on.store(collector != nullptr);
-  ControlServer control(cfg.control_socket, [&] { return stats_json(stats, queue, cfg, output_stats()); });
+  ControlServer control(cfg.control_socket,
+                        [&] { return stats_json(stats, queue, cfg, output_stats()); });
   Result<void> lr = control.listen();
   if (lr) lr = receiver.listen();
   if (!lr) {
@@ -503,7 +506,8 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       loop.request_rotate();
       bool had_rules = !cfg.rules.empty();
-      if (!config_path.empty()) reload_config(config_path, cfg, slot.mu, slot.cur, push_record, queue);
+      if (!config_path.empty())
+        reload_config(config_path, cfg, slot.mu, slot.cur, push_record, queue);
       if (had_rules || !cfg.rules.empty()) {
         // Rules are reloaded too; a set that fails to load keeps the old one running.
         auto n = alerter.load(cfg.rules);
@@ -529,7 +533,8 @@ int main(int argc, char** argv) {
   control.stop();
   control_thread.join();
   control.remove_socket();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_timeout_ms);
   // The watchdog runs from here on: a receiver blocked on a full queue (the writer stuck on
   // a full disk) must not keep the daemon from exiting. At the deadline it gives up on the
   // writer and closes the queue, which also releases a receiver waiting to push.
@@ -553,9 +558,10 @@ int main(int argc, char** argv) {
     slot.cur->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
   }
   if (!writer_ok) {
-    std::fprintf(stderr,
-                 "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",
-                 queue.depth() + loop.unwritten(), stats.error().c_str());
+    std::fprintf(
+        stderr,
+        "shauditd: exiting with %zu accepted record(s) not written and no closing seal: %s\n",
+        queue.depth() + loop.unwritten(), stats.error().c_str());
     return 1;
   }
   std::fprintf(stderr, "shauditd: stopped on signal %d after %llu records; log sealed\n", sig,

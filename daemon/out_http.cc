@@ -57,7 +57,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (h.size() > kName.size() && strncasecmp(h.data(), kName.data(), kName.size()) == 0) {
     std::string_view v = h.substr(kName.size());
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' '))
+      v.remove_suffix(1);
     *retry_after = std::string(v);
   }
   return size * n;
@@ -93,8 +94,8 @@ json::Object as_falco_alert(const json::Object& rec) {
   a["output_fields"] = std::move(fields);
   const std::string* text = json::get_string(rec, "text");
   const int64_t* seq = json::get_int(rec, "seq");
-  a["output"] = fmt::format("shaudit {} record seq {}{}{}", t, seq ? *seq : 0,
-                            text ? ": " : "", text ? *text : "");
+  a["output"] = fmt::format("shaudit {} record seq {}{}{}", t, seq ? *seq : 0, text ? ": " : "",
+                            text ? *text : "");
   a["tags"] = json::Array{json::Value("shaudit"), json::Value(t)};
   return a;
 }
@@ -112,7 +113,8 @@ class HttpSink : public Sink {
 
   size_t max_batch() const override {
     // Slack and Falco take one message / one event per request.
-    return cfg_.type == OutputType::kSlack || cfg_.type == OutputType::kFalcosidekick ? 1 : SIZE_MAX;
+    return cfg_.type == OutputType::kSlack || cfg_.type == OutputType::kFalcosidekick ? 1
+                                                                                      : SIZE_MAX;
   }
 
   Delivery deliver(const std::vector<OutItem>& batch) override {
@@ -125,8 +127,9 @@ class HttpSink : public Sink {
         break;
       case OutputType::kFalcosidekick: {
         const std::string* t = json::get_string(*batch[0].rec, "type");
-        body = t && *t == record::kAlert ? outfmt::falco_json(*batch[0].rec, ctx_.hostname)
-                                         : outfmt::falco_json(as_falco_alert(*batch[0].rec), ctx_.hostname);
+        body = t && *t == record::kAlert
+                   ? outfmt::falco_json(*batch[0].rec, ctx_.hostname)
+                   : outfmt::falco_json(as_falco_alert(*batch[0].rec), ctx_.hostname);
         break;
       }
       case OutputType::kLoki: {
@@ -179,7 +182,8 @@ class HttpSink : public Sink {
       headers = curl_slist_append(headers, ids.c_str());
     }
     headers = curl_slist_append(headers, "Expect:");
-    for (const auto& [k, v] : cfg_.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+    for (const auto& [k, v] : cfg_.headers)
+      headers = curl_slist_append(headers, (k + ": " + v).c_str());
     std::string retry_after, resp;
     curl_easy_setopt(curl_, CURLOPT_URL, cfg_.url.c_str());
     curl_easy_setopt(curl_, CURLOPT_POST, 1L);
@@ -188,7 +192,8 @@ class HttpSink : public Sink {
     curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(cfg_.timeout_ms));
-    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<uint64_t>(cfg_.timeout_ms, 5000)));
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min<uint64_t>(cfg_.timeout_ms, 5000)));
     curl_easy_setopt(curl_, CURLOPT_USERAGENT, "shauditd/" SHAUDIT_VERSION);
     curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
@@ -203,13 +208,15 @@ class HttpSink : public Sink {
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &resp);
     CURLcode rc = curl_easy_perform(curl_);
     curl_slist_free_all(headers);
-    if (rc != CURLE_OK) return Delivery::retry(fmt::format("POST {}: {}", cfg_.url, curl_easy_strerror(rc)));
+    if (rc != CURLE_OK)
+      return Delivery::retry(fmt::format("POST {}: {}", cfg_.url, curl_easy_strerror(rc)));
     long status = 0;
     curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) return Delivery::ok();
-    std::string why = fmt::format("POST {}: HTTP {}{}{}", cfg_.url, status, resp.empty() ? "" : ": ",
-                                  resp.substr(0, 200));
-    if (status == 408 || status == 429 || status >= 500) return Delivery::retry(why, parse_retry_after(retry_after));
+    std::string why = fmt::format("POST {}: HTTP {}{}{}", cfg_.url, status,
+                                  resp.empty() ? "" : ": ", resp.substr(0, 200));
+    if (status == 408 || status == 429 || status >= 500)
+      return Delivery::retry(why, parse_retry_after(retry_after));
     return Delivery::refused(why);
   }
 

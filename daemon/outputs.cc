@@ -37,7 +37,9 @@ class FdSink : public Sink {
     while (done < buf.size()) {
       ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Delivery::retry(fmt::format("{}: write: {}", what_, std::strerror(n < 0 ? errno : ENOSPC)));
+      if (n <= 0)
+        return Delivery::retry(
+            fmt::format("{}: write: {}", what_, std::strerror(n < 0 ? errno : ENOSPC)));
       done += static_cast<size_t>(n);
     }
     return Delivery::ok();
@@ -58,7 +60,8 @@ Result<std::unique_ptr<Sink>> make_sink(const OutputConfig& cfg, const SinkConte
     case OutputType::kFile: {
       int fd = ::open(cfg.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (fd < 0)
-        return make_error(fmt::format("output '{}': cannot open {}: {}", cfg.name, cfg.path, std::strerror(errno)));
+        return make_error(fmt::format("output '{}': cannot open {}: {}", cfg.name, cfg.path,
+                                      std::strerror(errno)));
       return std::unique_ptr<Sink>(std::make_unique<FdSink>(fd, true, cfg.path));
     }
     case OutputType::kSyslog:
@@ -78,8 +81,12 @@ Result<std::unique_ptr<Sink>> make_sink(const OutputConfig& cfg, const SinkConte
 // One configured output: its filter, spool, sink and delivery thread.
 class Output {
  public:
-  Output(OutputConfig cfg, Spool spool, std::unique_ptr<Sink> sink, std::function<bool(json::Object)> push)
-      : cfg_(std::move(cfg)), spool_(std::move(spool)), sink_(std::move(sink)), push_(std::move(push)) {
+  Output(OutputConfig cfg, Spool spool, std::unique_ptr<Sink> sink,
+         std::function<bool(json::Object)> push)
+      : cfg_(std::move(cfg)),
+        spool_(std::move(spool)),
+        sink_(std::move(sink)),
+        push_(std::move(push)) {
     min_ = rules::parse_priority(cfg_.minimum_priority).value_or(rules::Priority::kDebug);
   }
   ~Output() { stop(); }
@@ -163,7 +170,8 @@ class Output {
     const size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
     std::unique_lock lk(mu_);
     for (;;) {
-      if (overflow_started_ || (overflowing_ && spool_.pending_bytes() * 2 < cfg_.spool_max_mib << 20)) {
+      if (overflow_started_ ||
+          (overflowing_ && spool_.pending_bytes() * 2 < cfg_.spool_max_mib << 20)) {
         bool started = overflow_started_;
         overflow_started_ = false;
         if (!started) overflowing_ = false;
@@ -173,8 +181,8 @@ class Output {
         lk.lock();
         continue;
       }
-      if (stopping_ && (spool_.pending() == 0 || Clock::now() >= stop_deadline_ ||
-                        next_try > stop_deadline_))
+      if (stopping_ &&
+          (spool_.pending() == 0 || Clock::now() >= stop_deadline_ || next_try > stop_deadline_))
         break;
       if (spool_.pending() == 0) {
         cv_.wait(lk);
@@ -199,7 +207,8 @@ class Output {
         auto v = json::parse(l);
         recs.push_back(v && v->is_object() ? std::move(v->as_object()) : json::Object{});
       }
-      for (size_t i = 0; i < n; ++i) items.push_back({lines[i], &recs[i], outfmt::record_id(lines[i])});
+      for (size_t i = 0; i < n; ++i)
+        items.push_back({lines[i], &recs[i], outfmt::record_id(lines[i])});
       Delivery d = sink_->deliver(items);
       lk.lock();
       if (d.kind == Delivery::Kind::kOk || d.kind == Delivery::Kind::kRefused) {
@@ -219,7 +228,8 @@ class Output {
         ++retries_;
         last_error_ = d.error;
         // Exponential back-off from 100 ms up to retry_max_ms, or what the destination asked.
-        int64_t ms = std::min<int64_t>(static_cast<int64_t>(cfg_.retry_max_ms), 100LL << std::min(attempts, 16));
+        int64_t ms = std::min<int64_t>(static_cast<int64_t>(cfg_.retry_max_ms),
+                                       100LL << std::min(attempts, 16));
         if (d.retry_after_ms >= 0) ms = std::min<int64_t>(d.retry_after_ms, 3600000);
         ++attempts;
         next_try = Clock::now() + std::chrono::milliseconds(ms);
@@ -234,10 +244,13 @@ class Output {
     a["priority"] = started ? "Critical" : "Error";
     a["output_name"] = cfg_.name;
     a["dropped"] = static_cast<int64_t>(dropped);
-    a["output"] = started ? fmt::format("output '{}' spool is full ({} MiB): records for it are dropped until it drains",
-                                        cfg_.name, cfg_.spool_max_mib)
-                          : fmt::format("output '{}' spool drained; {} record(s) were dropped for it in all",
-                                        cfg_.name, dropped);
+    a["output"] =
+        started
+            ? fmt::format(
+                  "output '{}' spool is full ({} MiB): records for it are dropped until it drains",
+                  cfg_.name, cfg_.spool_max_mib)
+            : fmt::format("output '{}' spool drained; {} record(s) were dropped for it in all",
+                          cfg_.name, dropped);
     a["tags"] = json::Array{json::Value("shaudit"), json::Value("output")};
     return a;
   }
@@ -277,12 +290,15 @@ Result<std::unique_ptr<Outputs>> Outputs::make(const Config& cfg, std::string ho
     if (!sink) return sink.error();
     auto spool = Spool::open(cfg.state_dir + "/spool/" + oc.name, oc.spool_max_mib << 20);
     if (!spool) return make_error(fmt::format("output '{}': {}", oc.name, spool.message()));
-    o->outputs_.push_back(std::make_unique<Output>(oc, std::move(*spool), std::move(*sink), push_record));
+    o->outputs_.push_back(
+        std::make_unique<Output>(oc, std::move(*spool), std::move(*sink), push_record));
   }
   return o;
 }
 
-Outputs::~Outputs() { stop(); }
+Outputs::~Outputs() {
+  stop();
+}
 
 void Outputs::offer(std::string_view line, const json::Object& rec) {
   for (auto& o : outputs_) o->offer(line, rec);

@@ -32,14 +32,16 @@ struct Delivery {
   int64_t retry_after_ms = -1;  // the destination asked for this pause (HTTP Retry-After)
   std::string error;            // why not kOk
   static Delivery ok() { return {}; }
-  static Delivery retry(std::string why, int64_t after_ms = -1) { return {Kind::kRetry, after_ms, std::move(why)}; }
+  static Delivery retry(std::string why, int64_t after_ms = -1) {
+    return {Kind::kRetry, after_ms, std::move(why)};
+  }
   static Delivery refused(std::string why) { return {Kind::kRefused, -1, std::move(why)}; }
 };
 
 struct OutItem {
   std::string_view line;  // the record exactly as in the log
   const json::Object* rec;
-  std::string id;         // stable id of the record (outfmt::record_id)
+  std::string id;  // stable id of the record (outfmt::record_id)
 };
 
 // One destination's transport and payload format.

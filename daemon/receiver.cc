@@ -4,9 +4,9 @@
 #include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,8 +57,9 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     o.redactor = &redactor_;
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
     o.allowlist = cfg.unhooked_allowlist;
-    cc_ = std::make_unique<CrossCheck>(
-        q, stats, std::move(o), [this](pid_t pid, pid_t ppid) { return handler_.command_of(pid, ppid); });
+    cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
+      return handler_.command_of(pid, ppid);
+    });
     handler_.set_kernel_side(cc_.get(), [this](pid_t pid, const std::string& session) {
       (void)collector_->track(pid, CrossCheck::key_of(session));
     });
@@ -116,7 +117,8 @@ Receiver::~Receiver() {
 }
 
 Result<void> Receiver::refuse_if_running() const {
-  for (auto [path, type] : {std::pair{cfg_.socket, SOCK_SEQPACKET}, std::pair{cfg_.control_socket, SOCK_STREAM}})
+  for (auto [path, type] :
+       {std::pair{cfg_.socket, SOCK_SEQPACKET}, std::pair{cfg_.control_socket, SOCK_STREAM}})
     if (socket_is_live(path, type))
       return make_error(fmt::format("another shauditd is listening on {}", path));
   return {};
@@ -125,7 +127,8 @@ Result<void> Receiver::refuse_if_running() const {
 Result<void> Receiver::listen() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (epfd_ < 0 || wake_fd_ < 0) return make_error(fmt::format("epoll/eventfd: {}", std::strerror(errno)));
+  if (epfd_ < 0 || wake_fd_ < 0)
+    return make_error(fmt::format("epoll/eventfd: {}", std::strerror(errno)));
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto s = make_socket(cfg_.socket, SOCK_SEQPACKET, cfg_.socket_mode, cfg_.socket_group);
   if (!s) return s.error();
@@ -173,7 +176,8 @@ void Receiver::run() {
   const int64_t batch_ns = static_cast<int64_t>(cfg_.receiver_batch_us) * 1000;
   const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
   while (!stopping_) {
-    int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), paused_.empty() ? -1 : 5);
+    int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
+                         paused_.empty() ? -1 : 5);
     if (n > 0 && batch_ns > 0) {
       // Under a stream of short-lived reporters (an exec loop: connect, hello, exit), waking
       // for every event wakes this thread onto the busy CPU of the reporter. When the last

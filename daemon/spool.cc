@@ -50,7 +50,9 @@ Result<std::string> read_file(const std::string& path) {
 
 }  // namespace
 
-Spool::Spool(Spool&& o) noexcept { *this = std::move(o); }
+Spool::Spool(Spool&& o) noexcept {
+  *this = std::move(o);
+}
 
 Spool& Spool::operator=(Spool&& o) noexcept {
   if (this != &o) {
@@ -76,7 +78,9 @@ Spool::~Spool() {
   }
 }
 
-std::string Spool::seg_path(uint64_t n) const { return fmt::format("{}/{:016d}.jsonl", dir_, n); }
+std::string Spool::seg_path(uint64_t n) const {
+  return fmt::format("{}/{:016d}.jsonl", dir_, n);
+}
 
 Result<void> Spool::open_segment(uint64_t n) {
   if (fd_ >= 0) {
@@ -88,7 +92,8 @@ Result<void> Spool::open_segment(uint64_t n) {
   fd_ = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) return make_error(fmt::format("spool {}: {}", p, std::strerror(errno)));
   struct stat st;
-  if (::fstat(fd_, &st) != 0) return make_error(fmt::format("spool {}: {}", p, std::strerror(errno)));
+  if (::fstat(fd_, &st) != 0)
+    return make_error(fmt::format("spool {}: {}", p, std::strerror(errno)));
   segment_ = n;
   segment_size_ = static_cast<uint64_t>(st.st_size);
   return {};
@@ -103,7 +108,8 @@ Result<Spool> Spool::open(std::string dir, uint64_t max_bytes) {
     if (i == s.dir_.size() || s.dir_[i] == '/') {
       std::string part = s.dir_.substr(0, i);
       if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-        return make_error(fmt::format("spool {}: cannot create {}: {}", s.dir_, part, std::strerror(errno)));
+        return make_error(
+            fmt::format("spool {}: cannot create {}: {}", s.dir_, part, std::strerror(errno)));
     }
   // The cursor: where the unacknowledged lines begin.
   uint64_t cur_seg = 0, cur_off = 0;
@@ -113,14 +119,16 @@ Result<Spool> Spool::open(std::string dir, uint64_t max_bytes) {
     size_t nl = v.find('\n');
     if (sp == std::string_view::npos || nl == std::string_view::npos || nl < sp ||
         !parse_u64(v.substr(0, sp), cur_seg) || !parse_u64(v.substr(sp + 1, nl - sp - 1), cur_off))
-      return make_error(fmt::format("spool {}/cursor: malformed (expected \"SEGMENT OFFSET\")", s.dir_));
+      return make_error(
+          fmt::format("spool {}/cursor: malformed (expected \"SEGMENT OFFSET\")", s.dir_));
   }
   std::vector<uint64_t> segs;
   if (DIR* d = ::opendir(s.dir_.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       uint64_t n;
-      if (name.size() == 22 && name.substr(16) == ".jsonl" && parse_u64(name.substr(0, 16), n)) segs.push_back(n);
+      if (name.size() == 22 && name.substr(16) == ".jsonl" && parse_u64(name.substr(0, 16), n))
+        segs.push_back(n);
     }
     ::closedir(d);
   }
@@ -140,7 +148,8 @@ Result<Spool> Spool::open(std::string dir, uint64_t max_bytes) {
         // A partial line from a crash mid-write: cut it off (it was never acknowledged as
         // spooled; the record itself is in the log).
         if (::truncate(s.seg_path(n).c_str(), static_cast<off_t>(pos)) != 0)
-          return make_error(fmt::format("spool {}: cannot cut a partial line: {}", s.seg_path(n), std::strerror(errno)));
+          return make_error(fmt::format("spool {}: cannot cut a partial line: {}", s.seg_path(n),
+                                        std::strerror(errno)));
         break;
       }
       s.lines_.push_back({text->substr(pos, nl - pos), n, nl + 1});
@@ -172,7 +181,8 @@ bool Spool::append(std::string_view line) {
     ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      last_error_ = fmt::format("spool {}: write: {}", seg_path(segment_), std::strerror(n < 0 ? errno : ENOSPC));
+      last_error_ = fmt::format("spool {}: write: {}", seg_path(segment_),
+                                std::strerror(n < 0 ? errno : ENOSPC));
       if (done > 0) (void)::ftruncate(fd_, static_cast<off_t>(segment_size_));
       return false;
     }
@@ -212,10 +222,12 @@ Result<void> Spool::ack(size_t n) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return make_error(fmt::format("spool {}: {}", tmp, std::strerror(errno)));
   std::string text = fmt::format("{} {}\n", seg, off);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fdatasync(fd) == 0;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fdatasync(fd) == 0;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), (dir_ + "/cursor").c_str()) != 0)
-    return make_error(fmt::format("spool {}: cannot record the cursor: {}", dir_, std::strerror(errno)));
+    return make_error(
+        fmt::format("spool {}: cannot record the cursor: {}", dir_, std::strerror(errno)));
   // Segments wholly acknowledged are not needed any more.
   for (uint64_t s = seg; s-- > 0;) {
     if (::unlink(seg_path(s).c_str()) != 0) break;

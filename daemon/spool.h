@@ -56,11 +56,11 @@ class Spool {
 
   std::string dir_;
   uint64_t max_bytes_ = 0;
-  int fd_ = -1;               // current segment, O_APPEND
-  uint64_t segment_ = 0;      // its number
+  int fd_ = -1;           // current segment, O_APPEND
+  uint64_t segment_ = 0;  // its number
   uint64_t segment_size_ = 0;
-  std::deque<Line> lines_;    // unacknowledged, oldest first
-  uint64_t bytes_ = 0;        // their total size
+  std::deque<Line> lines_;  // unacknowledged, oldest first
+  uint64_t bytes_ = 0;      // their total size
   uint64_t loaded_ = 0;
   std::string last_error_;
 };

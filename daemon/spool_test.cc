@@ -98,9 +98,9 @@ TEST_F(SpoolTest, APartialLastLineIsCutOff) {
 
 TEST_F(SpoolTest, TheBoundRefusesInsteadOfGrowing) {
   Spool s = open(20);
-  EXPECT_TRUE(s.append("123456789"));   // 10 bytes with its newline
-  EXPECT_TRUE(s.append("abcdefghi"));   // 20
-  EXPECT_FALSE(s.append("x"));          // would be 22
+  EXPECT_TRUE(s.append("123456789"));  // 10 bytes with its newline
+  EXPECT_TRUE(s.append("abcdefghi"));  // 20
+  EXPECT_FALSE(s.append("x"));         // would be 22
   EXPECT_EQ(s.pending(), 2u);
   EXPECT_TRUE(s.last_error().empty());  // full, not broken
   ASSERT_TRUE(s.ack(1).ok());

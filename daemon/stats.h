@@ -13,11 +13,11 @@ namespace shaudit::daemon {
 
 inline constexpr size_t kRejectReasons = 12;  // wire::Reject values + daemon-side reasons
 inline constexpr const char* kRejectNames[kRejectReasons] = {
-    "short",     "bad_magic",     "bad_version", "bad_length",     "bad_type",  "bad_field",
-    "missing_field", "oversize", "no_credentials", "fd_passed", "not_root", "unknown_session"};
+    "short",         "bad_magic", "bad_version",    "bad_length", "bad_type", "bad_field",
+    "missing_field", "oversize",  "no_credentials", "fd_passed",  "not_root", "unknown_session"};
 inline constexpr size_t kNoCredentials = 8;
 inline constexpr size_t kFdPassed = 9;
-inline constexpr size_t kNotRoot = 10;      // a session request from a non-root peer
+inline constexpr size_t kNotRoot = 10;  // a session request from a non-root peer
 inline constexpr size_t kUnknownSession = 11;
 
 struct Stats {
@@ -36,7 +36,8 @@ struct Stats {
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connections_open{0};
   std::atomic<uint64_t> connections_refused{0};
-  std::atomic<uint64_t> client_pauses{0};  // times a reporter was not read: its queue share was full
+  std::atomic<uint64_t> client_pauses{
+      0};  // times a reporter was not read: its queue share was full
   std::atomic<uint64_t> written{0};
   std::atomic<uint64_t> seals{0};
   std::atomic<uint64_t> last_seal_seq{0};

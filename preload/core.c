@@ -22,15 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shaudit/wire.h"
 #include "shaudit/siphash.h"
+#include "shaudit/wire.h"
 #include "shaudit/wire_encode.h"
 #include "shaudit/zsh_meta.h"
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
-#define SA_HIGH_FD 987     /* the socket lives on a high fd, away from the shell's own */
-#define SA_STACK_MSG 8192  /* messages up to this size are built on the stack */
-#define SA_BACKLOG 65536   /* bytes of reports held while the daemon is unreachable */
+#define SA_HIGH_FD 987    /* the socket lives on a high fd, away from the shell's own */
+#define SA_STACK_MSG 8192 /* messages up to this size are built on the stack */
+#define SA_BACKLOG 65536  /* bytes of reports held while the daemon is unreachable */
 #define SA_RETRY_NS 1000000000LL
 #define SA_CHILD_SLOTS 8
 #define SA_TTY_MAX 4096
@@ -47,19 +47,19 @@ static struct {
   int interactive;
   int host_wide;
   int secure;
-  pid_t owner;               /* the process this state belongs to */
-  int fd;                    /* connected socket or -1 */
-  dev_t sock_dev;            /* identity of our socket: a dup2 over it is detected */
+  pid_t owner;    /* the process this state belongs to */
+  int fd;         /* connected socket or -1 */
+  dev_t sock_dev; /* identity of our socket: a dup2 over it is detected */
   ino_t sock_ino;
-  uint64_t seq;              /* last report number (owner only) */
-  int64_t next_connect_ns;   /* no reconnect attempts before this ... */
-  ino_t failed_ino;          /* ... unless the socket file is no longer this one (0: none) */
+  uint64_t seq;            /* last report number (owner only) */
+  int64_t next_connect_ns; /* no reconnect attempts before this ... */
+  ino_t failed_ino;        /* ... unless the socket file is no longer this one (0: none) */
   char socket_path[sizeof(((struct sockaddr_un*)0)->sun_path)];
   char session[128];
   /* typed commands */
-  uint64_t cmd_no;           /* number of the current typed command */
-  pid_t cmd_pid;             /* the shell that read it (inherited by children) */
-  uint32_t line_index;       /* continuation lines seen for the current command */
+  uint64_t cmd_no;     /* number of the current typed command */
+  pid_t cmd_pid;       /* the shell that read it (inherited by children) */
+  uint32_t line_index; /* continuation lines seen for the current command */
   int64_t cmd_start_ns;
   int status_pending;
   uint8_t hash_key[16];
@@ -77,7 +77,7 @@ static struct {
   unsigned long turn_holder; /* its thread (pthread_self) */
   struct sa_child_slot children[SA_CHILD_SLOTS];
 } S; /* zero-initialised, so in .bss: the 64 KiB backlog costs no file-backed pages at
-     * load; sa_init sets fd to -1 before anything can use it (no hook acts before S.enabled) */
+      * load; sa_init sets fd to -1 before anything can use it (no hook acts before S.enabled) */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -93,7 +93,9 @@ static uint64_t real_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static size_t sa_strlen(const char* s) { return s ? strlen(s) : 0; }
+static size_t sa_strlen(const char* s) {
+  return s ? strlen(s) : 0;
+}
 
 static const char* env_get(char** envp, const char* name) {
   size_t n = strlen(name);
@@ -142,8 +144,12 @@ static void msg_end(struct sa_msg* m) {
 static int msg_add(struct sa_msg* m, uint16_t tag, const void* data, size_t len) {
   return shaudit_enc_add(&m->e, tag, data, len);
 }
-static void msg_add_str(struct sa_msg* m, uint16_t tag, const char* s) { shaudit_enc_str(&m->e, tag, s); }
-static void msg_add_u64(struct sa_msg* m, uint16_t tag, uint64_t v) { shaudit_enc_u64(&m->e, tag, v); }
+static void msg_add_str(struct sa_msg* m, uint16_t tag, const char* s) {
+  shaudit_enc_str(&m->e, tag, s);
+}
+static void msg_add_u64(struct sa_msg* m, uint16_t tag, uint64_t v) {
+  shaudit_enc_u64(&m->e, tag, v);
+}
 
 /* ------------------------------------------------------------------ socket */
 
@@ -208,7 +214,8 @@ static int owner_fd(void) {
   int nfd = connect_new(&dev, &ino);
   if (nfd < 0) {
     struct stat st;
-    __atomic_store_n(&S.failed_ino, stat(S.socket_path, &st) == 0 ? st.st_ino : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&S.failed_ino, stat(S.socket_path, &st) == 0 ? st.st_ino : 0,
+                     __ATOMIC_RELAXED);
     __atomic_store_n(&S.next_connect_ns, now + SA_RETRY_NS, __ATOMIC_RELAXED);
     return -1;
   }
@@ -250,7 +257,9 @@ static int peer_gone(int err) {
   return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ECONNREFUSED;
 }
 
-static int is_owner(void) { return getpid() == S.owner; }
+static int is_owner(void) {
+  return getpid() == S.owner;
+}
 
 /* Report number for this process. A vfork child shares the parent's memory: it numbers its
  * reports in a side table so the parent's counter is untouched. */
@@ -408,7 +417,8 @@ static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
   msg_begin(m, stack, cap, hello_size(), SHAUDIT_MSG_HELLO);
   if (S_exe[0]) msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
   if (S.session[0]) msg_add_str(m, SHAUDIT_F_SESSION, S.session);
-  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
+  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) |
+                (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
                 (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
   msg_add_u64(m, SHAUDIT_F_HELLO_FLAGS, hf);
   if (S.interactive) {
@@ -528,13 +538,12 @@ static int detect_shell(const char* exe) {
       dlsym(RTLD_DEFAULT, "lastval"))
     return SA_SHELL_ZSH;
   const char* b = base_name(exe);
-  static const char* const tty_shells[] = {"dash", "sh", "ash", "ksh", "ksh93", "mksh", "posh",
-                                           "yash", "lksh", NULL};
+  static const char* const tty_shells[] = {"dash", "sh",   "ash",  "ksh",  "ksh93",
+                                           "mksh", "posh", "yash", "lksh", NULL};
   for (int i = 0; tty_shells[i]; ++i)
     if (strcmp(b, tty_shells[i]) == 0) return SA_SHELL_TTY;
   return SA_SHELL_NONE;
 }
-
 
 SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.fd = -1;
@@ -573,8 +582,10 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     int has_c = 0, has_file = 0;
     for (int i = 1; i < argc && argv; ++i) {
       if (!argv[i]) break;
-      if (argv[i][0] == '-' && strchr(argv[i], 'c') && argv[i][1] != '-') has_c = 1;
-      else if (argv[i][0] != '-' && argv[i][0] != '+') has_file = 1;
+      if (argv[i][0] == '-' && strchr(argv[i], 'c') && argv[i][1] != '-')
+        has_c = 1;
+      else if (argv[i][0] != '-' && argv[i][0] != '+')
+        has_file = 1;
     }
     struct termios t;
     S.interactive = !has_c && !has_file && ioctl(0, TCGETS, &t) == 0;
@@ -599,9 +610,15 @@ SA_HIDDEN void sa_fini(void) {
   send_turn_give(held);
 }
 
-SA_HIDDEN int sa_enabled(void) { return S.enabled; }
-SA_HIDDEN int sa_shell_kind(void) { return S.enabled ? S.shell : SA_SHELL_NONE; }
-SA_HIDDEN int sa_socket_fd(void) { return S.enabled ? S.fd : -1; }
+SA_HIDDEN int sa_enabled(void) {
+  return S.enabled;
+}
+SA_HIDDEN int sa_shell_kind(void) {
+  return S.enabled ? S.shell : SA_SHELL_NONE;
+}
+SA_HIDDEN int sa_socket_fd(void) {
+  return S.enabled ? S.fd : -1;
+}
 
 /* ------------------------------------------------------------------ reports */
 
@@ -644,14 +661,16 @@ static int resolve_path(const char* name, char* out, size_t cap) {
 SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int flags) {
   if (!S.enabled) return;
   size_t need = 512 + PATH_MAX;
-  for (size_t i = 0; argv && argv[i]; ++i) need += sizeof(struct shaudit_wire_field) + strlen(argv[i]);
+  for (size_t i = 0; argv && argv[i]; ++i)
+    need += sizeof(struct shaudit_wire_field) + strlen(argv[i]);
   need += sa_strlen(path);
   char stack[SA_STACK_MSG];
   struct sa_msg m;
   msg_begin(&m, stack, sizeof stack, need, SHAUDIT_MSG_EXEC);
   char resolved[PATH_MAX];
   if (flags & SA_EXEC_SPAWN) m.e.flags |= SHAUDIT_MSG_SPAWN;
-  if (path && (flags & SA_EXEC_SEARCH) && !strchr(path, '/') && resolve_path(path, resolved, sizeof resolved))
+  if (path && (flags & SA_EXEC_SEARCH) && !strchr(path, '/') &&
+      resolve_path(path, resolved, sizeof resolved))
     path = resolved;
   if (path) msg_add_str(&m, SHAUDIT_F_PATH, path);
   add_cwd(&m);
@@ -783,7 +802,9 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
   }
 }
 
-SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) { return shaudit_unmetafy(s, len); }
+SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) {
+  return shaudit_unmetafy(s, len);
+}
 
 /* ------------------------------------------------------------------ bash (readline) */
 
@@ -842,4 +863,3 @@ static void sa_bash_install(void) {
     *B.prep_var = bash_prep;
   }
 }
-

@@ -79,7 +79,8 @@ EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   return real.execve(path, argv, envp);
 }
 
-EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[], int flags) {
+EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[],
+                    int flags) {
   int saved = errno;
   const char* volatile p = path; /* may be "" with AT_EMPTY_PATH */
   sa_report_exec(p && p[0] ? p : NULL, argv, 0);
@@ -148,7 +149,7 @@ static int exec_list(int via, const char* path, const char* arg, va_list ap) {
     argv = p;
   }
   argv[0] = (char*)arg;
-  for (size_t i = 1; i <= count; ++i) argv[i] = va_arg(ap, char*);  /* ends with the NULL */
+  for (size_t i = 1; i <= count; ++i) argv[i] = va_arg(ap, char*); /* ends with the NULL */
   int rc;
   if (via == VIA_EXECVE)
     rc = execve(path, argv, va_arg(ap, char**)); /* execle: the environment follows the NULL */
@@ -271,7 +272,8 @@ EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, c
   else if (context == ZLCON_LINE_CONT)
     sa_report_line(copy, len, SHAUDIT_LINE_CONTINUATION);
   else
-    sa_report_noncmd(copy, len, context == ZLCON_VARED ? SHAUDIT_INPUT_VARED : SHAUDIT_INPUT_READ_E);
+    sa_report_noncmd(copy, len,
+                     context == ZLCON_VARED ? SHAUDIT_INPUT_VARED : SHAUDIT_INPUT_READ_E);
   if (mapped) munmap(mapped, mapped_len); /* len changed: unmap what was mapped */
   errno = saved;
   return r;

@@ -7,7 +7,6 @@
  * end. Exits 0 only when every line was sent. */
 #define _POSIX_C_SOURCE 200809L
 #include <shaudit/shaudit.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

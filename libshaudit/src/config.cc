@@ -1,6 +1,4 @@
 #include "shaudit/config.h"
-#include "shaudit/redact.h"
-#include "shaudit/rules.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -11,6 +9,9 @@
 #include <functional>
 #include <map>
 #include <sstream>
+
+#include "shaudit/redact.h"
+#include "shaudit/rules.h"
 
 namespace shaudit {
 
@@ -51,20 +52,31 @@ const char* bpf_mode_name(BpfMode m) {
 
 const char* output_type_name(OutputType t) {
   switch (t) {
-    case OutputType::kFile: return "file";
-    case OutputType::kStdout: return "stdout";
-    case OutputType::kSyslog: return "syslog";
-    case OutputType::kAuditd: return "auditd";
-    case OutputType::kSlack: return "slack";
-    case OutputType::kLoki: return "loki";
-    case OutputType::kWebhook: return "webhook";
-    case OutputType::kFalcosidekick: return "falcosidekick";
-    case OutputType::kOtlp: return "otlp";
+    case OutputType::kFile:
+      return "file";
+    case OutputType::kStdout:
+      return "stdout";
+    case OutputType::kSyslog:
+      return "syslog";
+    case OutputType::kAuditd:
+      return "auditd";
+    case OutputType::kSlack:
+      return "slack";
+    case OutputType::kLoki:
+      return "loki";
+    case OutputType::kWebhook:
+      return "webhook";
+    case OutputType::kFalcosidekick:
+      return "falcosidekick";
+    case OutputType::kOtlp:
+      return "otlp";
   }
   return "?";
 }
 
-bool output_is_remote(OutputType t) { return t != OutputType::kFile && t != OutputType::kStdout; }
+bool output_is_remote(OutputType t) {
+  return t != OutputType::kFile && t != OutputType::kStdout;
+}
 
 namespace {
 
@@ -107,7 +119,8 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
           return err(h.first.Mark(), "'headers': each header is NAME: VALUE");
         const std::string& hn = h.first.Scalar();
         const std::string& hv = h.second.Scalar();
-        if (hn.find_first_of(": \r\n") != std::string::npos || hv.find_first_of("\r\n") != std::string::npos)
+        if (hn.find_first_of(": \r\n") != std::string::npos ||
+            hv.find_first_of("\r\n") != std::string::npos)
           return err(h.first.Mark(), fmt::format("'headers': invalid header '{}'", hn));
         o.headers.emplace_back(hn, hv);
       }
@@ -117,7 +130,8 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
       if (!v.IsSequence()) return err(vm, "'labels' needs a list of record field names");
       o.labels.clear();
       for (const auto& item : v) {
-        if (!item.IsScalar() || item.Scalar().empty()) return err(item.Mark(), "'labels': expected a field name");
+        if (!item.IsScalar() || item.Scalar().empty())
+          return err(item.Mark(), "'labels': expected a field name");
         o.labels.push_back(item.Scalar());
       }
       continue;
@@ -127,16 +141,24 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
     std::string e;
     uint64_t u = 0;
     if (key == "name") {
-      if (s.empty() || s.size() > 64 || s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos || s[0] == '.')
-        return err(vm, fmt::format("name '{}': use 1-64 of A-Z a-z 0-9 _ . - (it names the spool directory)", s));
+      if (s.empty() || s.size() > 64 ||
+          s.find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+              std::string::npos ||
+          s[0] == '.')
+        return err(
+            vm, fmt::format(
+                    "name '{}': use 1-64 of A-Z a-z 0-9 _ . - (it names the spool directory)", s));
       auto [it, fresh] = names.emplace(s, vm);
-      if (!fresh) return err(vm, fmt::format("duplicate output name '{}' (first at {})", s, where(source, it->second)));
+      if (!fresh)
+        return err(vm, fmt::format("duplicate output name '{}' (first at {})", s,
+                                   where(source, it->second)));
       o.name = s;
     } else if (key == "type") {
       static const std::pair<const char*, OutputType> kTypes[] = {
-          {"file", OutputType::kFile},     {"stdout", OutputType::kStdout},
-          {"syslog", OutputType::kSyslog}, {"auditd", OutputType::kAuditd},
-          {"slack", OutputType::kSlack},   {"loki", OutputType::kLoki},
+          {"file", OutputType::kFile},       {"stdout", OutputType::kStdout},
+          {"syslog", OutputType::kSyslog},   {"auditd", OutputType::kAuditd},
+          {"slack", OutputType::kSlack},     {"loki", OutputType::kLoki},
           {"webhook", OutputType::kWebhook}, {"falcosidekick", OutputType::kFalcosidekick},
           {"otlp", OutputType::kOtlp}};
       bool found = false;
@@ -146,7 +168,9 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
           found = true;
         }
       if (!found)
-        return err(vm, fmt::format("unknown type '{}' (file, stdout, syslog, auditd, slack, loki, webhook, falcosidekick, otlp)", s));
+        return err(vm, fmt::format("unknown type '{}' (file, stdout, syslog, auditd, slack, loki, "
+                                   "webhook, falcosidekick, otlp)",
+                                   s));
       have_type = true;
     } else if (key == "enabled") {
       e = as_bool(s, o.enabled);
@@ -157,33 +181,54 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
     } else if (key == "gzip") {
       e = as_bool(s, o.gzip);
     } else if (key == "events") {
-      if (s == "alerts") o.events = OutputEvents::kAlerts;
-      else if (s == "records") o.events = OutputEvents::kRecords;
-      else e = fmt::format("expected alerts or records, got '{}'", s);
+      if (s == "alerts")
+        o.events = OutputEvents::kAlerts;
+      else if (s == "records")
+        o.events = OutputEvents::kRecords;
+      else
+        e = fmt::format("expected alerts or records, got '{}'", s);
     } else if (key == "minimum_priority") {
       auto p = rules::parse_priority(s);
-      if (!p) e = fmt::format("unknown priority '{}' (emergency, alert, critical, error, warning, notice, informational, debug)", s);
-      else o.minimum_priority = rules::priority_name(*p);
+      if (!p)
+        e = fmt::format(
+            "unknown priority '{}' (emergency, alert, critical, error, warning, notice, "
+            "informational, debug)",
+            s);
+      else
+        o.minimum_priority = rules::priority_name(*p);
     } else if (key == "path" || key == "ca_file" || key == "cert_file" || key == "key_file") {
-      if (s.empty() || s[0] != '/') e = fmt::format("expected an absolute path, got '{}'", s);
-      else (key == "path" ? o.path : key == "ca_file" ? o.ca_file : key == "cert_file" ? o.cert_file : o.key_file) = s;
+      if (s.empty() || s[0] != '/')
+        e = fmt::format("expected an absolute path, got '{}'", s);
+      else
+        (key == "path"        ? o.path
+         : key == "ca_file"   ? o.ca_file
+         : key == "cert_file" ? o.cert_file
+                              : o.key_file) = s;
     } else if (key == "url") {
-      if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) e = fmt::format("expected an http:// or https:// URL, got '{}'", s);
-      else o.url = s;
+      if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
+        e = fmt::format("expected an http:// or https:// URL, got '{}'", s);
+      else
+        o.url = s;
     } else if (key == "address") {
       size_t colon = s.rfind(':');
-      if (colon == std::string::npos || colon == 0 || as_uint(s.substr(colon + 1), 1, 65535, u).size())
+      if (colon == std::string::npos || colon == 0 ||
+          as_uint(s.substr(colon + 1), 1, 65535, u).size())
         e = fmt::format("expected HOST:PORT, got '{}'", s);
-      else o.address = s;
+      else
+        o.address = s;
     } else if (key == "protocol") {
-      if (s != "tcp" && s != "udp" && s != "tls") e = fmt::format("expected tcp, udp or tls, got '{}'", s);
-      else o.protocol = s;
+      if (s != "tcp" && s != "udp" && s != "tls")
+        e = fmt::format("expected tcp, udp or tls, got '{}'", s);
+      else
+        o.protocol = s;
     } else if (key == "facility") {
       e = as_uint(s, 0, 23, u);
       o.facility = static_cast<int>(u);
     } else if (key == "app_name") {
-      if (s.empty() || s.size() > 48 || s.find_first_of(" ") != std::string::npos) e = "expected 1-48 printable characters without spaces";
-      else o.app_name = s;
+      if (s.empty() || s.size() > 48 || s.find_first_of(" ") != std::string::npos)
+        e = "expected 1-48 printable characters without spaces";
+      else
+        o.app_name = s;
     } else if (key == "server_name") {
       o.server_name = s;
     } else if (key == "tenant") {
@@ -199,11 +244,14 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
     } else if (key == "spool_max_mib") {
       e = as_uint(s, 1, 1048576, o.spool_max_mib);
     } else {
-      return err(kv.first.Mark(),
-                 fmt::format("unknown key '{}' (known: address, app_name, batch_max, batch_wait_ms, ca_file, "
-                             "cert_file, enabled, events, facility, gzip, headers, key_file, labels, "
-                             "minimum_priority, name, path, protocol, retry_max_ms, seals, server_name, "
-                             "spool_max_mib, tenant, timeout_ms, tls_verify, type, url)", key));
+      return err(
+          kv.first.Mark(),
+          fmt::format(
+              "unknown key '{}' (known: address, app_name, batch_max, batch_wait_ms, ca_file, "
+              "cert_file, enabled, events, facility, gzip, headers, key_file, labels, "
+              "minimum_priority, name, path, protocol, retry_max_ms, seals, server_name, "
+              "spool_max_mib, tenant, timeout_ms, tls_verify, type, url)",
+              key));
     }
     if (!e.empty()) return err(vm, fmt::format("key '{}': {}", key, e));
   }
@@ -211,18 +259,30 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
   if (o.name.empty()) o.name = output_type_name(o.type);
   if (seen.count("name") == 0) {
     auto [it, fresh] = names.emplace(o.name, n.Mark());
-    if (!fresh) return err(n.Mark(), fmt::format("two outputs named '{}': give each a 'name'", o.name));
+    if (!fresh)
+      return err(n.Mark(), fmt::format("two outputs named '{}': give each a 'name'", o.name));
   }
   auto need = [&](bool ok, const char* what) -> std::string {
-    return ok ? std::string() : fmt::format("output '{}' ({}) needs '{}'", o.name, output_type_name(o.type), what);
+    return ok ? std::string()
+              : fmt::format("output '{}' ({}) needs '{}'", o.name, output_type_name(o.type), what);
   };
   std::string missing;
   switch (o.type) {
-    case OutputType::kFile: missing = need(!o.path.empty(), "path"); break;
-    case OutputType::kSyslog: missing = need(!o.address.empty(), "address"); break;
-    case OutputType::kSlack: case OutputType::kLoki: case OutputType::kWebhook:
-    case OutputType::kFalcosidekick: case OutputType::kOtlp: missing = need(!o.url.empty(), "url"); break;
-    default: break;
+    case OutputType::kFile:
+      missing = need(!o.path.empty(), "path");
+      break;
+    case OutputType::kSyslog:
+      missing = need(!o.address.empty(), "address");
+      break;
+    case OutputType::kSlack:
+    case OutputType::kLoki:
+    case OutputType::kWebhook:
+    case OutputType::kFalcosidekick:
+    case OutputType::kOtlp:
+      missing = need(!o.url.empty(), "url");
+      break;
+    default:
+      break;
   }
   if (!missing.empty()) return err(n.Mark(), missing);
   if (o.type == OutputType::kSlack && seen.count("seals") == 0) o.seals = false;  // a chat channel
@@ -278,10 +338,12 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"socket_mode",
        [](const std::string& s, Config& c) -> std::string {
-         if (s.empty() || s.size() > 4) return fmt::format("expected an octal mode like \"0666\", got '{}'", s);
+         if (s.empty() || s.size() > 4)
+           return fmt::format("expected an octal mode like \"0666\", got '{}'", s);
          unsigned v = 0;
          for (char ch : s) {
-           if (ch < '0' || ch > '7') return fmt::format("expected an octal mode like \"0666\", got '{}'", s);
+           if (ch < '0' || ch > '7')
+             return fmt::format("expected an octal mode like \"0666\", got '{}'", s);
            v = v * 8 + static_cast<unsigned>(ch - '0');
          }
          if (v > 0777) return fmt::format("mode {} has bits beyond 0777", s);
@@ -338,14 +400,14 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
   }
   if (root.IsNull()) return c;  // an empty file: all defaults
   if (!root.IsMap())
-    return make_error(fmt::format("config {}: expected a mapping of keys to values",
-                                  where(source, root.Mark())));
+    return make_error(
+        fmt::format("config {}: expected a mapping of keys to values", where(source, root.Mark())));
   std::map<std::string, YAML::Mark> seen;  // key -> where it was first set
   try {
     for (const auto& kv : root) {
       if (!kv.first.IsScalar())
-        return make_error(fmt::format("config {}: keys must be plain names",
-                                      where(source, kv.first.Mark())));
+        return make_error(
+            fmt::format("config {}: keys must be plain names", where(source, kv.first.Mark())));
       std::string key = kv.first.Scalar();
       auto it = setters().find(key);
       if (it == setters().end()) {
@@ -402,7 +464,9 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
       if (!kv.second.IsScalar())
         return make_error(fmt::format("config {}: key '{}' needs a single value, not a {}",
                                       where(source, kv.second.Mark()), key,
-                                      kv.second.IsMap() ? "mapping" : kv.second.IsSequence() ? "list" : "null"));
+                                      kv.second.IsMap()        ? "mapping"
+                                      : kv.second.IsSequence() ? "list"
+                                                               : "null"));
       std::string err = it->second(kv.second.Scalar(), c);
       if (!err.empty())
         return make_error(

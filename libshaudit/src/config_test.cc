@@ -42,8 +42,10 @@ void expect_defaults(const Config& c) {
 }
 
 const char kKnownKeys[] =
-    "bpf, bpf_ringbuf_kib, client_queue_quota, control_socket, crosscheck_window_ms, log, max_clients, outputs, "
-    "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, shutdown_timeout_ms, "
+    "bpf, bpf_ringbuf_kib, client_queue_quota, control_socket, crosscheck_window_ms, log, "
+    "max_clients, outputs, "
+    "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, "
+    "shutdown_timeout_ms, "
     "signing_key, "
     "socket, socket_group, socket_mode, state_dir, unhooked_allowlist";
 
@@ -113,7 +115,8 @@ TEST(Config, BadBpfValue) {
             "config src:1:6: key 'bpf': expected on, off or auto, got 'maybe'");
   EXPECT_EQ(config_error("bpf: ON\n"),
             "config src:1:6: key 'bpf': expected on, off or auto, got 'ON'");
-  EXPECT_EQ(config_error("bpf: 1\n"), "config src:1:6: key 'bpf': expected on, off or auto, got '1'");
+  EXPECT_EQ(config_error("bpf: 1\n"),
+            "config src:1:6: key 'bpf': expected on, off or auto, got '1'");
 }
 
 TEST(Config, SocketModes) {
@@ -130,8 +133,9 @@ TEST(Config, BadSocketModes) {
   EXPECT_EQ(config_error("socket_mode: rw-rw-rw-\n"),
             "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got "
             "'rw-rw-rw-'");
-  EXPECT_EQ(config_error("socket_mode: \"00666\"\n"),
-            "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got '00666'");
+  EXPECT_EQ(
+      config_error("socket_mode: \"00666\"\n"),
+      "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got '00666'");
   EXPECT_EQ(config_error("socket_mode: \"\"\n"),
             "config src:1:14: key 'socket_mode': expected an octal mode like \"0666\", got ''");
   EXPECT_EQ(config_error("socket_mode: \"1777\"\n"),
@@ -142,8 +146,8 @@ TEST(Config, BadSocketModes) {
 
 TEST(Config, UnknownKeyNamesKeyAndPosition) {
   std::string e = config_error("socket: /a\nbogus_key: 1\n");
-  EXPECT_EQ(e, std::string("config src:2:1: unknown key 'bogus_key' (known keys: ") + kKnownKeys +
-                   ")");
+  EXPECT_EQ(
+      e, std::string("config src:2:1: unknown key 'bogus_key' (known keys: ") + kKnownKeys + ")");
   // Indented in a flow mapping, the column is the key's.
   std::string e2 = config_error("{log: /a,  sael_every: 5}\n");
   EXPECT_NE(e2.find("unknown key 'sael_every'"), std::string::npos) << e2;
@@ -213,7 +217,8 @@ TEST(Config, YamlSyntaxErrorHasPosition) {
             "config src:3:1: end of sequence flow not found");
   EXPECT_EQ(config_error("a: b: c\n"), "config src:1:5: illegal map value");
   EXPECT_EQ(config_error("socket: /a\n  bad indent: x\n"), "config src:2:13: illegal map value");
-  EXPECT_EQ(config_error("log: *nowhere\n"), "config src:1:6: the referenced anchor is not defined");
+  EXPECT_EQ(config_error("log: *nowhere\n"),
+            "config src:1:6: the referenced anchor is not defined");
 }
 
 TEST(Config, DocumentMustBeAMappingWithPlainKeys) {
@@ -303,9 +308,10 @@ outputs:
 TEST(Config, BadOutputsNameTheProblemAndPlace) {
   EXPECT_EQ(config_error("outputs:\n  - type: webhook\n"),
             "config src:2:5: outputs: output 'webhook' (webhook) needs 'url'");
-  EXPECT_EQ(config_error("outputs:\n  - type: kafka\n"),
-            "config src:2:11: outputs: unknown type 'kafka' (file, stdout, syslog, auditd, slack, loki, "
-            "webhook, falcosidekick, otlp)");
+  EXPECT_EQ(
+      config_error("outputs:\n  - type: kafka\n"),
+      "config src:2:11: outputs: unknown type 'kafka' (file, stdout, syslog, auditd, slack, loki, "
+      "webhook, falcosidekick, otlp)");
   EXPECT_EQ(config_error("outputs:\n  - type: stdout\n    minimum_priority: loud\n"),
             "config src:3:23: outputs: key 'minimum_priority': unknown priority 'loud' (emergency, "
             "alert, critical, error, warning, notice, informational, debug)");
@@ -313,15 +319,17 @@ TEST(Config, BadOutputsNameTheProblemAndPlace) {
             "config src:3:5: outputs: two outputs named 'stdout': give each a 'name'");
   EXPECT_EQ(config_error("outputs:\n  - type: syslog\n    address: localhost\n"),
             "config src:3:14: outputs: key 'address': expected HOST:PORT, got 'localhost'");
-  EXPECT_EQ(config_error("outputs:\n  - type: webhook\n    url: ftp://x/\n"),
-            "config src:3:10: outputs: key 'url': expected an http:// or https:// URL, got 'ftp://x/'");
+  EXPECT_EQ(
+      config_error("outputs:\n  - type: webhook\n    url: ftp://x/\n"),
+      "config src:3:10: outputs: key 'url': expected an http:// or https:// URL, got 'ftp://x/'");
   EXPECT_EQ(config_error("outputs:\n  - type: webhook\n    url: http://x/\n    colour: red\n")
                 .substr(0, 53),
             "config src:4:5: outputs: unknown key 'colour' (known:");
   EXPECT_EQ(config_error("outputs:\n  - name: ../x\n    type: stdout\n"),
             "config src:2:11: outputs: name '../x': use 1-64 of A-Z a-z 0-9 _ . - (it names the "
             "spool directory)");
-  EXPECT_EQ(config_error("outputs: stdout\n"), "config src:1:10: key 'outputs' needs a list of outputs");
+  EXPECT_EQ(config_error("outputs: stdout\n"),
+            "config src:1:10: key 'outputs' needs a list of outputs");
 }
 
 }  // namespace shaudit

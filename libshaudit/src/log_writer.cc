@@ -31,10 +31,10 @@ Result<std::string> pread_all(int fd, off_t off, size_t n) {
 }
 
 struct Tail {
-  std::string last_line;     // last complete line, without newline ("" when none)
-  std::string partial;       // bytes after the last newline (crash residue)
-  off_t complete_size = 0;   // file size up to and including the last newline
-  std::string last_key_id;   // key_id of the newest record that has one (within the window)
+  std::string last_line;    // last complete line, without newline ("" when none)
+  std::string partial;      // bytes after the last newline (crash residue)
+  off_t complete_size = 0;  // file size up to and including the last newline
+  std::string last_key_id;  // key_id of the newest record that has one (within the window)
 };
 
 Result<Tail> read_tail(int fd, off_t size) {

@@ -421,7 +421,8 @@ TEST(OutputsFormat, AuditMessage) {
   EXPECT_EQ(audit_message(parse_obj(kCommandLine)),
             "shaudit_type=command shaudit_session=\"4fd7966485e0ab52\" user=\"alice\" uid=1000 "
             "loginuid=1000 audit_session=7 pid=4242 seq=12 shaudit_id=" +
-                record_id(kCommandLine) + " shaudit_command=\"4242.3\" cmd=636174202F6574632F736861646F77");
+                record_id(kCommandLine) +
+                " shaudit_command=\"4242.3\" cmd=636174202F6574632F736861646F77");
   EXPECT_EQ(audit_message(parse_obj(kAlertLine)),
             "shaudit_type=alert shaudit_session=\"4fd7966485e0ab52\" user=\"alice\" pid=4242 "
             "seq=13 shaudit_id=" +

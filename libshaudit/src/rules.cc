@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <re2/re2.h>
 #include <sstream>
 
 namespace shaudit::rules {
@@ -107,10 +107,10 @@ struct Node {
   std::vector<std::shared_ptr<const Node>> kids;  // and, or, not
   Field field = Field::kCmdText;
   bool numeric = false;
-  std::string str;                // string operand (lowercased for icontains)
-  int64_t num = 0;                // numeric operand
-  std::vector<std::string> strs;  // in: sorted
-  std::vector<int64_t> nums;      // in: sorted
+  std::string str;                     // string operand (lowercased for icontains)
+  int64_t num = 0;                     // numeric operand
+  std::vector<std::string> strs;       // in: sorted
+  std::vector<int64_t> nums;           // in: sorted
   std::shared_ptr<const re2::RE2> re;  // regex: RE2 syntax, as Falco's
 };
 using NodePtr = std::shared_ptr<const Node>;

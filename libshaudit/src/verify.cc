@@ -399,9 +399,9 @@ class Verifier {
     uint64_t expect = first_in_file_ ? 1 : seq_ + 1;
     auto v = json::parse(text);
     if (!v || !v->is_object())
-      return fail(expect, fmt::format("{} line {}: seq {} (expected here) is not a valid record: {}",
-                                      path_, line_no_, expect,
-                                      v ? "not a JSON object" : v.message()));
+      return fail(expect,
+                  fmt::format("{} line {}: seq {} (expected here) is not a valid record: {}", path_,
+                              line_no_, expect, v ? "not a JSON object" : v.message()));
     const auto& o = v->as_object();
     const int64_t* seq = json::get_int(o, "seq");
     const std::string* type = json::get_string(o, "type");

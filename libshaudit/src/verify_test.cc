@@ -155,12 +155,12 @@ class VerifyTest : public ::testing::Test {
 };
 
 // A failed report: the exact seq and (a distinctive part of) the message.
-#define EXPECT_FAILS_AT(rep, seq, text)                                             \
-  do {                                                                              \
-    const VerifyReport& r_ = (rep);                                                 \
-    EXPECT_FALSE(r_.ok);                                                            \
-    EXPECT_EQ(r_.bad_seq, std::optional<uint64_t>(seq)) << r_.error;                \
-    EXPECT_NE(r_.error.find(text), std::string::npos) << "error: " << r_.error;     \
+#define EXPECT_FAILS_AT(rep, seq, text)                                         \
+  do {                                                                          \
+    const VerifyReport& r_ = (rep);                                             \
+    EXPECT_FALSE(r_.ok);                                                        \
+    EXPECT_EQ(r_.bad_seq, std::optional<uint64_t>(seq)) << r_.error;            \
+    EXPECT_NE(r_.error.find(text), std::string::npos) << "error: " << r_.error; \
   } while (0)
 
 // ---- intact logs ----
@@ -191,13 +191,13 @@ TEST_F(VerifyTest, LogWithCountSealsVerifies) {
 }
 
 TEST_F(VerifyTest, SeveralRunsInOneFileVerifyAsOneChain) {
-  write_standard_log();                // clean run
+  write_standard_log();  // clean run
   {
-    auto w = open_writer();            // an unclean run
+    auto w = open_writer();  // an unclean run
     ASSERT_TRUE(w);
     ASSERT_TRUE(w->append(command("crash")).ok());
   }
-  append_file(path_, "{\"partial");    // crash residue, cut off by the next run
+  append_file(path_, "{\"partial");  // crash residue, cut off by the next run
   {
     auto w = open_writer();
     ASSERT_TRUE(w);
@@ -232,9 +232,10 @@ TEST_F(VerifyTest, LogWithoutClosingSealFails) {
   write_standard_log(/*close=*/false);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 8u, "closing seal");
-  EXPECT_EQ(rep.error, path_ + " does not end with a closing seal (last record: seq 7, type "
-                               "command): the log was cut short after seq 7, or shauditd has "
-                               "not stopped cleanly yet (--allow-open accepts a live log)");
+  EXPECT_EQ(rep.error, path_ +
+                           " does not end with a closing seal (last record: seq 7, type "
+                           "command): the log was cut short after seq 7, or shauditd has "
+                           "not stopped cleanly yet (--allow-open accepts a live log)");
 }
 
 TEST_F(VerifyTest, AllowOpenAcceptsALiveLogAndCountsUnsealed) {
@@ -277,8 +278,9 @@ TEST_F(VerifyTest, EditedCommandTextNamesThatRecord) {
   set_lines(ls);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 3u, "seq 3 was changed");
-  EXPECT_EQ(rep.error, path_ + " line 3: seq 3 was changed, or a record was inserted after it: "
-                               "the prev of seq 4 does not match its hash");
+  EXPECT_EQ(rep.error, path_ +
+                           " line 3: seq 3 was changed, or a record was inserted after it: "
+                           "the prev of seq 4 does not match its hash");
 }
 
 TEST_F(VerifyTest, EditedRecordJustBeforeTheClosingSeal) {
@@ -296,8 +298,9 @@ TEST_F(VerifyTest, DeletedMiddleRecordNamesTheMissingSeq) {
   set_lines(ls);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 3u, "seq 3 is missing");
-  EXPECT_EQ(rep.error, path_ + " line 3: seq 3 is missing (seq 4 follows seq 2): records were "
-                               "removed or reordered");
+  EXPECT_EQ(rep.error, path_ +
+                           " line 3: seq 3 is missing (seq 4 follows seq 2): records were "
+                           "removed or reordered");
 }
 
 TEST_F(VerifyTest, InsertedCopyOfARecord) {
@@ -307,12 +310,13 @@ TEST_F(VerifyTest, InsertedCopyOfARecord) {
   set_lines(ls);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 3u, "seq 3 appears again");
-  EXPECT_EQ(rep.error, path_ + " line 4: seq 3 appears again or out of order after seq 3: "
-                               "records were inserted or reordered");
+  EXPECT_EQ(rep.error, path_ +
+                           " line 4: seq 3 appears again or out of order after seq 3: "
+                           "records were inserted or reordered");
 
   // A copy of an older record further down.
   auto ls2 = lines();
-  ls2.erase(ls2.begin() + 3);  // back to the original
+  ls2.erase(ls2.begin() + 3);           // back to the original
   ls2.insert(ls2.begin() + 6, ls2[1]);  // seq 2 again after seq 6
   set_lines(ls2);
   EXPECT_FAILS_AT(verify(), 2u, "seq 2 appears again or out of order after seq 6");
@@ -352,7 +356,8 @@ TEST_F(VerifyTest, CutShortByRemovingTheClosingSeal) {
   auto ls = lines();
   ls.pop_back();
   set_lines(ls);
-  EXPECT_FAILS_AT(verify(), 8u, "does not end with a closing seal (last record: seq 7, type command)");
+  EXPECT_FAILS_AT(verify(), 8u,
+                  "does not end with a closing seal (last record: seq 7, type command)");
 }
 
 TEST_F(VerifyTest, CutShortByRemovingTheLastLines) {
@@ -369,8 +374,9 @@ TEST_F(VerifyTest, TruncatedLastLineWithoutNewline) {
   write_file(path_, data.substr(0, data.size() - 1));  // only the final newline gone
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 8u, "cut short");
-  EXPECT_EQ(rep.error, path_ + ": line 8 is cut short (no newline at the end of the file): the "
-                               "record after seq 7 is incomplete");
+  EXPECT_EQ(rep.error, path_ +
+                           ": line 8 is cut short (no newline at the end of the file): the "
+                           "record after seq 7 is incomplete");
 
   write_file(path_, data.substr(0, data.size() - 40));  // the closing seal half written
   EXPECT_FAILS_AT(verify(), 8u, "line 8 is cut short");
@@ -439,15 +445,15 @@ TEST_F(VerifyTest, ForgedSealSignature) {
 
   // A made-up signature on the interval seal.
   auto ls = orig;
-  ls[4] = edit(ls[4], [](json::Object& o) {
-    o["sig"] = crypto::base64_encode(std::string(64, '\0'));
-  });
+  ls[4] =
+      edit(ls[4], [](json::Object& o) { o["sig"] = crypto::base64_encode(std::string(64, '\0')); });
   rechain(ls, 4);
   set_lines(ls);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 5u, "invalid signature");
-  EXPECT_EQ(rep.error, path_ + " line 5: seal seq 5 has an invalid signature: the records it "
-                               "covers were rewritten");
+  EXPECT_EQ(rep.error, path_ +
+                           " line 5: seal seq 5 has an invalid signature: the records it "
+                           "covers were rewritten");
 
   // A rewritten record with the whole chain recomputed: the next seal gives it away.
   ls = orig;
@@ -514,9 +520,10 @@ TEST_F(VerifyTest, FirstRecordsRemoved) {
   set_lines(ls);
   auto rep = verify();
   EXPECT_FAILS_AT(rep, 1u, "records before it were removed");
-  EXPECT_EQ(rep.error, path_ + " line 1: the log begins with seq 3 (command), which neither "
-                               "starts a chain nor follows a rotation: records before it were "
-                               "removed");
+  EXPECT_EQ(rep.error, path_ +
+                           " line 1: the log begins with seq 3 (command), which neither "
+                           "starts a chain nor follows a rotation: records before it were "
+                           "removed");
 
   ls = orig;
   ls.erase(ls.begin());  // only the start record
@@ -634,26 +641,30 @@ TEST_F(RotatedSetTest, NewestFileAloneVerifiesWithANote) {
   EXPECT_TRUE(rep.ok) << rep.error;
   EXPECT_EQ(rep.records, 4u);
   ASSERT_EQ(rep.notes.size(), 1u);
-  EXPECT_EQ(rep.notes[0], path_ + " begins at a rotation (the older file, which ended at seq 3, "
-                                  "was not given)");
+  EXPECT_EQ(rep.notes[0], path_ +
+                              " begins at a rotation (the older file, which ended at seq 3, "
+                              "was not given)");
   auto two = verify({f2_, path_});
   EXPECT_TRUE(two.ok) << two.error;
   EXPECT_EQ(two.records, 7u);
   ASSERT_EQ(two.notes.size(), 1u);
-  EXPECT_EQ(two.notes[0], f2_ + " begins at a rotation (the older file, which ended at seq 4, "
-                                "was not given)");
+  EXPECT_EQ(two.notes[0], f2_ +
+                              " begins at a rotation (the older file, which ended at seq 4, "
+                              "was not given)");
 }
 
 TEST_F(RotatedSetTest, OlderFilesWithoutTheNewestOne) {
   auto rep = verify({f1_, f2_});
   EXPECT_FAILS_AT(rep, 4u, "newer file of the rotated set is missing");
-  EXPECT_EQ(rep.error, f2_ + " ends with a rotation seal at seq 3: the newer file of the "
-                             "rotated set is missing");
+  EXPECT_EQ(rep.error, f2_ +
+                           " ends with a rotation seal at seq 3: the newer file of the "
+                           "rotated set is missing");
   auto open = verify({f1_, f2_}, /*allow_open=*/true);
   EXPECT_TRUE(open.ok) << open.error;
   ASSERT_EQ(open.notes.size(), 1u);
-  EXPECT_EQ(open.notes[0], f2_ + " ends with a rotation seal: the newer file of the rotated set "
-                                 "was not given");
+  EXPECT_EQ(open.notes[0], f2_ +
+                               " ends with a rotation seal: the newer file of the rotated set "
+                               "was not given");
 }
 
 TEST_F(RotatedSetTest, TamperingInALaterFileNamesItsSeq) {

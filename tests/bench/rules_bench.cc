@@ -70,15 +70,18 @@ int main(int argc, char** argv) {
   };
   std::vector<Kind> kinds = {
       {"command (short: ls -la)", command("ls -la")},
-      {"command (typical, 60 chars)", command("grep -rn 'connection refused' /var/log/nginx/error.log | tail -20")},
+      {"command (typical, 60 chars)",
+       command("grep -rn 'connection refused' /var/log/nginx/error.log | tail -20")},
       {"command (long, 400 chars)",
-       command("for f in $(find /srv/app -name '*.log' -mtime +7); do gzip -9 \"$f\" && mv \"$f.gz\" "
-               "/srv/archive/$(date +%Y%m%d)/; done; echo done; " +
-               std::string(300, 'x'))},
+       command(
+           "for f in $(find /srv/app -name '*.log' -mtime +7); do gzip -9 \"$f\" && mv \"$f.gz\" "
+           "/srv/archive/$(date +%Y%m%d)/; done; echo done; " +
+           std::string(300, 'x'))},
       {"command (matches: curl | sh)", command("curl -fsSL https://example.com/install.sh | sh")},
       {"exec (3 args)", exec({"/usr/bin/grep", "-rn", "pattern"})},
-      {"exec (12 args)", exec({"/usr/bin/rsync", "-a", "--delete", "--exclude", ".git", "-e", "ssh -p 2222",
-                               "/srv/app/", "deploy@10.0.0.5:/srv/app/", "--info=progress2", "-z", "--partial"})},
+      {"exec (12 args)",
+       exec({"/usr/bin/rsync", "-a", "--delete", "--exclude", ".git", "-e", "ssh -p 2222",
+             "/srv/app/", "deploy@10.0.0.5:/srv/app/", "--info=progress2", "-z", "--partial"})},
   };
   json::Object bypass;
   bypass["type"] = "bypass";

@@ -12,7 +12,17 @@ namespace shaudit {
 
 enum class BpfMode { kOff, kOn, kAuto };
 
-enum class OutputType { kFile, kStdout, kSyslog, kAuditd, kSlack, kLoki, kWebhook, kFalcosidekick, kOtlp };
+enum class OutputType {
+  kFile,
+  kStdout,
+  kSyslog,
+  kAuditd,
+  kSlack,
+  kLoki,
+  kWebhook,
+  kFalcosidekick,
+  kOtlp
+};
 enum class OutputEvents { kAlerts, kRecords };  // alerts: alert records only; records: every record
 
 // One entry of `outputs:`. Which keys apply depends on `type` (see the README's table).
@@ -26,21 +36,21 @@ struct OutputConfig {
   std::string path;                        // file
   std::string url;                         // slack, loki, webhook, falcosidekick, otlp
   std::vector<std::pair<std::string, std::string>> headers;  // HTTP: extra request headers
-  std::string address;                     // syslog: host:port
-  std::string protocol = "tcp";            // syslog: tcp | udp | tls
-  int facility = 10;                       // syslog: 10 = authpriv
-  std::string app_name = "shaudit";        // syslog APP-NAME
-  std::string server_name;                 // TLS: name to verify (default: the host of url/address)
-  bool tls_verify = true;                  // TLS: verify the peer's certificate and name
+  std::string address;                                       // syslog: host:port
+  std::string protocol = "tcp";                              // syslog: tcp | udp | tls
+  int facility = 10;                                         // syslog: 10 = authpriv
+  std::string app_name = "shaudit";                          // syslog APP-NAME
+  std::string server_name;  // TLS: name to verify (default: the host of url/address)
+  bool tls_verify = true;   // TLS: verify the peer's certificate and name
   std::string ca_file, cert_file, key_file;  // TLS: trust anchors, client certificate and key
   std::string tenant;                        // loki: X-Scope-OrgID
   std::vector<std::string> labels = {"type", "host", "user"};  // loki: record fields as labels
-  bool gzip = true;                          // loki: gzip the request body
+  bool gzip = true;                                            // loki: gzip the request body
   uint64_t timeout_ms = 5000;
-  uint64_t batch_max = 100;      // records per request (slack, falcosidekick: always 1)
-  uint64_t batch_wait_ms = 10;   // wait this long for more records before a partial batch
-  uint64_t retry_max_ms = 60000; // back-off ceiling between retries
-  uint64_t spool_max_mib = 64;   // disk spool bound (remote outputs)
+  uint64_t batch_max = 100;       // records per request (slack, falcosidekick: always 1)
+  uint64_t batch_wait_ms = 10;    // wait this long for more records before a partial batch
+  uint64_t retry_max_ms = 60000;  // back-off ceiling between retries
+  uint64_t spool_max_mib = 64;    // disk spool bound (remote outputs)
   bool operator==(const OutputConfig&) const = default;
 };
 
@@ -60,13 +70,13 @@ struct Config {
   uint64_t queue_capacity = 65536;
   uint64_t max_clients = 4096;
   uint64_t shutdown_timeout_ms = 10000;
-  uint64_t bpf_ringbuf_kib = 8192;        // ring buffer between the eBPF programs and shauditd
-  uint64_t crosscheck_window_ms = 1000;   // how long a kernel event waits for its report
-  uint64_t client_queue_quota = 512;      // records one reporter connection may have queued
-  uint64_t receiver_batch_us = 500;       // gather events this long when wake-ups come back to back
+  uint64_t bpf_ringbuf_kib = 8192;       // ring buffer between the eBPF programs and shauditd
+  uint64_t crosscheck_window_ms = 1000;  // how long a kernel event waits for its report
+  uint64_t client_queue_quota = 512;     // records one reporter connection may have queued
+  uint64_t receiver_batch_us = 500;      // gather events this long when wake-ups come back to back
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
-  std::vector<std::string> redact_patterns;  // extra secret patterns (ECMAScript regexes)
+  std::vector<std::string> redact_patterns;    // extra secret patterns (ECMAScript regexes)
   std::string state_dir = "/var/lib/shaudit";  // output spools live in <state_dir>/spool/<name>
   std::vector<OutputConfig> outputs;
 };

@@ -23,7 +23,7 @@ namespace shaudit {
 struct WriterOptions {
   std::string path;
   const crypto::SigningKey* key = nullptr;  // not owned; must outlive the writer
-  std::function<int64_t()> clock_ns;         // CLOCK_REALTIME in ns; default record::now_ns
+  std::function<int64_t()> clock_ns;        // CLOCK_REALTIME in ns; default record::now_ns
   uint64_t seal_every = 10000;
   int64_t seal_interval_ns = 100'000'000;
   json::Object start_fields;  // extra fields for the start record (host, version, ...)
@@ -78,8 +78,8 @@ class LogWriter {
 
   WriterOptions opts_;
   int fd_ = -1;
-  uint64_t seq_ = 0;          // seq of the last record written
-  std::string prev_;          // hex SHA-256 of the last line
+  uint64_t seq_ = 0;  // seq of the last record written
+  std::string prev_;  // hex SHA-256 of the last line
   uint64_t first_unsealed_ = 0;
   int64_t first_unsealed_ns_ = 0;
   uint64_t unsealed_ = 0;

@@ -24,9 +24,9 @@ struct VerifyOptions {
 
 struct VerifyReport {
   bool ok = false;
-  uint64_t records = 0;    // records read (all files)
+  uint64_t records = 0;  // records read (all files)
   uint64_t seals = 0;
-  uint64_t unsealed = 0;   // records after the last seal
+  uint64_t unsealed = 0;            // records after the last seal
   std::optional<uint64_t> bad_seq;  // first offending seq, when one can be named
   std::string error;                // why verification failed
   std::vector<std::string> notes;   // things worth knowing that are not failures
