@@ -167,6 +167,7 @@ class Output {
   void run() {
     int attempts = 0;
     Clock::time_point next_try = Clock::now();
+    Clock::time_point last_delivery{};  // start of the last delivery attempt
     const size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
     std::unique_lock lk(mu_);
     for (;;) {
@@ -192,10 +193,15 @@ class Output {
         cv_.wait_until(lk, stopping_ ? std::min(next_try, stop_deadline_) : next_try);
         continue;
       }
-      if (!stopping_ && spool_.pending() < batch_max && cfg_.batch_wait_ms > 0) {
-        auto until = Clock::now() + std::chrono::milliseconds(cfg_.batch_wait_ms);
-        cv_.wait_until(lk, until, [&] { return stopping_ || spool_.pending() >= batch_max; });
+      // Batching: after a quiet spell the first record goes at once (a lone alert is not held
+      // back); while records keep coming, wait up to batch_wait_ms to fill a batch.
+      auto wait = std::chrono::milliseconds(cfg_.batch_wait_ms);
+      if (!stopping_ && spool_.pending() < batch_max && wait.count() > 0 &&
+          Clock::now() - last_delivery < wait) {
+        cv_.wait_until(lk, last_delivery + wait,
+                       [&] { return stopping_ || spool_.pending() >= batch_max; });
       }
+      last_delivery = Clock::now();
       size_t n = std::min(spool_.pending(), batch_max);
       std::vector<std::string> lines = spool_.peek(n);
       lk.unlock();
