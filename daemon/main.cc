@@ -422,7 +422,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<Outputs> cur;
   } slot;
   {
-    auto outputs = Outputs::make(cfg, hostname(), push_record);
+    auto outputs = Outputs::make(cfg, hostname(), push_record, /*catch_up=*/true);
     if (!outputs) {
       std::fprintf(stderr, "shauditd: %s\n", outputs.message().c_str());
       return 1;

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "out_sinks.h"
@@ -127,6 +129,51 @@ class Output {
   void sync() {
     std::lock_guard lk(mu_);
     spool_.sync();
+  }
+
+  // At start, before the writer runs: a crash between a log write and the spool append leaves
+  // the log's last lines out of the spool. Appends what this output wants after the spool's
+  // last line, if that line is found in the last 64 MiB of the log. Returns how many.
+  size_t catch_up(const std::string& log_path) {
+    const std::string& last = spool_.last_appended();
+    if (last.empty()) return 0;
+    int fd = ::open(log_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st;
+    std::string tail = "\n";  // so the first line matches like the others (a cut one never does)
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+      off_t from = std::max<off_t>(0, st.st_size - (off_t{64} << 20));
+      std::string buf(static_cast<size_t>(st.st_size - from), '\0');
+      ssize_t n = ::pread(fd, buf.data(), buf.size(), from);
+      buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      tail += buf;
+    }
+    ::close(fd);
+    // Only after an unclean stop: a clean one ends with a closing seal, every line offered.
+    size_t end = tail.size() > 1 ? tail.rfind('\n', tail.size() - 2) : std::string::npos;
+    if (end != std::string::npos && tail.back() == '\n') {
+      auto v = json::parse(std::string_view(tail).substr(end + 1, tail.size() - end - 2));
+      if (v && v->is_object()) {
+        const std::string* t = json::get_string(v->as_object(), "type");
+        const std::string* r = json::get_string(v->as_object(), "reason");
+        if (t && *t == record::kSeal && r && *r == record::kSealClose) return 0;
+      }
+    }
+    size_t at = tail.rfind("\n" + last + "\n");
+    if (at == std::string::npos) return 0;
+    size_t pos = at + last.size() + 2, added = 0;
+    std::lock_guard lk(mu_);
+    while (pos < tail.size()) {
+      size_t nl = tail.find('\n', pos);
+      if (nl == std::string::npos) break;  // a partial last line: the writer cuts it off
+      std::string_view line(tail.data() + pos, nl - pos);
+      pos = nl + 1;
+      auto v = json::parse(line);
+      if (!v || !v->is_object() || !wants(v->as_object())) continue;
+      if (!spool_.append(line)) break;
+      ++added;
+    }
+    return added;
   }
 
   void start() {
@@ -287,7 +334,8 @@ class Output {
 };
 
 Result<std::unique_ptr<Outputs>> Outputs::make(const Config& cfg, std::string hostname,
-                                               std::function<bool(json::Object)> push_record) {
+                                               std::function<bool(json::Object)> push_record,
+                                               bool catch_up) {
   std::unique_ptr<Outputs> o(new Outputs());
   SinkContext ctx{std::move(hostname)};
   for (const auto& oc : cfg.outputs) {
@@ -296,8 +344,14 @@ Result<std::unique_ptr<Outputs>> Outputs::make(const Config& cfg, std::string ho
     if (!sink) return sink.error();
     auto spool = Spool::open(cfg.state_dir + "/spool/" + oc.name, oc.spool_max_mib << 20);
     if (!spool) return make_error(fmt::format("output '{}': {}", oc.name, spool.message()));
-    o->outputs_.push_back(
-        std::make_unique<Output>(oc, std::move(*spool), std::move(*sink), push_record));
+    auto out = std::make_unique<Output>(oc, std::move(*spool), std::move(*sink), push_record);
+    if (size_t n = catch_up ? out->catch_up(cfg.log) : 0)
+      std::fprintf(
+          stderr,
+          "shauditd: output '%s': %zu record(s) at the end of the log were missing from its "
+          "spool (an unclean stop); spooled now\n",
+          oc.name.c_str(), n);
+    o->outputs_.push_back(std::move(out));
   }
   return o;
 }

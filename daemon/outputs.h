@@ -66,8 +66,11 @@ class Output;
 class Outputs {
  public:
   // push_record: puts a bookkeeping record (output_error, an overflow alert) into the log.
+  // catch_up (at start): after an unclean stop, spool the log's last lines an output wants
+  // that its spool lacks (a crash between a log write and the spool append).
   static Result<std::unique_ptr<Outputs>> make(const Config& cfg, std::string hostname,
-                                               std::function<bool(json::Object)> push_record);
+                                               std::function<bool(json::Object)> push_record,
+                                               bool catch_up = false);
   ~Outputs();
 
   // Writer thread, after a line is in the log. Never blocks on a destination.

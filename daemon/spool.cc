@@ -66,6 +66,7 @@ Spool& Spool::operator=(Spool&& o) noexcept {
     lines_ = std::move(o.lines_);
     bytes_ = o.bytes_;
     loaded_ = o.loaded_;
+    last_appended_ = std::move(o.last_appended_);
     last_error_ = std::move(o.last_error_);
   }
   return *this;
@@ -156,6 +157,12 @@ Result<Spool> Spool::open(std::string dir, uint64_t max_bytes) {
       s.bytes_ += nl + 1 - pos;
       pos = nl + 1;
     }
+    // The last line ever appended (acknowledged or not): where a catch-up from the log starts.
+    if (pos > 0) {
+      std::string_view body(text->data(), pos - 1);  // whole lines, without the last newline
+      size_t b = body.rfind('\n');
+      s.last_appended_ = std::string(b == std::string_view::npos ? body : body.substr(b + 1));
+    }
   }
   s.loaded_ = s.lines_.size();
   uint64_t last = segs.empty() ? cur_seg : std::max(segs.back(), cur_seg);
@@ -190,6 +197,7 @@ bool Spool::append(std::string_view line) {
   }
   segment_size_ += size;
   lines_.push_back({std::string(line), segment_, segment_size_});
+  last_appended_ = std::string(line);
   bytes_ += size;
   return true;
 }

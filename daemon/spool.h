@@ -43,6 +43,9 @@ class Spool {
   uint64_t pending_bytes() const { return bytes_; }
   const std::string& last_error() const { return last_error_; }
   uint64_t loaded_at_open() const { return loaded_; }
+  // The last line appended, acknowledged or not (empty when unknown: a new spool, or its last
+  // segment was emptied and removed).
+  const std::string& last_appended() const { return last_appended_; }
 
  private:
   Spool() = default;
@@ -62,6 +65,7 @@ class Spool {
   std::deque<Line> lines_;  // unacknowledged, oldest first
   uint64_t bytes_ = 0;      // their total size
   uint64_t loaded_ = 0;
+  std::string last_appended_;
   std::string last_error_;
 };
 

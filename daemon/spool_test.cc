@@ -141,5 +141,21 @@ TEST_F(SpoolTest, AcknowledgedSegmentsAreDeleted) {
   EXPECT_EQ(again.pending(), 0u);
 }
 
+TEST_F(SpoolTest, RemembersTheLastLineAppendedEvenWhenAcknowledged) {
+  {
+    Spool s = open();
+    EXPECT_EQ(s.last_appended(), "");
+    ASSERT_TRUE(s.append("first"));
+    ASSERT_TRUE(s.append("second"));
+    EXPECT_EQ(s.last_appended(), "second");
+    ASSERT_TRUE(s.ack(2).ok());
+  }
+  Spool s = open();
+  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(s.last_appended(), "second");  // the catch-up after a crash starts after it
+  Spool moved = std::move(s);
+  EXPECT_EQ(moved.last_appended(), "second");
+}
+
 }  // namespace
 }  // namespace shaudit::daemon

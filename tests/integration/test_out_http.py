@@ -405,3 +405,39 @@ def test_a_destination_that_never_answers_times_out_and_is_retried(daemon_factor
         assert time.monotonic() - t1 < 5
     finally:
         lst.close()
+
+
+def test_after_a_crash_the_spool_catches_up_from_the_log(daemon_factory, recv):
+    """A crash between a log write and the spool append (simulated: shauditd killed, the last
+    two lines cut from the spool) loses nothing for the output: at the next start the log's
+    last lines the spool lacks are spooled again."""
+    import signal
+    port = recv.port
+    recv.close()
+    out = {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{port}/", "events": "records",
+           "seals": False, "retry_max_ms": 200}
+    d = daemon_factory(outputs=[out]).start()
+    for t in ("crash-one", "crash-two", "crash-three"):
+        emit(d.socket, "line", t)
+    d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) == 3)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    seg = sorted((d.dir / "state" / "spool" / "hook").glob("*.jsonl"))[-1]
+    lines = seg.read_bytes().splitlines(keepends=True)
+    assert b"crash-three" in lines[-1] and b"crash-two" in lines[-2]
+    seg.write_bytes(b"".join(lines[:-2]))  # as if the crash came before these were spooled
+    d.start()
+    assert "2 record(s) at the end of the log were missing from its spool" in d.stderr()
+    back = Receiver(port)
+    try:
+        back.wait(lambda rs: sum(b.count(b'"text":"crash-') for _, _, b in rs) >= 3)
+        texts = [it["record"]["text"] for b in back.bodies() for it in b
+                 if it["record"]["type"] == "command"]
+        assert texts == ["crash-one", "crash-two", "crash-three"]
+    finally:
+        back.close()
+    assert d.stop() == 0
+    # A clean stop ends with a closing seal: the next start catches nothing up.
+    d.start()
+    assert d.stderr().count("missing from its spool") == 1
+    assert d.stop() == 0
