@@ -65,16 +65,19 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   int err = bpf_map__set_max_entries(c->skel_->maps.events, static_cast<__u32>(opts.ringbuf_bytes));
   if (err) return fail("ring buffer size", err);
   int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0 || (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
+  if (ncpu <= 0 ||
+      (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
     return fail("scratch map size", ncpu <= 0 ? ncpu : err);
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
   if (!c->rb_) return fail("ring buffer", errno);
   for (const auto& path : opts.readline_binaries)
-    if (auto r = c->probe_lines(path, false); !r && access(path.c_str(), F_OK) == 0) return r.error();
+    if (auto r = c->probe_lines(path, false); !r && access(path.c_str(), F_OK) == 0)
+      return r.error();
   for (const auto& path : opts.zle_modules)
-    if (auto r = c->probe_lines(path, true); !r && access(path.c_str(), F_OK) == 0) return r.error();
+    if (auto r = c->probe_lines(path, true); !r && access(path.c_str(), F_OK) == 0)
+      return r.error();
   return c;
 }
 
@@ -84,9 +87,13 @@ Collector::~Collector() {
   if (skel_) shaudit_proc_bpf__destroy(skel_);
 }
 
-int Collector::epoll_fd() const { return ring_buffer__epoll_fd(rb_); }
+int Collector::epoll_fd() const {
+  return ring_buffer__epoll_fd(rb_);
+}
 
-int Collector::consume() { return ring_buffer__consume(rb_); }
+int Collector::consume() {
+  return ring_buffer__consume(rb_);
+}
 
 Result<void> Collector::track(pid_t pid, uint64_t key) {
   __u32 k = static_cast<__u32>(pid);
@@ -94,11 +101,6 @@ Result<void> Collector::track(pid_t pid, uint64_t key) {
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tracked), &k, &v, BPF_ANY) != 0)
     return fail("track", errno);
   return {};
-}
-
-void Collector::untrack(pid_t pid) {
-  __u32 k = static_cast<__u32>(pid);
-  bpf_map_delete_elem(bpf_map__fd(skel_->maps.tracked), &k);
 }
 
 Result<void> Collector::probe_lines(const std::string& path, bool zle) {
@@ -114,10 +116,13 @@ Result<void> Collector::probe_lines(const std::string& path, bool zle) {
   } else {
     // bash: an entry probe on rl_deprep_terminal, told (through its cookie) where readline's
     // variables lie relative to it in this binary.
-    auto syms = dynamic_symbols(path, {"rl_deprep_terminal", "rl_line_buffer", "rl_done", "rl_eof_found"});
+    auto syms =
+        dynamic_symbols(path, {"rl_deprep_terminal", "rl_line_buffer", "rl_done", "rl_eof_found"});
     if (!syms[0] || !syms[1] || !syms[2])
-      return Error{fmt::format("eBPF line probe on {}: no rl_deprep_terminal, rl_line_buffer or "
-                               "rl_done among its dynamic symbols", path)};
+      return Error{
+          fmt::format("eBPF line probe on {}: no rl_deprep_terminal, rl_line_buffer or "
+                      "rl_done among its dynamic symbols",
+                      path)};
     sa_rl_vars v{};
     v.line = static_cast<int64_t>(syms[1] - syms[0]);
     v.done = static_cast<int64_t>(syms[2] - syms[0]);
@@ -148,20 +153,19 @@ bool Collector::probe_if_bash(const std::string& path) {
   return probe_lines(path, false).ok();
 }
 
-static uint64_t read_stat(shaudit_proc_bpf* skel, __u32 which) {
+uint64_t Collector::dropped() const {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return 0;
   std::vector<__u64> vals(static_cast<size_t>(ncpu));
-  if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &which, vals.data()) != 0) return 0;
+  __u32 which = SA_STAT_DROPPED;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &which, vals.data()) != 0) return 0;
   uint64_t sum = 0;
   for (auto v : vals) sum += v;
   return sum;
 }
 
-uint64_t Collector::dropped() const { return read_stat(skel_, SA_STAT_DROPPED); }
-uint64_t Collector::events() const { return read_stat(skel_, SA_STAT_EVENTS); }
-
-std::vector<uint64_t> dynamic_symbols(const std::string& path, const std::vector<std::string>& names) {
+std::vector<uint64_t> dynamic_symbols(const std::string& path,
+                                      const std::vector<std::string>& names) {
   // Reads the ELF64 dynamic symbol table: the value of each defined symbol asked for, 0 when
   // absent (or not an ELF64 file).
   std::vector<uint64_t> out(names.size(), 0);
@@ -187,7 +191,8 @@ std::vector<uint64_t> dynamic_symbols(const std::string& path, const std::vector
   for (size_t i = 0; i < eh.e_shnum; ++i) {
     Elf64_Shdr sym, str;
     if (!section(i, sym) || sym.sh_type != SHT_DYNSYM || !section(sym.sh_link, str)) continue;
-    if (sym.sh_offset + sym.sh_size > data.size() || str.sh_offset + str.sh_size > data.size()) return out;
+    if (sym.sh_offset + sym.sh_size > data.size() || str.sh_offset + str.sh_size > data.size())
+      return out;
     for (size_t off = 0; off + sizeof(Elf64_Sym) <= sym.sh_size; off += sizeof(Elf64_Sym)) {
       Elf64_Sym es;
       std::memcpy(&es, data.data() + sym.sh_offset + off, sizeof es);

@@ -43,7 +43,6 @@ class Collector {
   int consume();         // delivers waiting events; returns how many
   // Starts tracking a process (a session's entry) and, by fork, its descendants.
   Result<void> track(pid_t pid, uint64_t key);
-  void untrack(pid_t pid);
   // Adds the line probe of the binary at path: readline's rl_deprep_terminal() (bash and
   // copies) or zleread() (zsh's zle module); a binary (by device and inode) is probed once.
   Result<void> probe_lines(const std::string& path, bool zle);
@@ -51,22 +50,22 @@ class Collector {
   // binary (device, inode) is examined once. Returns true when a new probe was attached.
   bool probe_if_bash(const std::string& path);
   uint64_t dropped() const;  // events lost to a full ring buffer, since load
-  uint64_t events() const;
 
  private:
   Collector() = default;
   shaudit_proc_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
   EventFn fn_;
-  std::set<std::pair<uint64_t, uint64_t>> probed_;   // (dev, ino)
-  std::set<std::pair<uint64_t, uint64_t>> examined_; // (dev, ino) found not to be bash
-  std::vector<void*> links_;                        // struct bpf_link*
-  uint64_t rl_cookies_ = 0;                         // bash binaries given readline variables
+  std::set<std::pair<uint64_t, uint64_t>> probed_;    // (dev, ino)
+  std::set<std::pair<uint64_t, uint64_t>> examined_;  // (dev, ino) found not to be bash
+  std::vector<void*> links_;                          // struct bpf_link*
+  uint64_t rl_cookies_ = 0;                           // bash binaries given readline variables
 };
 
 // True when path is an ELF binary exporting readline and rl_line_buffer (bash or a copy).
 bool looks_like_bash(const std::string& path);
 // The values of the named defined dynamic symbols of an ELF64 file (0: absent).
-std::vector<uint64_t> dynamic_symbols(const std::string& path, const std::vector<std::string>& names);
+std::vector<uint64_t> dynamic_symbols(const std::string& path,
+                                      const std::vector<std::string>& names);
 
 }  // namespace shaudit::bpf

@@ -41,31 +41,26 @@ class CollectorTest : public ::testing::Test {
     ASSERT_GE(n, sizeof h);
     std::memcpy(&h, d, sizeof h);
     switch (h.type) {
-      case SA_EV_EXEC: {
-        sa_exec_event e{};
-        std::memcpy(&e, d, std::min(n, sizeof e));
-        seen_.execs.push_back(e);
+      case SA_EV_EXEC:
+        keep(seen_.execs, d, n);
         break;
-      }
-      case SA_EV_ATTEMPT: {
-        sa_attempt_event e{};
-        std::memcpy(&e, d, std::min(n, sizeof e));
-        seen_.attempts.push_back(e);
+      case SA_EV_ATTEMPT:
+        keep(seen_.attempts, d, n);
         break;
-      }
-      case SA_EV_FORK: {
-        sa_fork_event e{};
-        std::memcpy(&e, d, std::min(n, sizeof e));
-        seen_.forks.push_back(e);
+      case SA_EV_FORK:
+        keep(seen_.forks, d, n);
         break;
-      }
-      case SA_EV_EXIT: {
-        sa_exit_event e{};
-        std::memcpy(&e, d, std::min(n, sizeof e));
-        seen_.exits.push_back(e);
+      case SA_EV_EXIT:
+        keep(seen_.exits, d, n);
         break;
-      }
     }
+  }
+
+  // Events may be shorter than their struct (an exec event ends after its argv).
+  template <class Event>
+  static void keep(std::vector<Event>& v, const void* d, size_t n) {
+    Event& e = v.emplace_back();
+    std::memcpy(&e, d, std::min(n, sizeof e));
   }
 
   std::unique_ptr<shaudit::bpf::Collector> col_;

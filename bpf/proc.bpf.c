@@ -3,7 +3,10 @@
  * A process is tracked when the daemon put it in `tracked` (a session's entry) or its parent
  * was tracked when it forked: membership follows the fork tree in the kernel, whatever the
  * process does to its environment, name, loginuid or audit session id. */
+/* vmlinux.h first: the other headers use its types. */
+/* clang-format off */
 #include "vmlinux.h"
+/* clang-format on */
 
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -12,8 +15,6 @@
 #include "events.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-const volatile __u32 ringbuf_pages = 0; /* informational; size is set before load */
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -39,7 +40,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 16384);
-  __type(key, __u32); /* tid */
+  __type(key, __u32);   /* tid */
   __type(value, __u64); /* user pointer to the filename */
 } pending_exec SEC(".maps");
 
@@ -57,7 +58,9 @@ static __always_inline void count(__u32 which) {
   if (v) __sync_fetch_and_add(v, 1);
 }
 
-static __always_inline __u64* tracked_key(__u32 tgid) { return bpf_map_lookup_elem(&tracked, &tgid); }
+static __always_inline __u64* tracked_key(__u32 tgid) {
+  return bpf_map_lookup_elem(&tracked, &tgid);
+}
 
 static __always_inline void fill_hdr(struct sa_event_hdr* h, __u32 type, struct task_struct* t,
                                      __u64 key) {
@@ -74,6 +77,23 @@ static __always_inline void fill_hdr(struct sa_event_hdr* h, __u32 type, struct 
   BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
 }
 
+/* A fixed-size event in the ring buffer with its header filled, or NULL (counted as lost). */
+static __always_inline void* reserve_event(__u64 size, __u32 type, struct task_struct* t,
+                                           __u64 key) {
+  struct sa_event_hdr* h = bpf_ringbuf_reserve(&events, size, 0);
+  if (!h) {
+    count(SA_STAT_DROPPED);
+    return NULL;
+  }
+  fill_hdr(h, type, t, key);
+  return h;
+}
+
+static __always_inline void submit_event(void* e) {
+  bpf_ringbuf_submit(e, 0);
+  count(SA_STAT_EVENTS);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
@@ -86,7 +106,8 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   __u32 tid = BPF_CORE_READ(p, pid);
   bpf_map_delete_elem(&pending_exec, &tid); /* the attempt succeeded: this event is it */
   if (BPF_CORE_READ_BITFIELD(bprm, secureexec)) e->h.flags |= SA_FLAG_SECUREEXEC;
-  long n = bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, filename));
+  long n =
+      bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, filename));
   e->filename_len = n > 0 ? (__u32)n - 1 : 0;
   e->argc = BPF_CORE_READ(bprm, argc);
   /* The new image's argument strings, as the kernel laid them out. */
@@ -98,7 +119,9 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
     e->h.flags |= SA_FLAG_ARGV_CUT;
   }
   e->argv_len = 0;
-  if (len > 0 && bpf_probe_read_user(e->argv, len & (SA_ARGV_MAX - 1) ? len & (SA_ARGV_MAX - 1) : SA_ARGV_MAX, (void*)start) == 0)
+  if (len > 0 &&
+      bpf_probe_read_user(e->argv, len & (SA_ARGV_MAX - 1) ? len & (SA_ARGV_MAX - 1) : SA_ARGV_MAX,
+                          (void*)start) == 0)
     e->argv_len = (__u32)len;
   e->tty_len = 0;
   struct tty_struct* tty = BPF_CORE_READ(p, signal, tty);
@@ -138,17 +161,12 @@ static __always_inline int attempt_exit(long ret) {
   bpf_map_delete_elem(&pending_exec, &tid);
   __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
   if (!key) return 0;
-  struct sa_attempt_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(SA_STAT_DROPPED);
-    return 0;
-  }
-  fill_hdr(&e->h, SA_EV_ATTEMPT, t, *key);
+  struct sa_attempt_event* e = reserve_event(sizeof(*e), SA_EV_ATTEMPT, t, *key);
+  if (!e) return 0;
   long n = bpf_probe_read_user_str(e->filename, sizeof e->filename, (const char*)filename);
   e->filename_len = n > 0 ? (__u32)n - 1 : 0;
   e->result = (__s32)ret;
-  bpf_ringbuf_submit(e, 0);
-  count(SA_STAT_EVENTS);
+  submit_event(e);
   return 0;
 }
 
@@ -163,10 +181,14 @@ int handle_execveat(struct trace_event_raw_sys_enter* ctx) {
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
-int handle_execve_exit(struct trace_event_raw_sys_exit* ctx) { return attempt_exit(ctx->ret); }
+int handle_execve_exit(struct trace_event_raw_sys_exit* ctx) {
+  return attempt_exit(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
-int handle_execveat_exit(struct trace_event_raw_sys_exit* ctx) { return attempt_exit(ctx->ret); }
+int handle_execveat_exit(struct trace_event_raw_sys_exit* ctx) {
+  return attempt_exit(ctx->ret);
+}
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child) {
@@ -177,16 +199,11 @@ int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child)
   if (!key) return 0;
   __u64 k = *key;
   bpf_map_update_elem(&tracked, &ctgid, &k, BPF_ANY);
-  struct sa_fork_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(SA_STAT_DROPPED);
-    return 0;
-  }
-  fill_hdr(&e->h, SA_EV_FORK, parent, k);
+  struct sa_fork_event* e = reserve_event(sizeof(*e), SA_EV_FORK, parent, k);
+  if (!e) return 0;
   e->child_pid = ctgid;
   e->pad = 0;
-  bpf_ringbuf_submit(e, 0);
-  count(SA_STAT_EVENTS);
+  submit_event(e);
   return 0;
 }
 
@@ -198,16 +215,11 @@ int BPF_PROG(handle_exit, struct task_struct* p, bool group_dead) {
   if (!key) return 0;
   __u64 k = *key;
   bpf_map_delete_elem(&tracked, &tgid);
-  struct sa_exit_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(SA_STAT_DROPPED);
-    return 0;
-  }
-  fill_hdr(&e->h, SA_EV_EXIT, p, k);
+  struct sa_exit_event* e = reserve_event(sizeof(*e), SA_EV_EXIT, p, k);
+  if (!e) return 0;
   e->exit_code = BPF_CORE_READ(p, exit_code);
   e->pad = 0;
-  bpf_ringbuf_submit(e, 0);
-  count(SA_STAT_EVENTS);
+  submit_event(e);
   return 0;
 }
 
@@ -222,19 +234,14 @@ static __always_inline int line_returned(const char* ret, __u32 flags) {
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
   __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
   if (!key) return 0;
-  struct sa_line_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(SA_STAT_DROPPED);
-    return 0;
-  }
-  fill_hdr(&e->h, SA_EV_LINE, t, *key);
+  struct sa_line_event* e = reserve_event(sizeof(*e), SA_EV_LINE, t, *key);
+  if (!e) return 0;
   e->h.flags |= flags;
   long n = bpf_probe_read_user_str(e->line, sizeof e->line, ret);
   e->len = n > 0 ? (__u32)n - 1 : 0;
   if (e->len == SA_LINE_MAX - 1) e->h.flags |= SA_FLAG_LINE_CUT;
   e->pad = 0;
-  bpf_ringbuf_submit(e, 0);
-  count(SA_STAT_EVENTS);
+  submit_event(e);
   return 0;
 }
 
@@ -258,10 +265,13 @@ int BPF_KPROBE(rl_deprep_entry) {
   __u64 line = 0;
   /* Also called on a signal (rl_done unset) and at end of input (rl_eof_found): no line. */
   if (bpf_probe_read_user(&done, sizeof done, (const void*)(at + v->done)) != 0 || !done) return 0;
-  if (v->eof && bpf_probe_read_user(&eof, sizeof eof, (const void*)(at + v->eof)) == 0 && eof) return 0;
+  if (v->eof && bpf_probe_read_user(&eof, sizeof eof, (const void*)(at + v->eof)) == 0 && eof)
+    return 0;
   if (bpf_probe_read_user(&line, sizeof line, (const void*)(at + v->line)) != 0) return 0;
   return line_returned((const char*)line, 0);
 }
 
 SEC("uretprobe")
-int BPF_KRETPROBE(zleread_ret, const char* ret) { return line_returned(ret, SA_FLAG_ZLE); }
+int BPF_KRETPROBE(zleread_ret, const char* ret) {
+  return line_returned(ret, SA_FLAG_ZLE);
+}

@@ -393,20 +393,23 @@ int cmd_stats(const std::vector<std::string>& args) {
     std::printf("%s\n", reply.c_str());
     return 0;
   }
+  const json::Array* outputs = nullptr;  // printed last, one line each
   for (const auto& [k, val] : v->as_object()) {
-    if (k == "outputs" && val.is_array()) continue;
+    if (k == "outputs" && val.is_array()) {
+      outputs = &val.as_array();
+      continue;
+    }
     std::printf("%-22s %s\n", (k + ":").c_str(),
                 val.is_string() ? val.as_string().c_str() : json::encode(val).c_str());
   }
   // One line per output: what it delivered, holds, gave up on.
-  if (auto it = v->as_object().find("outputs");
-      it != v->as_object().end() && it->second.is_array()) {
-    for (const auto& o : it->second.as_array()) {
+  if (outputs) {
+    for (const auto& o : *outputs) {
       if (!o.is_object()) continue;
       const auto& m = o.as_object();
       auto num = [&](const char* key) {
         const int64_t* x = json::get_int(m, key);
-        return x ? *x : 0;
+        return static_cast<long long>(x ? *x : 0);
       };
       const std::string* name = json::get_string(m, "name");
       const std::string* type = json::get_string(m, "type");
@@ -414,11 +417,9 @@ int cmd_stats(const std::vector<std::string>& args) {
       std::printf(
           "output %s (%s): delivered %lld, pending %lld, failed %lld, retries %lld, overflowed "
           "%lld%s%s\n",
-          name ? name->c_str() : "?", type ? type->c_str() : "?",
-          static_cast<long long>(num("delivered")), static_cast<long long>(num("pending")),
-          static_cast<long long>(num("failed")), static_cast<long long>(num("retries")),
-          static_cast<long long>(num("overflowed")), err && !err->empty() ? "; last error: " : "",
-          err ? err->c_str() : "");
+          name ? name->c_str() : "?", type ? type->c_str() : "?", num("delivered"), num("pending"),
+          num("failed"), num("retries"), num("overflowed"),
+          err && !err->empty() ? "; last error: " : "", err ? err->c_str() : "");
     }
   }
   return 0;

@@ -8,23 +8,21 @@ Result<size_t> Alerter::load(const std::vector<std::string>& paths) {
   auto r = rules::load_rules(paths);
   if (!r) return r.error();
   size_t n = r->rule_count();
-  auto fresh = std::make_shared<const rules::RuleSet>(std::move(*r));
   std::lock_guard lk(mu_);
-  rules_ = std::move(fresh);
+  rules_ = std::move(*r);
   return n;
 }
 
 std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
-  std::shared_ptr<const rules::RuleSet> rules;
-  {
+  const rules::RuleSet rules = [&] {  // a copy of the handle (no default-made set per record)
     std::lock_guard lk(mu_);
-    rules = rules_;
-  }
+    return rules_;
+  }();
   std::vector<json::Object> out;
-  if (!rules) return out;
+  if (rules.rule_count() == 0) return out;
   rules::EvalContext ctx;
   ctx.hostname = hostname_;
-  std::vector<rules::Match> matches = rules->evaluate(rec, ctx);
+  std::vector<rules::Match> matches = rules.evaluate(rec, ctx);
   // The logical command: this line joined to the lines before it of the same command.
   const std::string* type = json::get_string(rec, "type");
   const std::string* cmd = json::get_string(rec, "command");
@@ -34,10 +32,15 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     auto cont = rec.find("continuation");
     bool continuation = cont != rec.end() && cont->second.is_bool() && cont->second.as_bool();
     std::string& joined = joined_[*cmd];
-    joined = continuation && !joined.empty() ? joined + "\n" + *text : *text;
+    if (continuation && !joined.empty()) {
+      joined += '\n';
+      joined += *text;
+    } else {
+      joined = *text;
+    }
     if (continuation) {
       ctx.cmd_text = joined;
-      for (auto& m : rules->evaluate(rec, ctx)) {
+      for (auto& m : rules.evaluate(rec, ctx)) {
         bool seen = false;
         for (const auto& have : matches) seen = seen || have.rule == m.rule;
         if (!seen) matches.push_back(std::move(m));

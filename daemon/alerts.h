@@ -4,7 +4,6 @@
 // splitting `curl ... \` and `| sh` across lines does not evade a rule.
 #pragma once
 
-#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -27,8 +26,8 @@ class Alerter {
 
  private:
   std::string hostname_;
-  std::mutex mu_;  // guards rules_ (replaced by SIGHUP in the main thread)
-  std::shared_ptr<const rules::RuleSet> rules_;
+  std::mutex mu_;         // guards rules_ (replaced by SIGHUP in the main thread)
+  rules::RuleSet rules_;  // a shared handle: copying it is cheap
   std::unordered_map<std::string, std::string> joined_;  // command id -> lines so far
 };
 

@@ -26,7 +26,9 @@ int64_t clock_ns(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
+std::string cstr(const char* s, size_t max) {
+  return std::string(s, strnlen(s, max));
+}
 
 // zsh's zleread returns its metafied line with the newline.
 std::string unmetafy(std::string s) {
@@ -41,7 +43,9 @@ uint64_t CrossCheck::key_of(const std::string& session) {
   return std::strtoull(session.c_str(), nullptr, 16);
 }
 
-std::string CrossCheck::session_of(uint64_t key) { return fmt::format("{:016x}", key); }
+std::string CrossCheck::session_of(uint64_t key) {
+  return fmt::format("{:016x}", key);
+}
 
 CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
                        std::function<std::string(pid_t, pid_t)> command_of)
@@ -71,28 +75,32 @@ bool CrossCheck::lost_between(int64_t from, int64_t to) const {
   return false;
 }
 
-void CrossCheck::on_kernel(const void* data, size_t size, const std::string& session) {
+void CrossCheck::on_kernel(const void* data, size_t size) {
   sa_event_hdr h;
   if (size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
   int64_t ns = to_realtime(h.ts_ns);
   pid_t pid = static_cast<pid_t>(h.pid);
+  // The header's part of an event that waits for a decision.
+  auto from_header = [&](KEvent& k) {
+    k.ns = ns;
+    k.pid = pid;
+    k.ppid = static_cast<pid_t>(h.ppid);
+    k.uid = h.uid;
+    k.session = session_of(h.key);
+    k.comm = cstr(h.comm, sizeof h.comm);
+  };
   switch (h.type) {
     case SA_EV_EXEC: {
       if (size < offsetof(sa_exec_event, argv)) return;
       const auto* e = static_cast<const sa_exec_event*>(data);
       KExec k;
-      k.ns = ns;
-      k.pid = pid;
-      k.ppid = static_cast<pid_t>(h.ppid);
-      k.uid = h.uid;
+      from_header(k);
       k.loginuid = h.loginuid;
       k.sessionid = h.sessionid;
       k.flags = h.flags;
-      k.session = session;
       k.filename = cstr(e->filename, sizeof e->filename);
       k.tty = cstr(e->tty, sizeof e->tty);
-      k.comm = cstr(h.comm, sizeof h.comm);
       size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
       std::string_view all(e->argv, n);
       size_t start = 0;
@@ -131,12 +139,7 @@ void CrossCheck::on_kernel(const void* data, size_t size, const std::string& ses
       if (size < offsetof(sa_line_event, line)) return;
       const auto* e = static_cast<const sa_line_event*>(data);
       KLine l;
-      l.ns = ns;
-      l.pid = pid;
-      l.ppid = static_cast<pid_t>(h.ppid);
-      l.uid = h.uid;
-      l.session = session;
-      l.comm = cstr(h.comm, sizeof h.comm);
+      from_header(l);
       std::string text(e->line, std::min<size_t>(e->len, size - offsetof(sa_line_event, line)));
       l.text = (h.flags & SA_FLAG_ZLE) ? unmetafy(std::move(text)) : std::move(text);
       l.cut = h.flags & SA_FLAG_LINE_CUT;
@@ -155,16 +158,18 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
   r.seq = m.report_seq;
   Proc& p = procs_[pid];
   switch (m.type) {
-    case SHAUDIT_MSG_EXEC:
-      r.argv_hash = argv_hash(m.all(SHAUDIT_F_ARGV));
+    case SHAUDIT_MSG_EXEC: {
+      auto argv = m.all(SHAUDIT_F_ARGV);
+      r.argv_hash = argv_hash(argv);
       if (auto f = m.find(SHAUDIT_F_PATH)) r.path = std::string(f->data);
       r.spawn = m.flags & SHAUDIT_MSG_SPAWN;
       if (!r.spawn) {
         // A copy waits for its kernel exec; it names what was claimed should none come.
-        reports_.emplace_back(r.ns, pid, r, session);
-        for (auto a : m.all(SHAUDIT_F_ARGV)) std::get<2>(reports_.back()).argv.emplace_back(a);
+        reports_.push_back({pid, r, session});
+        reports_.back().r.argv.assign(argv.begin(), argv.end());
       }
       break;
+    }
     case SHAUDIT_MSG_LINE:
       if (auto f = m.find(SHAUDIT_F_TEXT)) r.text = std::string(f->data);
       break;
@@ -200,7 +205,8 @@ bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
   if (lost_between(image_start == INT64_MIN ? p.fork_ns : image_start, ns)) return false;
   for (const Report& r : p.reports)
     if (r.ns > image_start && r.ns < ns) return true;
-  if (image_start == INT64_MIN && p.parent) return interposed_before(p.parent, p.fork_ns, depth + 1);
+  if (image_start == INT64_MIN && p.parent)
+    return interposed_before(p.parent, p.fork_ns, depth + 1);
   return false;
 }
 
@@ -260,11 +266,15 @@ bool CrossCheck::decide_exec(const KExec& e) {
       if (x > e.ns && x <= ns) return true;
     return false;
   };
+  // An exec report (by the process itself, or a spawn by its parent) that claims this exec.
+  auto claims = [&](const Report& r, bool spawn) {
+    return !r.used && r.type == SHAUDIT_MSG_EXEC && r.spawn == spawn && r.ns <= e.ns + kSlackNs &&
+           r.ns >= e.ns - opts_.window_ns && (r.argv_hash == e.argv_hash || r.path == e.filename);
+  };
   bool reported = false, hello = false;
   for (Report& r : p.reports) {
     if (r.used) continue;
-    if (!reported && r.type == SHAUDIT_MSG_EXEC && !r.spawn && r.ns <= e.ns + kSlackNs &&
-        r.ns >= e.ns - opts_.window_ns && (r.argv_hash == e.argv_hash || r.path == e.filename)) {
+    if (!reported && claims(r, false)) {
       r.used = true;
       reported = true;
     } else if (!hello && r.type == SHAUDIT_MSG_HELLO && r.seq == 1 && r.ns >= e.ns - kSlackNs &&
@@ -280,8 +290,7 @@ bool CrossCheck::decide_exec(const KExec& e) {
     auto it = procs_.find(parent);
     if (it == procs_.end()) continue;
     for (Report& r : it->second.reports)
-      if (!r.used && r.type == SHAUDIT_MSG_EXEC && r.spawn && r.ns <= e.ns + kSlackNs &&
-          r.ns >= e.ns - opts_.window_ns && (r.argv_hash == e.argv_hash || r.path == e.filename)) {
+      if (claims(r, true)) {
         r.used = true;
         reported = true;
         break;
@@ -335,9 +344,8 @@ bool CrossCheck::decide_line(const KLine& l) {
   record::set_bytes(b, "text", redact_text(opts_.redactor, l.text, b));  // what the shell read
   if (l.cut) b["truncated"] = true;
   b["argv"] = json::Array{};
-  b["evidence"] = fmt::format("{} (pid {}) read this line from its terminal; no interposer "
-                              "reported it",
-                              l.comm, l.pid);
+  b["evidence"] = fmt::format(
+      "{} (pid {}) read this line from its terminal; no interposer reported it", l.comm, l.pid);
   if (command_of_)
     if (std::string c = command_of_(l.pid, l.ppid); !c.empty()) b["command"] = c;
   return q_.push(std::move(b));
@@ -372,12 +380,13 @@ bool CrossCheck::tick(int64_t now) {
     if (!decide_line(lines_.front())) return false;
     lines_.pop_front();
   }
-  while (!reports_.empty() && std::get<0>(reports_.front()) + opts_.window_ns <= now) {
-    auto& [ns, pid, r, session] = reports_.front();
-    if (!decide_report(pid, r, session)) return false;
+  while (!reports_.empty() && reports_.front().r.ns + opts_.window_ns <= now) {
+    const PendingReport& pr = reports_.front();
+    if (!decide_report(pr.pid, pr.r, pr.session)) return false;
     reports_.pop_front();
   }
-  while (!losses_.empty() && losses_.front().second < now - 20 * opts_.window_ns) losses_.pop_front();
+  while (!losses_.empty() && losses_.front().second < now - 20 * opts_.window_ns)
+    losses_.pop_front();
   // Forget processes nobody asked about for a while.
   if (procs_.size() > 4096) {
     for (auto it = procs_.begin(); it != procs_.end();) {
@@ -390,6 +399,8 @@ bool CrossCheck::tick(int64_t now) {
   return true;
 }
 
-bool CrossCheck::flush() { return tick(INT64_MAX / 2); }
+bool CrossCheck::flush() {
+  return tick(INT64_MAX / 2);
+}
 
 }  // namespace shaudit::daemon

@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -46,8 +45,8 @@ class CrossCheck {
   CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
              std::function<std::string(pid_t, pid_t)> command_of);
 
-  // A kernel event (a struct from events.h). session: the shaudit session of its key.
-  void on_kernel(const void* data, size_t size, const std::string& session);
+  // A kernel event (a struct from events.h).
+  void on_kernel(const void* data, size_t size);
   // A report the daemon accepted from pid (after decoding), in the given session.
   void on_report(pid_t pid, const wire::Message& m, const std::string& session);
   // Kernel events were lost (ring buffer full) between these times (realtime): decisions
@@ -74,25 +73,31 @@ class CrossCheck {
     bool used = false;
     std::vector<std::string> argv;  // only in an exec report waiting for its kernel exec
   };
-  struct KExec {
-    int64_t ns;  // realtime
+  struct KEvent {  // from the event header
+    int64_t ns;    // realtime
     pid_t pid, ppid;
-    uint32_t uid, loginuid, sessionid, flags;
-    std::string session, filename, tty, comm;
+    uint32_t uid;
+    std::string session, comm;
+  };
+  struct KExec : KEvent {
+    uint32_t loginuid, sessionid, flags;
+    std::string filename, tty;
     std::vector<std::string> argv;
     uint64_t argv_hash;
     uint64_t id;  // 1, 2, 3, ... in arrival order
   };
-  struct KLine {
-    int64_t ns;
-    pid_t pid, ppid;
-    uint32_t uid;
-    std::string session, text, comm;
+  struct KLine : KEvent {
+    std::string text;
     bool cut;
   };
+  struct PendingReport {  // an exec report waiting for its kernel exec
+    pid_t pid;
+    Report r;
+    std::string session;
+  };
   struct Proc {
-    std::deque<Report> reports;  // recent reports, oldest first
-    std::deque<int64_t> execs;   // kernel exec times, oldest first
+    std::deque<Report> reports;                          // recent reports, oldest first
+    std::deque<int64_t> execs;                           // kernel exec times, oldest first
     std::deque<std::pair<int64_t, std::string>> failed;  // failed attempts (time, filename)
     pid_t parent = 0;
     int64_t fork_ns = 0;
@@ -107,9 +112,11 @@ class CrossCheck {
   bool lost_between(int64_t from, int64_t to) const;
   void measure_clocks();
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
-                   const std::string& session, std::string evidence, const std::vector<std::string>* argv,
-                   const std::string* exe = nullptr);
-  int64_t to_realtime(uint64_t boot_ns) const { return static_cast<int64_t>(boot_ns) + boot_to_real_; }
+                   const std::string& session, std::string evidence,
+                   const std::vector<std::string>* argv, const std::string* exe = nullptr);
+  int64_t to_realtime(uint64_t boot_ns) const {
+    return static_cast<int64_t>(boot_ns) + boot_to_real_;
+  }
 
   RecordQueue& q_;
   Stats& stats_;
@@ -122,7 +129,7 @@ class CrossCheck {
   std::deque<KExec> execs_;
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
-  std::deque<std::tuple<int64_t, pid_t, Report, std::string>> reports_;  // exec reports to confirm
+  std::deque<PendingReport> reports_;  // exec reports to confirm
 };
 
 }  // namespace shaudit::daemon

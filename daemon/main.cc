@@ -241,6 +241,22 @@ std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, json::Array 
   return json::encode(json::Value(std::move(o)));
 }
 
+// How loading the rule files went: rules_loaded (how many, from which files) or rules_error.
+json::Object rules_record(const Result<size_t>& loaded, const std::vector<std::string>& files) {
+  json::Object r;
+  if (!loaded) {
+    r["type"] = "rules_error";
+    r["error"] = loaded.message();
+    return r;
+  }
+  r["type"] = "rules_loaded";
+  r["rules"] = static_cast<int64_t>(*loaded);
+  json::Array names;
+  for (const auto& f : files) names.emplace_back(f);
+  r["files"] = std::move(names);
+  return r;
+}
+
 // SIGHUP: reads the configuration file again. A file that does not load changes nothing (a
 // `config_error` record and stderr say why). Otherwise `rules` and `outputs` take effect now;
 // keys that need a restart are named in the `config_loaded` record.
@@ -483,13 +499,7 @@ int main(int argc, char** argv) {
       (void)(*writer)->close();
       return 1;
     }
-    json::Object loaded;
-    loaded["type"] = "rules_loaded";
-    loaded["rules"] = static_cast<int64_t>(*n);
-    json::Array files;
-    for (const auto& f : cfg.rules) files.emplace_back(f);
-    loaded["files"] = std::move(files);
-    queue.push(std::move(loaded));
+    queue.push(rules_record(n, cfg.rules));
   }
   WriterLoop loop(**writer, queue, stats, &alerter);  // no rules loaded: no alerts
   bool writer_ok = true;
@@ -511,17 +521,10 @@ int main(int argc, char** argv) {
       if (had_rules || !cfg.rules.empty()) {
         // Rules are reloaded too; a set that fails to load keeps the old one running.
         auto n = alerter.load(cfg.rules);
-        json::Object r;
-        if (n) {
-          r["type"] = "rules_loaded";
-          r["rules"] = static_cast<int64_t>(*n);
-        } else {
+        if (!n)
           std::fprintf(stderr, "shauditd: rules not reloaded, the previous set stays: %s\n",
                        n.message().c_str());
-          r["type"] = "rules_error";
-          r["error"] = n.message();
-        }
-        queue.push(std::move(r));
+        queue.push(rules_record(n, cfg.rules));
       }
       continue;
     }
@@ -555,7 +558,9 @@ int main(int argc, char** argv) {
   // What the outputs have not delivered within a short drain stays in their spools.
   {
     std::lock_guard lk(slot.mu);
-    slot.cur->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
+    // (none when a reload could remake neither the new outputs nor the old ones)
+    if (slot.cur)
+      slot.cur->stop(static_cast<int64_t>(std::min<uint64_t>(cfg.shutdown_timeout_ms, 2000)));
   }
   if (!writer_ok) {
     std::fprintf(

@@ -46,7 +46,6 @@
 //
 // libaudit keeps process-wide state without locks (a static sequence number, the cached exe
 // name), so every call into it holds one mutex (the sends are short: the kernel acks each).
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <libaudit.h>
 
@@ -84,11 +83,6 @@ std::string plain_token(const json::Object& rec, const char* key, size_t max) {
     if (!ok) return "?";
   }
   return *v;
-}
-
-bool is_ip_address(const std::string& s) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 // res=failed for what failed: a typed command that exited non-zero.
@@ -141,7 +135,7 @@ class AuditdSink : public Sink {
       std::string body = cut_body(outfmt::audit_message(rec));
       std::string tty = plain_token(rec, "tty", kMaxTty);
       std::string host = plain_token(rec, "remote_host", kMaxHost);
-      std::string addr = is_ip_address(host) ? host : "?";
+      std::string addr = is_ip_literal(host) ? host : "?";
       errno = 0;
       int rc = audit_log_user_message(fd_, AUDIT_USER_CMD, body.c_str(), host.c_str(), addr.c_str(),
                                       tty.c_str(), record_result(rec));

@@ -84,9 +84,7 @@ json::Object as_falco_alert(const json::Object& rec) {
   json::Object fields;
   for (const auto& [k, v] : rec) {
     if (k == "type" || k == "time") continue;
-    if (v.is_string())
-      fields["shaudit." + k] = v;
-    else if (v.is_int())
+    if (v.is_string() || v.is_int())
       fields["shaudit." + k] = v;
     else
       fields["shaudit." + k] = json::encode(v);
@@ -121,6 +119,11 @@ class HttpSink : public Sink {
     if (batch.empty()) return Delivery::ok();
     std::string body;
     bool gz = false;
+    auto line_records = [&] {
+      std::vector<outfmt::LineRecord> v;
+      for (const auto& it : batch) v.emplace_back(it.line, it.rec);
+      return v;
+    };
     switch (cfg_.type) {
       case OutputType::kSlack:
         body = outfmt::slack_json(*batch[0].rec, ctx_.hostname);
@@ -132,19 +135,13 @@ class HttpSink : public Sink {
                    : outfmt::falco_json(as_falco_alert(*batch[0].rec), ctx_.hostname);
         break;
       }
-      case OutputType::kLoki: {
-        std::vector<std::pair<std::string_view, const json::Object*>> v;
-        for (const auto& it : batch) v.emplace_back(it.line, it.rec);
-        body = outfmt::loki_push_json(v, cfg_.labels, {});
+      case OutputType::kLoki:
+        body = outfmt::loki_push_json(line_records(), cfg_.labels, {});
         gz = cfg_.gzip;
         break;
-      }
-      case OutputType::kOtlp: {
-        std::vector<std::pair<std::string_view, const json::Object*>> v;
-        for (const auto& it : batch) v.emplace_back(it.line, it.rec);
-        body = outfmt::otlp_logs_json(v, ctx_.hostname, "shaudit");
+      case OutputType::kOtlp:
+        body = outfmt::otlp_logs_json(line_records(), ctx_.hostname, "shaudit");
         break;
-      }
       default: {  // webhook: [{"id": ..., "record": {...}}, ...], records verbatim
         body = "[";
         for (size_t i = 0; i < batch.size(); ++i) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "outputs.h"
 
@@ -13,5 +14,8 @@ Result<std::unique_ptr<Sink>> make_http_sink(const OutputConfig& cfg, const Sink
 Result<std::unique_ptr<Sink>> make_syslog_sink(const OutputConfig& cfg, const SinkContext& ctx);
 // auditd: AUDIT_USER_CMD messages through libaudit.
 Result<std::unique_ptr<Sink>> make_auditd_sink(const OutputConfig& cfg, const SinkContext& ctx);
+
+// Whether s is an IPv4 or IPv6 address (not a name).
+bool is_ip_literal(const std::string& s);
 
 }  // namespace shaudit::daemon

@@ -78,11 +78,6 @@ bool split_address(const std::string& address, std::string& host, std::string& p
   return !host.empty();
 }
 
-bool is_ip_literal(const std::string& s) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
 int ms_until(Clock::time_point deadline) {
   auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -537,6 +532,11 @@ class SyslogSink : public Sink {
 };
 
 }  // namespace
+
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
 
 Result<std::unique_ptr<Sink>> make_syslog_sink(const OutputConfig& cfg, const SinkContext& ctx) {
   std::string host, port;

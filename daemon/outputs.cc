@@ -115,10 +115,7 @@ class Output {
         ++offered_;
       } else {
         ++overflowed_;
-        if (!overflowing_) {
-          overflowing_ = true;
-          overflow_started_ = true;
-        }
+        if (overflow_ == Overflow::kNone) overflow_ = Overflow::kStarted;
         if (!spool_.last_error().empty()) last_error_ = spool_.last_error();
       }
     }
@@ -218,11 +215,11 @@ class Output {
     const size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
     std::unique_lock lk(mu_);
     for (;;) {
-      if (overflow_started_ ||
-          (overflowing_ && spool_.pending_bytes() * 2 < cfg_.spool_max_mib << 20)) {
-        bool started = overflow_started_;
-        overflow_started_ = false;
-        if (!started) overflowing_ = false;
+      if (overflow_ == Overflow::kStarted ||
+          (overflow_ == Overflow::kOngoing &&
+           spool_.pending_bytes() * 2 < (cfg_.spool_max_mib << 20))) {
+        bool started = overflow_ == Overflow::kStarted;
+        overflow_ = started ? Overflow::kOngoing : Overflow::kNone;
         uint64_t dropped = overflowed_;
         lk.unlock();
         push_(overflow_alert(started, dropped));
@@ -253,15 +250,14 @@ class Output {
       std::vector<std::string> lines = spool_.peek(n);
       lk.unlock();
       std::vector<json::Object> recs;
-      recs.reserve(n);
+      recs.reserve(n);  // never reallocated: items point into it
       std::vector<OutItem> items;
       items.reserve(n);
       for (const auto& l : lines) {
         auto v = json::parse(l);
         recs.push_back(v && v->is_object() ? std::move(v->as_object()) : json::Object{});
+        items.push_back({l, &recs.back(), outfmt::record_id(l)});
       }
-      for (size_t i = 0; i < n; ++i)
-        items.push_back({lines[i], &recs[i], outfmt::record_id(lines[i])});
       Delivery d = sink_->deliver(items);
       lk.lock();
       if (d.kind == Delivery::Kind::kOk || d.kind == Delivery::Kind::kRefused) {
@@ -328,7 +324,9 @@ class Output {
   std::thread thread_;
   bool stopping_ = false;
   Clock::time_point stop_deadline_;
-  bool overflowing_ = false, overflow_started_ = false;
+  // Spool overflow: kStarted until the "spool is full" alert is pushed, then kOngoing until
+  // the spool drains below half and the "drained" alert is pushed.
+  enum class Overflow { kNone, kStarted, kOngoing } overflow_ = Overflow::kNone;
   int64_t offered_ = 0, delivered_ = 0, failed_ = 0, retries_ = 0, overflowed_ = 0;
   std::string last_error_;
 };

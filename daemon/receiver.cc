@@ -28,12 +28,6 @@ int64_t monotonic_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-int64_t realtime_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 }  // namespace
 
 Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, RecordQueue& q,
@@ -71,13 +65,12 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
   sa_event_hdr h;
   if (!cc_ || size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
-  std::string session = CrossCheck::session_of(h.key);
   if (h.type == SA_EV_EXEC && size >= offsetof(sa_exec_event, argv)) {
     // A bash under any name or path gets its readline() probed as soon as a session runs it.
     const auto* e = static_cast<const sa_exec_event*>(data);
     collector_->probe_if_bash(std::string(e->filename, strnlen(e->filename, sizeof e->filename)));
   }
-  cc_->on_kernel(data, size, session);
+  cc_->on_kernel(data, size);
 }
 
 // Kernel events lost to a full ring buffer: said in the log, never silent; and the cross-check
@@ -104,7 +97,7 @@ void Receiver::kernel_tick() {
   ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
   (void)n;
   collector_->consume();
-  int64_t now = realtime_ns();
+  int64_t now = record::now_ns();
   check_kernel_loss(now);
   if (!cc_->tick(now)) stopping_ = true;
 }
@@ -140,7 +133,7 @@ Result<void> Receiver::listen() {
     itimerspec it{{0, 100000000}, {0, 100000000}};
     ::timerfd_settime(timer_fd_, 0, &it, nullptr);
     bpf_fd_ = collector_->epoll_fd();
-    loss_checked_ns_ = realtime_ns();
+    loss_checked_ns_ = record::now_ns();
   }
   for (int fd : {listen_fd_, wake_fd_, timer_fd_, bpf_fd_}) {
     if (fd < 0) continue;
@@ -210,10 +203,9 @@ void Receiver::run() {
         if (!handler_.entry_exited(fd)) stopping_ = true;
       } else if (quota > 0 && q_.lane_depth(fd) >= quota) {
         // This reporter already has its share of the queue waiting: read others first, so
-        // one flooding session cannot push another session's records far back.
-        epoll_event ev{};
-        ev.data.fd = fd;
-        ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+        // one flooding session cannot push another session's records far back. Out of the
+        // epoll set, not just masked: a hang-up is reported whatever the mask (a busy loop).
+        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         paused_.insert(fd);
         stats_.client_pauses.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -230,7 +222,7 @@ void Receiver::run() {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = *it;
-      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, *it, &ev);
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, *it, &ev);
       it = paused_.erase(it);
     }
   }
@@ -243,7 +235,7 @@ void Receiver::run() {
   // Everything the kernel already said is decided now rather than dropped.
   if (collector_) {
     collector_->consume();
-    check_kernel_loss(realtime_ns());
+    check_kernel_loss(record::now_ns());
     (void)cc_->flush();
   }
 }

@@ -49,8 +49,8 @@ std::string redact_text(const Redactor* r, std::string_view text, json::Object& 
   if (found.empty()) return s;
   json::Array list;
   for (const auto& f : found)
-    list.emplace_back(json::Object{{"kind", f.kind}, {"field", "text"},
-                                   {"offset", static_cast<int64_t>(f.offset)}});
+    list.emplace_back(json::Object{
+        {"kind", f.kind}, {"field", "text"}, {"offset", static_cast<int64_t>(f.offset)}});
   rec["redacted"] = std::move(list);
   return s;
 }
@@ -63,7 +63,8 @@ std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::s
   if (found.empty()) return out;
   json::Array list;
   for (const auto& f : found)
-    list.emplace_back(json::Object{{"kind", f.kind}, {"field", "argv"},
+    list.emplace_back(json::Object{{"kind", f.kind},
+                                   {"field", "argv"},
                                    {"element", static_cast<int64_t>(f.element)},
                                    {"offset", static_cast<int64_t>(f.offset)}});
   rec["redacted"] = std::move(list);
@@ -89,7 +90,9 @@ const std::string& ReportHandler::user_name(uid_t uid) {
   return users_.emplace(uid, std::move(name)).first->second;
 }
 
-bool ReportHandler::push(json::Object r) { return q_.push(std::move(r)); }
+bool ReportHandler::push(json::Object r) {
+  return q_.push(std::move(r));
+}
 
 Proc& ReportHandler::proc(pid_t pid, const wire::Message& m) {
   uint64_t seq = m.report_seq;
@@ -377,7 +380,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     base_fields(r, m, cred, p);
     r["type"] = record::kExec;
     r["source"] = "hello";
-    record::set_bytes(r, "path", m.text(SHAUDIT_F_EXE));
+    record::set_bytes(r, "path", p.exe);
     record::set_argv(r, redact_argv(redactor_, argv, r));
     if (!p.command.empty()) r["command"] = p.command;
     if (!push(std::move(r))) return false;
@@ -416,9 +419,10 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     base_fields(r, m, cred, p);
     r["type"] = record::kExec;
     r["source"] = "report";
+    auto argv = m.all(SHAUDIT_F_ARGV);
     if (m.flags & SHAUDIT_MSG_SPAWN) {
       r["spawn"] = true;  // a new child runs it, not the reporting process
-      p.spawned.push_back(argv_hash(m.all(SHAUDIT_F_ARGV)));
+      p.spawned.push_back(argv_hash(argv));
       if (p.spawned.size() > 32) p.spawned.erase(p.spawned.begin());
     } else {
       p.exec_reported = true;
@@ -430,7 +434,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
       p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
     if (!p.command.empty()) r["command"] = p.command;
     if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
-    record::set_argv(r, redact_argv(redactor_, m.all(SHAUDIT_F_ARGV), r));
+    record::set_argv(r, redact_argv(redactor_, argv, r));
     bool cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
     for (const auto& f : m.fields)
       if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;

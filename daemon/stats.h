@@ -36,8 +36,8 @@ struct Stats {
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connections_open{0};
   std::atomic<uint64_t> connections_refused{0};
-  std::atomic<uint64_t> client_pauses{
-      0};  // times a reporter was not read: its queue share was full
+  // times a reporter was not read: its queue share was full
+  std::atomic<uint64_t> client_pauses{0};
   std::atomic<uint64_t> written{0};
   std::atomic<uint64_t> seals{0};
   std::atomic<uint64_t> last_seal_seq{0};

@@ -20,3 +20,10 @@ shaudit_install_deps() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 }
+
+# The eBPF collector attaches syscall tracepoints, which libbpf finds through tracefs.
+shaudit_mount_tracefs() {
+  if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
+    mount -t tracefs tracefs /sys/kernel/tracing || echo "note: could not mount tracefs" >&2
+  fi
+}

@@ -8,10 +8,7 @@ PREFIX=${PREFIX:-/usr/local}
 KEY=/etc/shaudit/signing.key
 LOG=/var/log/shaudit/audit.jsonl
 source installer/deps.sh
-# The eBPF collector attaches syscall tracepoints, which libbpf finds through tracefs.
-if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
-  mount -t tracefs tracefs /sys/kernel/tracing || echo "note: could not mount tracefs" >&2
-fi
+shaudit_mount_tracefs
 shaudit_install_deps
 
 cmake -S . -B build-install -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_TESTS=OFF >/dev/null

@@ -8,10 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source installer/deps.sh
-# The eBPF collector attaches syscall tracepoints, which libbpf finds through tracefs.
-if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
-  mount -t tracefs tracefs /sys/kernel/tracing || echo "note: could not mount tracefs" >&2
-fi
+shaudit_mount_tracefs
 shaudit_install_deps --test
 JOBS=$(nproc)
 FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-20}

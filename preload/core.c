@@ -25,7 +25,6 @@
 #include "shaudit/siphash.h"
 #include "shaudit/wire.h"
 #include "shaudit/wire_encode.h"
-#include "shaudit/zsh_meta.h"
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
 #define SA_HIGH_FD 987    /* the socket lives on a high fd, away from the shell's own */
@@ -353,6 +352,21 @@ static void backlog_add(char* buf, size_t len, int is_hello) {
   __atomic_store_n(&S.backlog_busy, 0, __ATOMIC_RELEASE);
 }
 
+/* Owner: sends what the backlog holds, then buf (when given), on the owner's socket; a daemon
+ * that went away (restart) is reconnected once, at once. 1 when everything went out. */
+static int flush_and_send(const char* buf, size_t len) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = owner_fd();
+    if (fd < 0) return 0;
+    int err = backlog_flush(fd);
+    if (err == 0 && buf) err = send_raw(fd, buf, len);
+    if (err == 0) return 1;
+    if (!peer_gone(err)) return 0; /* busy: keep order through the backlog */
+    drop_owner_fd(fd);
+  }
+  return 0;
+}
+
 /* Numbers, finishes and sends a message; never blocks. */
 static void msg_send(struct sa_msg* m) {
   int owner = is_owner();
@@ -363,20 +377,7 @@ static void msg_send(struct sa_msg* m) {
   if (owner) {
     int held = send_turn_take();
     size_t len = shaudit_enc_finish(&m->e, next_seq(1), real_ns());
-    int sent = 0;
-    for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
-      int fd = owner_fd();
-      if (fd < 0) break;
-      int err = backlog_flush(fd);
-      if (err == 0 && (err = send_raw(fd, buf, len)) == 0) {
-        sent = 1;
-      } else if (!peer_gone(err)) {
-        break; /* busy: keep order through the backlog */
-      } else {
-        drop_owner_fd(fd); /* the daemon restarted: reconnect once, now */
-      }
-    }
-    if (!sent) backlog_add(buf, len, is_hello);
+    if (!flush_and_send(buf, len)) backlog_add(buf, len, is_hello);
     send_turn_give(held);
     return;
   }
@@ -530,19 +531,30 @@ static int may_define(const char* name) {
   return p.maybe;
 }
 
-static int detect_shell(const char* exe) {
+/* bash and zsh are known by their symbols, whatever the executable is called. */
+static int linked_shell(void) {
   if (may_define("rl_deprep_term_function") && dlsym(RTLD_DEFAULT, "rl_deprep_term_function") &&
       dlsym(RTLD_DEFAULT, "current_command_line_count"))
     return SA_SHELL_BASH;
   if (may_define("zle_entry_ptr") && dlsym(RTLD_DEFAULT, "zle_entry_ptr") &&
       dlsym(RTLD_DEFAULT, "lastval"))
     return SA_SHELL_ZSH;
+  return SA_SHELL_NONE;
+}
+
+/* The shells whose lines are read from the terminal are known by name. */
+static int tty_shell_named(const char* exe) {
   const char* b = base_name(exe);
   static const char* const tty_shells[] = {"dash", "sh",   "ash",  "ksh",  "ksh93",
                                            "mksh", "posh", "yash", "lksh", NULL};
   for (int i = 0; tty_shells[i]; ++i)
     if (strcmp(b, tty_shells[i]) == 0) return SA_SHELL_TTY;
   return SA_SHELL_NONE;
+}
+
+static void read_self_exe(void) {
+  ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
+  S_exe[n > 0 ? n : 0] = 0;
 }
 
 SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
@@ -567,17 +579,15 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
    * through a symlink (/bin/sh -> dash), to name it. Other programs' hellos carry no exe:
    * nothing records it for them, and the kernel side knows the file anyway. */
   const char* execfn = (const char*)getauxval(AT_EXECFN);
-  S.shell = detect_shell(execfn ? execfn : "");
+  if (!execfn) execfn = "";
+  S.shell = linked_shell();
+  if (S.shell == SA_SHELL_NONE) S.shell = tty_shell_named(execfn);
   struct stat lst;
-  if (S.shell == SA_SHELL_NONE && execfn && lstat(execfn, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-    ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
-    S_exe[n > 0 ? n : 0] = 0;
-    S.shell = detect_shell(S_exe);
+  if (S.shell == SA_SHELL_NONE && lstat(execfn, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    read_self_exe();
+    S.shell = tty_shell_named(S_exe);
   }
-  if (S.shell != SA_SHELL_NONE && !S_exe[0]) {
-    ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
-    S_exe[n > 0 ? n : 0] = 0;
-  }
+  if (S.shell != SA_SHELL_NONE && !S_exe[0]) read_self_exe();
   if (S.shell != SA_SHELL_NONE) {
     int has_c = 0, has_file = 0;
     for (int i = 1; i < argc && argv; ++i) {
@@ -600,13 +610,7 @@ SA_HIDDEN void sa_fini(void) {
   if (!S.enabled || !is_owner() || S.backlog_len == 0) return;
   int held = send_turn_take();
   __atomic_store_n(&S.next_connect_ns, 0, __ATOMIC_RELAXED);
-  int fd = owner_fd();
-  if (fd >= 0 && backlog_flush(fd) != 0 && S.backlog_len > 0) {
-    /* The daemon went away (restart) since the socket connected: try a fresh one once. */
-    drop_owner_fd(fd);
-    fd = owner_fd();
-    if (fd >= 0) backlog_flush(fd);
-  }
+  flush_and_send(NULL, 0);
   send_turn_give(held);
 }
 
@@ -742,10 +746,6 @@ SA_HIDDEN void sa_report_status(int status) {
   msg_end(&m);
 }
 
-SA_HIDDEN uint64_t sa_siphash(const uint8_t key[16], const void* data, size_t len) {
-  return shaudit_siphash(key, data, len);
-}
-
 SA_HIDDEN void sa_report_noncmd(const char* text, size_t len, uint32_t kind) {
   if (!S.enabled || !is_owner()) return;
   if (!S.hash_key_sent) {
@@ -761,7 +761,7 @@ SA_HIDDEN void sa_report_noncmd(const char* text, size_t len, uint32_t kind) {
   msg_begin(&m, stack, sizeof stack, 0, SHAUDIT_MSG_NONCMD);
   msg_add_u64(&m, SHAUDIT_F_INPUT_KIND, kind);
   msg_add_u64(&m, SHAUDIT_F_INPUT_LEN, len);
-  msg_add_u64(&m, SHAUDIT_F_INPUT_HASH, sa_siphash(S.hash_key, text, len));
+  msg_add_u64(&m, SHAUDIT_F_INPUT_HASH, shaudit_siphash(S.hash_key, text, len));
   msg_add(&m, SHAUDIT_F_HASH_KEY, S.hash_key, sizeof S.hash_key);
   S.hash_key_sent = 1;
   msg_send(&m);
@@ -800,10 +800,6 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
     p = nl + 1;
     len -= take + 1;
   }
-}
-
-SA_HIDDEN size_t sa_unmetafy(char* s, size_t len) {
-  return shaudit_unmetafy(s, len);
 }
 
 /* ------------------------------------------------------------------ bash (readline) */

@@ -43,11 +43,7 @@ void sa_report_status(int status);
 /* read() on fd returned n bytes into buf: tty line capture for dash/sh/ksh/bash --noediting. */
 void sa_after_read(int fd, const void* buf, ssize_t n);
 
-/* zsh: decode a metafied string in place; returns the new length. */
-size_t sa_unmetafy(char* s, size_t len);
-
 /* Test seams. */
-uint64_t sa_siphash(const uint8_t key[16], const void* data, size_t len);
 int sa_socket_fd(void);
 
 #ifdef __cplusplus

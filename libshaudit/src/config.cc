@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "internal/yaml_where.h"
 #include "shaudit/redact.h"
 #include "shaudit/rules.h"
 
@@ -80,8 +81,20 @@ bool output_is_remote(OutputType t) {
 
 namespace {
 
-std::string where(const std::string& source, const YAML::Mark& m);
-std::string as_uint(const std::string& s, uint64_t min, uint64_t max, uint64_t& out);
+using internal::yaml_where;
+
+std::string as_uint(const std::string& s, uint64_t min, uint64_t max, uint64_t& out) {
+  if (s.empty()) return "expected a whole number";
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return fmt::format("expected a whole number, got '{}'", s);
+    if (v > (UINT64_MAX - 9) / 10) return "number too large";
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v < min || v > max) return fmt::format("{} is out of range ({}..{})", v, min, max);
+  out = v;
+  return {};
+}
 
 std::string as_bool(const std::string& s, bool& out) {
   if (s == "true" || s == "yes" || s == "on") {
@@ -99,7 +112,7 @@ std::string as_bool(const std::string& s, bool& out) {
 Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source,
                                   std::map<std::string, YAML::Mark>& names) {
   auto err = [&](const YAML::Mark& m, const std::string& msg) {
-    return make_error(fmt::format("config {}: outputs: {}", where(source, m), msg));
+    return make_error(fmt::format("config {}: outputs: {}", yaml_where(source, m), msg));
   };
   if (!n.IsMap()) return err(n.Mark(), "each output is a mapping (name:, type:, ...)");
   OutputConfig o;
@@ -152,7 +165,7 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
       auto [it, fresh] = names.emplace(s, vm);
       if (!fresh)
         return err(vm, fmt::format("duplicate output name '{}' (first at {})", s,
-                                   where(source, it->second)));
+                                   yaml_where(source, it->second)));
       o.name = s;
     } else if (key == "type") {
       static const std::pair<const char*, OutputType> kTypes[] = {
@@ -289,29 +302,7 @@ Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source
   return o;
 }
 
-}  // namespace
-
-namespace {
-
-std::string where(const std::string& source, const YAML::Mark& m) {
-  if (m.line < 0) return source;
-  return fmt::format("{}:{}:{}", source, m.line + 1, m.column + 1);
-}
-
 using Setter = std::function<std::string(const std::string& scalar, Config&)>;
-
-std::string as_uint(const std::string& s, uint64_t min, uint64_t max, uint64_t& out) {
-  if (s.empty()) return "expected a whole number";
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return fmt::format("expected a whole number, got '{}'", s);
-    if (v > (UINT64_MAX - 9) / 10) return "number too large";
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v < min || v > max) return fmt::format("{} is out of range ({}..{})", v, min, max);
-  out = v;
-  return {};
-}
 
 Setter uint_key(uint64_t Config::*field, uint64_t min, uint64_t max) {
   return [=](const std::string& s, Config& c) { return as_uint(s, min, max, c.*field); };
@@ -396,42 +387,42 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return make_error(fmt::format("config {}: {}", where(source, e.mark), e.msg));
+    return make_error(fmt::format("config {}: {}", yaml_where(source, e.mark), e.msg));
   }
   if (root.IsNull()) return c;  // an empty file: all defaults
   if (!root.IsMap())
-    return make_error(
-        fmt::format("config {}: expected a mapping of keys to values", where(source, root.Mark())));
+    return make_error(fmt::format("config {}: expected a mapping of keys to values",
+                                  yaml_where(source, root.Mark())));
   std::map<std::string, YAML::Mark> seen;  // key -> where it was first set
   try {
     for (const auto& kv : root) {
       if (!kv.first.IsScalar())
-        return make_error(
-            fmt::format("config {}: keys must be plain names", where(source, kv.first.Mark())));
+        return make_error(fmt::format("config {}: keys must be plain names",
+                                      yaml_where(source, kv.first.Mark())));
       std::string key = kv.first.Scalar();
       auto it = setters().find(key);
       if (it == setters().end()) {
         std::string known;
         for (const auto& [k, _] : setters()) known += (known.empty() ? "" : ", ") + k;
         return make_error(fmt::format("config {}: unknown key '{}' (known keys: {})",
-                                      where(source, kv.first.Mark()), key, known));
+                                      yaml_where(source, kv.first.Mark()), key, known));
       }
       auto [first, inserted] = seen.emplace(key, kv.first.Mark());
       if (!inserted)
         return make_error(fmt::format("config {}: duplicate key '{}' (first set at {})",
-                                      where(source, kv.first.Mark()), key,
-                                      where(source, first->second)));
+                                      yaml_where(source, kv.first.Mark()), key,
+                                      yaml_where(source, first->second)));
       if (key == "redact_patterns") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key '{}' needs a list of regular expressions",
-                                        where(source, kv.second.Mark()), key));
+                                        yaml_where(source, kv.second.Mark()), key));
         for (const auto& item : kv.second) {
           if (!item.IsScalar() || item.Scalar().empty())
             return make_error(fmt::format("config {}: key '{}': expected a regular expression",
-                                          where(source, item.Mark()), key));
+                                          yaml_where(source, item.Mark()), key));
           if (auto r = Redactor::make({item.Scalar()}); !r)
-            return make_error(fmt::format("config {}: key '{}': {}", where(source, item.Mark()),
-                                          key, r.message()));
+            return make_error(fmt::format("config {}: key '{}': {}",
+                                          yaml_where(source, item.Mark()), key, r.message()));
           c.redact_patterns.push_back(item.Scalar());
         }
         continue;
@@ -439,7 +430,7 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
       if (key == "outputs") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key 'outputs' needs a list of outputs",
-                                        where(source, kv.second.Mark())));
+                                        yaml_where(source, kv.second.Mark())));
         std::map<std::string, YAML::Mark> names;
         for (const auto& item : kv.second) {
           auto o = parse_output(item, source, names);
@@ -451,29 +442,29 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
       if (key == "unhooked_allowlist" || key == "rules") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key '{}' needs a list of absolute paths",
-                                        where(source, kv.second.Mark()), key));
+                                        yaml_where(source, kv.second.Mark()), key));
         auto& out = key == "rules" ? c.rules : c.unhooked_allowlist;
         for (const auto& item : kv.second) {
           if (!item.IsScalar() || item.Scalar().empty() || item.Scalar()[0] != '/')
             return make_error(fmt::format("config {}: key '{}': expected an absolute path",
-                                          where(source, item.Mark()), key));
+                                          yaml_where(source, item.Mark()), key));
           out.push_back(item.Scalar());
         }
         continue;
       }
       if (!kv.second.IsScalar())
         return make_error(fmt::format("config {}: key '{}' needs a single value, not a {}",
-                                      where(source, kv.second.Mark()), key,
+                                      yaml_where(source, kv.second.Mark()), key,
                                       kv.second.IsMap()        ? "mapping"
                                       : kv.second.IsSequence() ? "list"
                                                                : "null"));
       std::string err = it->second(kv.second.Scalar(), c);
       if (!err.empty())
         return make_error(
-            fmt::format("config {}: key '{}': {}", where(source, kv.second.Mark()), key, err));
+            fmt::format("config {}: key '{}': {}", yaml_where(source, kv.second.Mark()), key, err));
     }
   } catch (const YAML::Exception& e) {
-    return make_error(fmt::format("config {}: {}", where(source, e.mark), e.msg));
+    return make_error(fmt::format("config {}: {}", yaml_where(source, e.mark), e.msg));
   }
   return c;
 }

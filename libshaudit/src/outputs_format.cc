@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "internal/rfc3339.h"
 #include "shaudit/crypto.h"
 #include "shaudit/record.h"
 
@@ -351,51 +352,14 @@ int otel_severity_number(Priority p) {
 }
 
 std::optional<int64_t> rfc3339_ns(std::string_view s) {
-  auto digits = [&](size_t pos, size_t n, int& out) {
-    if (pos + n > s.size()) return false;
-    out = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int y, mo, d, h, mi, se;
-  if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
-      !digits(8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) ||
-      s[13] != ':' || !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, se))
-    return std::nullopt;
+  auto f = internal::scan_rfc3339(s);
+  if (!f || !f->has_time) return std::nullopt;
+  const int y = f->year, mo = f->month, d = f->day, h = f->hour, mi = f->minute, se = f->second;
   if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-      se > 60)
+      se > 60 || f->offset_hours > 23 || f->offset_minutes > 59)
     return std::nullopt;
-  size_t pos = 19;
-  int64_t frac = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    size_t start = pos;
-    int64_t scale = 100000000;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      frac += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  if (pos >= s.size()) return std::nullopt;
-  int64_t offset = 0;
-  if (s[pos] == 'Z' || s[pos] == 'z') {
-    ++pos;
-  } else if (s[pos] == '+' || s[pos] == '-') {
-    int oh, om;
-    if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !digits(pos + 4, 2, om) || oh > 23 || om > 59)
-      return std::nullopt;
-    offset = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
+  const int64_t frac = f->frac_ns;
+  const int64_t offset = f->offset_sign * (f->offset_hours * 3600 + f->offset_minutes * 60);
   int64_t secs = days_since_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   constexpr int64_t kMin = std::numeric_limits<int64_t>::min();

@@ -474,6 +474,12 @@ TEST(OutputsFormat, MistypedFieldsNeverThrow) {
   parse_payload(otlp_logs_json({{weird, &o}}, "h", "s"));
   EXPECT_FALSE(syslog5424(o, weird, "h", "a", 1).empty());
   EXPECT_FALSE(audit_message(o).empty());
+  // Mistyped fields are left out; a string seq or uid is still shown as text.
+  EXPECT_EQ(syslog5424(o, weird, "h", "a", 1),
+            "<12>1 - h a - alert [shaudit@32473 id=\"" + record_id(weird) +
+                "\" type=\"alert\" seq=\"s\" uid=\"u\"] " + weird);
+  EXPECT_EQ(audit_message(o),
+            "shaudit_type=alert uid=u shaudit_id=" + record_id(weird) + " priority=Warning");
   json::Object empty;
   parse_payload(falco_json(empty, ""));
   parse_payload(slack_json(empty, ""));

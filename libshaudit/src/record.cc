@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 
+#include "internal/rfc3339.h"
 #include "shaudit/crypto.h"
 
 namespace shaudit::record {
@@ -48,65 +49,24 @@ std::string format_time(int64_t unix_ns) {
 
 Result<int64_t> parse_time(std::string_view s) {
   // Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), or a date YYYY-MM-DD.
-  auto digits = [&](size_t pos, size_t n, int& out) {
-    if (pos + n > s.size()) return false;
-    out = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  struct tm tm {};
-  int y, mo, d, h = 0, mi = 0, se = 0;
   auto bad = [&] {
-    return make_error(fmt::format("invalid time '{}' (expected RFC 3339, e.g. 2026-11-28T12:00:00Z)", s));
+    return make_error(
+        fmt::format("invalid time '{}' (expected RFC 3339, e.g. 2026-11-28T12:00:00Z)", s));
   };
-  if (!digits(0, 4, y) || s.size() < 10 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
-      !digits(8, 2, d))
-    return bad();
-  size_t pos = 10;
-  int64_t frac_ns = 0, offset_s = 0;
-  if (pos < s.size()) {
-    if ((s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ') || !digits(pos + 1, 2, h) ||
-        s.size() < pos + 9 || s[pos + 3] != ':' || !digits(pos + 4, 2, mi) || s[pos + 6] != ':' ||
-        !digits(pos + 7, 2, se))
-      return bad();
-    pos += 9;
-    if (pos < s.size() && s[pos] == '.') {
-      ++pos;
-      int64_t scale = 100000000;
-      size_t start = pos;
-      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-        if (scale > 0) frac_ns += (s[pos] - '0') * scale;
-        scale /= 10;
-        ++pos;
-      }
-      if (pos == start) return bad();
-    }
-    if (pos >= s.size()) return bad();
-    if (s[pos] == 'Z' || s[pos] == 'z') {
-      ++pos;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-      int oh, om;
-      if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-          !digits(pos + 4, 2, om))
-        return bad();
-      offset_s = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
-      pos += 6;
-    } else {
-      return bad();
-    }
-    if (pos != s.size()) return bad();
-  }
+  auto f = internal::scan_rfc3339(s);
+  if (!f) return bad();
+  const int y = f->year, mo = f->month, d = f->day, h = f->hour, mi = f->minute, se = f->second;
+  const int64_t frac_ns = f->frac_ns;
+  const int64_t offset_s = (f->offset_hours * 3600 + f->offset_minutes * 60) * f->offset_sign;
   static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
-      h > 23 || mi > 59 || se > 60)
+  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
+      mi > 59 || se > 60)
     return bad();
   // Times are nanoseconds in an int64: 1678 to 2261 is the representable span.
   if (y < 1678 || y > 2261)
     return make_error(fmt::format("time '{}' is outside the supported years 1678..2261", s));
+  struct tm tm {};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
   tm.tm_mday = d;
@@ -141,7 +101,8 @@ std::vector<std::string> get_argv(const json::Object& o) {
   auto it = o.find("argv_b64");
   if (it != o.end() && it->second.is_array()) {
     for (const auto& v : it->second.as_array()) {
-      auto raw = v.is_string() ? crypto::base64_decode(v.as_string()) : Result<std::string>(Error{});
+      auto raw =
+          v.is_string() ? crypto::base64_decode(v.as_string()) : Result<std::string>(Error{});
       out.push_back(raw ? *raw : std::string());
     }
     return out;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <string_view>
 
 namespace shaudit {
@@ -11,8 +12,12 @@ namespace {
 
 constexpr std::string_view kMask = "***";
 
-bool is_ident(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
+bool is_ident(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n';
+}
 
 // End of a shell word value starting at i: handles '...' and "..." quoting.
 size_t value_end(const std::string& s, size_t i) {
@@ -34,11 +39,34 @@ struct Span {
 bool is_mysql_tool(std::string_view word) {
   auto slash = word.rfind('/');
   if (slash != std::string_view::npos) word = word.substr(slash + 1);
-  for (std::string_view t : {"mysql", "mariadb", "mysqldump", "mysqladmin", "mysqlimport",
-                             "mysqlcheck", "mysqlshow", "mysqlslap", "mariadb-dump",
-                             "mariadb-admin", "mariadb-import", "mariadb-check"})
+  for (std::string_view t :
+       {"mysql", "mariadb", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
+        "mysqlslap", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-check"})
     if (word == t) return true;
   return false;
+}
+
+// A password in one option word w (--password=SECRET, or -pSECRET of a mysql tool), with
+// offsets within w.
+std::optional<Span> password_option(std::string_view w, bool mysql) {
+  if (w.starts_with("--password=") && w.size() > 11)
+    return Span{11, w.size(), mysql ? "mysql_password" : "password_option"};
+  if (mysql && w.size() > 2 && w.starts_with("-p") && w.find('=') == std::string_view::npos)
+    return Span{2, w.size(), "mysql_password"};
+  return std::nullopt;
+}
+
+// Spans the user patterns find in s: the first capture group, or the whole match.
+void custom(const std::vector<std::regex>& patterns, const std::string& s, std::vector<Span>& out) {
+  for (const auto& re : patterns) {
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator();
+         ++it) {
+      const auto& m = *it;
+      size_t g = m.size() > 1 && m[1].matched ? 1 : 0;
+      size_t b = static_cast<size_t>(m.position(g)), len = static_cast<size_t>(m.length(g));
+      if (len) out.push_back({b, b + len, "custom"});
+    }
+  }
 }
 
 // Finds secrets in one shell line (or one argv element with mysql context known).
@@ -88,12 +116,8 @@ void scan(const std::string& s, bool mysql_context, std::vector<Span>& out, int 
         command_word = false;
         in_mysql = mysql_context || is_mysql_tool(w);
       }
-    } else {
-      if (w.rfind("--password=", 0) == 0 && w.size() > 11)
-        out.push_back({start + 11, end, in_mysql ? "mysql_password" : "password_option"});
-      else if (in_mysql && w.size() > 2 && w[0] == '-' && w[1] == 'p' && w.rfind("-p", 0) == 0 &&
-               w.find('=') == std::string_view::npos)
-        out.push_back({start + 2, end, "mysql_password"});
+    } else if (auto sp = password_option(w, in_mysql)) {
+      out.push_back({start + sp->begin, start + sp->end, sp->kind});
     }
     i = end;
   }
@@ -134,7 +158,8 @@ void scan(const std::string& s, bool mysql_context, std::vector<Span>& out, int 
     size_t q = a + 13;
     while (q < s.size() && s[q] == ' ') ++q;
     size_t scheme_end = q;
-    while (scheme_end < s.size() && std::isalpha(static_cast<unsigned char>(s[scheme_end]))) ++scheme_end;
+    while (scheme_end < s.size() && std::isalpha(static_cast<unsigned char>(s[scheme_end])))
+      ++scheme_end;
     size_t b = scheme_end;
     while (b < s.size() && s[b] == ' ') ++b;
     if (b == scheme_end) b = q;  // no scheme: the whole value is the credential
@@ -147,7 +172,8 @@ void scan(const std::string& s, bool mysql_context, std::vector<Span>& out, int 
 }
 
 std::vector<Redaction> apply(std::string& s, std::vector<Span> spans) {
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin; });
   std::vector<Redaction> found;
   std::string out;
   size_t pos = 0;
@@ -181,14 +207,7 @@ Result<Redactor> Redactor::make(const std::vector<std::string>& user_patterns) {
 std::vector<Redaction> Redactor::line(std::string& text) const {
   std::vector<Span> spans;
   scan(text, false, spans);
-  for (const auto& re : user_) {
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
-      const auto& m = *it;
-      size_t g = m.size() > 1 && m[1].matched ? 1 : 0;
-      size_t b = static_cast<size_t>(m.position(g)), len = static_cast<size_t>(m.length(g));
-      if (len) spans.push_back({b, b + len, "custom"});
-    }
-  }
+  custom(user_, text, spans);
   return apply(text, std::move(spans));
 }
 
@@ -200,20 +219,12 @@ std::vector<Redactor::ArgRedaction> Redactor::argv(std::vector<std::string>& arg
     const std::string& a = args[i];
     if (i > 0) {
       // Each element is one word: options apply to it directly.
-      if (a.rfind("--password=", 0) == 0 && a.size() > 11)
-        spans.push_back({11, a.size(), mysql ? "mysql_password" : "password_option"});
-      else if (mysql && a.size() > 2 && a[0] == '-' && a[1] == 'p' && a.find('=') == std::string::npos)
-        spans.push_back({2, a.size(), "mysql_password"});
+      if (auto sp = password_option(a, mysql))
+        spans.push_back(*sp);
       else
         scan(a, false, spans);  // sh -c 'text', URLs, assignments, headers inside arguments
     }
-    for (const auto& re : user_)
-      for (auto it = std::sregex_iterator(a.begin(), a.end(), re); it != std::sregex_iterator(); ++it) {
-        const auto& m = *it;
-        size_t g = m.size() > 1 && m[1].matched ? 1 : 0;
-        size_t b = static_cast<size_t>(m.position(g)), len = static_cast<size_t>(m.length(g));
-        if (len) spans.push_back({b, b + len, "custom"});
-      }
+    custom(user_, a, spans);
     for (auto& r : apply(args[i], std::move(spans))) out.push_back({r.kind, i, r.offset});
   }
   return out;

@@ -37,8 +37,10 @@ TEST(Redact, DefaultPatternsRedactAndSayWhere) {
   EXPECT_EQ(run(r, "export GITHUB_TOKEN=ghp_abc123", &found), "export GITHUB_TOKEN=***");
   EXPECT_EQ(found, "secret_variable@20");
   EXPECT_EQ(run(r, "DB_PASSWORD='a b c' ./run", &found), "DB_PASSWORD=*** ./run");
+  EXPECT_EQ(found, "secret_variable@12");
   EXPECT_EQ(run(r, "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG aws s3 ls", &found),
             "AWS_SECRET_ACCESS_KEY=*** aws s3 ls");
+  EXPECT_EQ(found, "secret_variable@22");
   EXPECT_EQ(run(r, "aws configure set aws_access_key_id AKIAIOSFODNN7EXAMPLE", &found),
             "aws configure set aws_access_key_id ***");
   EXPECT_EQ(found, "aws_access_key@36");
@@ -52,11 +54,11 @@ TEST(Redact, DefaultPatternsRedactAndSayWhere) {
 
 TEST(Redact, LookAlikesAreLeftAlone) {
   Redactor r;
-  for (std::string s : {"mkdir -p dir", "ssh -p 2222 host", "grep -pattern file", "mysql -p",
-                        "echo --password", "git clone https://git.example/r.git",
-                        "echo user@host:path", "echo MY_TOKENS_DIR=/tmp", "echo TOKENIZER=x",
-                        "echo AKIA1234", "echo notAKIAIOSFODNN7EXAMPLE2", "grep Authorization file",
-                        "ps -p 1", "tar -cpf a.tar dir"}) {
+  for (std::string s :
+       {"mkdir -p dir", "ssh -p 2222 host", "grep -pattern file", "mysql -p", "echo --password",
+        "git clone https://git.example/r.git", "echo user@host:path", "echo MY_TOKENS_DIR=/tmp",
+        "echo TOKENIZER=x", "echo AKIA1234", "echo notAKIAIOSFODNN7EXAMPLE2",
+        "grep Authorization file", "ps -p 1", "tar -cpf a.tar dir"}) {
     std::string found;
     EXPECT_EQ(run(r, s, &found), s) << s;
     EXPECT_EQ(found, "") << s;
@@ -71,6 +73,13 @@ TEST(Redact, ArgvIsBoundToTheProgram) {
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].kind, "mysql_password");
   EXPECT_EQ(f[0].element, 2u);
+  EXPECT_EQ(f[0].offset, 2u);
+  std::vector<std::string> p = {"psql", "--password=abc"};
+  f = r.argv(p);
+  EXPECT_EQ(p[1], "--password=***");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].kind, "password_option");
+  EXPECT_EQ(f[0].offset, 11u);
   std::vector<std::string> m = {"mkdir", "-pdir"};
   EXPECT_TRUE(r.argv(m).empty());
   EXPECT_EQ(m[1], "-pdir");
@@ -78,7 +87,9 @@ TEST(Redact, ArgvIsBoundToTheProgram) {
   f = r.argv(sh);
   EXPECT_EQ(sh[2], "mysql -p*** && echo ok");
   ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].kind, "mysql_password");
   EXPECT_EQ(f[0].element, 2u);
+  EXPECT_EQ(f[0].offset, 8u);
 }
 
 TEST(Redact, UserPatterns) {
@@ -87,6 +98,14 @@ TEST(Redact, UserPatterns) {
   std::string found;
   EXPECT_EQ(run(*r, "login pin=1234 mail bob@corp.example", &found), "login pin=*** mail ***");
   EXPECT_EQ(found, "custom@10,custom@20");
+  std::vector<std::string> a = {"login", "pin=99", "--password=x"};
+  auto f = r->argv(a);
+  EXPECT_EQ(a, (std::vector<std::string>{"login", "pin=***", "--password=***"}));
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].kind, "custom");
+  EXPECT_EQ(f[0].element, 1u);
+  EXPECT_EQ(f[0].offset, 4u);
+  EXPECT_EQ(f[1].kind, "password_option");
   auto bad = Redactor::make({"(unclosed"});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.message().find("redact pattern '(unclosed'"), std::string::npos);

@@ -14,6 +14,8 @@
 #include <map>
 #include <sstream>
 
+#include "internal/yaml_where.h"
+
 namespace shaudit::rules {
 
 namespace {
@@ -65,16 +67,6 @@ constexpr FieldInfo kFields[] = {
     {"bypass.kind", Field::kBypassKind, false},
     {"evt.type", Field::kEvtType, false},
 };
-
-bool is_numeric(Field id) {
-  return id == Field::kProcPid || id == Field::kUserUid;
-}
-
-std::string_view field_name(Field id) {
-  for (const auto& f : kFields)
-    if (f.id == id) return f.name;
-  return {};
-}
 
 const FieldInfo* find_field(std::string_view name) {
   for (const auto& f : kFields)
@@ -327,8 +319,7 @@ struct CondSource {
       if (s.offset <= pos) best = &s;
     size_t col = pos >= best->offset ? pos - best->offset : 0;
     if (col > best->len) col = best->len;
-    return {fmt::format("{}:{}:{}", best->file, best->mark.line + 1, best->mark.column + 1),
-            col + 1};
+    return {internal::yaml_where(best->file, best->mark), col + 1};
   }
 };
 
@@ -345,7 +336,7 @@ struct MacroDef {
 
 struct OutputPart {
   std::string literal;
-  std::optional<Field> field;
+  const FieldInfo* field = nullptr;  // when set, the part is this field's value
 };
 
 struct RuleDef {
@@ -375,11 +366,6 @@ struct RuleSet::Impl {
 };
 
 namespace {
-
-std::string where(const std::string& file, const YAML::Mark& m) {
-  if (m.line < 0) return file;
-  return fmt::format("{}:{}:{}", file, m.line + 1, m.column + 1);
-}
 
 // --- condition parser ------------------------------------------------------------------
 
@@ -733,7 +719,8 @@ Result<NodePtr> Parser::parse_comparison(const FieldInfo& f, const Token& ftok) 
 
 Result<std::string> scalar(const YAML::Node& n, const std::string& file, const std::string& key) {
   if (!n.IsScalar())
-    return make_error(fmt::format("{}: '{}' needs a single value", where(file, n.Mark()), key));
+    return make_error(
+        fmt::format("{}: '{}' needs a single value", internal::yaml_where(file, n.Mark()), key));
   return n.Scalar();
 }
 
@@ -742,14 +729,15 @@ Result<bool> boolean(const YAML::Node& n, const std::string& file, const std::st
   if (!s) return s.error();
   if (*s == "true") return true;
   if (*s == "false") return false;
-  return make_error(
-      fmt::format("{}: '{}' must be true or false, got '{}'", where(file, n.Mark()), key, *s));
+  return make_error(fmt::format("{}: '{}' must be true or false, got '{}'",
+                                internal::yaml_where(file, n.Mark()), key, *s));
 }
 
 Result<std::vector<std::string>> strings(const YAML::Node& n, const std::string& file,
                                          const std::string& key) {
   if (!n.IsSequence())
-    return make_error(fmt::format("{}: '{}' needs a list", where(file, n.Mark()), key));
+    return make_error(
+        fmt::format("{}: '{}' needs a list", internal::yaml_where(file, n.Mark()), key));
   std::vector<std::string> out;
   for (const auto& i : n) {
     auto s = scalar(i, file, key);
@@ -782,12 +770,12 @@ Result<std::vector<OutputPart>> compile_output(const std::string& text, const st
     if (!f)
       return make_error(fmt::format("{}: unknown field '{}' in output of rule '{}' at column {}",
                                     loc, name, rule, i + 1));
-    if (!lit.empty()) parts.push_back({std::move(lit), std::nullopt});
+    if (!lit.empty()) parts.push_back({std::move(lit), nullptr});
     lit.clear();
-    parts.push_back({{}, f->id});
+    parts.push_back({{}, f});
     i = j;
   }
-  if (!lit.empty()) parts.push_back({std::move(lit), std::nullopt});
+  if (!lit.empty()) parts.push_back({std::move(lit), nullptr});
   return parts;
 }
 
@@ -809,7 +797,7 @@ Result<void> check_keys(const std::string& file, const YAML::Node& n,
       std::string known;
       for (auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
       return make_error(fmt::format("{}: unknown key '{}' in {} (known keys: {})",
-                                    where(file, kv.first.Mark()), k, kind, known));
+                                    internal::yaml_where(file, kv.first.Mark()), k, kind, known));
     }
   }
   return {};
@@ -817,8 +805,8 @@ Result<void> check_keys(const std::string& file, const YAML::Node& n,
 
 Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
   if (!n.IsMap())
-    return make_error(
-        fmt::format("{}: expected a list, macro or rule item", where(file, n.Mark())));
+    return make_error(fmt::format("{}: expected a list, macro or rule item",
+                                  internal::yaml_where(file, n.Mark())));
   bool append = false;
   if (n["append"]) {
     auto a = boolean(n["append"], file, "append");
@@ -831,14 +819,15 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     auto name = scalar(n["list"], file, "list");
     if (!name) return name.error();
     if (!n["items"])
-      return make_error(fmt::format("{}: list '{}' has no 'items'", where(file, n.Mark()), *name));
+      return make_error(
+          fmt::format("{}: list '{}' has no 'items'", internal::yaml_where(file, n.Mark()), *name));
     auto items = strings(n["items"], file, "items");
     if (!items) return items.error();
     auto it = c.lists.find(*name);
     if (append) {
       if (it == c.lists.end())
-        return make_error(
-            fmt::format("{}: unknown list '{}' to append to", where(file, n.Mark()), *name));
+        return make_error(fmt::format("{}: unknown list '{}' to append to",
+                                      internal::yaml_where(file, n.Mark()), *name));
       it->second.items.insert(it->second.items.end(), items->begin(), items->end());
     } else {
       c.lists[*name].items = std::move(*items);
@@ -851,15 +840,15 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     auto name = scalar(n["macro"], file, "macro");
     if (!name) return name.error();
     if (!n["condition"])
-      return make_error(
-          fmt::format("{}: macro '{}' has no 'condition'", where(file, n.Mark()), *name));
+      return make_error(fmt::format("{}: macro '{}' has no 'condition'",
+                                    internal::yaml_where(file, n.Mark()), *name));
     auto cond = scalar(n["condition"], file, "condition");
     if (!cond) return cond.error();
     auto it = c.macros.find(*name);
     if (append) {
       if (it == c.macros.end())
-        return make_error(
-            fmt::format("{}: unknown macro '{}' to append to", where(file, n.Mark()), *name));
+        return make_error(fmt::format("{}: unknown macro '{}' to append to",
+                                      internal::yaml_where(file, n.Mark()), *name));
       it->second.cond.append(*cond, file, n["condition"].Mark());
     } else {
       MacroDef& m = c.macros[*name];
@@ -884,13 +873,13 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     }
     if (append) {
       if (it == rule_index.end())
-        return make_error(
-            fmt::format("{}: unknown rule '{}' to append to", where(file, n.Mark()), *name));
+        return make_error(fmt::format("{}: unknown rule '{}' to append to",
+                                      internal::yaml_where(file, n.Mark()), *name));
       for (const char* k : {"output", "priority", "tags", "desc"})
         if (n[k])
           return make_error(
               fmt::format("{}: rule '{}' with append: true may only append a condition",
-                          where(file, n[k].Mark()), *name));
+                          internal::yaml_where(file, n[k].Mark()), *name));
       RuleDef& r = rules[it->second];
       if (n["condition"]) {
         auto cond = scalar(n["condition"], file, "condition");
@@ -903,7 +892,7 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     if (n.size() == 2 && enabled) {  // "- rule: x / enabled: false" toggles an earlier rule
       if (it == rule_index.end())
         return make_error(fmt::format("{}: unknown rule '{}' to enable or disable",
-                                      where(file, n.Mark()), *name));
+                                      internal::yaml_where(file, n.Mark()), *name));
       rules[it->second].enabled = *enabled;
       return {};
     }
@@ -911,15 +900,15 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     r.name = *name;
     for (const char* k : {"condition", "output", "priority"})
       if (!n[k])
-        return make_error(
-            fmt::format("{}: rule '{}' has no '{}'", where(file, n.Mark()), *name, k));
+        return make_error(fmt::format("{}: rule '{}' has no '{}'",
+                                      internal::yaml_where(file, n.Mark()), *name, k));
     auto cond = scalar(n["condition"], file, "condition");
     if (!cond) return cond.error();
     r.cond.set(*cond, file, n["condition"].Mark());
     auto out = scalar(n["output"], file, "output");
     if (!out) return out.error();
     r.output = *out;
-    r.output_where = where(file, n["output"].Mark());
+    r.output_where = internal::yaml_where(file, n["output"].Mark());
     auto pr = scalar(n["priority"], file, "priority");
     if (!pr) return pr.error();
     auto p = parse_priority(*pr);
@@ -927,7 +916,7 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
       return make_error(fmt::format(
           "{}: unknown priority '{}' in rule '{}' (one of EMERGENCY, ALERT, CRITICAL, ERROR, "
           "WARNING, NOTICE, INFORMATIONAL, DEBUG)",
-          where(file, n["priority"].Mark()), *pr, *name));
+          internal::yaml_where(file, n["priority"].Mark()), *pr, *name));
     r.priority = *p;
     if (n["tags"]) {
       auto tags = strings(n["tags"], file, "tags");
@@ -943,7 +932,8 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     }
     return {};
   }
-  return make_error(fmt::format("{}: expected a list, macro or rule item", where(file, n.Mark())));
+  return make_error(
+      fmt::format("{}: expected a list, macro or rule item", internal::yaml_where(file, n.Mark())));
 }
 
 Result<void> Loader::load(const std::string& file, const std::string& text) {
@@ -952,13 +942,13 @@ Result<void> Loader::load(const std::string& file, const std::string& text) {
     if (root.IsNull()) return {};
     if (!root.IsSequence())
       return make_error(fmt::format("{}: expected a list of list, macro and rule items",
-                                    where(file, root.Mark())));
+                                    internal::yaml_where(file, root.Mark())));
     for (const auto& n : root) {
       auto r = item(file, n);
       if (!r) return r;
     }
   } catch (const YAML::Exception& e) {
-    return make_error(fmt::format("{}: {}", where(file, e.mark), e.msg));
+    return make_error(fmt::format("{}: {}", internal::yaml_where(file, e.mark), e.msg));
   }
   return {};
 }
@@ -1039,16 +1029,16 @@ std::vector<Match> RuleSet::evaluate(const json::Object& record, const EvalConte
         m.output += part.literal;
         continue;
       }
-      FieldValue v = ev.get(*part.field);
+      FieldValue v = ev.get(part.field->id);
       std::string rendered;
       if (!v.present)
         rendered = "<NA>";
-      else if (is_numeric(*part.field))
+      else if (part.field->numeric)
         rendered = std::to_string(v.num);
       else
         rendered = v.str;
       m.output += rendered;
-      std::string_view name = field_name(*part.field);
+      std::string_view name = part.field->name;
       bool seen = false;
       for (const auto& have : m.output_fields) seen = seen || have.first == name;
       if (!seen) m.output_fields.emplace_back(std::string(name), std::move(rendered));

@@ -247,6 +247,19 @@ TEST(Rules, AppendAndOverride) {
   EXPECT_EQ(m[0].priority, Priority::kError);
   EXPECT_EQ(m[0].tags, std::vector<std::string>{"t1"});
   EXPECT_EQ(r->rule_count(), 2u);
+
+  // The overridden r1 still comes before r2.
+  r = load_rules_from_strings(
+      {{"a.yaml",
+        "- rule: r1\n  condition: cmd.shell = bash\n  output: one\n  priority: NOTICE\n"
+        "- rule: r2\n  condition: cmd.shell = bash\n  output: two\n  priority: NOTICE\n"},
+       {"b.yaml",
+        "- rule: r1\n  condition: user.name = alice\n  output: one-b\n  priority: ERROR\n"}});
+  ASSERT_TRUE(r.ok()) << r.message();
+  m = r->evaluate(c, {});
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].output, "one-b");
+  EXPECT_EQ(m[1].output, "two");
 }
 
 TEST(Rules, OutputRenderingAndMatchFields) {
@@ -417,7 +430,7 @@ TEST(RulesLoad, SyntaxErrors) {
   EXPECT_EQ(err("cmd.text < 3"),
             "rules.yaml:4:14: operator '<' needs a numeric field, not 'cmd.text' in condition "
             "of rule 'x' at column 10");
-  // The middle is the C++ library's own description of the regex error.
+  // The middle is RE2's own description of the regex error.
   std::string re = err("cmd.text regex \"(\"");
   EXPECT_TRUE(re.starts_with("rules.yaml:4:14: bad regex '(': ")) << re;
   EXPECT_TRUE(re.ends_with(" in condition of rule 'x' at column 16")) << re;

@@ -135,9 +135,7 @@ class RemoteSeals {
   }
 
   // FILE:LINE of a remote seal.
-  std::string where(const RemoteSeal& r) const {
-    return fmt::format("{}:{}", opts_.remote_seals[r.source], r.line_no);
-  }
+  std::string where(const RemoteSeal& r) const { return where(r.source, r.line_no); }
 
   bool active() const { return !seals_.empty(); }
   std::vector<RemoteSeal>& seals() { return seals_; }
@@ -161,50 +159,54 @@ class RemoteSeals {
     return false;
   }
 
+  std::string where(size_t source, uint64_t line_no) const {
+    return fmt::format("{}:{}", opts_.remote_seals[source], line_no);
+  }
+  std::string here() const { return where(source_, line_no_); }  // the line being read
+
   bool line(size_t source, uint64_t line_no, std::string_view text) {
     if (text.find_first_not_of(" \t\r") == std::string_view::npos) return true;  // blank
     source_ = source;
     line_no_ = line_no;
-    std::string where = fmt::format("{}:{}", opts_.remote_seals[source], line_no);
     auto v = json::parse(text);
     if (!v)
       return fail(std::nullopt, fmt::format("{}: not a JSON value (expected a seal record, a "
                                             "webhook item or a webhook batch): {}",
-                                            where, v.message()));
+                                            here(), v.message()));
     if (v->is_array()) {
       for (const auto& item : v->as_array())
-        if (!value(where, item, /*in_batch=*/true)) return false;
+        if (!value(item, /*in_batch=*/true)) return false;
       return true;
     }
-    return value(where, *v, /*in_batch=*/false);
+    return value(*v, /*in_batch=*/false);
   }
 
-  bool value(const std::string& where, const json::Value& v, bool in_batch) {
+  bool value(const json::Value& v, bool in_batch) {
     const json::Object* o = v.if_object();
     if (!o)
       return fail(std::nullopt,
                   fmt::format("{}: {} is not an object (expected a seal record, a webhook item "
                               "or a webhook batch)",
-                              where, in_batch ? "an item of the batch" : "the value"));
+                              here(), in_batch ? "an item of the batch" : "the value"));
     if (auto it = o->find("record"); it != o->end()) {
       if (!it->second.is_object())
         return fail(std::nullopt,
-                    fmt::format("{}: the \"record\" of a webhook item is not an object", where));
+                    fmt::format("{}: the \"record\" of a webhook item is not an object", here()));
       o = &it->second.as_object();
     } else if (!json::get_string(*o, "type")) {
       return fail(std::nullopt, fmt::format("{}: neither a record (no \"type\") nor a webhook "
                                             "item (no \"record\")",
-                                            where));
+                                            here()));
     }
     const std::string* type = json::get_string(*o, "type");
     if (!type || *type != record::kSeal) {
       ++rep_.remote_ignored;
       return true;
     }
-    return seal(where, *o);
+    return seal(*o);
   }
 
-  bool seal(const std::string& where, const json::Object& o) {
+  bool seal(const json::Object& o) {
     const int64_t* seq = json::get_int(o, "seq");
     const std::string* prev = json::get_string(o, "prev");
     const std::string* time = json::get_string(o, "time");
@@ -213,22 +215,22 @@ class RemoteSeals {
       if (auto t = record::parse_time(*time)) time_ns = *t;
     if (!seq || *seq < 1 || !prev || !is_hex64(*prev) || !time_ns)
       return fail(seq && *seq >= 1 ? std::optional<uint64_t>(*seq) : std::nullopt,
-                  fmt::format("{}: remote seal lacks a valid seq, time or prev", where));
+                  fmt::format("{}: remote seal lacks a valid seq, time or prev", here()));
     uint64_t s = static_cast<uint64_t>(*seq);
     std::string key_id;
     switch (check_seal(o, opts_.keys, key_id)) {
       case SealCheck::kOk:
         break;
       case SealCheck::kMissing:
-        return fail(s, fmt::format("{}: remote seal seq {}: lacks key_id or sig", where, s));
+        return fail(s, fmt::format("{}: remote seal seq {}: lacks key_id or sig", here(), s));
       case SealCheck::kUnknownKey:
         return fail(s, fmt::format("{}: remote seal seq {}: unknown key {} (not among the given "
                                    "public keys)",
-                                   where, s, key_id));
+                                   here(), s, key_id));
       case SealCheck::kBadSignature:
         return fail(s, fmt::format("{}: remote seal seq {}: bad signature (it does not verify "
                                    "with key {})",
-                                   where, s, key_id));
+                                   here(), s, key_id));
     }
     RemoteSeal r;
     r.hash = crypto::to_hex(crypto::sha256(json::encode(json::Value(o))));
@@ -266,8 +268,6 @@ class Verifier {
   bool file(const std::string& path, size_t index, size_t count) {
     path_ = path;
     file_index_ = index;
-    internal::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return fail(std::nullopt, fmt::format("{}: {}", path, std::strerror(errno)));
     line_no_ = 0;
     first_in_file_ = true;
     std::string err, carry;
@@ -415,7 +415,8 @@ class Verifier {
     if (json::encode(*v) != text)
       return fail(s, fmt::format("{} line {}: seq {} is not in canonical form: it was edited",
                                  path_, line_no_, s));
-    if (!record::parse_time(*time))
+    auto time_ns = record::parse_time(*time);
+    if (!time_ns)
       return fail(s, fmt::format("{} line {}: seq {} has an invalid time", path_, line_no_, s));
     auto hash = crypto::to_hex(crypto::sha256(text));
     if (first_in_file_) {
@@ -470,11 +471,10 @@ class Verifier {
       last_reason_.clear();
     }
     if (remote_) {
-      int64_t t = *record::parse_time(*time);
-      if (first_in_file_) files_.push_back({path_, t, *type == record::kRotate});
+      if (first_in_file_) files_.push_back({path_, *time_ns, *type == record::kRotate});
       FileInfo& f = files_.back();
       f.last_seq = s;
-      f.last_time_ns = t;
+      f.last_time_ns = *time_ns;
       f.ends_at_rotation = *type == record::kSeal && last_reason_ == record::kSealRotate;
       remote_->see(file_index_, s, *prev, hash);
     }

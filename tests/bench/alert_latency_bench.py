@@ -37,18 +37,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
-from interposer_bench import quantile  # noqa: E402
+from interposer_bench import iso_to_ns, quantile  # noqa: E402
 
 TAG_RE = re.compile(r"lat-(\d{4}|warm)\b")
 RULE = "Read shadow or private keys"
-
-
-def iso_to_ns(s):
-    import calendar
-    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", s)
-    y, mo, d, h, mi, sec, frac = m.groups()
-    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(sec), 0, 0, 0))
-    return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
 # ------------------------------------------------------------------ the receiver

@@ -57,6 +57,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 from ptyshell import PS1, PtyShell  # noqa: E402
+sys.path.insert(0, str(HERE))
+from interposer_bench import quantile  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Every run's shell (and so the whole load) is in a cgroup of its own (cgroup v2); the
@@ -81,16 +83,6 @@ BT_PROGS = {
     "bt-count": 'tracepoint:sched:sched_process_exec /cgroup == cgroupid("@CG@")/ { @c = count(); }',
 }
 ALL_CONFIGS = ["base", "shaudit-off", "shaudit-bpf", "bt-exec", "bt-argv"]
-
-
-def quantile(xs, q):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    pos = q * (len(xs) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def pid_cpu(pid):
@@ -142,6 +134,23 @@ def foreign_exec_progs(own_ids):
     (handle_exec) and anything else on sched_process_exec we can name."""
     names = prog_names()
     return sum(1 for i, n in names.items() if i not in own_ids and n in ("handle_exec",))
+
+
+def settle(rec, t_end, min_wait, probe, key=lambda v: v):
+    """Polls probe() until key(value) has not changed for 0.5 s and min_wait s have passed
+    since t_end, or 120 s have passed (then sets rec["settle_timeout"]); returns the last value."""
+    last, stable_since = object(), time.monotonic()
+    while True:
+        v = probe()
+        now = time.monotonic()
+        if key(v) != last:
+            last, stable_since = key(v), now
+        if now - stable_since >= 0.5 and now - t_end >= min_wait:
+            return v
+        if now - t_end > 120:
+            rec["settle_timeout"] = True
+            return v
+        time.sleep(0.1)
 
 
 class StatsFd:
@@ -335,34 +344,11 @@ class Bench:
             # Settle: the daemon (or bpftrace) finishes what the load left it; cross-check
             # decisions wait for their window (1 s).
             if interposed:
-                last, stable_since = None, time.monotonic()
-                while True:
-                    s = self.stats(d)
-                    key = (s["bpf_events"], s["records_written"], s["queue_depth"])
-                    now = time.monotonic()
-                    if key != last:
-                        last, stable_since = key, now
-                    if now - stable_since >= 0.5 and now - t_end >= 1.6:
-                        break
-                    if now - t_end > 120:
-                        rec["settle_timeout"] = True
-                        break
-                    time.sleep(0.1)
-                s1 = s
+                s1 = settle(rec, t_end, 1.6, lambda: self.stats(d),
+                            key=lambda s: (s["bpf_events"], s["records_written"], s["queue_depth"]))
             if bt:
                 path = d / "bpftrace.out"
-                last, stable_since = -1, time.monotonic()
-                while True:
-                    size = path.stat().st_size
-                    now = time.monotonic()
-                    if size != last:
-                        last, stable_since = size, now
-                    if now - stable_since >= 0.5 and now - t_end >= 1.0:
-                        break
-                    if now - t_end > 120:
-                        rec["settle_timeout"] = True
-                        break
-                    time.sleep(0.1)
+                settle(rec, t_end, 1.0, lambda: path.stat().st_size)
             rec["settle_s"] = time.monotonic() - t_end
             cpu1 = {p: pid_cpu(p) for p in watch}
             if profile:

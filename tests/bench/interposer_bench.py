@@ -37,9 +37,10 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 
 def quantile(xs, q):
+    """The q-quantile of xs, interpolated linearly (NaN for no values)."""
     xs = sorted(xs)
-    if len(xs) == 1:
-        return xs[0]
+    if not xs:
+        return float("nan")
     pos = q * (len(xs) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(xs) - 1)
@@ -93,15 +94,20 @@ def summarize(args):
 
 # ------------------------------------------------------------------ count-execs
 
-def read_records(path):
+def parse_records(lines):
+    """The records among lines that parse (a line being written does not)."""
     recs = []
-    with open(path, "rb") as f:
-        for line in f.read().splitlines():
-            try:
-                recs.append(json.loads(line))
-            except ValueError:
-                pass
+    for line in lines:
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            pass
     return recs
+
+
+def read_records(path):
+    with open(path, "rb") as f:
+        return parse_records(f.read().splitlines())
 
 
 def count_execs(args):
@@ -163,13 +169,7 @@ class LogTail:
         data = self.partial + data
         lines = data.split(b"\n")
         self.partial = lines.pop()
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
+        return parse_records(lines)
 
 
 def iso_to_ns(s):

@@ -6,11 +6,10 @@
 // Evaluates a fixed mix of typical records (typed commands of several lengths, execs, a
 // session start, a bypass, bookkeeping records) ROUNDS times and prints ns per record for
 // each kind and for the mix, as medians over 15 repetitions.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 

@@ -22,9 +22,7 @@
 # work directory (/var/tmp/shaudit-alat.*).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-build="${BUILD:-$repo/build}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 lines="${LINES:-200}"
 delay_ms="${DELAY_MS:-2}"
 gap_ms="${GAP_MS:-50}"
@@ -33,16 +31,11 @@ rounds="${ROUNDS:-1}"
 py="$here/alert_latency_bench.py"
 rules_file="$repo/daemon/rules/default.yaml"
 
-[[ $(id -u) == 0 ]] || { echo "run_alert_latency_bench.sh: needs root (the typed lines read /etc/shadow)" >&2; exit 1; }
-for t in python3 bash cmake; do
-  command -v "$t" >/dev/null || { echo "run_alert_latency_bench.sh: $t is missing" >&2; exit 1; }
-done
+require_root "the typed lines read /etc/shadow"
+require_tools python3 bash cmake
 
 echo "command: BUILD=$build LINES=$lines DELAY_MS=$delay_ms GAP_MS=$gap_ms BATCH_WAITS=\"$batch_waits\" ROUNDS=$rounds $0"
-if [[ ! -f "$build/build.ninja" && ! -f "$build/Makefile" ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-fi
-cmake --build "$build" --target shauditd shaudit_cli shaudit_preload
+build_shaudit
 
 W="$(mktemp -d /var/tmp/shaudit-alat.XXXXXX)"
 daemon_pid=""

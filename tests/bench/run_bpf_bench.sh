@@ -50,22 +50,18 @@
 # data is copied to /var/tmp/shaudit-bpfbench-results/runs-DATE.jsonl.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-build="${BUILD:-$repo/build}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 parts="${PARTS:-R L P}"
 py="$here/bpf_bench.py"
 
-[[ $(id -u) == 0 ]] || { echo "run_bpf_bench.sh: needs root" >&2; exit 1; }
-for t in python3 cc bpftool bash; do
-  command -v "$t" >/dev/null || { echo "run_bpf_bench.sh: $t is missing" >&2; exit 1; }
-done
+require_root
+require_tools python3 cc bpftool bash
 if ! command -v bpftrace >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y bpftrace
 fi
 for f in daemon/shauditd cli/shaudit preload/libshaudit_preload.so; do
   if [[ ! -x $build/$f ]]; then
-    cmake --build "$build" --target shauditd shaudit_cli shaudit_preload
+    build_shaudit
     break
   fi
 done

@@ -32,9 +32,7 @@
 # restored byte-exact, with its mode, owner and mtime, on every exit path.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-build="${BUILD:-$repo/build}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rounds="${ROUNDS:-20}"
 runs_per_round="${RUNS_PER_ROUND:-1}"
 parts="${PARTS:-A B C}"
@@ -43,10 +41,8 @@ lines="${LINES:-200}"
 snoopy_lib=/usr/lib/x86_64-linux-gnu/libsnoopy.so
 py="$here/interposer_bench.py"
 
-[[ $(id -u) == 0 ]] || { echo "run_interposer_bench.sh: needs root" >&2; exit 1; }
-for t in hyperfine python3 dash bash unshare nsenter cc; do
-  command -v "$t" >/dev/null || { echo "run_interposer_bench.sh: $t is missing" >&2; exit 1; }
-done
+require_root
+require_tools hyperfine python3 dash bash unshare nsenter cc
 case " $configs " in *" base "*) ;; *) configs="base $configs" ;; esac
 if [[ " $configs " == *" snoopy "* && ! -e $snoopy_lib ]]; then
   # Never let the package enable itself host-wide (/etc/ld.so.preload).
@@ -54,10 +50,7 @@ if [[ " $configs " == *" snoopy "* && ! -e $snoopy_lib ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y snoopy
 fi
 
-if [[ ! -f "$build/build.ninja" && ! -f "$build/Makefile" ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-fi
-cmake --build "$build" --target shauditd shaudit_cli shaudit_preload
+build_shaudit
 
 W="$(mktemp -d /var/tmp/shaudit-ibench.XXXXXX)"
 pids=()

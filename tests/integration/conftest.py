@@ -57,11 +57,12 @@ class Daemon:
         if not self.key.exists():
             run_cli("keygen", "--out", self.key, check=True)
 
-    def start(self, wait=True, extra_args=()):
+    def start(self, wait=True, extra_args=(), wrapper=()):
+        """Starts shauditd (under `wrapper`, a command that execs its arguments, if given)."""
         self.keygen()
         self.write_config()
         self.stderr_file = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([str(SHAUDITD), "--config", str(self.config_path), *extra_args],
+        self.proc = subprocess.Popen([*wrapper, str(SHAUDITD), "--config", str(self.config_path), *extra_args],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr_file)
         if wait:
             self.wait_ready()
@@ -105,6 +106,10 @@ class Daemon:
 
     def records(self):
         return read_records(self.log)
+
+    def lines(self):
+        """The log's lines as str, without their newlines."""
+        return [line.decode() for line in read_lines(self.log)]
 
     def verify(self, *extra):
         return run_cli("verify", self.log, "--pubkey", self.pub, *extra)
@@ -160,6 +165,41 @@ NOBODY_UID = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups"]
 # A record's time: RFC 3339 UTC with exactly nine fractional digits.
 RECORD_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
+
+
+def stats(d):
+    """`shaudit stats --json` of daemon d, parsed."""
+    r = run_cli("stats", "--control", d.control, "--json")
+    assert r.returncode == 0, f"stats failed: {r.stderr}"
+    return json.loads(r.stdout)
+
+
+def outputs(d):
+    """Daemon d's output statistics by output name."""
+    return {o["name"]: o for o in stats(d)["outputs"]}
+
+
+def wait_output(d, name, pred, timeout=15):
+    """Waits until pred(statistics of output `name`) is true; returns those statistics."""
+    deadline = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < deadline:
+        st = outputs(d)[name]
+        if pred(st):
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"output {name}: stats never matched: {st}")
+
+
+def public_daemon(daemon_factory, public_dir, name="d", **config):
+    """A daemon (not started) whose sockets live in public_dir, where processes of every uid
+    can reach them."""
+    d = daemon_factory(name, **config)
+    d.socket = public_dir / f"{name}.sock"
+    d.control = public_dir / f"{name}.ctl"
+    d.config["socket"] = str(d.socket)
+    d.config["control_socket"] = str(d.control)
+    return d
 
 
 def record_time_ns(text):

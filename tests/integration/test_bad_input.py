@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHAUDITD, read_records, run_cli
+from conftest import SHAUDITD, read_records, run_cli, stats
 import wire
 
 HERE = Path(__file__).resolve().parent
@@ -30,12 +30,6 @@ PYTHON = "/usr/bin/python3"
 
 # ---------------------------------------------------------------------------------------------
 # helpers (local to this file)
-
-def stats(d):
-    r = run_cli("stats", "--control", d.control, "--json")
-    assert r.returncode == 0, f"stats failed: {r.stderr}"
-    return json.loads(r.stdout)
-
 
 def commands(recs, pid=None):
     return [r for r in recs if r["type"] == "command" and (pid is None or r["pid"] == pid)]

@@ -9,7 +9,6 @@ only) is no bypass.
 
 Host state is left as found: test users are removed, /etc/ld.so.preload exists only in a
 mount namespace that ends with its last process, and processes are ended by PID."""
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, stats
 from ptyshell import PS1, PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_pam_ssh import Users
@@ -48,12 +47,6 @@ def cc_daemon(daemon_factory, public_dir=None, **extra):
         d.socket = public_dir / "d.sock"
         d.config["socket"] = str(d.socket)
     return d.start()
-
-
-def stats(d):
-    r = run_cli("stats", "--control", d.control, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def bypasses(recs, kind=None):

@@ -12,7 +12,6 @@ the log every assertion reads. Every test asserts the exact outcome.
 import base64
 import errno
 import fcntl
-import json
 import os
 import select
 import shutil
@@ -23,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import AS_NOBODY, BUILD, NOBODY_UID, run_cli
+from conftest import AS_NOBODY, BUILD, NOBODY_UID, public_daemon, stats
 from ptyshell import PS1, PtyShell
 import wire
 
@@ -139,20 +138,11 @@ def paste_all(sh, data, timeout=60):
         fcntl.fcntl(sh.fd, fcntl.F_SETFL, flags)
 
 
-def stats(d):
-    r = run_cli("stats", "--control", d.control, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def public_daemon(daemon_factory, public_dir, name="d"):
-    """A daemon whose sockets live in a directory every uid may traverse."""
-    d = daemon_factory(name)
-    d.socket = public_dir / f"{name}.sock"
-    d.control = public_dir / f"{name}.ctl"
-    d.config["socket"] = str(d.socket)
-    d.config["control_socket"] = str(d.control)
-    return d.start()
+def come_back(d, sh):
+    """Starts shauditd again, waits until the interposer retries, then types `echo back`."""
+    d.start()
+    time.sleep(RETRY_S)
+    sh.line("echo back")
 
 
 def stop_and_verify(d):
@@ -216,9 +206,7 @@ def test_daemon_started_after_the_shell_gets_the_held_lines(daemon_factory, work
         # The shell behaved normally and printed nothing extra.
         assert sh.out == ref_out
         assert (work / "sub" / "list.txt").read_text() == "b\na\n"
-        d.start()
-        time.sleep(RETRY_S)
-        sh.line("echo back")
+        come_back(d, sh)
         recs = wait_texts(d, sh.pid, len(AWAY_LINES) + 1)
     finally:
         sh.kill()
@@ -250,9 +238,7 @@ def test_daemon_restarted_mid_session_gets_the_lines_typed_meanwhile(daemon_fact
         wait_texts(d, sh.pid, 1)
         assert d.stop() == 0
         type_away_lines(sh)
-        d.start()  # the same socket and log
-        time.sleep(RETRY_S)
-        sh.line("echo back")
+        come_back(d, sh)  # the same socket and log
         recs = wait_texts(d, sh.pid, len(AWAY_LINES) + 2)
     finally:
         sh.kill()
@@ -288,9 +274,7 @@ def test_backlog_overflow_is_one_exact_loss_range(daemon_factory, work, name):
         for line in lines:
             paste_all(sh, (line + "\r").encode())
             sh.wait_prompt()
-        d.start()
-        time.sleep(RETRY_S)
-        sh.line("echo back")
+        come_back(d, sh)
         recs = d.wait_for(lambda rs: "echo back" in texts(rs, sh.pid))
     finally:
         sh.kill()
@@ -589,7 +573,7 @@ def test_exec_family_reports_exact_argv_and_keeps_errno(daemon):
 def test_setuid_program_gets_no_interposer(daemon_factory, public_dir):
     if os.statvfs(public_dir).f_flag & os.ST_NOSUID:
         pytest.skip(f"{public_dir} is on a nosuid filesystem")
-    d = public_daemon(daemon_factory, public_dir)
+    d = public_daemon(daemon_factory, public_dir).start()
     setuid_copy = public_dir / "setuid_probe"
     plain_copy = public_dir / "plain_probe"
     for copy, mode in ((setuid_copy, 0o4755), (plain_copy, 0o755)):
@@ -672,7 +656,7 @@ def parse_fields(msg):
 
 
 def test_unprivileged_claims_are_not_identity(daemon_factory, public_dir):
-    d = public_daemon(daemon_factory, public_dir)
+    d = public_daemon(daemon_factory, public_dir).start()
     env = {"PATH": "/usr/bin:/bin"}
     # A root session (as PAM opens it) in a process of its own, not an ancestor of the
     # reporters below.

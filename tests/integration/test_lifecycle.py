@@ -14,7 +14,7 @@ import pytest
 
 import wire
 from conftest import (AS_NOBODY, CLIENT_FORK, Daemon, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
-                      emit, line_hash, read_lines, read_records, record_time_ns, run_cli)
+                      emit, line_hash, public_daemon, read_lines, read_records, record_time_ns, run_cli)
 
 HEX64 = r"^[0-9a-f]{64}$"
 GENESIS = "0" * 64
@@ -56,16 +56,6 @@ def assert_chain(path, first_prev=GENESIS):
         assert r["prev"] == prev, f"seq {i}: prev {r['prev']} != hash of previous line {prev}"
         prev = line_hash(raw)
     return recs
-
-
-def public_daemon(daemon_factory, public_dir, name="d", **config):
-    """A daemon whose sockets live in a world-traversable directory."""
-    d = daemon_factory(name, **config)
-    d.socket = public_dir / f"{name}.sock"
-    d.control = public_dir / f"{name}.ctl"
-    d.config["socket"] = str(d.socket)
-    d.config["control_socket"] = str(d.control)
-    return d
 
 
 def read_until(proc, pred, timeout=10):

@@ -6,7 +6,6 @@ auditd.conf whose log_file is in the test's tmp dir), so they run only when no o
 the kernel's audit daemon (`auditctl -s`: pid 0 or a dead pid); they put the kernel's enabled
 flag back as it was and stop their auditd by its pid. A skip says why."""
 import hashlib
-import json
 import os
 import pwd
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOBODY_UID, SHAUDITD, emit, run_cli
+from conftest import NOBODY_UID, SHAUDITD, emit, public_daemon, read_lines, wait_output
 from ptyshell import PtyShell
 from test_capture import SHELLS, shell_env
 
@@ -86,27 +85,6 @@ def no_other_auditd_or_skip():
 def record_id(line: bytes):
     """outfmt::record_id: the first 32 hex digits of SHA-256 over the log line."""
     return hashlib.sha256(line).hexdigest()[:32]
-
-
-def log_lines(d):
-    return d.log.read_bytes().splitlines()
-
-
-def stats_outputs(d, run=run_cli):
-    r = run("stats", "--control", d.control, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)["outputs"]
-
-
-def wait_output(d, pred, timeout=15, run=run_cli):
-    deadline = time.monotonic() + timeout
-    out = None
-    while time.monotonic() < deadline:
-        out = stats_outputs(d, run)[0]
-        if pred(out):
-            return out
-        time.sleep(0.05)
-    raise AssertionError(f"output never reached the expected state: {out}")
 
 
 def user_name(uid):
@@ -243,14 +221,6 @@ use_libwrap = no
         subprocess.run(["auditctl", "-e", str(before["enabled"])], capture_output=True, timeout=30)
 
 
-def public_daemon(daemon_factory, public_dir, **config):
-    """shauditd with the auditd output, its socket where nobody's processes can reach it."""
-    d = daemon_factory(outputs=AUDIT_OUTPUT, **config)
-    d.socket = public_dir / "d.sock"
-    d.config["socket"] = str(d.socket)
-    return d
-
-
 def as_nobody():
     # A login's kernel identity: loginuid (and with it a new audit session id), as pam_loginuid
     # sets it, so the records carry loginuid and audit_session.
@@ -271,7 +241,7 @@ def as_nobody():
 def test_typed_commands_reach_the_audit_log(auditd, daemon_factory, public_dir):
     """A real bash on a pty, run by uid 65534: its typed lines arrive as USER_CMD messages with
     the person's identity and the exact command; a failing command has res=failed."""
-    d = public_daemon(daemon_factory, public_dir).start()
+    d = public_daemon(daemon_factory, public_dir, outputs=AUDIT_OUTPUT).start()
     typed = ["echo \"it's\" a 'quoted' test > /dev/null", "false", "true"]
     sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(public_dir), preexec=as_nobody)
     try:
@@ -283,7 +253,7 @@ def test_typed_commands_reach_the_audit_log(auditd, daemon_factory, public_dir):
     finally:
         sh.exit()
     recs = d.wait_for(lambda rs: sum(r["type"] == "command_status" for r in rs) >= len(typed))
-    lines = log_lines(d)
+    lines = read_lines(d.log)
     by_seq = {r["seq"]: (r, lines[i]) for i, r in enumerate(recs)}
     cmds = [(r, ln) for r, ln in by_seq.values()
             if r["type"] == "command" and r["pid"] == sh.pid and r["text"] != "exit"]
@@ -346,7 +316,7 @@ def test_typed_commands_reach_the_audit_log(auditd, daemon_factory, public_dir):
 def test_identity_fields_and_ausearch_by_uid(auditd, daemon_factory, public_dir):
     """Lines reported through `shaudit emit` by uid 65534 and by root: ausearch -ui tells them
     apart, -x finds everything shauditd sent, aureport counts it under shauditd's exe."""
-    d = public_daemon(daemon_factory, public_dir).start()
+    d = public_daemon(daemon_factory, public_dir, outputs=AUDIT_OUTPUT).start()
     texts = ["ls -l /tmp", "printf 'caf\u00e9\\n'", "cd"]
     emitted = []
     for t in texts:
@@ -356,7 +326,7 @@ def test_identity_fields_and_ausearch_by_uid(auditd, daemon_factory, public_dir)
     r, root_pid = emit(d.socket, "line", "id -u")
     assert r.returncode == 0, r.stderr
     recs = d.wait_for(lambda rs: sum(x["type"] == "command" for x in rs) == 4)
-    lines = log_lines(d)
+    lines = read_lines(d.log)
     cmds = [(x, lines[i]) for i, x in enumerate(recs) if x["type"] == "command"]
     events = auditd.wait_ids([record_id(ln) for _, ln in cmds] + [record_id(lines[0])])
 
@@ -389,12 +359,12 @@ def test_identity_fields_and_ausearch_by_uid(auditd, daemon_factory, public_dir)
 
 
 def test_typed_text_cannot_pose_as_audit_fields(auditd, daemon_factory, public_dir):
-    d = public_daemon(daemon_factory, public_dir).start()
+    d = public_daemon(daemon_factory, public_dir, outputs=AUDIT_OUTPUT).start()
     for t in ("res=failed", "terminal=/dev/pts/77"):
         r, _ = emit(d.socket, "line", t, as_nobody=True)
         assert r.returncode == 0, r.stderr
     recs = d.wait_for(lambda rs: sum(x["type"] == "command" for x in rs) == 2)
-    lines = log_lines(d)
+    lines = read_lines(d.log)
     auditd.wait_ids([record_id(lines[i]) for i, x in enumerate(recs) if x["type"] == "command"])
     assert auditd.ausearch("-m", "USER_CMD", "-sv", "no") == []
     assert auditd.ausearch("-m", "USER_CMD", "-tm", "/dev/pts/77") == []
@@ -412,17 +382,11 @@ def test_without_cap_audit_write_records_stay_spooled(daemon_factory):
     kernel_audit_or_skip()
     if not shutil.which("setpriv"):
         pytest.skip("setpriv is not installed (util-linux)")
-    d = daemon_factory(outputs=AUDIT_OUTPUT)
-    d.keygen()
-    d.write_config()
-    d.stderr_file = open(d.stderr_path, "ab")
-    d.proc = subprocess.Popen(["setpriv", "--bounding-set=-audit_write", "--inh-caps=-audit_write",
-                               str(SHAUDITD), "--config", str(d.config_path)],
-                              stdout=subprocess.DEVNULL, stderr=d.stderr_file)
-    d.wait_ready()
+    d = daemon_factory(outputs=AUDIT_OUTPUT).start(
+        wrapper=["setpriv", "--bounding-set=-audit_write", "--inh-caps=-audit_write"])
     r, _ = emit(d.socket, "line", "whoami")
     assert r.returncode == 0, r.stderr
-    out = wait_output(d, lambda o: o["retries"] >= 1 and o["last_error"])
+    out = wait_output(d, "audit", lambda o: o["retries"] >= 1 and o["last_error"])
     assert "CAP_AUDIT_WRITE" in out["last_error"] and "EPERM" in out["last_error"], out
     assert out["delivered"] == 0 and out["pending"] >= 2
     assert d.stop() == 0
@@ -439,17 +403,10 @@ def test_in_a_user_namespace_the_kernel_refuses(daemon_factory):
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot create a user namespace: {probe.stderr.decode(errors='replace')}")
-    d = daemon_factory(outputs=AUDIT_OUTPUT)
-    d.keygen()
-    d.write_config()
-    d.stderr_file = open(d.stderr_path, "ab")
-    d.proc = subprocess.Popen(["unshare", "--user", "--map-root-user", str(SHAUDITD), "--config",
-                               str(d.config_path)],
-                              stdout=subprocess.DEVNULL, stderr=d.stderr_file)
-    d.wait_ready()
+    d = daemon_factory(outputs=AUDIT_OUTPUT).start(wrapper=["unshare", "--user", "--map-root-user"])
     r, _ = emit(d.socket, "line", "hostname")
     assert r.returncode == 0, r.stderr
-    out = wait_output(d, lambda o: o["retries"] >= 1 and o["last_error"])
+    out = wait_output(d, "audit", lambda o: o["retries"] >= 1 and o["last_error"])
     assert "ECONNREFUSED" in out["last_error"] and "user namespace" in out["last_error"], out
     assert out["delivered"] == 0 and out["pending"] >= 2
     assert d.stop() == 0
@@ -466,7 +423,7 @@ def test_disabled_kernel_auditing_is_noticed(daemon_factory, tmp_path):
         d = daemon_factory(outputs=AUDIT_OUTPUT).start()
         r, _ = emit(d.socket, "line", "uptime")
         assert r.returncode == 0, r.stderr
-        out = wait_output(d, lambda o: o["delivered"] >= 2)
+        out = wait_output(d, "audit", lambda o: o["delivered"] >= 2)
         assert out["last_error"] == "" and out["retries"] == 0
         assert d.stop() == 0
         assert "kernel auditing is disabled" in d.stderr()

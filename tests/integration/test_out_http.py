@@ -2,12 +2,14 @@
 the documented payloads; at-least-once delivery through the disk spool (outage, restart,
 Retry-After, refused batches, overflow)."""
 import json
+import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import SHAUDIT, emit, read_lines
+from conftest import SHAUDITD, emit, line_hash, outputs
 from httprecv import Receiver
 import wire
 
@@ -34,20 +36,6 @@ def rules(tmp_path):
     return p
 
 
-def log_lines(d):
-    return [l.decode() for l in read_lines(d.log) if l]
-
-
-def log_records(d):
-    return [json.loads(l) for l in log_lines(d)]
-
-
-def stats(d):
-    out = subprocess.run([str(SHAUDIT), "stats", "--control", str(d.control), "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    return {o["name"]: o for o in json.loads(out)["outputs"]}
-
-
 def test_webhook_gets_every_record_verbatim_with_ids_and_headers(daemon_factory, recv):
     d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": recv.url("/in"),
                                  "events": "records", "headers": {"Authorization": "Bearer t0k"},
@@ -55,7 +43,7 @@ def test_webhook_gets_every_record_verbatim_with_ids_and_headers(daemon_factory,
     cp, pid = emit(d.socket, "line", "echo hello world > example.txt")
     assert cp.returncode == 0, cp.stderr
     recv.wait(lambda rs: any(b"echo hello world" in b for _, _, b in rs))
-    lines = {json.loads(l)["seq"]: l for l in log_lines(d)}
+    lines = {json.loads(l)["seq"]: l for l in d.lines()}
     items = [it for b in recv.bodies() for it in b]
     cmd = next(it for it in items if it["record"]["type"] == "command")
     assert cmd["record"]["text"] == "echo hello world > example.txt"
@@ -90,13 +78,19 @@ def test_falcosidekick_gets_falco_json_for_alerts_only(daemon_factory, recv, rul
     time.sleep(0.5)
     assert len(recv.requests) == 1  # ls /bin matched nothing; one event per POST
     ev = recv.bodies()[0]
-    assert set(ev) >= {"time", "rule", "priority", "output", "output_fields", "source", "tags", "hostname"}
+    assert set(ev) == {"time", "rule", "priority", "output", "output_fields", "source", "tags", "hostname",
+                       "uuid"}
+    assert ev["hostname"] == socket.gethostname()
     assert ev["rule"] == "Read shadow"
     assert ev["priority"] == "Warning"
     assert ev["source"] == "shaudit"
     assert ev["tags"] == ["credentials", "test"]
     assert ev["output_fields"] and ev["output_fields"]["cmd.text"] == "cat /etc/shadow"
-    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    alert_line = next(l for l in d.lines() if json.loads(l)["type"] == "alert")
+    alert = json.loads(alert_line)
+    # The event's uuid is the alert record's id (the first 32 hex digits of its line's SHA-256).
+    rid = line_hash(alert_line.encode())[:32]
+    assert ev["uuid"] == f"{rid[:8]}-{rid[8:12]}-{rid[12:16]}-{rid[16:20]}-{rid[20:]}"
     # Falco prefixes its output with the event's time of day and the priority.
     assert ev["output"] == f"{alert['time'][11:29]}: Warning {alert['output']}"
     assert ev["time"] == alert["time"]
@@ -114,7 +108,7 @@ def test_slack_message_is_readable(daemon_factory, recv, rules):
     msg = recv.bodies()[0]
     text = msg["text"]
     assert "Read shadow" in text and "Warning" in text
-    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    alert = next(r for r in d.records() if r["type"] == "alert")
     assert "user.name" in alert["output_fields"] and "root" in text
     assert "```" in text and "cat /etc/shadow &gt; /tmp/" in text
     assert d.stop() == 0
@@ -130,7 +124,7 @@ def test_loki_push_is_gzipped_with_tenant_and_labels(daemon_factory, recv):
     assert path == "/loki/api/v1/push"
     assert headers["x-scope-orgid"] == "team-a"
     assert headers["content-encoding"] == "gzip"
-    lines = set(log_lines(d))
+    lines = set(d.lines())
     found = False
     for body in recv.bodies():
         for stream in body["streams"]:
@@ -158,7 +152,7 @@ def test_otlp_logs_json(daemon_factory, recv, rules):
     attrs = {a["key"]: a["value"] for a in rl["resource"]["attributes"]}
     assert attrs["service.name"] == {"stringValue": "shaudit"}
     rec = rl["scopeLogs"][0]["logRecords"][0]
-    alert = next(r for r in log_records(d) if r["type"] == "alert")
+    alert = next(r for r in d.records() if r["type"] == "alert")
     assert json.loads(rec["body"]["stringValue"]) == alert
     assert rec["severityText"] == "Warning"
     assert isinstance(rec["timeUnixNano"], str)
@@ -177,7 +171,7 @@ def test_retry_after_is_honoured_and_4xx_is_not_retried(daemon_factory, recv):
     # The retry came after the pause the receiver asked for, not at the 100 ms back-off.
     gap = time.monotonic() - t0
     assert gap >= 1.9, gap
-    s = stats(d)["hook"]
+    s = outputs(d)["hook"]
     assert s["retries"] == 1 and s["failed"] == 0
     # A 400 is refused for good: not retried, logged as an output_error record.
     recv.plan = [(400, {})]
@@ -188,7 +182,7 @@ def test_retry_after_is_honoured_and_4xx_is_not_retried(daemon_factory, recv):
     err = next(r for r in errs if r["type"] == "output_error")
     assert err["output_name"] == "hook"
     assert "HTTP 400" in err["error"]
-    s = stats(d)["hook"]
+    s = outputs(d)["hook"]
     assert s["failed"] >= 1 and "HTTP 400" in s["last_error"]
     assert d.stop() == 0
 
@@ -212,7 +206,10 @@ def test_outage_and_restart_lose_nothing(daemon_factory, recv, tmp_path):
             sh.line(t, delay=0)
         d.wait_for(lambda rs: sum(r["type"] == "command" for r in rs) >= 500, timeout=30)
         assert d.stop() == 0
-        assert stats_after_restart_ok(d)
+        # The receiver is down: every record but the seals (seals: false) waits in the spool.
+        spooled = spooled_lines(d, "hook")
+        assert spooled == [l for l in d.lines() if json.loads(l)["type"] != "seal"]
+        assert len(spooled) >= 500
         for t in texts[500:750]:  # shauditd is down: the interposer holds these
             sh.line(t, delay=0)
         d.start()
@@ -239,11 +236,10 @@ def test_outage_and_restart_lose_nothing(daemon_factory, recv, tmp_path):
     assert d.stop() == 0
 
 
-def stats_after_restart_ok(d):
-    spool = d.dir / "state" / "spool" / "hook"
-    segs = sorted(spool.glob("*.jsonl"))
-    pending = sum(1 for s in segs for _ in open(s))
-    return pending >= 500
+def spooled_lines(d, name):
+    """The lines in output `name`'s spool segments, in order."""
+    segs = sorted((d.dir / "state" / "spool" / name).glob("*.jsonl"))
+    return [line for s in segs for line in s.read_text().splitlines()]
 
 
 def test_spool_overflow_is_an_alert(daemon_factory):
@@ -256,10 +252,10 @@ def test_spool_overflow_is_an_alert(daemon_factory):
                                      for r in rs), timeout=30)
     a = next(r for r in recs if r["type"] == "alert")
     assert a["priority"] == "Critical" and a["output_name"] == "hook"
-    s = stats(d)["hook"]
+    s = outputs(d)["hook"]
     assert s["overflowed"] > 0 and s["pending_bytes"] <= 1 << 20
     # Every record is still in the log.
-    assert sum(r["type"] == "command" for r in log_records(d)) == 3000
+    assert sum(r["type"] == "command" for r in d.records()) == 3000
     assert d.stop() == 0
 
 
@@ -267,21 +263,20 @@ def test_bad_output_config_is_a_clear_error(daemon_factory):
     d = daemon_factory(outputs=[{"name": "x", "type": "webhook"}])
     d.keygen()
     d.write_config()
-    p = subprocess.run([str(__import__("conftest").SHAUDITD), "--config", str(d.config_path)],
+    p = subprocess.run([str(SHAUDITD), "--config", str(d.config_path)],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "output 'x' (webhook) needs 'url'" in p.stderr
     d2 = daemon_factory(name="e", outputs=[{"type": "kafka", "url": "http://x/"}])
     d2.keygen()
     d2.write_config()
-    p = subprocess.run([str(__import__("conftest").SHAUDITD), "--config", str(d2.config_path)],
+    p = subprocess.run([str(SHAUDITD), "--config", str(d2.config_path)],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "unknown type 'kafka'" in p.stderr and "e.yaml:" in p.stderr
 
 
 def test_sighup_reloads_outputs_and_rules_and_keeps_a_broken_config_out(daemon_factory, recv, rules):
-    import signal
     other = Receiver()
     try:
         d = daemon_factory(outputs=[{"name": "a", "type": "webhook", "url": recv.url("/a"),
@@ -339,7 +334,7 @@ def test_https_verifies_the_certificate_by_default(daemon_factory, tmp_path):
         emit(d.socket, "line", "over-tls")
         srv.wait(lambda rs: any(b"over-tls" in b for _, _, b in rs))
         time.sleep(0.5)
-        s = stats(d)
+        s = outputs(d)
         assert s["trusted"]["delivered"] >= 1 and s["trusted"]["pending"] == 0
         assert s["untrusted"]["delivered"] == 0 and s["untrusted"]["pending"] >= 1
         assert "SSL" in s["untrusted"]["last_error"] or "certificate" in s["untrusted"]["last_error"]
@@ -372,15 +367,14 @@ def test_minimum_priority_and_enabled_per_output(daemon_factory, recv, rules):
         types = [it["record"]["type"] for _, _, b in other.requests for it in json.loads(b)]
         assert "command" in types and "alert" in types
         assert "start" not in types and "seal" not in types
-        assert set(stats(d)) == {"warn", "crit", "info"}
+        assert set(outputs(d)) == {"warn", "crit", "info"}
         assert d.stop() == 0
     finally:
         other.close()
 
 
 def test_a_destination_that_never_answers_times_out_and_is_retried(daemon_factory):
-    import socket as so
-    lst = so.socket(so.AF_INET, so.SOCK_STREAM)
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lst.bind(("127.0.0.1", 0))
     lst.listen(16)  # accepts (the kernel does) but never answers
     port = lst.getsockname()[1]
@@ -392,7 +386,7 @@ def test_a_destination_that_never_answers_times_out_and_is_retried(daemon_factor
         emit(d.socket, "line", "nobody-answers")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            s = stats(d)["slow"]
+            s = outputs(d)["slow"]
             if s["retries"] >= 2:
                 break
             time.sleep(0.05)
@@ -411,7 +405,6 @@ def test_after_a_crash_the_spool_catches_up_from_the_log(daemon_factory, recv):
     """A crash between a log write and the spool append (simulated: shauditd killed, the last
     two lines cut from the spool) loses nothing for the output: at the next start the log's
     last lines the spool lacks are spooled again."""
-    import signal
     port = recv.port
     recv.close()
     out = {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{port}/", "events": "records",

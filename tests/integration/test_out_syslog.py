@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import emit, read_lines, run_cli
+from conftest import emit, outputs, read_lines, wait_output
 from rsyslog_fixture import RSYSLOGD, Pki, Rsyslog, make_ca
 
 
@@ -124,23 +124,6 @@ def syslog_output(name, proto, port, app, facility=16, **extra):
     return o
 
 
-def output_stats(d, name):
-    p = run_cli("stats", "--control", d.control, "--json")
-    assert p.returncode == 0, p.stderr
-    return next(o for o in json.loads(p.stdout)["outputs"] if o["name"] == name)
-
-
-def wait_stats(d, name, pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    st = None
-    while time.monotonic() < deadline:
-        st = output_stats(d, name)
-        if pred(st):
-            return st
-        time.sleep(0.05)
-    raise AssertionError(f"output {name}: stats never matched: {st}")
-
-
 def emit_ok(d, text):
     cp, _ = emit(d.socket, "line", text)
     assert cp.returncode == 0, cp.stderr
@@ -187,7 +170,7 @@ def test_records_arrive_as_exact_rfc5424(rsyslog, pki, daemon_factory, tmp_path,
     assert len(msgs) == len(lines)
     alert = next(r for r in recs if r["type"] == "alert")
     assert alert["priority"] == "Critical"
-    st = output_stats(d, "sl")
+    st = outputs(d)["sl"]
     assert st["last_error"] == "" and st["retries"] == 0 and st["failed"] == 0
     assert d.stop() == 0
 
@@ -210,13 +193,13 @@ def test_tls_with_the_wrong_ca_or_name_delivers_nothing(rsyslog, pki, daemon_fac
     want = {l.decode() for l in lines}
     rsyslog.wait_for(lambda ms: want <= {m["msg"] for m in for_app(ms, "sa-noverify")}
                      and want <= {m["msg"] for m in for_app(ms, "sa-byname")})
-    bad = wait_stats(d, "wrongca", lambda s: s["retries"] >= 2)
+    bad = wait_output(d, "wrongca", lambda s: s["retries"] >= 2)
     assert bad["last_error"].startswith(
         f"syslog tls 127.0.0.1:{port}: TLS handshake: certificate verification failed for '127.0.0.1': ")
     assert bad["last_error"].endswith(("self-signed certificate in certificate chain",
                                        "unable to get local issuer certificate")), bad["last_error"]
     assert bad["pending"] >= len(lines) and bad["delivered"] == 0
-    name = wait_stats(d, "wrongname", lambda s: s["retries"] >= 2)
+    name = wait_output(d, "wrongname", lambda s: s["retries"] >= 2)
     assert name["last_error"] == (f"syslog tls 127.0.0.1:{port}: TLS handshake: certificate "
                                   "verification failed for 'not-localhost.test': hostname mismatch")
     assert name["pending"] >= len(lines) and name["delivered"] == 0
@@ -240,7 +223,7 @@ def test_tls_client_certificate(rsyslog, pki, daemon_factory):
     for line in lines:
         check_received(next(m for m in msgs if m["msg"] == line.decode()), line, "sa-mtls", 4, "mtls")
     # TLS 1.3: the refusal comes after the client's handshake; it must still not count as sent.
-    st = wait_stats(d, "nocert", lambda s: s["retries"] >= 2)
+    st = wait_output(d, "nocert", lambda s: s["retries"] >= 2)
     assert "the collector ended the TLS session after the handshake" in st["last_error"]
     assert "certificate required" in st["last_error"], st["last_error"]
     assert st["pending"] >= len(lines) and st["delivered"] == 0
@@ -433,13 +416,13 @@ def test_tcp_octet_counting_reconnect_and_retry(raw_collector, daemon_factory):
     col.close()
     emit_ok(d, "while it is down")
     lines3 = sealed_lines(d, lambda rs: any(r.get("text") == "while it is down" for r in rs))
-    st = wait_stats(d, "raw", lambda s: s["retries"] >= 1 and s["pending"] >= 2)
+    st = wait_output(d, "raw", lambda s: s["retries"] >= 1 and s["pending"] >= 2)
     assert st["last_error"] == f"syslog tcp 127.0.0.1:{port}: connect to 127.0.0.1: Connection refused"
     col2 = raw_collector(port)
     want3 = [expected_message(l, "sa-raw", 1).encode() for l in lines3[len(lines2):]]
     conns = wait_frames(col2, lambda cs: cs and len(cs[0]) >= len(want3))
     assert conns[0][:len(want3)] == want3
-    wait_stats(d, "raw", lambda s: s["pending"] == 0)
+    wait_output(d, "raw", lambda s: s["pending"] == 0)
     assert d.stop() == 0
 
 

@@ -49,10 +49,9 @@ def test_log_matches_its_remote_seals(anchored, tmp_path):
     log_seals = [l for l in log_lines if json.loads(l)["type"] == "seal"]
     anchor_lines = read_lines(anchor)
     anchor_seals = [l for l in anchor_lines if json.loads(l)["type"] == "seal"]
-    # The file output writes the log lines as they are, in order.
-    assert anchor_lines == log_lines[:len(anchor_lines)]
+    # The file output writes the log lines as they are, in order; a clean stop delivers all.
+    assert anchor_lines == log_lines
     assert len(anchor_seals) >= 4  # at least an interval and a closing seal per run
-    assert set(anchor_seals) <= set(log_seals)
 
     res = run_cli("verify", d.log, "--pubkey", d.pub, "--remote-seals", anchor)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -12,7 +12,7 @@
 //
 // Conditions: and, or, not, parentheses; FIELD OP VALUE with = != < > <= >= (the last four
 // and numbers only for numeric fields), contains, icontains, startswith, endswith,
-// glob (fnmatch), regex (ECMAScript, whole value must match), FIELD in (v1, v2, list_name),
+// glob (fnmatch), regex (RE2 syntax, whole value must match), FIELD in (v1, v2, list_name),
 // FIELD exists; macro names as conditions. Bare words in `in (...)` that name a list are
 // replaced by its items (lists may name other lists).
 //
