@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -78,6 +79,8 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   for (const auto& path : opts.zle_modules)
     if (auto r = c->probe_lines(path, true); !r && access(path.c_str(), F_OK) == 0)
       return r.error();
+  for (const auto& path : opts.interposers)
+    if (auto r = c->probe_interposer(path); !r) return r.error();
   return c;
 }
 
@@ -137,7 +140,32 @@ Result<void> Collector::probe_lines(const std::string& path, bool zle) {
   if (!link) return fail(fmt::format("line probe on {}", path).c_str(), errno);
   links_.push_back(link);
   probed_.insert(id);
+  mark_known(st.st_dev, st.st_ino);
   return {};
+}
+
+Result<void> Collector::probe_interposer(const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0)
+    return Error{fmt::format("eBPF interposer probe: {}: {} (set `interposer` to the installed "
+                             "libshaudit_preload.so)",
+                             path, std::strerror(errno))};
+  LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = false, .func_name = kInterposerMarker);
+  bpf_link* link =
+      bpf_program__attach_uprobe_opts(skel_->progs.interposer_ready, -1, path.c_str(), 0, &uo);
+  if (!link)
+    return fail(fmt::format("interposer probe on {} (function {}; a stripped library has no "
+                            "symbol table to find it in)",
+                            path, kInterposerMarker)
+                    .c_str(),
+                errno);
+  links_.push_back(link);
+  return {};
+}
+
+void Collector::mark_known(uint64_t dev, uint64_t ino) {
+  sa_file_key k{(static_cast<uint64_t>(major(dev)) << 20) | minor(dev), ino};
+  __u8 one = 1;
+  (void)bpf_map_update_elem(bpf_map__fd(skel_->maps.known_files), &k, &one, BPF_ANY);
 }
 
 bool Collector::probe_if_bash(const std::string& path) {
@@ -145,6 +173,7 @@ bool Collector::probe_if_bash(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return false;
   auto id = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
   if (probed_.count(id) || examined_.count(id)) return false;
+  mark_known(st.st_dev, st.st_ino);
   if (!looks_like_bash(path)) {
     if (examined_.size() > 65536) examined_.clear();
     examined_.insert(id);

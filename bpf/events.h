@@ -19,7 +19,9 @@ enum sa_event_type {
   SA_EV_ATTEMPT = 2, /* execve(at) by a tracked process failed (result < 0) */
   SA_EV_FORK = 3,    /* sched_process_fork: a tracked process got a child (now tracked) */
   SA_EV_EXIT = 4,    /* sched_process_exit of a tracked thread-group leader */
-  SA_EV_LINE = 5     /* readline()/zleread() returned a line in a tracked process */
+  SA_EV_LINE = 5,    /* readline()/zleread() returned a line in a tracked process */
+  SA_EV_HOOKED = 6   /* the genuine interposer (the probed library file) initialised in a
+                      * tracked process: this image carries it. No socket involved. */
 };
 
 #define SA_FLAG_ARGV_CUT 0x1u
@@ -72,6 +74,10 @@ struct sa_exit_event {
   __u32 pad;
 };
 
+struct sa_hooked_event {
+  struct sa_event_hdr h;
+};
+
 struct sa_line_event {
   struct sa_event_hdr h;
   __u32 len;
@@ -85,6 +91,14 @@ struct sa_rl_vars {
   __s64 line; /* rl_line_buffer (char*) */
   __s64 done; /* rl_done (int) */
   __s64 eof;  /* rl_eof_found (int) */
+};
+
+/* Key of the "known_files" map: an executable file shauditd has examined (kernel dev_t:
+ * major << 20 | minor). The first exec of any other file wakes shauditd at once, so it can
+ * probe a new bash copy before its first line; execs of known files wait for its next look. */
+struct sa_file_key {
+  __u64 dev;
+  __u64 ino;
 };
 
 /* Counters in the "stats" array map. */

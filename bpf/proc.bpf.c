@@ -53,6 +53,24 @@ struct {
   __type(value, struct sa_exec_event);
 } exec_scratch SEC(".maps");
 
+/* Wake-ups of the reader. Waking shauditd for every event puts it on the CPU of the audited
+ * program at every fork, exec and exit; instead no event wakes it unless the ring is more than
+ * 1/8 full: shauditd consumes at each of its own wake-ups (every report from a reporter) and
+ * at least every 20 ms (its timer), which bounds the delay of a kernel event. */
+static __always_inline __u64 wake_flags(void) {
+  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=
+      bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8)
+    return BPF_RB_FORCE_WAKEUP;
+  return BPF_RB_NO_WAKEUP;
+}
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct sa_file_key);
+  __type(value, __u8);
+} known_files SEC(".maps");
+
 static __always_inline void count(__u32 which) {
   __u64* v = bpf_map_lookup_elem(&stats, &which);
   if (v) __sync_fetch_and_add(v, 1);
@@ -90,7 +108,7 @@ static __always_inline void* reserve_event(__u64 size, __u32 type, struct task_s
 }
 
 static __always_inline void submit_event(void* e) {
-  bpf_ringbuf_submit(e, 0);
+  bpf_ringbuf_submit(e, wake_flags());
   count(SA_STAT_EVENTS);
 }
 
@@ -131,7 +149,12 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   }
   __u64 size = offsetof(struct sa_exec_event, argv) + e->argv_len;
   if (size > sizeof(*e)) size = sizeof(*e);
-  if (bpf_ringbuf_output(&events, e, size, 0) != 0)
+  /* A file shauditd has not examined yet (a new bash copy to probe) is worth a wake-up. */
+  struct sa_file_key fk = {};
+  fk.dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+  fk.ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+  __u64 wake = bpf_map_lookup_elem(&known_files, &fk) ? wake_flags() : BPF_RB_FORCE_WAKEUP;
+  if (bpf_ringbuf_output(&events, e, size, wake) != 0)
     count(SA_STAT_DROPPED);
   else
     count(SA_STAT_EVENTS);
@@ -274,4 +297,19 @@ int BPF_KPROBE(rl_deprep_entry) {
 SEC("uretprobe")
 int BPF_KRETPROBE(zleread_ret, const char* ret) {
   return line_returned(ret, SA_FLAG_ZLE);
+}
+
+/* The genuine interposer initialised in this process (an entry probe on its marker function,
+ * attached by the loader to the library file shauditd was configured with, so by inode: a copy
+ * of the library, or a process that only claims to carry it, never fires it). This, not a
+ * message on the socket, is what tells the cross-check that an image carries the interposer. */
+SEC("uprobe")
+int BPF_KPROBE(interposer_ready) {
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
+  if (!key) return 0;
+  struct sa_hooked_event* e = reserve_event(sizeof(*e), SA_EV_HOOKED, t, *key);
+  if (!e) return 0;
+  submit_event(e);
+  return 0;
 }

@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <time.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "reports.h"
@@ -17,8 +21,16 @@ namespace {
 constexpr int64_t kSlackNs = 20'000'000;  // clock and scheduling slack between the two sides
 // Reports kept per process: all those a kernel event may still be matched with (a pasted script
 // or a fast typist sends hundreds within one window), within a memory bound.
-constexpr size_t kMaxReportsPerProc = 4096;
+constexpr size_t kMaxReportsPerProc = 4096;  // ~100 bytes each (hashes, not text)
 constexpr int64_t kKeepExtraNs = 2'000'000'000;  // late ring-buffer delivery
+constexpr size_t kMaxPrefixBytes = 64u << 20;    // long lines' beginnings kept, in all
+
+// A line's identity for matching (not stored: the text itself is not kept).
+uint64_t text_hash(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h ^ s.size();
+}
 
 int64_t clock_ns(clockid_t c) {
   timespec ts;
@@ -51,6 +63,11 @@ CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
                        std::function<std::string(pid_t, pid_t)> command_of)
     : q_(q), stats_(stats), opts_(std::move(opts)), command_of_(std::move(command_of)) {
   measure_clocks();
+  struct stat st;
+  if (!opts_.interposer.empty() && ::stat(opts_.interposer.c_str(), &st) == 0) {
+    interposer_dev_ = st.st_dev;
+    interposer_ino_ = st.st_ino;
+  }
 }
 
 // Kernel events carry boot time, reports the sender's realtime clock. The offset between the
@@ -73,6 +90,40 @@ bool CrossCheck::lost_between(int64_t from, int64_t to) const {
   for (const auto& [a, b] : losses_)
     if (a <= to && b >= from) return true;
   return false;
+}
+
+bool CrossCheck::follows(pid_t pid) const {
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return false;
+  const Proc& p = it->second;
+  return p.followed || p.parent != 0 || !p.execs.empty() || !p.hooked.empty();
+}
+
+void CrossCheck::on_track(pid_t pid) {
+  Proc& p = procs_[pid];
+  p.followed = true;
+  // Its image started before the kernel followed it: whether it carries the genuine
+  // interposer is what the kernel says it has mapped (by device and inode, not by name).
+  if (!interposer_ino_) return;
+  FILE* f = std::fopen(fmt::format("/proc/{}/maps", pid).c_str(), "re");
+  if (!f) return;
+  char line[512];
+  bool mapped = false;
+  while (!mapped && std::fgets(line, sizeof line, f)) {
+    unsigned long long start, end, off, ino;
+    unsigned maj, min;
+    char perms[8];
+    if (std::sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &off, &maj, &min,
+                    &ino) == 7 &&
+        ino == interposer_ino_ && makedev(maj, min) == interposer_dev_ && perms[2] == 'x')
+      mapped = true;
+  }
+  std::fclose(f);
+  if (mapped) p.hooked.push_back(clock_ns(CLOCK_REALTIME));
+}
+
+void CrossCheck::on_reports_lost(pid_t pid, int64_t now_ns) {
+  procs_[pid].lost_until = now_ns + opts_.window_ns + kSlackNs;
 }
 
 void CrossCheck::on_kernel(const void* data, size_t size) {
@@ -111,15 +162,18 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
         start = end + 1;
       }
       k.argv_hash = argv_hash(k.argv);
-      k.id = ++execs_seen_;
-      procs_[pid].execs.push_back(ns);
+      Proc& p = procs_[pid];
+      p.execs.push_back(ns);
+      if (p.execs.size() > 64) p.execs.pop_front();
       execs_.push_back(std::move(k));
+      (void)try_match(execs_.back());
       break;
     }
     case SA_EV_ATTEMPT: {
       if (size < sizeof(sa_attempt_event)) return;
       const auto* e = static_cast<const sa_attempt_event*>(data);
-      procs_[pid].failed.emplace_back(ns, cstr(e->filename, sizeof e->filename));
+      failed_.push_back({ns, pid, static_cast<pid_t>(h.ppid),
+                         cstr(e->filename, sizeof e->filename), e->result});
       break;
     }
     case SA_EV_FORK: {
@@ -128,11 +182,28 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       // The child's own reports may already be here (the socket can be read before the ring
       // buffer): keep those, drop what an earlier process with the same pid left.
       Proc& c = procs_[static_cast<pid_t>(e->child_pid)];
-      while (!c.reports.empty() && c.reports.front().ns < ns - kSlackNs) c.reports.pop_front();
+      while (!c.reports.empty() && c.reports.front().ns < ns - kSlackNs) {
+        prefix_bytes_ -= std::min(prefix_bytes_, c.reports.front().prefix.size());
+        c.reports.pop_front();
+      }
       c.execs.clear();
-      c.failed.clear();
+      c.hooked.clear();
       c.parent = pid;
       c.fork_ns = ns;
+      c.exit_ns = 0;
+      c.lost_until = 0;
+      c.followed = false;
+      break;
+    }
+    case SA_EV_EXIT: {
+      auto it = procs_.find(pid);
+      if (it != procs_.end()) it->second.exit_ns = ns;
+      break;
+    }
+    case SA_EV_HOOKED: {
+      Proc& p = procs_[pid];
+      p.hooked.push_back(ns);
+      if (p.hooked.size() > 64) p.hooked.pop_front();
       break;
     }
     case SA_EV_LINE: {
@@ -151,49 +222,165 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
   }
 }
 
-void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string& session) {
+void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string& session,
+                           int64_t recv_ns) {
+  (void)session;
+  if (m.type != SHAUDIT_MSG_LINE && m.type != SHAUDIT_MSG_NONCMD) return;
   Report r;
-  r.ns = static_cast<int64_t>(m.sent_ns);
+  r.ns = recv_ns;
   r.type = m.type;
-  r.seq = m.report_seq;
   Proc& p = procs_[pid];
-  switch (m.type) {
-    case SHAUDIT_MSG_EXEC: {
-      auto argv = m.all(SHAUDIT_F_ARGV);
-      r.argv_hash = argv_hash(argv);
-      if (auto f = m.find(SHAUDIT_F_PATH)) r.path = std::string(f->data);
-      r.spawn = m.flags & SHAUDIT_MSG_SPAWN;
-      if (!r.spawn) {
-        // A copy waits for its kernel exec; it names what was claimed should none come.
-        reports_.push_back({pid, r, session});
-        reports_.back().r.argv.assign(argv.begin(), argv.end());
+  if (m.type == SHAUDIT_MSG_LINE) {
+    if (auto f = m.find(SHAUDIT_F_TEXT)) {
+      r.text_hash = text_hash(f->data);
+      r.text_len = f->data.size();
+      // The kernel keeps SA_LINE_MAX - 1 bytes of a line (metafied, for zsh): a line that
+      // long may arrive cut, and is matched by its beginning. Bounded in all.
+      if (f->data.size() >= SA_LINE_MAX / 2 && prefix_bytes_ < kMaxPrefixBytes) {
+        r.prefix = std::string(f->data.substr(0, SA_LINE_MAX));
+        prefix_bytes_ += r.prefix.size();
       }
-      break;
     }
-    case SHAUDIT_MSG_LINE:
-      if (auto f = m.find(SHAUDIT_F_TEXT)) r.text = std::string(f->data);
-      break;
-    case SHAUDIT_MSG_NONCMD:
-      r.input_len = m.number(SHAUDIT_F_INPUT_LEN);
-      r.input_hash = m.number(SHAUDIT_F_INPUT_HASH);
-      if (auto f = m.find(SHAUDIT_F_HASH_KEY); f && f->data.size() == sizeof p.hash_key) {
-        std::memcpy(p.hash_key, f->data.data(), sizeof p.hash_key);
-        p.have_key = true;
-      }
-      break;
-    default:
-      break;
+  } else {
+    r.input_len = m.number(SHAUDIT_F_INPUT_LEN);
+    r.input_hash = m.number(SHAUDIT_F_INPUT_HASH);
+    if (auto f = m.find(SHAUDIT_F_HASH_KEY); f && f->data.size() == sizeof p.hash_key) {
+      std::memcpy(p.hash_key, f->data.data(), sizeof p.hash_key);
+      p.have_key = true;
+    }
   }
   p.reports.push_back(std::move(r));
-  // Reports too old to match any kernel event still to be decided are dropped, except the
-  // newest of them: it still says the image carries the interposer (interposed_before).
-  int64_t horizon = p.reports.back().ns - 4 * opts_.window_ns - kKeepExtraNs;
-  while (p.reports.size() > 1 && p.reports[1].ns < horizon) p.reports.pop_front();
-  if (p.reports.size() > kMaxReportsPerProc) p.reports.pop_front();
+  auto drop_front = [&] {
+    prefix_bytes_ -= std::min(prefix_bytes_, p.reports.front().prefix.size());
+    p.reports.pop_front();
+  };
+  // Reports too old to match any kernel line still to be decided are dropped.
+  int64_t horizon = recv_ns - 2 * opts_.window_ns - kKeepExtraNs;
+  while (!p.reports.empty() && p.reports.front().ns < horizon) drop_front();
+  while (p.reports.size() > kMaxReportsPerProc) drop_front();
 }
 
-// Whether the image pid ran at time ns carried the interposer: it reported something since
-// its last exec before ns; or, with no exec since its fork, its parent's image did at the fork.
+bool CrossCheck::on_exec_report(pid_t pid, uid_t uid, const wire::Message& m,
+                                const std::string& session, int64_t recv_ns, json::Object rec) {
+  auto argv = m.all(SHAUDIT_F_ARGV);
+  size_t bytes = sizeof(Held);
+  for (auto a : argv) bytes += a.size() + 32;
+  size_t& mine = held_bytes_[uid];
+  if (mine + bytes > opts_.held_bytes_per_uid) {
+    // Beyond this uid's share: written as the report said, marked unchecked, and counted in
+    // a loss record naming the uid (never held without bound, never dropped).
+    ++over_capacity_[uid];
+    rec["unchecked"] = true;
+    return q_.push(std::move(rec));
+  }
+  Held h;
+  h.pid = pid;
+  h.uid = uid;
+  h.ns = recv_ns;
+  h.spawn = m.flags & SHAUDIT_MSG_SPAWN;
+  h.argv_hash = argv_hash(argv);
+  h.argv_cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
+  for (const auto& f : m.fields)
+    if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) h.argv_cut = true;
+  h.argv.assign(argv.begin(), argv.end());
+  if (auto f = m.find(SHAUDIT_F_PATH)) h.path = std::string(f->data.substr(0, SA_PATH_MAX));
+  h.session = session;
+  h.rec = std::move(rec);
+  h.bytes = bytes;
+  mine += bytes;
+  held_.push_back(std::move(h));
+  // The kernel's exec may have been read first.
+  Held& held = held_.back();
+  for (KExec& e : execs_) {
+    if (e.reported) continue;
+    bool mine_exec = held.spawn ? (e.ppid == pid || procs_[e.pid].parent == pid) : e.pid == pid;
+    if (mine_exec && e.ns >= held.ns - opts_.window_ns - kSlackNs && matches(e, held)) {
+      held.matched = true;
+      return emit_exec(e, &held);
+    }
+  }
+  return true;
+}
+
+// Whether an exec report claims this kernel exec: the same argv. A script started through its
+// #! line runs its interpreter: the kernel's argv is then the interpreter's, ending with the
+// script's path (as passed to execve) and the reported argv[1:]. An argv cut by the kernel
+// (32 KiB) or by the reporter's message is compared as far as both have it.
+bool CrossCheck::matches(const KExec& e, const Held& h) const {
+  bool kcut = e.flags & SA_FLAG_ARGV_CUT;
+  if (!kcut && !h.argv_cut) {
+    if (e.argv_hash == h.argv_hash && e.argv == h.argv) return true;
+    size_t k = e.argv.size(), r = h.argv.size();
+    if (r == 0 || k < r + 1 || e.argv[k - r] != e.filename) return false;
+    return std::equal(h.argv.begin() + 1, h.argv.end(), e.argv.begin() + (k - r) + 1);
+  }
+  // Compare the common prefix element by element (the last kept element may be partial).
+  size_t n = std::min(e.argv.size(), h.argv.size());
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string &a = e.argv[i], &b = h.argv[i];
+    bool last = i + 1 == n;
+    if (a == b) continue;
+    if (!last) return false;
+    size_t m = std::min(a.size(), b.size());
+    return a.compare(0, m, b, 0, m) == 0;
+  }
+  return true;
+}
+
+// A kernel exec just read: a held report of it (by the process, or a spawn by its parent)?
+bool CrossCheck::try_match(KExec& e) {
+  pid_t parent = procs_[e.pid].parent;
+  for (Held& h : held_) {
+    if (h.matched) continue;
+    bool mine = h.spawn ? (h.pid == e.ppid || h.pid == parent) : h.pid == e.pid;
+    if (!mine || h.ns < e.ns - opts_.window_ns || h.ns > e.ns + opts_.window_ns) continue;
+    if (!matches(e, h)) continue;
+    h.matched = true;
+    return emit_exec(e, &h);
+  }
+  return true;
+}
+
+// The exec record: the kernel's facts (pid, parent, path, argv) with, when a report claimed
+// it, what only the reporter knows (the typed command it ran for, the working directory).
+bool CrossCheck::emit_exec(KExec& e, Held* h) {
+  e.recorded = true;
+  json::Object x;
+  if (h) {
+    x = std::move(h->rec);
+    e.reported = true;
+    x["reported"] = true;
+    if (h->spawn) x["spawn_by"] = x["pid"];
+    x.erase("report_seq");
+    x.erase("spawn");
+    x.erase("redacted");
+    x.erase("truncated");
+    x.erase("ppid_reported");
+  } else {
+    x["type"] = record::kExec;
+    x["uid"] = static_cast<int64_t>(e.uid);
+    if (e.loginuid != 4294967295u) x["loginuid"] = std::to_string(e.loginuid);
+    if (e.sessionid != 4294967295u) x["audit_session"] = std::to_string(e.sessionid);
+    if (!e.session.empty()) x["session"] = e.session;
+    if (command_of_)
+      if (std::string c = command_of_(e.pid, e.ppid); !c.empty()) x["command"] = c;
+  }
+  x["source"] = "bpf";
+  x["pid"] = static_cast<int64_t>(e.pid);
+  x["ppid"] = static_cast<int64_t>(e.ppid);
+  record::set_bytes(x, "path", e.filename);
+  std::vector<std::string_view> kargv(e.argv.begin(), e.argv.end());
+  record::set_argv(x, redact_argv(opts_.redactor, kargv, x));
+  if (!e.tty.empty()) x["tty"] = e.tty;
+  if (e.flags & SA_FLAG_SECUREEXEC) x["secure_exec"] = true;
+  if (e.flags & SA_FLAG_ARGV_CUT) x["truncated"] = true;
+  return q_.push(std::move(x));
+}
+
+// Whether the image pid ran at time ns carried the genuine interposer: the kernel saw it
+// initialise since the process's last exec before ns; or, with no exec since its fork, its
+// parent's image did at the fork.
 bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
   auto it = procs_.find(pid);
   if (it == procs_.end() || depth > 16) return false;
@@ -203,8 +390,8 @@ bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
     if (e < ns) image_start = std::max(image_start, e);
   // Events lost since: an exec of this process may be among them (its image unknown).
   if (lost_between(image_start == INT64_MIN ? p.fork_ns : image_start, ns)) return false;
-  for (const Report& r : p.reports)
-    if (r.ns > image_start && r.ns < ns) return true;
+  for (int64_t t : p.hooked)
+    if (t > image_start && t < ns) return true;
   if (image_start == INT64_MIN && p.parent)
     return interposed_before(p.parent, p.fork_ns, depth + 1);
   return false;
@@ -214,26 +401,6 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
                              const std::string& session, std::string evidence,
                              const std::vector<std::string>* argv, const std::string* exe) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
-  if (e && e->id != last_exec_recorded_) {
-    last_exec_recorded_ = e->id;
-    // The kernel's view of what ran, so the log holds it whatever the interposer said.
-    json::Object x;
-    x["type"] = record::kExec;
-    x["source"] = "bpf";
-    x["pid"] = static_cast<int64_t>(e->pid);
-    x["ppid"] = static_cast<int64_t>(e->ppid);
-    x["uid"] = static_cast<int64_t>(e->uid);
-    if (e->loginuid != 4294967295u) x["loginuid"] = std::to_string(e->loginuid);
-    if (e->sessionid != 4294967295u) x["audit_session"] = std::to_string(e->sessionid);
-    if (!session.empty()) x["session"] = session;
-    record::set_bytes(x, "path", e->filename);
-    std::vector<std::string_view> kargv(e->argv.begin(), e->argv.end());
-    record::set_argv(x, redact_argv(opts_.redactor, kargv, x));
-    if (!e->tty.empty()) x["tty"] = e->tty;
-    if (e->flags & SA_FLAG_SECUREEXEC) x["secure_exec"] = true;
-    if (e->flags & SA_FLAG_ARGV_CUT) x["truncated"] = true;
-    if (!q_.push(std::move(x))) return false;
-  }
   json::Object b;
   b["type"] = record::kBypass;
   b["kind"] = kind;
@@ -257,58 +424,35 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   return q_.push(std::move(b));
 }
 
-bool CrossCheck::decide_exec(const KExec& e) {
+bool CrossCheck::decide_exec(KExec& e) {
   Proc& p = procs_[e.pid];
-  // A hello belongs to the image that said it: the process's last exec before the hello.
-  // (A static busybox execs a dynamic /bin/true in the same process: the hello is true's.)
-  auto later_exec_before = [&](int64_t ns) {
+  // A report that came late (read after the window began) may still claim it.
+  if (!e.reported && !try_match(e)) return false;
+  if (!e.recorded && !emit_exec(e, nullptr)) return false;
+  // The genuine interposer initialised in this image: the kernel saw it after this exec and
+  // before any later one.
+  bool hooked = false;
+  for (int64_t t : p.hooked) {
+    if (t < e.ns - kSlackNs / 20) continue;
+    bool later_exec = false;
     for (int64_t x : p.execs)
-      if (x > e.ns && x <= ns) return true;
-    return false;
-  };
-  // An exec report (by the process itself, or a spawn by its parent) that claims this exec.
-  auto claims = [&](const Report& r, bool spawn) {
-    return !r.used && r.type == SHAUDIT_MSG_EXEC && r.spawn == spawn && r.ns <= e.ns + kSlackNs &&
-           r.ns >= e.ns - opts_.window_ns && (r.argv_hash == e.argv_hash || r.path == e.filename);
-  };
-  bool reported = false, hello = false;
-  for (Report& r : p.reports) {
-    if (r.used) continue;
-    if (!reported && claims(r, false)) {
-      r.used = true;
-      reported = true;
-    } else if (!hello && r.type == SHAUDIT_MSG_HELLO && r.seq == 1 && r.ns >= e.ns - kSlackNs &&
-               r.ns <= e.ns + opts_.window_ns && !later_exec_before(r.ns)) {
-      r.used = true;
-      hello = true;
-    }
+      if (x > e.ns && x < t) later_exec = true;
+    if (!later_exec) hooked = true;
   }
-  // posix_spawn, system() and popen() exec in a new child through libc's internal execve: the
-  // parent reported it (as a spawn) before the child existed.
-  for (pid_t parent : {e.ppid, p.parent}) {
-    if (reported || parent <= 0) break;
-    auto it = procs_.find(parent);
-    if (it == procs_.end()) continue;
-    for (Report& r : it->second.reports)
-      if (claims(r, true)) {
-        r.used = true;
-        reported = true;
-        break;
-      }
-  }
-  if (!reported && interposed_before(e.pid, e.ns))
+  bool lost_reports = p.lost_until >= e.ns;
+  if (!e.reported && !lost_reports && interposed_before(e.pid, e.ns))
     if (!push_bypass("unreported_exec", "high", &e, e.pid, e.session,
                      fmt::format("the kernel saw pid {} exec {}; its image carries the interposer "
-                                 "but reported no such exec",
+                                 "but reported no exec with that argv",
                                  e.pid, e.filename),
                      &e.argv))
       return false;
-  if (!hello && !(e.flags & SA_FLAG_SECUREEXEC)) {
+  if (!hooked && !(e.flags & SA_FLAG_SECUREEXEC) && !lost_between(e.ns, e.ns + opts_.window_ns)) {
     bool allowed = std::find(opts_.allowlist.begin(), opts_.allowlist.end(), e.filename) !=
                    opts_.allowlist.end();
     if (!push_bypass("unhooked_process", allowed ? "low" : "high", &e, e.pid, e.session,
-                     fmt::format("pid {} runs {} without the interposer: no hello within {} ms of "
-                                 "the exec{}",
+                     fmt::format("pid {} runs {} without the genuine interposer: the kernel did "
+                                 "not see it initialise within {} ms of the exec{}",
                                  e.pid, e.filename, opts_.window_ns / 1000000,
                                  allowed ? " (allowlisted)" : ""),
                      &e.argv))
@@ -319,11 +463,13 @@ bool CrossCheck::decide_exec(const KExec& e) {
 
 bool CrossCheck::decide_line(const KLine& l) {
   Proc& p = procs_[l.pid];
+  uint64_t h = text_hash(l.text);
   for (Report& r : p.reports) {
     if (r.used || r.ns < l.ns - opts_.window_ns || r.ns > l.ns + opts_.window_ns) continue;
     bool match = false;
     if (r.type == SHAUDIT_MSG_LINE)
-      match = r.text == l.text || (l.cut && r.text.compare(0, l.text.size(), l.text) == 0);
+      match = (r.text_len == l.text.size() && r.text_hash == h) ||
+              (l.cut && r.prefix.compare(0, l.text.size(), l.text) == 0 && !l.text.empty());
     else if (r.type == SHAUDIT_MSG_NONCMD && p.have_key)
       match = r.input_len == l.text.size() &&
               r.input_hash == shaudit_siphash(p.hash_key, l.text.data(), l.text.size());
@@ -351,23 +497,54 @@ bool CrossCheck::decide_line(const KLine& l) {
   return q_.push(std::move(b));
 }
 
-bool CrossCheck::decide_report(pid_t pid, const Report& r, const std::string& session) {
-  auto it = procs_.find(pid);
-  // Only processes the kernel follows can be checked.
-  if (it == procs_.end() || (it->second.parent == 0 && it->second.execs.empty())) return true;
-  Proc& p = it->second;
-  for (int64_t e : p.execs)
-    if (e >= r.ns - kSlackNs && e <= r.ns + opts_.window_ns) return true;
-  for (const auto& [ns, name] : p.failed)
-    if (ns >= r.ns - kSlackNs && ns <= r.ns + opts_.window_ns) return true;
-  // The kernel's events of that time were not all delivered (a loss record says so): the
-  // exec may be among them.
-  if (lost_between(r.ns - kSlackNs, r.ns + opts_.window_ns)) return true;
-  // exe and argv: what the report claimed.
-  return push_bypass("forged_report", "high", nullptr, pid, session,
-                     fmt::format("pid {} reported an exec of {} that the kernel never saw", pid,
-                                 r.path.empty() ? std::string("(no path)") : r.path),
-                     &r.argv, &r.path);
+// An exec report whose window passed with no kernel exec claiming it.
+bool CrossCheck::decide_held(Held& h) {
+  if (h.matched) return true;
+  // A failed attempt (the exec system call returned an error) by the reporter, or by a child
+  // it spawned, of the reported path: recorded as the report said, with the kernel's result.
+  for (const Failed& f : failed_) {
+    bool mine = f.pid == h.pid || (h.spawn && f.ppid == h.pid);
+    if (mine && f.ns >= h.ns - opts_.window_ns - kSlackNs && f.ns <= h.ns + opts_.window_ns &&
+        (f.filename == h.path || (!h.argv.empty() && f.filename == h.argv[0]) ||
+         std::string_view(h.path).ends_with("/" + f.filename))) {
+      h.rec["failed"] = true;
+      h.rec["result"] = static_cast<int64_t>(f.result);
+      return q_.push(std::move(h.rec));
+    }
+  }
+  auto it = procs_.find(h.pid);
+  // A process the kernel does not follow, or a time whose kernel events were not all
+  // delivered: nothing to check against; written as reported, and said so.
+  if (!follows(h.pid) || lost_between(h.ns - opts_.window_ns - kSlackNs, h.ns + kSlackNs)) {
+    h.rec["unchecked"] = true;
+    return q_.push(std::move(h.rec));
+  }
+  (void)it;
+  return push_bypass("forged_report", "high", nullptr, h.pid, h.session,
+                     fmt::format("pid {} reported an exec of {} that the kernel never saw (no exec "
+                                 "with that argv, no failed attempt)",
+                                 h.pid, h.path.empty() ? std::string("(no path)") : h.path),
+                     &h.argv, &h.path);
+}
+
+bool CrossCheck::flush_capacity_loss(int64_t now) {
+  if (over_capacity_.empty() || now - capacity_flushed_ns_ < 1'000'000'000) return true;
+  capacity_flushed_ns_ = now;
+  for (const auto& [uid, n] : over_capacity_) {
+    json::Object loss;
+    loss["type"] = record::kLoss;
+    loss["cause"] = "crosscheck_capacity";
+    loss["uid"] = static_cast<int64_t>(uid);
+    loss["unchecked"] = static_cast<int64_t>(n);
+    loss["evidence"] = fmt::format(
+        "uid {} had more exec reports waiting for the kernel than its share ({} bytes): {} were "
+        "written unchecked",
+        uid, opts_.held_bytes_per_uid, n);
+    stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
+    if (!q_.push(std::move(loss))) return false;
+  }
+  over_capacity_.clear();
+  return true;
 }
 
 bool CrossCheck::tick(int64_t now) {
@@ -380,20 +557,37 @@ bool CrossCheck::tick(int64_t now) {
     if (!decide_line(lines_.front())) return false;
     lines_.pop_front();
   }
-  while (!reports_.empty() && reports_.front().r.ns + opts_.window_ns <= now) {
-    const PendingReport& pr = reports_.front();
-    if (!decide_report(pr.pid, pr.r, pr.session)) return false;
-    reports_.pop_front();
+  // Held reports are in order of receipt (shauditd's clock): the head is always the first due.
+  while (!held_.empty() && held_.front().ns + opts_.window_ns + kSlackNs <= now) {
+    Held& h = held_.front();
+    auto it = held_bytes_.find(h.uid);
+    if (it != held_bytes_.end() && (it->second -= std::min(it->second, h.bytes)) == 0)
+      held_bytes_.erase(it);
+    if (!decide_held(h)) return false;
+    held_.pop_front();
   }
+  while (!failed_.empty() && failed_.front().ns < now - 4 * opts_.window_ns) failed_.pop_front();
   while (!losses_.empty() && losses_.front().second < now - 20 * opts_.window_ns)
     losses_.pop_front();
-  // Forget processes nobody asked about for a while.
-  if (procs_.size() > 4096) {
+  if (!flush_capacity_loss(now)) return false;
+  // Forget processes the kernel saw exit (once nothing can refer to them), and, past a bound,
+  // those nobody asked about for a while.
+  int64_t keep = 4 * opts_.window_ns + kKeepExtraNs;
+  if (now - pruned_ns_ > opts_.window_ns) {
+    pruned_ns_ = now;
     for (auto it = procs_.begin(); it != procs_.end();) {
-      int64_t last = it->second.fork_ns;
-      if (!it->second.execs.empty()) last = std::max(last, it->second.execs.back());
-      if (!it->second.reports.empty()) last = std::max(last, it->second.reports.back().ns);
-      it = last < now - 10 * opts_.window_ns ? procs_.erase(it) : std::next(it);
+      const Proc& p = it->second;
+      int64_t last = std::max(p.fork_ns, p.exit_ns);
+      if (!p.execs.empty()) last = std::max(last, p.execs.back());
+      if (!p.reports.empty()) last = std::max(last, p.reports.back().ns);
+      bool gone = p.exit_ns && p.exit_ns < now - keep;
+      bool stale = procs_.size() > 16384 && last < now - 10 * opts_.window_ns && !p.followed;
+      if (gone || stale) {
+        for (const Report& r : p.reports) prefix_bytes_ -= std::min(prefix_bytes_, r.prefix.size());
+        it = procs_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
   return true;

@@ -1,18 +1,27 @@
 // The kernel cross-check: what the eBPF collector saw in an audited session against what the
-// (untrusted) interposers reported. Decisions are taken after a window (default 1 s), so a
-// report and the kernel event it matches may arrive in either order.
+// (untrusted) interposers reported. Every fact about a process comes from the kernel: whether
+// its image carries the genuine interposer (the interposer's initialisation probed by inode,
+// SA_EV_HOOKED), what it executed (path and argv from the exec event), when (kernel time;
+// reports are timed by shauditd's clock when received, never by the sender's). A reporter only
+// links a typed line to what it started. In a session the kernel follows, an exec record is
+// written from the kernel's exec event (`source: "bpf"`, `reported: true` when a report with
+// the same argv claimed it); a report is never a record of an exec the kernel did not see.
+// Decisions are taken after a window (default 1 s), so a report and the kernel event it
+// matches may arrive in either order.
 //
-//   unreported_exec   an exec by a process image that carries the interposer, which it did not
-//                     report (a raw execve system call, or a report that was suppressed)
-//   unhooked_process  a new process image that never said hello within the window (static
-//                     binary, LD_PRELOAD stripped, empty environment) — unless the kernel
-//                     marked the exec secure (setuid, setgid, file capabilities), which ignores
-//                     LD_PRELOAD by design; an allowlisted path lowers the severity only
-//   unreported_input  bash's readline() or zsh's zleread() returned a line that no interposer
+//   unreported_exec   an exec by an image that carries the interposer, which no report with
+//                     that argv claimed (a raw execve system call, a suppressed report)
+//   unhooked_process  a new image in which the genuine interposer did not initialise within
+//                     the window (static binary, LD_PRELOAD stripped, a copy of the library) —
+//                     unless the kernel marked the exec secure (setuid, setgid, capabilities),
+//                     which ignores LD_PRELOAD by design; an allowlisted path lowers severity
+//   unreported_input  bash's readline or zsh's zleread returned a line that no interposer
 //                     reported, as a command or as announced non-command input
-//   forged_report     an exec report the kernel never saw (neither an exec nor a failed
-//                     attempt by that process)
-// Reports that went missing (a gap in report numbers) are loss, never bypass.
+//   forged_report     an exec report that no kernel exec (with that argv) or failed attempt
+//                     confirms: it contradicts the kernel
+// Reports that went missing (a gap in report numbers, a refused connection) are loss, never
+// bypass. Memory is bounded per uid: exec reports held beyond the bound are written unchecked
+// and a `loss` record (cause crosscheck_capacity) says whose.
 #pragma once
 
 #include <sys/types.h>
@@ -36,6 +45,8 @@ struct CrossCheckOptions {
   int64_t window_ns = 1'000'000'000;
   const Redactor* redactor = nullptr;  // applied to what the kernel captured too
   std::vector<std::string> allowlist;  // exe paths whose unhooked runs are low severity
+  std::string interposer;              // the genuine library (found in /proc/PID/maps)
+  size_t held_bytes_per_uid = 16u << 20;  // exec reports held for checking, per uid
 };
 
 class CrossCheck {
@@ -47,31 +58,43 @@ class CrossCheck {
 
   // A kernel event (a struct from events.h).
   void on_kernel(const void* data, size_t size);
-  // A report the daemon accepted from pid (after decoding), in the given session.
-  void on_report(pid_t pid, const wire::Message& m, const std::string& session);
+  // A report the daemon accepted from pid, received at recv_ns (realtime), in session.
+  void on_report(pid_t pid, const wire::Message& m, const std::string& session, int64_t recv_ns);
+  // An exec report of a process in a session: rec is the exec record the report would make.
+  // Held until the kernel's exec confirms it (then written with the kernel's path and argv) or
+  // the window passes. Returns false once the queue closed.
+  bool on_exec_report(pid_t pid, uid_t uid, const wire::Message& m, const std::string& session,
+                      int64_t recv_ns, json::Object rec);
+  // The daemon started following pid in the kernel (a session's entry): whether its current
+  // image carries the interposer is read from the kernel (/proc/PID/maps) now.
+  void on_track(pid_t pid);
+  // Reports of pid were lost from now on (its connection was refused): no unreported_exec
+  // decision is taken for it within the window (a loss record names it).
+  void on_reports_lost(pid_t pid, int64_t now_ns);
   // Kernel events were lost (ring buffer full) between these times (realtime): decisions
   // that need the kernel's complete view of that time are not taken.
   void on_kernel_loss(int64_t since_ns, int64_t until_ns);
+  // Whether the kernel follows pid (it forked, exec'd or was tracked in a session).
+  bool follows(pid_t pid) const;
   // Takes the decisions whose window has passed; returns false once the queue closed.
   bool tick(int64_t now_ns);
   // Decides everything still pending (at shutdown).
   bool flush();
+  // Exec reports held for checking, and their bytes (for tests and stats).
+  size_t held() const { return held_.size(); }
 
   // Session key used in the kernel map for a session id (16 hex digits).
   static uint64_t key_of(const std::string& session);
   static std::string session_of(uint64_t key);  // the inverse of key_of
 
  private:
-  struct Report {
-    int64_t ns;  // sender's send time (realtime)
+  struct Report {  // a line or non-command report, kept for the line probe (hashes, no text)
+    int64_t ns;    // received (realtime)
     uint16_t type;
-    uint64_t seq;
-    uint64_t argv_hash = 0;
-    std::string path, text;
-    bool spawn = false;
+    uint64_t text_hash = 0, text_len = 0;
+    std::string prefix;  // a long line's first SA_LINE_MAX bytes (the kernel may cut there)
     uint64_t input_len = 0, input_hash = 0;
     bool used = false;
-    std::vector<std::string> argv;  // only in an exec report waiting for its kernel exec
   };
   struct KEvent {  // from the event header
     int64_t ns;    // realtime
@@ -84,36 +107,58 @@ class CrossCheck {
     std::string filename, tty;
     std::vector<std::string> argv;
     uint64_t argv_hash;
-    uint64_t id;  // 1, 2, 3, ... in arrival order
+    bool recorded = false;  // its exec record was written (matched by a report)
+    bool reported = false;
   };
   struct KLine : KEvent {
     std::string text;
     bool cut;
   };
-  struct PendingReport {  // an exec report waiting for its kernel exec
-    pid_t pid;
-    Report r;
-    std::string session;
+  struct Held {  // an exec report waiting for its kernel exec
+    pid_t pid;   // the reporter
+    uid_t uid;
+    int64_t ns;  // received
+    bool spawn;  // a new child runs it (posix_spawn, system, popen)
+    std::vector<std::string> argv;  // as reported (cut at kHeldArgvBytes: argv_cut)
+    bool argv_cut;
+    uint64_t argv_hash;  // of the whole reported argv
+    std::string path, session;
+    json::Object rec;
+    size_t bytes;
+    bool matched = false;
+  };
+  struct Failed {  // a failed exec attempt
+    int64_t ns;
+    pid_t pid, ppid;
+    std::string filename;
+    int32_t result;
   };
   struct Proc {
-    std::deque<Report> reports;                          // recent reports, oldest first
-    std::deque<int64_t> execs;                           // kernel exec times, oldest first
-    std::deque<std::pair<int64_t, std::string>> failed;  // failed attempts (time, filename)
+    std::deque<Report> reports;  // recent line reports, oldest first
+    std::deque<int64_t> execs;   // kernel exec times, oldest first
+    std::deque<int64_t> hooked;  // kernel: the genuine interposer initialised (times)
     pid_t parent = 0;
     int64_t fork_ns = 0;
+    int64_t exit_ns = 0;       // the kernel saw it exit (0: running)
+    int64_t lost_until = 0;    // its reports were lost until then (refused connection)
+    bool followed = false;     // tracked by the daemon (a session's entry)
     uint8_t hash_key[16] = {};
     bool have_key = false;
   };
 
-  bool decide_exec(const KExec& e);
+  bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);
-  bool decide_report(pid_t pid, const Report& r, const std::string& session);
+  bool decide_held(Held& h);
+  bool matches(const KExec& e, const Held& h) const;
+  bool try_match(KExec& e);
+  bool emit_exec(KExec& e, Held* h);
   bool interposed_before(pid_t pid, int64_t ns, int depth = 0);
   bool lost_between(int64_t from, int64_t to) const;
   void measure_clocks();
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                    const std::string& session, std::string evidence,
                    const std::vector<std::string>* argv, const std::string* exe = nullptr);
+  bool flush_capacity_loss(int64_t now);
   int64_t to_realtime(uint64_t boot_ns) const {
     return static_cast<int64_t>(boot_ns) + boot_to_real_;
   }
@@ -123,13 +168,18 @@ class CrossCheck {
   CrossCheckOptions opts_;
   std::function<std::string(pid_t, pid_t)> command_of_;
   int64_t boot_to_real_ = 0;
-  uint64_t execs_seen_ = 0;
-  uint64_t last_exec_recorded_ = 0;  // id of the exec whose kernel record was written (once)
+  uint64_t interposer_dev_ = 0, interposer_ino_ = 0;
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
-  std::deque<PendingReport> reports_;  // exec reports to confirm
+  std::deque<Held> held_;  // in order of receipt, so of deadline
+  std::deque<Failed> failed_;
+  std::unordered_map<uid_t, size_t> held_bytes_;      // per uid
+  std::unordered_map<uid_t, uint64_t> over_capacity_;  // reports written unchecked, per uid
+  int64_t capacity_flushed_ns_ = 0;
+  int64_t pruned_ns_ = 0;
+  size_t prefix_bytes_ = 0;  // bytes of line prefixes kept (bounded)
 };
 
 }  // namespace shaudit::daemon

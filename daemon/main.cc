@@ -1,6 +1,7 @@
 // shauditd: receives reports, signs and writes the record log.
 #include <fmt/format.h>
 #include <glob.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -99,7 +100,7 @@ class WriterLoop {
         until =
             std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(wait, 0));
       }
-      if (batch.empty()) q_.pop_all(batch, until);
+      if (batch.empty()) trim_due_ += q_.pop_all(batch, until);
       while (!batch.empty()) {
         // Rules see the record before it is written; their alerts follow it, naming its seq.
         std::vector<json::Object> alerts;
@@ -121,6 +122,12 @@ class WriterLoop {
         publish();
       }
       if (!retry([&] { return w_.maybe_seal(record::now_ns()); })) return false;
+      // After a flood of big reports, give the memory back (glibc keeps freed chunks in its
+      // arenas otherwise): shauditd's size follows what it holds, not what it once held.
+      if (trim_due_ > (16u << 20) && q_.depth() == 0) {
+        trim_due_ = 0;
+        malloc_trim(0);
+      }
       if (rotate_.exchange(false)) {
         auto r = w_.rotate();
         if (!r) {
@@ -193,6 +200,7 @@ class WriterLoop {
   std::atomic<bool> rotate_{false};
   std::atomic<bool> abandon_{false};
   std::atomic<size_t> unwritten_{0};
+  size_t trim_due_ = 0;  // report bytes taken since memory was last given back
 };
 
 std::string stats_json(Stats& s, RecordQueue& q, const Config& cfg, json::Array outputs) {
@@ -407,6 +415,7 @@ int main(int argc, char** argv) {
     bpf::CollectorOptions co;
     co.ringbuf_bytes = static_cast<size_t>(cfg.bpf_ringbuf_kib) * 1024;
     co.zle_modules = find_zle_modules();
+    co.interposers = {cfg.interposer};
     auto c = bpf::Collector::start(co, [&event_sink](const void* d, size_t n) {
       if (event_sink) event_sink->on_kernel_event(d, n);
     });

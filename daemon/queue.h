@@ -23,7 +23,12 @@ class RecordQueue {
     not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
     if (closed_) return false;
     q_.push_back(std::move(rec));
-    if (lane_ >= 0) ++lanes_[lane_];
+    if (lane_ >= 0) {
+      Lane& l = lanes_[lane_];
+      ++l.records;
+      l.bytes += weight_;
+    }
+    popped_bytes_ += weight_;
     if (q_.size() > high_water_) high_water_ = q_.size();
     not_empty_.notify_one();
     return true;
@@ -31,23 +36,36 @@ class RecordQueue {
 
   // Moves everything queued into out; waits until something is queued, wake() is called,
   // the queue is closed, or the deadline passes.
-  void pop_all(std::deque<json::Object>& out, std::chrono::steady_clock::time_point deadline) {
+  // Returns the weight (report bytes) of what it took.
+  size_t pop_all(std::deque<json::Object>& out, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lk(mu_);
     not_empty_.wait_until(lk, deadline, [&] { return !q_.empty() || closed_ || woken_; });
     woken_ = false;
     out.swap(q_);
     lanes_.clear();
+    size_t w = popped_bytes_;
+    popped_bytes_ = 0;
     not_full_.notify_all();
+    return w;
   }
 
   // Records this thread pushes from now on count against `lane` (the receiver: one per
-  // reporter connection; -1: none). See lane_depth().
-  static void set_lane(int lane) { lane_ = lane; }
-  // How many records of a lane wait in the queue (the writer takes them all at once).
-  size_t lane_depth(int lane) {
+  // reporting uid; -1: none), each weighing `weight` bytes (the report they came from).
+  static void set_lane(int64_t lane, size_t weight = 0) {
+    lane_ = lane;
+    weight_ = weight;
+  }
+  // How many records of a lane wait in the queue, and their weight (the writer takes them all
+  // at once).
+  size_t lane_depth(int64_t lane) {
     std::lock_guard lk(mu_);
     auto it = lanes_.find(lane);
-    return it == lanes_.end() ? 0 : it->second;
+    return it == lanes_.end() ? 0 : it->second.records;
+  }
+  size_t lane_bytes(int64_t lane) {
+    std::lock_guard lk(mu_);
+    auto it = lanes_.find(lane);
+    return it == lanes_.end() ? 0 : it->second.bytes;
   }
 
   void wake() {
@@ -83,8 +101,13 @@ class RecordQueue {
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::deque<json::Object> q_;
-  std::unordered_map<int, size_t> lanes_;
-  static inline thread_local int lane_ = -1;
+  struct Lane {
+    size_t records = 0, bytes = 0;
+  };
+  std::unordered_map<int64_t, Lane> lanes_;
+  size_t popped_bytes_ = 0;
+  static inline thread_local int64_t lane_ = -1;
+  static inline thread_local size_t weight_ = 0;
   size_t capacity_;
   size_t high_water_ = 0;
   bool closed_ = false;

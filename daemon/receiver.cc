@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,11 +52,13 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     o.redactor = &redactor_;
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
     o.allowlist = cfg.unhooked_allowlist;
+    o.interposer = cfg.interposer;
     cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
       return handler_.command_of(pid, ppid);
     });
     handler_.set_kernel_side(cc_.get(), [this](pid_t pid, const std::string& session) {
       (void)collector_->track(pid, CrossCheck::key_of(session));
+      cc_->on_track(pid);
     });
   }
 }
@@ -128,9 +131,10 @@ Result<void> Receiver::listen() {
   listen_fd_ = *s;
   bound_socket_ = true;
   if (collector_) {
-    // Kernel events as they come; decisions every 100 ms.
+    // Kernel events do not wake shauditd one by one (bpf/proc.bpf.c, wake_flags): they are
+    // taken at every wake-up by a reporter and at least every 20 ms; decisions likewise.
     timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    itimerspec it{{0, 100000000}, {0, 100000000}};
+    itimerspec it{{0, 20000000}, {0, 20000000}};
     ::timerfd_settime(timer_fd_, 0, &it, nullptr);
     bpf_fd_ = collector_->epoll_fd();
     loss_checked_ns_ = record::now_ns();
@@ -170,7 +174,7 @@ void Receiver::run() {
   const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
   while (!stopping_) {
     int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
-                         paused_.empty() ? -1 : 5);
+                         !paused_.empty() ? 5 : refused_.empty() ? -1 : 1000);
     if (n > 0 && batch_ns > 0) {
       // Under a stream of short-lived reporters (an exec loop: connect, hello, exit), waking
       // for every event wakes this thread onto the busy CPU of the reporter. When the last
@@ -188,6 +192,9 @@ void Receiver::run() {
       stats_.set_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
       break;
     }
+    // What the kernel said before these reports were sent is taken first: a report is then
+    // never ahead of the kernel events that happened before it (its sender's fork and exec).
+    if (collector_ && n > 0) collector_->consume();
     for (int i = 0; i < n && !stopping_; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
@@ -201,21 +208,24 @@ void Receiver::run() {
       } else if (pidfds_.count(fd)) {
         // A session's entry process exited: its session ends (and its pidfd is closed).
         if (!handler_.entry_exited(fd)) stopping_ = true;
-      } else if (quota > 0 && q_.lane_depth(fd) >= quota) {
-        // This reporter already has its share of the queue waiting: read others first, so
-        // one flooding session cannot push another session's records far back. Out of the
-        // epoll set, not just masked: a hang-up is reported whatever the mask (a busy loop).
+      } else if (over_share(fd)) {
+        // This reporter's uid already has its share of the queue waiting (records or bytes):
+        // read others first, so one flooding user cannot push another user's records far
+        // back. Out of the epoll set, not just masked: a hang-up is reported whatever the
+        // mask (a busy loop).
         ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         paused_.insert(fd);
         stats_.client_pauses.fetch_add(1, std::memory_order_relaxed);
       } else {
-        RecordQueue::set_lane(fd);
         read_client(fd, kMessagesPerTurn);
-        RecordQueue::set_lane(-1);
       }
     }
+    if (!refused_.empty()) flush_refusals(record::now_ns());
     for (auto it = paused_.begin(); it != paused_.end();) {
-      if (q_.lane_depth(*it) >= quota / 2 + 1) {
+      auto c = clients_.find(*it);
+      uid_t uid = c == clients_.end() ? 0 : c->second.uid;
+      if ((quota > 0 && q_.lane_depth(uid) >= quota / 2 + 1) ||
+          (cfg_.client_queue_bytes > 0 && q_.lane_bytes(uid) >= cfg_.client_queue_bytes / 2 + 1)) {
         ++it;
         continue;
       }
@@ -226,6 +236,7 @@ void Receiver::run() {
       it = paused_.erase(it);
     }
   }
+  if (!refused_.empty()) flush_refusals(INT64_MAX);
   // Reports already sent when the stop came are read and recorded, not dropped.
   std::vector<int> fds;
   for (auto& [fd, _] : clients_) fds.push_back(fd);
@@ -240,6 +251,52 @@ void Receiver::run() {
   }
 }
 
+bool Receiver::over_share(int fd) {
+  auto c = clients_.find(fd);
+  if (c == clients_.end()) return false;
+  uid_t uid = c->second.uid;
+  const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
+  return (quota > 0 && q_.lane_depth(uid) >= quota) ||
+         (cfg_.client_queue_bytes > 0 && q_.lane_bytes(uid) >= cfg_.client_queue_bytes);
+}
+
+// A connection shauditd does not take: closed at once, and said in a signed loss record
+// naming the uid (one record a second per uid, with the count), so what that process would
+// have reported is known to be missing; the cross-check does not mistake it for a bypass.
+void Receiver::refuse(int fd, const ucred& peer, const char* reason) {
+  ::close(fd);
+  stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+  Refused& r = refused_[peer.uid];
+  if (r.count++ == 0) {
+    r.first_pid = peer.pid;
+    r.reason = reason;
+  }
+  if (cc_ && peer.pid > 0) cc_->on_reports_lost(peer.pid, record::now_ns());
+}
+
+void Receiver::flush_refusals(int64_t now) {
+  if (now - refusals_flushed_ns_ < 1000000000) return;
+  refusals_flushed_ns_ = now;
+  for (const auto& [uid, r] : refused_) {
+    json::Object loss;
+    loss["type"] = record::kLoss;
+    loss["cause"] = "connection_refused";
+    loss["uid"] = static_cast<int64_t>(uid);
+    loss["refused"] = static_cast<int64_t>(r.count);
+    loss["pid"] = static_cast<int64_t>(r.first_pid);
+    loss["reason"] = r.reason;
+    loss["evidence"] = fmt::format(
+        "{} connection(s) of uid {} refused ({}): what those processes report is lost", r.count,
+        uid, r.reason);
+    stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
+    if (!q_.push(std::move(loss))) {
+      stopping_ = true;
+      break;
+    }
+  }
+  refused_.clear();
+}
+
 void Receiver::accept_clients() {
   while (true) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -252,17 +309,27 @@ void Receiver::accept_clients() {
         ::close(reserve_fd_);
         int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
-          ::close(c);
-          stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+          ucred peer{};
+          socklen_t plen = sizeof peer;
+          if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) peer = ucred{0, 0, 0};
+          refuse(c, peer, "descriptors");
         }
         reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (c >= 0) continue;
       }
       return;
     }
+    ucred peer{};
+    socklen_t plen = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) peer = ucred{0, 0, 0};
     if (clients_.size() >= cfg_.max_clients) {
-      ::close(fd);
-      stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      refuse(fd, peer, "max_clients");
+      continue;
+    }
+    // One user cannot take every connection: past its share, its own connections are
+    // refused (and said so), never another user's.
+    if (peer.uid != 0 && per_uid_[peer.uid] >= cfg_.max_clients_per_uid) {
+      refuse(fd, peer, "max_clients_per_uid");
       continue;
     }
     int on = 1;
@@ -274,7 +341,8 @@ void Receiver::accept_clients() {
       ::close(fd);
       continue;
     }
-    clients_[fd] = true;
+    clients_[fd] = Client{peer.uid};
+    ++per_uid_[peer.uid];
     stats_.connections_total.fetch_add(1, std::memory_order_relaxed);
     stats_.connections_open.store(clients_.size(), std::memory_order_relaxed);
   }
@@ -284,13 +352,18 @@ void Receiver::close_client(int fd) {
   paused_.erase(fd);
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
-  clients_.erase(fd);
+  if (auto it = clients_.find(fd); it != clients_.end()) {
+    auto u = per_uid_.find(it->second.uid);
+    if (u != per_uid_.end() && --u->second == 0) per_uid_.erase(u);
+    clients_.erase(it);
+  }
   stats_.connections_open.store(clients_.size(), std::memory_order_relaxed);
 }
 
 // Reads up to max_messages from one client; false when it is closed.
 bool Receiver::read_client(int fd, int max_messages) {
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 32)];
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) +
+                              CMSG_SPACE(sizeof(int) * 32)];
   for (int k = 0; k < max_messages; ++k) {
     iovec iov{buf_, SHAUDIT_WIRE_MAX_MESSAGE};
     msghdr mh{};
@@ -313,12 +386,21 @@ bool Receiver::read_client(int fd, int max_messages) {
       close_client(fd);
       return false;
     }
+    int64_t recv_ns = record::now_ns();  // shauditd's clock, never the sender's
     const ucred* cred = nullptr;
     bool fds = false;
+    uint64_t ino = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET) continue;
       if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
         cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
+      } else if (c->cmsg_type == kScmPidfd && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        // The sender's pidfd, attached by the kernel: its inode identifies the process.
+        int pidfd;
+        std::memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
+        struct stat st;
+        if (pidfd >= 0 && ::fstat(pidfd, &st) == 0) ino = st.st_ino;
+        if (pidfd >= 0) ::close(pidfd);
       } else if (c->cmsg_type == SCM_RIGHTS) {
         // Never keep descriptors a reporter tries to hand us.
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -349,7 +431,11 @@ bool Receiver::read_client(int fd, int max_messages) {
       continue;
     }
     std::string reply;
-    if (!handler_.handle(m, *cred, reply)) {
+    // Records of this message count against its uid's share of the queue, by its size.
+    RecordQueue::set_lane(cred->uid, static_cast<size_t>(n));
+    bool ok = handler_.handle(m, ReportHandler::Sender{*cred, ino, recv_ns}, reply);
+    RecordQueue::set_lane(-1);
+    if (!ok) {
       stopping_ = true;
       return false;
     }

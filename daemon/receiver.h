@@ -48,6 +48,9 @@ class Receiver {
   void watch_pidfd(int fd);
   void kernel_tick();
   void check_kernel_loss(int64_t now);
+  void refuse(int fd, const ucred& peer, const char* reason);
+  void flush_refusals(int64_t now);
+  bool over_share(int fd);
 
   const Config& cfg_;
   Stats& stats_;
@@ -62,7 +65,18 @@ class Receiver {
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false;
-  std::unordered_map<int, bool> clients_;
+  struct Client {
+    uid_t uid;  // from SO_PEERCRED at accept (for per-uid bounds; each message carries its own)
+  };
+  std::unordered_map<int, Client> clients_;
+  std::unordered_map<uid_t, size_t> per_uid_;  // open connections per uid
+  struct Refused {
+    uint64_t count = 0;
+    pid_t first_pid = 0;
+    std::string reason;
+  };
+  std::unordered_map<uid_t, Refused> refused_;  // since the last loss record
+  int64_t refusals_flushed_ns_ = 0;
   std::unordered_set<int> pidfds_;
   std::unordered_set<int> paused_;  // clients not read while their share of the queue is full
   char* buf_ = nullptr;

@@ -94,16 +94,24 @@ bool ReportHandler::push(json::Object r) {
   return q_.push(std::move(r));
 }
 
-Proc& ReportHandler::proc(pid_t pid, const wire::Message& m) {
+Proc& ReportHandler::proc(pid_t pid, const wire::Message& m, uint64_t ino) {
   uint64_t seq = m.report_seq;
   auto it = procs_.find(pid);
-  if (it != procs_.end() && it->second.reported && seq != 1) return it->second;
-  // First report from this pid, or a new image (exec restarts report numbers at 1): read
-  // the kernel's facts. The same start time means the same process (exec keeps it).
+  // The same process as before: the kernel's identity of the sender (a pidfd's inode, never
+  // reused) is the one this entry was made for. A pid that was reused by another process
+  // (another user's, after enough forks) is a new entry, whatever its report numbers say.
+  bool same = it != procs_.end() && (ino ? it->second.ino == ino : true);
+  if (same && it->second.reported && seq != 1 && ino) return it->second;
+  // First report from this process, a new image (exec restarts report numbers at 1), or no
+  // pidfd from the kernel (then the start time is read for every message): the kernel's
+  // facts. The same start time means the same process (exec keeps it).
   ProcFacts f = read_proc_facts(pid);
-  if (it == procs_.end() || (f.ok && it->second.start_time != f.start_time)) {
+  if (!ino && same && it->second.reported && seq != 1 && (!f.ok || f.start_time == it->second.start_time))
+    return it->second;
+  if (!same || (f.ok && it->second.start_time != f.start_time)) {
     if (procs_.size() >= kMaxTrackedProcs) procs_.clear();
     Proc fresh;
+    fresh.ino = ino;
     fresh.start_time = f.start_time;
     // A child inherits the typed command its parent runs for.
     auto parent = procs_.find(f.ppid);
@@ -266,7 +274,8 @@ bool ReportHandler::entry_exited(int pidfd) {
   return end_session(id, "entry_exit");
 }
 
-bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, std::string& reply) {
+bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, uint64_t ino,
+                                 std::string& reply) {
   if (cred.uid != 0) {
     stats_.rejected[kNotRoot].fetch_add(1, std::memory_order_relaxed);
     reply = session_reply("", "only root may open a session");
@@ -284,7 +293,7 @@ bool ReportHandler::session_open(const wire::Message& m, const ucred& cred, std:
   s.entry_pid = cred.pid;
   s.entry_start = f.start_time;
   // A session opened inside another (su, sudo) names it as its parent.
-  Proc& opener = proc(cred.pid, m);
+  Proc& opener = proc(cred.pid, m, ino);
   s.parent = resolve_session(cred.pid, opener);
   Session& opened = sessions_.open(std::move(s));
   if (opened.pidfd >= 0) watch_(opened.pidfd);
@@ -324,15 +333,16 @@ bool ReportHandler::session_close(const wire::Message& m, const ucred& cred, std
   return end_session(id, "pam_close");
 }
 
-bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::string& reply) {
-  if (m.type == SHAUDIT_MSG_SESSION_OPEN) return session_open(m, cred, reply);
+bool ReportHandler::handle(const wire::Message& m, const Sender& sender, std::string& reply) {
+  const ucred& cred = sender.cred;
+  if (m.type == SHAUDIT_MSG_SESSION_OPEN) return session_open(m, cred, sender.ino, reply);
   if (m.type == SHAUDIT_MSG_SESSION_CLOSE) return session_close(m, cred, reply);
   if (m.type == SHAUDIT_MSG_SESSION_REPLY) {
     stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);
     return true;
   }
   pid_t pid = cred.pid;
-  Proc& p = proc(pid, m);
+  Proc& p = proc(pid, m, sender.ino);
   const std::string& session = resolve_session(pid, p);
   if (m.report_seq > p.last_seq + 1) {
     json::Object loss;
@@ -350,7 +360,7 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
   }
   bool in_order = m.report_seq > p.last_seq;
   if (in_order) p.last_seq = m.report_seq;
-  if (cc_) cc_->on_report(pid, m, session);
+  if (cc_) cc_->on_report(pid, m, session, sender.recv_ns);
 
   if (m.type == SHAUDIT_MSG_HELLO) {
     stats_.hellos.fetch_add(1, std::memory_order_relaxed);
@@ -368,6 +378,9 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     p.exec_reported = false;
     auto argv = m.all(SHAUDIT_F_ARGV);
     if (argv.empty() || reported) return true;
+    // In a session the kernel follows, its exec event is the record (written by the
+    // cross-check, whoever started the shell).
+    if (cc_ && !p.session.empty() && cc_->follows(pid)) return true;
     if (auto parent = procs_.find(p.ppid); parent != procs_.end()) {
       auto& sp = parent->second.spawned;  // posix_spawn/system/popen reported it already
       auto it = std::find(sp.begin(), sp.end(), argv_hash(argv));
@@ -439,6 +452,14 @@ bool ReportHandler::handle(const wire::Message& m, const ucred& cred, std::strin
     for (const auto& f : m.fields)
       if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;
     if (cut) r["truncated"] = true;
+    if (cc_ && !session.empty()) {
+      // The kernel follows this session: the exec record is written from the kernel's exec
+      // event once this report's argv matches it; a report the kernel contradicts is a
+      // forged_report, never a record.
+      if (!in_order) r["report_out_of_order"] = true;
+      stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+      return cc_->on_exec_report(pid, cred.uid, m, session, sender.recv_ns, std::move(r));
+    }
   } else if (m.type == SHAUDIT_MSG_STATUS) {
     base_fields(r, m, cred, p);
     r["type"] = record::kCommandStatus;

@@ -23,6 +23,7 @@ namespace shaudit::daemon {
 
 // What the daemon knows about one process (keyed by pid, checked by start time).
 struct Proc {
+  uint64_t ino = 0;  // the kernel's identity of the process (pidfs inode of SCM_PIDFD)
   uint64_t start_time = 0;
   pid_t ppid = 0;
   std::string loginuid, audit_session;
@@ -51,16 +52,24 @@ class ReportHandler {
     track_ = std::move(track);
   }
 
-  // Handles one message from the process the kernel named in cred. reply receives an
-  // encoded answer when the sender expects one (PAM). Returns false once the queue closed.
-  bool handle(const wire::Message& m, const ucred& cred, std::string& reply);
+  // What the kernel says about the sender of one message: its credentials, the identity of
+  // the process (the inode of the pidfd the kernel attached; 0 when the kernel attaches none)
+  // and when shauditd received it (realtime; the sender's own clock is never used).
+  struct Sender {
+    ucred cred;
+    uint64_t ino = 0;
+    int64_t recv_ns = 0;
+  };
+  // Handles one message. reply receives an encoded answer when the sender expects one (PAM).
+  // Returns false once the queue closed.
+  bool handle(const wire::Message& m, const Sender& s, std::string& reply);
   // The typed command a process (or its nearest known ancestor) runs for, or "".
   std::string command_of(pid_t pid, pid_t ppid);
   // The entry process of a session exited (its pidfd became readable).
   bool entry_exited(int pidfd);
 
  private:
-  Proc& proc(pid_t pid, const wire::Message& m);
+  Proc& proc(pid_t pid, const wire::Message& m, uint64_t ino);
   Proc* ancestor_facts(pid_t pid);
   bool is_self_or_ancestor(pid_t pid, pid_t candidate);
   const std::string& resolve_session(pid_t pid, Proc& p);
@@ -68,7 +77,7 @@ class ReportHandler {
   bool push(json::Object r);
   bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why);
   bool end_session(const std::string& id, const char* reason);
-  bool session_open(const wire::Message& m, const ucred& cred, std::string& reply);
+  bool session_open(const wire::Message& m, const ucred& cred, uint64_t ino, std::string& reply);
   bool session_close(const wire::Message& m, const ucred& cred, std::string& reply);
   void base_fields(json::Object& r, const wire::Message& m, const ucred& cred, const Proc& p);
 

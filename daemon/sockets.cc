@@ -94,7 +94,13 @@ Result<int> make_socket(const std::string& path, int type, unsigned mode, const 
   // Accepted connections inherit SO_PASSCRED, so the kernel attaches the sender's
   // credentials to every message, even one sent before accept().
   int on = 1;
-  if (type == SOCK_SEQPACKET) ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+  if (type == SOCK_SEQPACKET) {
+    ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    // ... and a pidfd of the sender (Linux 6.5+): its inode names the process for good, so a
+    // reused pid is never taken for the process that had it before. Older kernels: ignored,
+    // and the process's start time is read from /proc for every message instead.
+    ::setsockopt(fd, SOL_SOCKET, kSoPassPidfd, &on, sizeof on);
+  }
   if (::listen(fd, SOMAXCONN) != 0) {
     int e = errno;
     ::close(fd);

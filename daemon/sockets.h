@@ -7,6 +7,10 @@
 
 namespace shaudit::daemon {
 
+// Linux 6.5+ (not yet in glibc 2.36's headers): a pidfd of the sender with each message.
+inline constexpr int kSoPassPidfd = 76;  // SO_PASSPIDFD
+inline constexpr int kScmPidfd = 0x04;   // SCM_PIDFD
+
 // Creates the missing directories above path (like mkdir -p of its parent) with mode.
 Result<void> make_parent_dirs(const std::string& path, unsigned mode);
 

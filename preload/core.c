@@ -557,6 +557,14 @@ static void read_self_exe(void) {
   S_exe[n > 0 ? n : 0] = 0;
 }
 
+/* The kernel side probes this function (bpf/proc.bpf.c, interposer_ready) in the library file
+ * shauditd is configured with: its being called in a process is how shauditd learns, from the
+ * kernel and without any message, that the process's image carries the genuine interposer. So
+ * only processes with something to report (shells, and programs that exec) ever connect. */
+SA_HIDDEN __attribute__((noinline, used)) void shaudit_interposer_ready(void) {
+  __asm__ volatile("" ::: "memory");
+}
+
 SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.fd = -1;
   S.owner = getpid();
@@ -572,6 +580,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.host_wide = !loaded_by_env(envp);
   if (S.host_wide && !is_audited_host_wide()) return; /* stay a no-op */
   S.enabled = 1;
+  shaudit_interposer_ready();
   pthread_atfork(NULL, NULL, after_fork_child);
 
   /* The shell check goes by the name the program was started under; /proc/self/exe (the
@@ -601,9 +610,11 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     S.interactive = !has_c && !has_file && ioctl(0, TCGETS, &t) == 0;
     if (!S.interactive) S_self_argv = argv;
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
+    /* A shell says hello: who it is, its terminal, its argv when not interactive. Other
+     * programs say nothing until they have something to report (the kernel knows they carry
+     * the interposer, see shaudit_interposer_ready). */
+    send_hello();
   }
-
-  send_hello();
 }
 
 SA_HIDDEN void sa_fini(void) {

@@ -16,6 +16,8 @@
 
 namespace shaudit {
 
+const char* const kDefaultInterposer = SHAUDIT_DEFAULT_INTERPOSER;
+
 const char* const kDefaultConfigYaml = R"(# shauditd default configuration (compiled in)
 socket: /run/shaudit/shaudit.sock
 socket_mode: "0666"
@@ -32,6 +34,9 @@ bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
 receiver_batch_us: 500
 client_queue_quota: 512
+client_queue_bytes: 4194304
+max_clients_per_uid: 256
+interposer: )" SHAUDIT_DEFAULT_INTERPOSER R"(
 unhooked_allowlist: []
 rules: []
 redact_patterns: []
@@ -370,6 +375,9 @@ const std::map<std::string, Setter>& setters() {
       {"crosscheck_window_ms", uint_key(&Config::crosscheck_window_ms, 10, 60000)},
       {"receiver_batch_us", uint_key(&Config::receiver_batch_us, 0, 10000)},
       {"client_queue_quota", uint_key(&Config::client_queue_quota, 0, 100000000)},
+      {"client_queue_bytes", uint_key(&Config::client_queue_bytes, 0, 1ull << 40)},
+      {"max_clients_per_uid", uint_key(&Config::max_clients_per_uid, 1, 1000000)},
+      {"interposer", path_key(&Config::interposer)},
       {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
       {"rules", nullptr},
       {"redact_patterns", nullptr},

@@ -37,13 +37,17 @@ void expect_defaults(const Config& c) {
   EXPECT_EQ(c.seal_every, 10000u);
   EXPECT_EQ(c.queue_capacity, 65536u);
   EXPECT_EQ(c.max_clients, 4096u);
+  EXPECT_EQ(c.max_clients_per_uid, 256u);
+  EXPECT_EQ(c.client_queue_bytes, 4u << 20);
+  EXPECT_EQ(c.interposer, kDefaultInterposer);
   EXPECT_EQ(c.shutdown_timeout_ms, 10000u);
   EXPECT_EQ(c.receiver_batch_us, 500u);
 }
 
 const char kKnownKeys[] =
-    "bpf, bpf_ringbuf_kib, client_queue_quota, control_socket, crosscheck_window_ms, log, "
-    "max_clients, outputs, "
+    "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, control_socket, "
+    "crosscheck_window_ms, interposer, log, "
+    "max_clients, max_clients_per_uid, outputs, "
     "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, "
     "shutdown_timeout_ms, "
     "signing_key, "

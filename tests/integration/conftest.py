@@ -43,6 +43,8 @@ class Daemon:
             "signing_key": str(self.key),
             "bpf": "off",
             "state_dir": str(tmp / "state"),
+            # The genuine interposer the eBPF collector probes (this build's).
+            "interposer": str(BUILD / "preload" / "libshaudit_preload.so"),
         }
         # Lists and mappings (outputs, rules, ...) as JSON, which is YAML flow syntax.
         self.config.update({k: (json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))

@@ -57,6 +57,9 @@ struct OutputConfig {
 bool output_is_remote(OutputType t);  // everything but file and stdout: spooled, acknowledged
 const char* output_type_name(OutputType t);
 
+// Where the interposer is installed (<libdir>/libshaudit_preload.so of this build).
+extern const char* const kDefaultInterposer;
+
 struct Config {
   std::string socket = "/run/shaudit/shaudit.sock";
   unsigned socket_mode = 0666;
@@ -73,6 +76,10 @@ struct Config {
   uint64_t bpf_ringbuf_kib = 8192;       // ring buffer between the eBPF programs and shauditd
   uint64_t crosscheck_window_ms = 1000;  // how long a kernel event waits for its report
   uint64_t client_queue_quota = 512;     // records one reporter connection may have queued
+  uint64_t client_queue_bytes = 4u << 20;  // report bytes one uid may have queued (0: no bound)
+  uint64_t max_clients_per_uid = 256;    // open reporter connections per uid (root: no bound)
+  // The genuine interposer: the eBPF collector probes its initialisation in this file.
+  std::string interposer = kDefaultInterposer;
   uint64_t receiver_batch_us = 500;      // gather events this long when wake-ups come back to back
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
