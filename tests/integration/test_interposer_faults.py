@@ -409,7 +409,8 @@ def test_program_closing_or_replacing_the_socket_fd(daemon):
     pid, out, rc = run_probe(daemon, "fds")
     assert rc == 0
     assert out.splitlines() == [
-        "start fd987=socket",
+        # A program says nothing before its first report (no hello): no socket yet.
+        "start fd987=closed",
         "after-closefrom fd987=closed",
         "reconnected fd987=socket",
         "after-close-loop fd987=closed",
@@ -424,7 +425,7 @@ def test_program_closing_or_replacing_the_socket_fd(daemon):
     recs = daemon.wait_for(lambda rs: len(of(rs, "exec", pid)) >= len(markers))
     execs = of(recs, "exec", pid)
     assert [e["argv"] for e in execs] == [["/bin/true", m] for m in markers]
-    assert [e["report_seq"] for e in execs] == [2, 3, 4, 5, 6]
+    assert [e["report_seq"] for e in execs] == [1, 2, 3, 4, 5]
     assert all(e["path"] == "/bin/true" for e in execs)
     assert_in_order(recs, pid)
 
@@ -489,9 +490,9 @@ def test_threads_exec_concurrently(daemon, how):
         assert all(e["pid"] != pid and e["ppid"] == pid and e["report_seq"] == 1 for e in execs)
     else:
         # posix_spawn reports in the caller (the child runs no hook): one process, 400
-        # consecutive report numbers after its hello.
+        # consecutive report numbers (a program that is not a shell says no hello).
         assert {e["pid"] for e in execs} == {pid}
-        assert sorted(e["report_seq"] for e in execs) == list(range(2, 402))
+        assert sorted(e["report_seq"] for e in execs) == list(range(1, 401))
     assert all(e["path"] == "/bin/true" for e in execs)
 
 
@@ -510,9 +511,9 @@ def test_vfork_children_report_as_themselves(daemon):
     for marker, child in children.items():
         (e,) = execs_with(recs, ["/bin/true", marker])
         assert (e["pid"], e["ppid"], e["report_seq"]) == (child, pid, 1)
-    # The parent's numbering did not move: hello 1, its own exec 2.
+    # The parent's numbering did not move: its own exec is its first report.
     (p,) = of(recs, "exec", pid)
-    assert (p["argv"], p["report_seq"]) == (["/bin/true", "parent-after-vfork"], 2)
+    assert (p["argv"], p["report_seq"]) == (["/bin/true", "parent-after-vfork"], 1)
     assert of(recs, "loss") == []
     assert [r for r in recs if r.get("report_out_of_order")] == []
     assert len(children) == len(set(children.values())) and pid not in children.values()
@@ -561,7 +562,7 @@ def test_exec_family_reports_exact_argv_and_keeps_errno(daemon):
     ]
     mine = of(recs, "exec", pid)
     assert [(e["argv"], e.get("path")) for e in mine] == in_caller
-    assert [e["report_seq"] for e in mine] == list(range(2, 2 + len(in_caller)))
+    assert [e["report_seq"] for e in mine] == list(range(1, 1 + len(in_caller)))
     # One record per call: sh -c ran echo as a builtin, nothing else exec'd.
     assert len(of(recs, "exec")) == len(in_child) + len(in_caller)
     assert of(recs, "loss") == []
@@ -609,8 +610,9 @@ def test_setuid_program_gets_no_interposer(daemon_factory, public_dir):
         (e,) = execs_with(recs, marker)  # the plain copy's only
         assert (e["pid"], e["uid"]) == (plain_pid, NOBODY_UID)
         assert [r for r in recs if r.get("pid") == suid_pid] == []
-        # The plain copy and its /bin/true said hello; the setuid copy never did.
-        assert stats(d)["hellos"] == hellos + 2
+        # Programs that are not shells say no hello (the kernel knows they carry the
+        # interposer): neither copy did; the plain one reported its exec, the setuid one nothing.
+        assert stats(d)["hellos"] == hellos
     finally:
         setuid_copy.unlink(missing_ok=True)
         plain_copy.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import wire
-from conftest import (AS_NOBODY, CLIENT_FORK, Daemon, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
+from conftest import (AS_NOBODY, BUILD, CLIENT_FORK, Daemon, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
                       emit, line_hash, public_daemon, read_lines, read_records, record_time_ns, run_cli)
 
 HEX64 = r"^[0-9a-f]{64}$"
@@ -643,8 +643,11 @@ def test_print_default_config_and_check_config(tmp_path, daemon_factory):
 
 NO_CONFIG_SCRIPT = r"""
 set -u
-T="$1"; SHAUDIT="$2"; SHAUDITD="$3"
+T="$1"; SHAUDIT="$2"; SHAUDITD="$3"; PRELOAD="$4"; DEFAULT_PRELOAD="$5"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$T/etc-up,workdir=$T/etc-work" /etc || exit 90
+# The interposer where the default configuration expects it (the collector probes that file).
+mkdir -p "$T/libdir" && cp "$PRELOAD" "$T/libdir/" || exit 90
+mount --bind "$T/libdir" "$(dirname "$DEFAULT_PRELOAD")" || exit 90
 mount -t tmpfs tmpfs /run || exit 90
 mount -t tmpfs tmpfs /var/log || exit 90
 mkdir -p /etc/shaudit
@@ -676,6 +679,13 @@ exit 0
 """
 
 
+def default_interposer():
+    """The `interposer` path of the compiled-in default configuration."""
+    out = subprocess.run([str(SHAUDITD), "--print-default-config"], capture_output=True, text=True,
+                         check=True).stdout
+    return next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("interposer:"))
+
+
 def test_no_config_runs_on_the_compiled_in_default(tmp_path):
     """Runs shauditd without --config in a private mount namespace where /run, /var/log and
     /etc are private copies, so the default paths are used without touching the host's."""
@@ -683,7 +693,8 @@ def test_no_config_runs_on_the_compiled_in_default(tmp_path):
     (tmp_path / "etc-work").mkdir()
     host_state = [os.path.exists(p) for p in ("/etc/shaudit", "/run/shaudit", "/var/log/shaudit")]
     p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c",
-                          NO_CONFIG_SCRIPT, "script", str(tmp_path), str(SHAUDIT), str(SHAUDITD)],
+                          NO_CONFIG_SCRIPT, "script", str(tmp_path), str(SHAUDIT), str(SHAUDITD),
+                          str(BUILD / "preload" / "libshaudit_preload.so"), default_interposer()],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:

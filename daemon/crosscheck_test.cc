@@ -1,0 +1,247 @@
+// The cross-check fed synthetic kernel events and reports: what it writes, exactly.
+#include "crosscheck.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "shaudit/record.h"
+#include "shaudit/wire_encode.h"
+
+namespace shaudit::daemon {
+namespace {
+
+constexpr int64_t kWindow = 300'000'000;
+constexpr uint64_t kKey = 0xabcdef0123456789ull;
+
+int64_t boot_now() {
+  timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+class CrossCheckTest : public ::testing::Test {
+ protected:
+  CrossCheckTest() : q_(100000), cc_(q_, stats_, opts(), [](pid_t, pid_t) { return std::string(); }) {
+    boot0_ = boot_now();
+    real0_ = record::now_ns();
+  }
+  static CrossCheckOptions opts() {
+    CrossCheckOptions o;
+    o.window_ns = kWindow;
+    o.held_bytes_per_uid = 64 * 1024;
+    return o;
+  }
+  // Kernel time t (ns after the test's start) in boot time; realtime is real0_ + t.
+  uint64_t kt(int64_t t) const { return static_cast<uint64_t>(boot0_ + t); }
+  int64_t rt(int64_t t) const { return real0_ + t; }
+
+  void hdr(sa_event_hdr& h, uint32_t type, pid_t pid, pid_t ppid, int64_t t) {
+    std::memset(&h, 0, sizeof h);
+    h.type = type;
+    h.pid = static_cast<uint32_t>(pid);
+    h.tid = h.pid;
+    h.ppid = static_cast<uint32_t>(ppid);
+    h.uid = 1000;
+    h.loginuid = 1000;
+    h.sessionid = 7;
+    h.ts_ns = kt(t);
+    h.key = kKey;
+    std::strcpy(h.comm, "x");
+  }
+  void fork_ev(pid_t parent, pid_t child, int64_t t) {
+    sa_fork_event e;
+    hdr(e.h, SA_EV_FORK, parent, 1, t);
+    e.child_pid = static_cast<uint32_t>(child);
+    e.pad = 0;
+    cc_.on_kernel(&e, sizeof e);
+  }
+  void hooked(pid_t pid, int64_t t) {
+    sa_hooked_event e;
+    hdr(e.h, SA_EV_HOOKED, pid, 1, t);
+    cc_.on_kernel(&e, sizeof e);
+  }
+  void exec_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& file,
+               const std::vector<std::string>& argv) {
+    auto e = std::make_unique<sa_exec_event>();
+    hdr(e->h, SA_EV_EXEC, pid, ppid, t);
+    std::strncpy(e->filename, file.c_str(), sizeof e->filename - 1);
+    size_t n = 0;
+    for (const auto& a : argv) {
+      std::memcpy(e->argv + n, a.c_str(), a.size() + 1);
+      n += a.size() + 1;
+    }
+    e->argv_len = static_cast<uint32_t>(n);
+    e->argc = static_cast<uint32_t>(argv.size());
+    cc_.on_kernel(e.get(), offsetof(sa_exec_event, argv) + n);
+  }
+  // An exec report of pid received at time t; sent_ns is what the sender claimed.
+  void exec_report(pid_t pid, int64_t t, const std::string& path, const std::vector<std::string>& argv,
+                   uint64_t sent_ns = 0, bool spawn = false) {
+    std::vector<char> buf(4096 + argv.size() * 64 + 256 * 1024);
+    shaudit_enc e;
+    shaudit_enc_begin(&e, buf.data(), buf.size(), SHAUDIT_MSG_EXEC);
+    if (spawn) e.flags |= SHAUDIT_MSG_SPAWN;
+    shaudit_enc_str(&e, SHAUDIT_F_PATH, path.c_str());
+    for (const auto& a : argv) shaudit_enc_add(&e, SHAUDIT_F_ARGV, a.data(), a.size());
+    size_t n = shaudit_enc_finish(&e, 1, sent_ns ? sent_ns : static_cast<uint64_t>(rt(t)));
+    wire::Message m;
+    wire::DecodeError err;
+    ASSERT_TRUE(wire::decode(std::string_view(buf.data(), n), m, err));
+    json::Object rec;
+    rec["type"] = record::kExec;
+    rec["source"] = "report";
+    rec["pid"] = static_cast<int64_t>(pid);
+    rec["command"] = "42.1";
+    record::set_argv(rec, std::vector<std::string>(argv.begin(), argv.end()));
+    ASSERT_TRUE(cc_.on_exec_report(pid, 1000, m, "abcdef0123456789", rt(t), std::move(rec)));
+  }
+  std::vector<json::Object> records() {
+    std::deque<json::Object> d;
+    q_.pop_all(d, std::chrono::steady_clock::now());
+    return {d.begin(), d.end()};
+  }
+  static std::string kind(const json::Object& r) {
+    auto it = r.find("kind");
+    return it == r.end() ? "" : it->second.as_string();
+  }
+  static std::string type(const json::Object& r) { return r.at("type").as_string(); }
+  static json::Array argv(std::initializer_list<const char*> v) {
+    json::Array a;
+    for (auto s : v) a.emplace_back(std::string(s));
+    return a;
+  }
+
+  RecordQueue q_;
+  Stats stats_;
+  CrossCheck cc_;
+  int64_t boot0_, real0_;
+};
+
+TEST_F(CrossCheckTest, AHelloIsNoEvidenceTheKernelDidNotSeeTheInterposerInitialise) {
+  // Attack: a forked child sends a hello dated in the past, then execs dash without the
+  // interposer. The hello means nothing; the kernel never saw the interposer initialise.
+  fork_ev(100, 101, 0);
+  wire::Message hello;
+  hello.type = SHAUDIT_MSG_HELLO;
+  hello.report_seq = 1;
+  hello.sent_ns = static_cast<uint64_t>(rt(-2'000'000));
+  cc_.on_report(101, hello, "abcdef0123456789", rt(1'000'000));
+  exec_ev(101, 100, 2'000'000, "/usr/bin/dash", {"/bin/dash", "-i"});
+  ASSERT_TRUE(cc_.tick(rt(2'000'000 + kWindow + 1)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(type(r[0]), "exec");
+  EXPECT_EQ(r[0].at("source").as_string(), "bpf");
+  EXPECT_EQ(r[0].at("argv"), json::Value(argv({"/bin/dash", "-i"})));
+  EXPECT_EQ(kind(r[1]), "unhooked_process");
+  EXPECT_EQ(r[1].at("pid").as_int(), 101);
+}
+
+TEST_F(CrossCheckTest, AnImageTheInterposerInitialisedInIsNoBypass) {
+  fork_ev(100, 101, 0);
+  exec_ev(101, 100, 1'000'000, "/usr/bin/id", {"id"});
+  hooked(101, 1'500'000);
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 1)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(type(r[0]), "exec");
+  EXPECT_FALSE(r[0].count("reported"));
+}
+
+TEST_F(CrossCheckTest, AReportWithTheKernelsArgvGivesTheKernelsRecordWithTheCommandLink) {
+  fork_ev(100, 101, 0);
+  hooked(100, -1'000'000);
+  exec_report(101, 900'000, "/usr/bin/cat", {"cat", "/etc/hostname"});
+  exec_ev(101, 100, 1'000'000, "/bin/cat", {"cat", "/etc/hostname"});
+  hooked(101, 1'100'000);
+  auto r = records();  // written at once, not after the window
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].at("source").as_string(), "bpf");
+  EXPECT_TRUE(r[0].at("reported").as_bool());
+  EXPECT_EQ(r[0].at("command").as_string(), "42.1");
+  EXPECT_EQ(r[0].at("path").as_string(), "/bin/cat");
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
+  EXPECT_TRUE(records().empty());
+}
+
+TEST_F(CrossCheckTest, AReportedArgvThatTheKernelContradictsIsForged) {
+  // Attack: report `cat /etc/motd`, then a raw execve of `cat /etc/hostname`.
+  fork_ev(100, 101, 0);
+  hooked(100, -1'000'000);
+  exec_report(101, 900'000, "/bin/cat", {"cat", "/etc/motd"});
+  exec_ev(101, 100, 1'000'000, "/bin/cat", {"cat", "/etc/hostname"});
+  hooked(101, 1'100'000);
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(type(r[0]), "exec");
+  EXPECT_EQ(r[0].at("argv"), json::Value(argv({"cat", "/etc/hostname"})));
+  EXPECT_FALSE(r[0].count("reported"));
+  EXPECT_EQ(kind(r[1]), "unreported_exec");
+  EXPECT_EQ(kind(r[2]), "forged_report");
+  EXPECT_EQ(r[2].at("argv"), json::Value(argv({"cat", "/etc/motd"})));
+}
+
+TEST_F(CrossCheckTest, AScriptRunsItsInterpreterWithTheScriptPathAndTheReportedArguments) {
+  fork_ev(100, 101, 0);
+  hooked(100, -1'000'000);
+  exec_report(101, 900'000, "/tmp/s.sh", {"./s.sh", "a", "b"});
+  exec_ev(101, 100, 1'000'000, "./s.sh", {"/bin/sh", "./s.sh", "a", "b"});
+  hooked(101, 1'100'000);
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].at("reported").as_bool());
+}
+
+TEST_F(CrossCheckTest, AFutureDatedReportDoesNotHoldBackOtherDecisions) {
+  fork_ev(100, 101, 0);
+  fork_ev(100, 102, 0);
+  exec_report(101, 1'000'000, "/x", {"x"}, /*sent_ns=*/static_cast<uint64_t>(rt(0)) + 1'000'000'000'000'000'000ull);
+  exec_report(102, 2'000'000, "/usr/bin/nonexistent-claim", {"nonexistent-claim"});
+  ASSERT_TRUE(cc_.tick(rt(2'000'000 + kWindow + 50'000'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(kind(r[0]), "forged_report");
+  EXPECT_EQ(r[0].at("pid").as_int(), 101);
+  EXPECT_EQ(kind(r[1]), "forged_report");
+  EXPECT_EQ(r[1].at("pid").as_int(), 102);
+  EXPECT_EQ(cc_.held(), 0u);
+}
+
+TEST_F(CrossCheckTest, HeldReportsAreBoundedPerUidAndWhatIsBeyondIsWrittenUncheckedAndCounted) {
+  fork_ev(100, 101, 0);
+  std::string big(10000, 'a');
+  for (int i = 0; i < 20; ++i) exec_report(101, 1'000'000 + i, "/x", {"x", big});
+  EXPECT_LT(cc_.held(), 7u);  // 64 KiB share
+  auto now = records();
+  ASSERT_EQ(now.size(), 20u - cc_.held());
+  for (const auto& r : now) EXPECT_TRUE(r.at("unchecked").as_bool());
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
+  auto later = records();
+  ASSERT_FALSE(later.empty());
+  const auto& loss = later.back();
+  EXPECT_EQ(type(loss), "loss");
+  EXPECT_EQ(loss.at("cause").as_string(), "crosscheck_capacity");
+  EXPECT_EQ(loss.at("uid").as_int(), 1000);
+  EXPECT_EQ(static_cast<size_t>(loss.at("unchecked").as_int()), now.size());
+}
+
+TEST_F(CrossCheckTest, ARefusedConnectionIsLossNotAnUnreportedExec) {
+  fork_ev(100, 101, 0);
+  hooked(100, -1'000'000);
+  cc_.on_reports_lost(101, rt(500'000));
+  exec_ev(101, 100, 1'000'000, "/usr/bin/id", {"id"});
+  hooked(101, 1'100'000);
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 1)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(type(r[0]), "exec");
+}
+
+}  // namespace
+}  // namespace shaudit::daemon
