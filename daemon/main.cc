@@ -385,6 +385,11 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Reports up to 128 KiB become strings of that size: from the heap, not one mmap/munmap
+  // each (page faults and TLB shootdowns on every CPU under a flood of big lines); the writer
+  // gives memory back after floods (malloc_trim).
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+
   // Signals are taken synchronously by the main thread; every other thread blocks them.
   sigset_t set;
   sigemptyset(&set);

@@ -21,6 +21,7 @@ namespace shaudit::daemon {
 namespace {
 
 constexpr int kMessagesPerTurn = 64;    // fairness: one busy client cannot starve others
+constexpr size_t kBytesPerTurn = 512 * 1024;  // ... nor with a few big messages
 constexpr int kDrainMessages = 100000;  // read at stop: reports already sent are kept
 
 int64_t monotonic_ns() {
@@ -364,7 +365,9 @@ void Receiver::close_client(int fd) {
 bool Receiver::read_client(int fd, int max_messages) {
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) +
                               CMSG_SPACE(sizeof(int) * 32)];
-  for (int k = 0; k < max_messages; ++k) {
+  size_t taken = 0;
+  for (int k = 0; k < max_messages && (max_messages > kMessagesPerTurn || taken < kBytesPerTurn);
+       ++k) {
     iovec iov{buf_, SHAUDIT_WIRE_MAX_MESSAGE};
     msghdr mh{};
     mh.msg_iov = &iov;
@@ -387,6 +390,7 @@ bool Receiver::read_client(int fd, int max_messages) {
       return false;
     }
     int64_t recv_ns = record::now_ns();  // shauditd's clock, never the sender's
+    taken += static_cast<size_t>(n);
     const ucred* cred = nullptr;
     bool fds = false;
     uint64_t ino = 0;

@@ -34,7 +34,7 @@ bpf_ringbuf_kib: 8192
 crosscheck_window_ms: 1000
 receiver_batch_us: 500
 client_queue_quota: 512
-client_queue_bytes: 4194304
+client_queue_bytes: 1048576
 max_clients_per_uid: 256
 interposer: )" SHAUDIT_DEFAULT_INTERPOSER R"(
 unhooked_allowlist: []

@@ -38,7 +38,7 @@ void expect_defaults(const Config& c) {
   EXPECT_EQ(c.queue_capacity, 65536u);
   EXPECT_EQ(c.max_clients, 4096u);
   EXPECT_EQ(c.max_clients_per_uid, 256u);
-  EXPECT_EQ(c.client_queue_bytes, 4u << 20);
+  EXPECT_EQ(c.client_queue_bytes, 1u << 20);
   EXPECT_EQ(c.interposer, kDefaultInterposer);
   EXPECT_EQ(c.shutdown_timeout_ms, 10000u);
   EXPECT_EQ(c.receiver_batch_us, 500u);

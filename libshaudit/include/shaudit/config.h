@@ -76,7 +76,7 @@ struct Config {
   uint64_t bpf_ringbuf_kib = 8192;       // ring buffer between the eBPF programs and shauditd
   uint64_t crosscheck_window_ms = 1000;  // how long a kernel event waits for its report
   uint64_t client_queue_quota = 512;     // records one reporter connection may have queued
-  uint64_t client_queue_bytes = 4u << 20;  // report bytes one uid may have queued (0: no bound)
+  uint64_t client_queue_bytes = 1u << 20;  // report bytes one uid may have queued (0: no bound)
   uint64_t max_clients_per_uid = 256;    // open reporter connections per uid (root: no bound)
   // The genuine interposer: the eBPF collector probes its initialisation in this file.
   std::string interposer = kDefaultInterposer;
