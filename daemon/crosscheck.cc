@@ -504,9 +504,14 @@ bool CrossCheck::decide_held(Held& h) {
   // it spawned, of the reported path: recorded as the report said, with the kernel's result.
   for (const Failed& f : failed_) {
     bool mine = f.pid == h.pid || (h.spawn && f.ppid == h.pid);
+    // (execvp tries each PATH directory: compared by the file's name.)
+    auto base = [](std::string_view p) {
+      auto slash = p.rfind('/');
+      return slash == std::string_view::npos ? p : p.substr(slash + 1);
+    };
     if (mine && f.ns >= h.ns - opts_.window_ns - kSlackNs && f.ns <= h.ns + opts_.window_ns &&
-        (f.filename == h.path || (!h.argv.empty() && f.filename == h.argv[0]) ||
-         std::string_view(h.path).ends_with("/" + f.filename))) {
+        (base(f.filename) == base(h.path) ||
+         (!h.argv.empty() && base(f.filename) == base(h.argv[0])))) {
       h.rec["failed"] = true;
       h.rec["result"] = static_cast<int64_t>(f.result);
       return q_.push(std::move(h.rec));

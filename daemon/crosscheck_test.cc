@@ -64,6 +64,15 @@ class CrossCheckTest : public ::testing::Test {
     hdr(e.h, SA_EV_HOOKED, pid, 1, t);
     cc_.on_kernel(&e, sizeof e);
   }
+  void attempt(pid_t pid, int64_t t, const std::string& file, int32_t result) {
+    sa_attempt_event e;
+    hdr(e.h, SA_EV_ATTEMPT, pid, 1, t);
+    std::memset(e.filename, 0, sizeof e.filename);
+    std::strncpy(e.filename, file.c_str(), sizeof e.filename - 1);
+    e.filename_len = static_cast<uint32_t>(file.size());
+    e.result = result;
+    cc_.on_kernel(&e, sizeof e);
+  }
   void exec_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& file,
                const std::vector<std::string>& argv) {
     auto e = std::make_unique<sa_exec_event>();
@@ -196,6 +205,22 @@ TEST_F(CrossCheckTest, AScriptRunsItsInterpreterWithTheScriptPathAndTheReportedA
   auto r = records();
   ASSERT_EQ(r.size(), 1u);
   EXPECT_TRUE(r[0].at("reported").as_bool());
+}
+
+TEST_F(CrossCheckTest, AFailedAttemptIsRecordedAsReportedWithTheKernelsResult) {
+  // execvp("nosuch-tool"): the interposer names what it could not resolve; the kernel saw
+  // each PATH directory tried and failing.
+  fork_ev(100, 101, 0);
+  exec_report(101, 900'000, "nosuch-tool", {"nosuch-tool", "-x"});
+  attempt(101, 1'000'000, "/usr/local/bin/nosuch-tool", -2);
+  attempt(101, 1'010'000, "/usr/bin/nosuch-tool", -2);
+  ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(type(r[0]), "exec");
+  EXPECT_TRUE(r[0].at("failed").as_bool());
+  EXPECT_EQ(r[0].at("result").as_int(), -2);
+  EXPECT_EQ(r[0].at("source").as_string(), "report");
 }
 
 TEST_F(CrossCheckTest, AFutureDatedReportDoesNotHoldBackOtherDecisions) {
