@@ -162,6 +162,12 @@ Result<void> Collector::probe_interposer(const std::string& path) {
   return {};
 }
 
+bool Collector::interposer_initialised(pid_t pid) const {
+  __u32 k = static_cast<__u32>(pid);
+  __u8 v = 0;
+  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.hooked_pids), &k, &v) == 0;
+}
+
 void Collector::mark_known(uint64_t dev, uint64_t ino) {
   sa_file_key k{(static_cast<uint64_t>(major(dev)) << 20) | minor(dev), ino};
   __u8 one = 1;

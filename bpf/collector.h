@@ -59,6 +59,8 @@ class Collector {
   // binary (device, inode) is examined once. Returns true when a new probe was attached.
   bool probe_if_bash(const std::string& path);
   uint64_t dropped() const;  // events lost to a full ring buffer, since load
+  // Whether the current image of pid initialised the genuine interposer (the kernel saw it).
+  bool interposer_initialised(pid_t pid) const;
   // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.
   void mark_known(uint64_t dev, uint64_t ino);
 

@@ -64,6 +64,18 @@ static __always_inline __u64 wake_flags(void) {
   return BPF_RB_NO_WAKEUP;
 }
 
+/* tgid -> 1 while the process's current image has initialised the genuine interposer (set by
+ * interposer_ready, inherited at fork, cleared at exec and exit), tracked or not: when shauditd
+ * starts following a process that is already running (a session's entry) it asks here whether
+ * that image carries the interposer. Mapping the library is not enough (host-wide mode maps it
+ * into every process, and it stays inactive outside audited sessions). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, __u8);
+} hooked_pids SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
@@ -115,6 +127,7 @@ static __always_inline void submit_event(void* e) {
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
+  bpf_map_delete_elem(&hooked_pids, &tgid); /* a new image: it has not initialised anything */
   __u64* key = tracked_key(tgid);
   if (!key) return 0;
   __u32 cpu = bpf_get_smp_processor_id();
@@ -218,6 +231,10 @@ int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child)
   __u32 ptgid = BPF_CORE_READ(parent, tgid);
   __u32 ctgid = BPF_CORE_READ(child, tgid);
   if (ptgid == ctgid) return 0; /* a new thread, not a new process */
+  if (bpf_map_lookup_elem(&hooked_pids, &ptgid)) { /* the child runs the parent's image */
+    __u8 one = 1;
+    bpf_map_update_elem(&hooked_pids, &ctgid, &one, BPF_ANY);
+  }
   __u64* key = tracked_key(ptgid);
   if (!key) return 0;
   __u64 k = *key;
@@ -234,6 +251,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct* p, bool group_dead) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
   if (BPF_CORE_READ(p, pid) != tgid) return 0; /* only the thread-group leader */
+  bpf_map_delete_elem(&hooked_pids, &tgid);
   __u64* key = tracked_key(tgid);
   if (!key) return 0;
   __u64 k = *key;
@@ -306,7 +324,10 @@ int BPF_KRETPROBE(zleread_ret, const char* ret) {
 SEC("uprobe")
 int BPF_KPROBE(interposer_ready) {
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
-  __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
+  __u32 tgid = BPF_CORE_READ(t, tgid);
+  __u8 one = 1;
+  bpf_map_update_elem(&hooked_pids, &tgid, &one, BPF_ANY);
+  __u64* key = tracked_key(tgid);
   if (!key) return 0;
   struct sa_hooked_event* e = reserve_event(sizeof(*e), SA_EV_HOOKED, t, *key);
   if (!e) return 0;

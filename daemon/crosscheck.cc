@@ -3,11 +3,8 @@
 #include <fmt/format.h>
 #include <time.h>
 
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "reports.h"
@@ -63,11 +60,6 @@ CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
                        std::function<std::string(pid_t, pid_t)> command_of)
     : q_(q), stats_(stats), opts_(std::move(opts)), command_of_(std::move(command_of)) {
   measure_clocks();
-  struct stat st;
-  if (!opts_.interposer.empty() && ::stat(opts_.interposer.c_str(), &st) == 0) {
-    interposer_dev_ = st.st_dev;
-    interposer_ino_ = st.st_ino;
-  }
 }
 
 // Kernel events carry boot time, reports the sender's realtime clock. The offset between the
@@ -99,27 +91,12 @@ bool CrossCheck::follows(pid_t pid) const {
   return p.followed || p.parent != 0 || !p.execs.empty() || !p.hooked.empty();
 }
 
-void CrossCheck::on_track(pid_t pid) {
+void CrossCheck::on_track(pid_t pid, bool hooked) {
   Proc& p = procs_[pid];
   p.followed = true;
-  // Its image started before the kernel followed it: whether it carries the genuine
-  // interposer is what the kernel says it has mapped (by device and inode, not by name).
-  if (!interposer_ino_) return;
-  FILE* f = std::fopen(fmt::format("/proc/{}/maps", pid).c_str(), "re");
-  if (!f) return;
-  char line[512];
-  bool mapped = false;
-  while (!mapped && std::fgets(line, sizeof line, f)) {
-    unsigned long long start, end, off, ino;
-    unsigned maj, min;
-    char perms[8];
-    if (std::sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &off, &maj, &min,
-                    &ino) == 7 &&
-        ino == interposer_ino_ && makedev(maj, min) == interposer_dev_ && perms[2] == 'x')
-      mapped = true;
-  }
-  std::fclose(f);
-  if (mapped) p.hooked.push_back(clock_ns(CLOCK_REALTIME));
+  // Its image started before the kernel followed it: whether it carries the interposer is what
+  // the kernel recorded when the interposer initialised (not what the process says).
+  if (hooked) p.hooked.push_back(clock_ns(CLOCK_REALTIME) - 1);
 }
 
 void CrossCheck::on_reports_lost(pid_t pid, int64_t now_ns) {
@@ -166,6 +143,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       p.execs.push_back(ns);
       if (p.execs.size() > 64) p.execs.pop_front();
       execs_.push_back(std::move(k));
+      execs_by_pid_[pid].push_back(&execs_.back());
+      execs_by_ppid_[execs_.back().ppid].push_back(&execs_.back());
       (void)try_match(execs_.back());
       break;
     }
@@ -289,15 +268,16 @@ bool CrossCheck::on_exec_report(pid_t pid, uid_t uid, const wire::Message& m,
   h.bytes = bytes;
   mine += bytes;
   held_.push_back(std::move(h));
-  // The kernel's exec may have been read first.
   Held& held = held_.back();
-  for (KExec& e : execs_) {
-    if (e.reported) continue;
-    bool mine_exec = held.spawn ? (e.ppid == pid || procs_[e.pid].parent == pid) : e.pid == pid;
-    if (mine_exec && e.ns >= held.ns - opts_.window_ns - kSlackNs && matches(e, held)) {
-      held.matched = true;
-      return emit_exec(e, &held);
-    }
+  held_by_pid_[pid].push_back(&held);
+  // The kernel's exec may have been read first.
+  auto found = (held.spawn ? execs_by_ppid_ : execs_by_pid_).find(pid);
+  if (found == (held.spawn ? execs_by_ppid_ : execs_by_pid_).end()) return true;
+  for (KExec* e : found->second) {
+    if (e->reported || e->ns < held.ns - opts_.window_ns - kSlackNs || !matches(*e, held))
+      continue;
+    held.matched = true;
+    return emit_exec(*e, &held);
   }
   return true;
 }
@@ -331,13 +311,19 @@ bool CrossCheck::matches(const KExec& e, const Held& h) const {
 // A kernel exec just read: a held report of it (by the process, or a spawn by its parent)?
 bool CrossCheck::try_match(KExec& e) {
   pid_t parent = procs_[e.pid].parent;
-  for (Held& h : held_) {
-    if (h.matched) continue;
-    bool mine = h.spawn ? (h.pid == e.ppid || h.pid == parent) : h.pid == e.pid;
-    if (!mine || h.ns < e.ns - opts_.window_ns || h.ns > e.ns + opts_.window_ns) continue;
-    if (!matches(e, h)) continue;
-    h.matched = true;
-    return emit_exec(e, &h);
+  // Its own report, or a spawn report by its parent (as the kernel names it, or as the fork
+  // event did).
+  pid_t whos[3] = {e.pid, e.ppid, parent != e.ppid ? parent : 0};
+  for (pid_t who : whos) {
+    auto it = held_by_pid_.find(who);
+    if (who <= 0 || it == held_by_pid_.end()) continue;
+    for (Held* h : it->second) {
+      if (h->matched || h->spawn != (who != e.pid)) continue;
+      if (h->ns < e.ns - opts_.window_ns || h->ns > e.ns + opts_.window_ns || !matches(e, *h))
+        continue;
+      h->matched = true;
+      return emit_exec(e, h);
+    }
   }
   return true;
 }
@@ -554,8 +540,17 @@ bool CrossCheck::flush_capacity_loss(int64_t now) {
 
 bool CrossCheck::tick(int64_t now) {
   measure_clocks();
+  auto unindex = [](auto& index, pid_t key, const auto* item) {
+    auto it = index.find(key);
+    if (it == index.end()) return;
+    auto& v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), item), v.end());
+    if (v.empty()) index.erase(it);
+  };
   while (!execs_.empty() && execs_.front().ns + opts_.window_ns <= now) {
     if (!decide_exec(execs_.front())) return false;
+    unindex(execs_by_pid_, execs_.front().pid, &execs_.front());
+    unindex(execs_by_ppid_, execs_.front().ppid, &execs_.front());
     execs_.pop_front();
   }
   while (!lines_.empty() && lines_.front().ns + opts_.window_ns <= now) {
@@ -569,6 +564,7 @@ bool CrossCheck::tick(int64_t now) {
     if (it != held_bytes_.end() && (it->second -= std::min(it->second, h.bytes)) == 0)
       held_bytes_.erase(it);
     if (!decide_held(h)) return false;
+    unindex(held_by_pid_, h.pid, &h);
     held_.pop_front();
   }
   while (!failed_.empty() && failed_.front().ns < now - 4 * opts_.window_ns) failed_.pop_front();

@@ -45,7 +45,6 @@ struct CrossCheckOptions {
   int64_t window_ns = 1'000'000'000;
   const Redactor* redactor = nullptr;  // applied to what the kernel captured too
   std::vector<std::string> allowlist;  // exe paths whose unhooked runs are low severity
-  std::string interposer;              // the genuine library (found in /proc/PID/maps)
   size_t held_bytes_per_uid = 16u << 20;  // exec reports held for checking, per uid
 };
 
@@ -65,9 +64,9 @@ class CrossCheck {
   // the window passes. Returns false once the queue closed.
   bool on_exec_report(pid_t pid, uid_t uid, const wire::Message& m, const std::string& session,
                       int64_t recv_ns, json::Object rec);
-  // The daemon started following pid in the kernel (a session's entry): whether its current
-  // image carries the interposer is read from the kernel (/proc/PID/maps) now.
-  void on_track(pid_t pid);
+  // The daemon started following pid in the kernel (a session's entry); hooked: the kernel says
+  // its current image initialised the genuine interposer (bpf map hooked_pids).
+  void on_track(pid_t pid, bool hooked);
   // Reports of pid were lost from now on (its connection was refused): no unreported_exec
   // decision is taken for it within the window (a loss record names it).
   void on_reports_lost(pid_t pid, int64_t now_ns);
@@ -168,12 +167,15 @@ class CrossCheck {
   CrossCheckOptions opts_;
   std::function<std::string(pid_t, pid_t)> command_of_;
   int64_t boot_to_real_ = 0;
-  uint64_t interposer_dev_ = 0, interposer_ino_ = 0;
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
   std::deque<Held> held_;  // in order of receipt, so of deadline
+  // Indexes (a deque keeps its elements in place when pushed or popped at either end): the
+  // undecided kernel execs by pid and by parent, the held reports by reporter.
+  std::unordered_map<pid_t, std::vector<KExec*>> execs_by_pid_, execs_by_ppid_;
+  std::unordered_map<pid_t, std::vector<Held*>> held_by_pid_;
   std::deque<Failed> failed_;
   std::unordered_map<uid_t, size_t> held_bytes_;      // per uid
   std::unordered_map<uid_t, uint64_t> over_capacity_;  // reports written unchecked, per uid

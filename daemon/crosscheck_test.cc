@@ -195,6 +195,27 @@ TEST_F(CrossCheckTest, AReportedArgvThatTheKernelContradictsIsForged) {
   EXPECT_EQ(r[2].at("argv"), json::Value(argv({"cat", "/etc/motd"})));
 }
 
+TEST_F(CrossCheckTest, ASpawnReportedByTheParentClaimsTheChildsExecInEitherOrder) {
+  fork_ev(1, 100, 0);
+  hooked(100, 100'000);
+  exec_report(100, 900'000, "/bin/true", {"/bin/true", "spawn"}, 0, /*spawn=*/true);
+  fork_ev(100, 102, 950'000);
+  exec_ev(102, 100, 1'000'000, "/bin/true", {"/bin/true", "spawn"});
+  hooked(102, 1'100'000);
+  fork_ev(100, 103, 2'000'000);  // the kernel first this time
+  exec_ev(103, 100, 2'100'000, "/bin/sh", {"sh", "-c", "x"});
+  hooked(103, 2'200'000);
+  exec_report(100, 2'300'000, "/bin/sh", {"sh", "-c", "x"}, 0, /*spawn=*/true);
+  ASSERT_TRUE(cc_.tick(rt(2'300'000 + kWindow + 50'000'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].at("pid").as_int(), 102);
+  EXPECT_EQ(r[0].at("spawn_by").as_int(), 100);
+  EXPECT_TRUE(r[0].at("reported").as_bool());
+  EXPECT_EQ(r[1].at("pid").as_int(), 103);
+  EXPECT_TRUE(r[1].at("reported").as_bool());
+}
+
 TEST_F(CrossCheckTest, AScriptRunsItsInterpreterWithTheScriptPathAndTheReportedArguments) {
   fork_ev(100, 101, 0);
   hooked(100, -1'000'000);

@@ -53,13 +53,12 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     o.redactor = &redactor_;
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
     o.allowlist = cfg.unhooked_allowlist;
-    o.interposer = cfg.interposer;
     cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
       return handler_.command_of(pid, ppid);
     });
     handler_.set_kernel_side(cc_.get(), [this](pid_t pid, const std::string& session) {
       (void)collector_->track(pid, CrossCheck::key_of(session));
-      cc_->on_track(pid);
+      cc_->on_track(pid, collector_->interposer_initialised(pid));
     });
   }
 }
