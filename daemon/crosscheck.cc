@@ -91,6 +91,16 @@ bool CrossCheck::follows(pid_t pid) const {
   return p.followed || p.parent != 0 || !p.execs.empty() || !p.hooked.empty();
 }
 
+bool CrossCheck::kernel_facts(pid_t pid, pid_t& ppid, uint32_t& loginuid,
+                              uint32_t& sessionid) const {
+  auto it = procs_.find(pid);
+  if (it == procs_.end() || it->second.parent == 0 || it->second.exit_ns) return false;
+  ppid = it->second.parent;
+  loginuid = it->second.loginuid;
+  sessionid = it->second.sessionid;
+  return true;
+}
+
 void CrossCheck::on_track(pid_t pid, bool hooked) {
   Proc& p = procs_[pid];
   p.followed = true;
@@ -141,6 +151,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       k.argv_hash = argv_hash(k.argv);
       Proc& p = procs_[pid];
       p.execs.push_back(ns);
+      p.loginuid = h.loginuid;
+      p.sessionid = h.sessionid;
       if (p.execs.size() > 64) p.execs.pop_front();
       execs_.push_back(std::move(k));
       execs_by_pid_[pid].push_back(&execs_.back());
@@ -172,6 +184,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       c.exit_ns = 0;
       c.lost_until = 0;
       c.followed = false;
+      c.loginuid = h.loginuid;  // the parent's, which the child inherited
+      c.sessionid = h.sessionid;
       break;
     }
     case SA_EV_EXIT: {

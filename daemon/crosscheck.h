@@ -75,6 +75,10 @@ class CrossCheck {
   void on_kernel_loss(int64_t since_ns, int64_t until_ns);
   // Whether the kernel follows pid (it forked, exec'd or was tracked in a session).
   bool follows(pid_t pid) const;
+  // What the kernel's events say of a followed process whose fork the kernel reported (its
+  // parent, loginuid and audit session as they were at the fork or its last exec): the /proc
+  // reads a report would otherwise cost. False when unknown.
+  bool kernel_facts(pid_t pid, pid_t& ppid, uint32_t& loginuid, uint32_t& sessionid) const;
   // Takes the decisions whose window has passed; returns false once the queue closed.
   bool tick(int64_t now_ns);
   // Decides everything still pending (at shutdown).
@@ -141,6 +145,7 @@ class CrossCheck {
     int64_t exit_ns = 0;       // the kernel saw it exit (0: running)
     int64_t lost_until = 0;    // its reports were lost until then (refused connection)
     bool followed = false;     // tracked by the daemon (a session's entry)
+    uint32_t loginuid = 4294967295u, sessionid = 4294967295u;  // at the fork or last exec
     uint8_t hash_key[16] = {};
     bool have_key = false;
   };

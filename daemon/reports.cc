@@ -104,11 +104,24 @@ Proc& ReportHandler::proc(pid_t pid, const wire::Message& m, uint64_t ino) {
   if (same && it->second.reported && seq != 1 && ino) return it->second;
   // First report from this process, a new image (exec restarts report numbers at 1), or no
   // pidfd from the kernel (then the start time is read for every message): the kernel's
-  // facts. The same start time means the same process (exec keeps it).
-  ProcFacts f = read_proc_facts(pid);
+  // facts. The same start time means the same process (exec keeps it). A process the kernel
+  // side follows (its fork was reported: taken before this report, see Receiver::run) is
+  // known without reading /proc, when the pidfd names it.
+  ProcFacts f;
+  pid_t kppid;
+  uint32_t kluid, ksid;
+  if (ino && cc_ && m.type != SHAUDIT_MSG_HELLO && !same &&
+      cc_->kernel_facts(pid, kppid, kluid, ksid)) {
+    f.ok = true;
+    f.ppid = kppid;
+    if (kluid != 4294967295u) f.loginuid = std::to_string(kluid);
+    if (ksid != 4294967295u) f.audit_session = std::to_string(ksid);
+  } else {
+    f = read_proc_facts(pid);
+  }
   if (!ino && same && it->second.reported && seq != 1 && (!f.ok || f.start_time == it->second.start_time))
     return it->second;
-  if (!same || (f.ok && it->second.start_time != f.start_time)) {
+  if (!same || (!ino && f.ok && it->second.start_time != f.start_time)) {
     if (procs_.size() >= kMaxTrackedProcs) procs_.clear();
     Proc fresh;
     fresh.ino = ino;
