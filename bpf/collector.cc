@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "proc.skel.h"
+#include "shaudit/wire.h"
+
+static_assert(SA_PRCTL_MARK == SHAUDIT_PRCTL_MARK, "the interposer's mark and the BPF side's");
 
 namespace shaudit::bpf {
 namespace {
@@ -69,6 +72,16 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   if (ncpu <= 0 ||
       (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
     return fail("scratch map size", ncpu <= 0 ? ncpu : err);
+  // The genuine interposer, by device and inode (read-only data, set before load).
+  if (!opts.interposers.empty()) {
+    struct stat st;
+    if (::stat(opts.interposers.front().c_str(), &st) != 0)
+      return Error{fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
+                               "libshaudit_preload.so)",
+                               opts.interposers.front(), std::strerror(errno))};
+    c->skel_->rodata->interposer_dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
+    c->skel_->rodata->interposer_ino = st.st_ino;
+  }
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
@@ -79,8 +92,6 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   for (const auto& path : opts.zle_modules)
     if (auto r = c->probe_lines(path, true); !r && access(path.c_str(), F_OK) == 0)
       return r.error();
-  for (const auto& path : opts.interposers)
-    if (auto r = c->probe_interposer(path); !r) return r.error();
   return c;
 }
 
@@ -141,24 +152,6 @@ Result<void> Collector::probe_lines(const std::string& path, bool zle) {
   links_.push_back(link);
   probed_.insert(id);
   mark_known(st.st_dev, st.st_ino);
-  return {};
-}
-
-Result<void> Collector::probe_interposer(const std::string& path) {
-  if (::access(path.c_str(), R_OK) != 0)
-    return Error{fmt::format("eBPF interposer probe: {}: {} (set `interposer` to the installed "
-                             "libshaudit_preload.so)",
-                             path, std::strerror(errno))};
-  LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = false, .func_name = kInterposerMarker);
-  bpf_link* link =
-      bpf_program__attach_uprobe_opts(skel_->progs.interposer_ready, -1, path.c_str(), 0, &uo);
-  if (!link)
-    return fail(fmt::format("interposer probe on {} (function {}; a stripped library has no "
-                            "symbol table to find it in)",
-                            path, kInterposerMarker)
-                    .c_str(),
-                errno);
-  links_.push_back(link);
   return {};
 }
 

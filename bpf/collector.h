@@ -25,14 +25,11 @@ struct CollectorOptions {
   // Binaries whose readline()/zleread() return values are probed from the start.
   std::vector<std::string> readline_binaries = {"/usr/bin/bash"};
   std::vector<std::string> zle_modules;  // e.g. /usr/lib/x86_64-linux-gnu/zsh/5.9/zsh/zle.so
-  // The genuine interposer libraries: an entry probe on each one's marker function tells the
-  // kernel side which images carry it (SA_EV_HOOKED). Empty: no such events.
+  // The genuine interposer library (the first entry; more builds, e.g. musl, later): its
+  // announcement to the kernel is accepted only from code in this file (SA_EV_HOOKED). Empty:
+  // no such events.
   std::vector<std::string> interposers;
 };
-
-// The interposer's function the kernel side probes (preload/core.c calls it once its process
-// is audited); found in the library's symbol table.
-inline constexpr const char* kInterposerMarker = "shaudit_interposer_ready";
 
 // Called for every event; data points at a struct from events.h of size bytes.
 using EventFn = std::function<void(const void* data, size_t size)>;
@@ -53,8 +50,6 @@ class Collector {
   // Adds the line probe of the binary at path: readline's rl_deprep_terminal() (bash and
   // copies) or zleread() (zsh's zle module); a binary (by device and inode) is probed once.
   Result<void> probe_lines(const std::string& path, bool zle);
-  // Adds the entry probe on the marker function of the interposer library at path.
-  Result<void> probe_interposer(const std::string& path);
   // Probes path's readline() when it is a bash (any name, any place) not yet probed; each
   // binary (device, inode) is examined once. Returns true when a new probe was attached.
   bool probe_if_bash(const std::string& path);

@@ -20,7 +20,7 @@ enum sa_event_type {
   SA_EV_FORK = 3,    /* sched_process_fork: a tracked process got a child (now tracked) */
   SA_EV_EXIT = 4,    /* sched_process_exit of a tracked thread-group leader */
   SA_EV_LINE = 5,    /* readline()/zleread() returned a line in a tracked process */
-  SA_EV_HOOKED = 6   /* the genuine interposer (the probed library file) initialised in a
+  SA_EV_HOOKED = 6   /* the genuine interposer (the configured library file) initialised in a
                       * tracked process: this image carries it. No socket involved. */
 };
 
@@ -66,6 +66,8 @@ struct sa_fork_event {
   struct sa_event_hdr h;
   __u32 child_pid;
   __u32 pad;
+  __u64 child_ino; /* the child's pidfs inode (never reused; 0 before Linux 6.9): the same
+                    * number as the inode of a pidfd of it (SCM_PIDFD) */
 };
 
 struct sa_exit_event {
@@ -92,6 +94,10 @@ struct sa_rl_vars {
   __s64 done; /* rl_done (int) */
   __s64 eof;  /* rl_eof_found (int) */
 };
+
+/* The prctl() option the interposer's initialisation passes (unknown to the kernel: EINVAL);
+ * preload/core.c uses the same value (SHAUDIT_PRCTL_MARK in shaudit/wire.h). */
+#define SA_PRCTL_MARK 0x53484144u /* "SHAD" */
 
 /* Key of the "known_files" map: an executable file shauditd has examined (kernel dev_t:
  * major << 20 | minor). The first exec of any other file wakes shauditd at once, so it can

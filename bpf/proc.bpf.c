@@ -65,7 +65,7 @@ static __always_inline __u64 wake_flags(void) {
 }
 
 /* tgid -> 1 while the process's current image has initialised the genuine interposer (set by
- * interposer_ready, inherited at fork, cleared at exec and exit), tracked or not: when shauditd
+ * handle_prctl, inherited at fork, cleared at exec and exit), tracked or not: when shauditd
  * starts following a process that is already running (a session's entry) it asks here whether
  * that image carries the interposer. Mapping the library is not enough (host-wide mode maps it
  * into every process, and it stays inactive outside audited sessions). */
@@ -243,6 +243,9 @@ int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child)
   if (!e) return 0;
   e->child_pid = ctgid;
   e->pad = 0;
+  e->child_ino = 0;
+  if (bpf_core_field_exists(((struct pid*)0)->ino))
+    e->child_ino = BPF_CORE_READ(child, group_leader, thread_pid, ino);
   submit_event(e);
   return 0;
 }
@@ -317,13 +320,39 @@ int BPF_KRETPROBE(zleread_ret, const char* ret) {
   return line_returned(ret, SA_FLAG_ZLE);
 }
 
-/* The genuine interposer initialised in this process (an entry probe on its marker function,
- * attached by the loader to the library file shauditd was configured with, so by inode: a copy
- * of the library, or a process that only claims to carry it, never fires it). This, not a
- * message on the socket, is what tells the cross-check that an image carries the interposer. */
-SEC("uprobe")
-int BPF_KPROBE(interposer_ready) {
+/* The genuine interposer initialised in this process: it makes a prctl() system call with an
+ * option no kernel knows (SA_PRCTL_MARK; the call fails with EINVAL), and the instruction that
+ * made it must lie in an executable mapping of the library file shauditd was configured with
+ * (device and inode, set before load): a copy of the library, or a program that makes the same
+ * call from its own code, does not count. Cheaper than a uprobe: no trap, and the program runs
+ * only for prctl() calls. This, not a message on the socket, tells the cross-check that an
+ * image carries the interposer. */
+const volatile __u64 interposer_dev = 0; /* kernel dev_t (major << 20 | minor) */
+const volatile __u64 interposer_ino = 0;
+
+struct vma_match {
+  int found;
+};
+
+static long in_interposer(struct task_struct* t, struct vm_area_struct* vma, void* data) {
+  struct vma_match* m = data;
+  struct file* f = BPF_CORE_READ(vma, vm_file);
+  if (!f) return 0;
+  if (BPF_CORE_READ(f, f_inode, i_ino) == interposer_ino &&
+      BPF_CORE_READ(f, f_inode, i_sb, s_dev) == interposer_dev &&
+      (BPF_CORE_READ(vma, vm_flags) & 0x4 /* VM_EXEC */))
+    m->found = 1;
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int handle_prctl(struct trace_event_raw_sys_enter* ctx) {
+  if (ctx->args[0] != SA_PRCTL_MARK || !interposer_ino) return 0;
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  struct pt_regs* regs = (struct pt_regs*)bpf_task_pt_regs(t);
+  __u64 ip = BPF_CORE_READ(regs, ip);
+  struct vma_match m = {0};
+  if (bpf_find_vma(t, ip, in_interposer, &m, 0) != 0 || !m.found) return 0;
   __u32 tgid = BPF_CORE_READ(t, tgid);
   __u8 one = 1;
   bpf_map_update_elem(&hooked_pids, &tgid, &one, BPF_ANY);

@@ -91,10 +91,11 @@ bool CrossCheck::follows(pid_t pid) const {
   return p.followed || p.parent != 0 || !p.execs.empty() || !p.hooked.empty();
 }
 
-bool CrossCheck::kernel_facts(pid_t pid, pid_t& ppid, uint32_t& loginuid,
+bool CrossCheck::kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
                               uint32_t& sessionid) const {
   auto it = procs_.find(pid);
-  if (it == procs_.end() || it->second.parent == 0 || it->second.exit_ns) return false;
+  if (it == procs_.end() || it->second.parent == 0 || !ino || it->second.ino != ino)
+    return false;
   ppid = it->second.parent;
   loginuid = it->second.loginuid;
   sessionid = it->second.sessionid;
@@ -107,10 +108,6 @@ void CrossCheck::on_track(pid_t pid, bool hooked) {
   // Its image started before the kernel followed it: whether it carries the interposer is what
   // the kernel recorded when the interposer initialised (not what the process says).
   if (hooked) p.hooked.push_back(clock_ns(CLOCK_REALTIME) - 1);
-}
-
-void CrossCheck::on_reports_lost(pid_t pid, int64_t now_ns) {
-  procs_[pid].lost_until = now_ns + opts_.window_ns + kSlackNs;
 }
 
 void CrossCheck::on_kernel(const void* data, size_t size) {
@@ -157,7 +154,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       execs_.push_back(std::move(k));
       execs_by_pid_[pid].push_back(&execs_.back());
       execs_by_ppid_[execs_.back().ppid].push_back(&execs_.back());
-      (void)try_match(execs_.back());
+      fresh_.push_back(&execs_.back());
       break;
     }
     case SA_EV_ATTEMPT: {
@@ -182,10 +179,11 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       c.parent = pid;
       c.fork_ns = ns;
       c.exit_ns = 0;
-      c.lost_until = 0;
       c.followed = false;
+      c.ino = size >= offsetof(sa_fork_event, child_ino) + sizeof e->child_ino ? e->child_ino : 0;
       c.loginuid = h.loginuid;  // the parent's, which the child inherited
       c.sessionid = h.sessionid;
+      if (auto par = procs_.find(pid); par != procs_.end()) c.command = par->second.command;
       break;
     }
     case SA_EV_EXIT: {
@@ -224,6 +222,8 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
   r.type = m.type;
   Proc& p = procs_[pid];
   if (m.type == SHAUDIT_MSG_LINE) {
+    // The shell's current typed command: what it forks from now on runs for it.
+    if (uint64_t n = m.number(SHAUDIT_F_CMD_NO)) p.command = fmt::format("{}.{}", pid, n);
     if (auto f = m.find(SHAUDIT_F_TEXT)) {
       r.text_hash = text_hash(f->data);
       r.text_len = f->data.size();
@@ -291,6 +291,10 @@ bool CrossCheck::on_exec_report(pid_t pid, uid_t uid, const wire::Message& m,
     if (e->reported || e->ns < held.ns - opts_.window_ns - kSlackNs || !matches(*e, held))
       continue;
     held.matched = true;
+    if (e->recorded) {  // already written from the kernel's event alone
+      e->reported = true;
+      return true;
+    }
     return emit_exec(*e, &held);
   }
   return true;
@@ -363,8 +367,7 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
     if (e.loginuid != 4294967295u) x["loginuid"] = std::to_string(e.loginuid);
     if (e.sessionid != 4294967295u) x["audit_session"] = std::to_string(e.sessionid);
     if (!e.session.empty()) x["session"] = e.session;
-    if (command_of_)
-      if (std::string c = command_of_(e.pid, e.ppid); !c.empty()) x["command"] = c;
+    if (std::string c = command_for(e.pid, e.ppid); !c.empty()) x["command"] = c;
   }
   x["source"] = "bpf";
   x["pid"] = static_cast<int64_t>(e.pid);
@@ -378,23 +381,12 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
   return q_.push(std::move(x));
 }
 
-// Whether the image pid ran at time ns carried the genuine interposer: the kernel saw it
-// initialise since the process's last exec before ns; or, with no exec since its fork, its
-// parent's image did at the fork.
-bool CrossCheck::interposed_before(pid_t pid, int64_t ns, int depth) {
-  auto it = procs_.find(pid);
-  if (it == procs_.end() || depth > 16) return false;
-  Proc& p = it->second;
-  int64_t image_start = INT64_MIN;
-  for (int64_t e : p.execs)
-    if (e < ns) image_start = std::max(image_start, e);
-  // Events lost since: an exec of this process may be among them (its image unknown).
-  if (lost_between(image_start == INT64_MIN ? p.fork_ns : image_start, ns)) return false;
-  for (int64_t t : p.hooked)
-    if (t > image_start && t < ns) return true;
-  if (image_start == INT64_MIN && p.parent)
-    return interposed_before(p.parent, p.fork_ns, depth + 1);
-  return false;
+// The typed command a process runs for: what the kernel-side tree knows (its shell's line when
+// it was forked), else what the reports say.
+std::string CrossCheck::command_for(pid_t pid, pid_t ppid) {
+  auto p = procs_.find(pid);
+  if (p != procs_.end() && !p->second.command.empty()) return p->second.command;
+  return command_of_ ? command_of_(pid, ppid) : std::string();
 }
 
 bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
@@ -408,7 +400,7 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   b["pid"] = static_cast<int64_t>(pid);
   if (!session.empty()) b["session"] = session;
   b["evidence"] = std::move(evidence);
-  std::string command = command_of_ ? command_of_(pid, e ? e->ppid : 0) : std::string();
+  std::string command = command_for(pid, e ? e->ppid : 0);
   if (!command.empty()) b["command"] = command;
   if (e) {
     b["ppid"] = static_cast<int64_t>(e->ppid);
@@ -439,14 +431,6 @@ bool CrossCheck::decide_exec(KExec& e) {
       if (x > e.ns && x < t) later_exec = true;
     if (!later_exec) hooked = true;
   }
-  bool lost_reports = p.lost_until >= e.ns;
-  if (!e.reported && !lost_reports && interposed_before(e.pid, e.ns))
-    if (!push_bypass("unreported_exec", "high", &e, e.pid, e.session,
-                     fmt::format("the kernel saw pid {} exec {}; its image carries the interposer "
-                                 "but reported no exec with that argv",
-                                 e.pid, e.filename),
-                     &e.argv))
-      return false;
   if (!hooked && !(e.flags & SA_FLAG_SECUREEXEC) && !lost_between(e.ns, e.ns + opts_.window_ns)) {
     bool allowed = std::find(opts_.allowlist.begin(), opts_.allowlist.end(), e.filename) !=
                    opts_.allowlist.end();
@@ -458,6 +442,16 @@ bool CrossCheck::decide_exec(KExec& e) {
                      &e.argv))
       return false;
   }
+  return true;
+}
+
+bool CrossCheck::flush_fresh() {
+  for (KExec* e : fresh_) {
+    if (e->recorded) continue;
+    if (!try_match(*e)) return false;
+    if (!e->recorded && !emit_exec(*e, nullptr)) return false;
+  }
+  fresh_.clear();
   return true;
 }
 
@@ -492,8 +486,7 @@ bool CrossCheck::decide_line(const KLine& l) {
   b["argv"] = json::Array{};
   b["evidence"] = fmt::format(
       "{} (pid {}) read this line from its terminal; no interposer reported it", l.comm, l.pid);
-  if (command_of_)
-    if (std::string c = command_of_(l.pid, l.ppid); !c.empty()) b["command"] = c;
+  if (std::string c = command_for(l.pid, l.ppid); !c.empty()) b["command"] = c;
   return q_.push(std::move(b));
 }
 
@@ -561,6 +554,7 @@ bool CrossCheck::tick(int64_t now) {
     v.erase(std::remove(v.begin(), v.end(), item), v.end());
     if (v.empty()) index.erase(it);
   };
+  if (!flush_fresh()) return false;
   while (!execs_.empty() && execs_.front().ns + opts_.window_ns <= now) {
     if (!decide_exec(execs_.front())) return false;
     unindex(execs_by_pid_, execs_.front().pid, &execs_.front());

@@ -67,9 +67,6 @@ class CrossCheck {
   // The daemon started following pid in the kernel (a session's entry); hooked: the kernel says
   // its current image initialised the genuine interposer (bpf map hooked_pids).
   void on_track(pid_t pid, bool hooked);
-  // Reports of pid were lost from now on (its connection was refused): no unreported_exec
-  // decision is taken for it within the window (a loss record names it).
-  void on_reports_lost(pid_t pid, int64_t now_ns);
   // Kernel events were lost (ring buffer full) between these times (realtime): decisions
   // that need the kernel's complete view of that time are not taken.
   void on_kernel_loss(int64_t since_ns, int64_t until_ns);
@@ -78,7 +75,14 @@ class CrossCheck {
   // What the kernel's events say of a followed process whose fork the kernel reported (its
   // parent, loginuid and audit session as they were at the fork or its last exec): the /proc
   // reads a report would otherwise cost. False when unknown.
-  bool kernel_facts(pid_t pid, pid_t& ppid, uint32_t& loginuid, uint32_t& sessionid) const;
+  // ino: the sender's pidfs inode (from SCM_PIDFD); the facts are given only for that very
+  // process (a pid reused since is another process, whose fork may not be read yet).
+  bool kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
+                    uint32_t& sessionid) const;
+  // Writes the exec records of the kernel execs read since the last call (after the reports
+  // that were waiting in the sockets were read: a typed line reported before its command's
+  // fork is then known, and names the command). Returns false once the queue closed.
+  bool flush_fresh();
   // Takes the decisions whose window has passed; returns false once the queue closed.
   bool tick(int64_t now_ns);
   // Decides everything still pending (at shutdown).
@@ -143,9 +147,10 @@ class CrossCheck {
     pid_t parent = 0;
     int64_t fork_ns = 0;
     int64_t exit_ns = 0;       // the kernel saw it exit (0: running)
-    int64_t lost_until = 0;    // its reports were lost until then (refused connection)
     bool followed = false;     // tracked by the daemon (a session's entry)
     uint32_t loginuid = 4294967295u, sessionid = 4294967295u;  // at the fork or last exec
+    uint64_t ino = 0;     // its pidfs inode, from the fork event (0: unknown)
+    std::string command;  // the typed command it runs for (its own line, or its parent's at fork)
     uint8_t hash_key[16] = {};
     bool have_key = false;
   };
@@ -156,9 +161,9 @@ class CrossCheck {
   bool matches(const KExec& e, const Held& h) const;
   bool try_match(KExec& e);
   bool emit_exec(KExec& e, Held* h);
-  bool interposed_before(pid_t pid, int64_t ns, int depth = 0);
   bool lost_between(int64_t from, int64_t to) const;
   void measure_clocks();
+  std::string command_for(pid_t pid, pid_t ppid);
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                    const std::string& session, std::string evidence,
                    const std::vector<std::string>* argv, const std::string* exe = nullptr);
@@ -174,6 +179,7 @@ class CrossCheck {
   int64_t boot_to_real_ = 0;
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
+  std::vector<KExec*> fresh_;  // read since the last flush_fresh()
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
   std::deque<Held> held_;  // in order of receipt, so of deadline

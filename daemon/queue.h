@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <vector>
+#include <atomic>
 #include <unordered_map>
 
 #include "shaudit/json.h"
@@ -19,6 +21,13 @@ class RecordQueue {
   // Blocks while full (backpressure: the receiver stops reading, the kernel socket buffers
   // fill, reporters see EAGAIN and count their loss). Returns false once closed.
   bool push(json::Object rec) {
+    if (staging_ == this) {
+      // Staged by the receiver: handed over together at commit() (one lock, one wake-up of the
+      // writer for everything one turn of the receiver's loop produced).
+      if (closed_flag_.load(std::memory_order_relaxed)) return false;
+      staged_.push_back({std::move(rec), lane_, weight_});
+      return true;
+    }
     std::unique_lock lk(mu_);
     not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
     if (closed_) return false;
@@ -36,6 +45,34 @@ class RecordQueue {
 
   // Moves everything queued into out; waits until something is queued, wake() is called,
   // the queue is closed, or the deadline passes.
+  // From now on this thread's pushes are staged until commit() (the receiver, per turn).
+  void begin_staging() { staging_ = this; }
+  // Hands the staged records to the writer (waiting while the queue is full) and stops
+  // staging. Returns false once closed.
+  bool commit() {
+    staging_ = nullptr;
+    if (staged_.empty()) return !closed_flag_.load(std::memory_order_relaxed);
+    std::unique_lock lk(mu_);
+    not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
+    if (closed_) {
+      staged_.clear();
+      return false;
+    }
+    for (auto& st : staged_) {
+      q_.push_back(std::move(st.rec));
+      if (st.lane >= 0) {
+        Lane& l = lanes_[st.lane];
+        ++l.records;
+        l.bytes += st.weight;
+      }
+      popped_bytes_ += st.weight;
+    }
+    staged_.clear();
+    if (q_.size() > high_water_) high_water_ = q_.size();
+    not_empty_.notify_one();
+    return true;
+  }
+
   // Returns the weight (report bytes) of what it took.
   size_t pop_all(std::deque<json::Object>& out, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lk(mu_);
@@ -78,6 +115,7 @@ class RecordQueue {
   void close() {
     std::lock_guard lk(mu_);
     closed_ = true;
+    closed_flag_.store(true);
     not_empty_.notify_all();
     not_full_.notify_all();
   }
@@ -106,6 +144,14 @@ class RecordQueue {
   };
   std::unordered_map<int64_t, Lane> lanes_;
   size_t popped_bytes_ = 0;
+  struct Staged {
+    json::Object rec;
+    int64_t lane;
+    size_t weight;
+  };
+  std::vector<Staged> staged_;  // the staging thread's only
+  std::atomic<bool> closed_flag_{false};
+  static inline thread_local RecordQueue* staging_ = nullptr;
   static inline thread_local int64_t lane_ = -1;
   static inline thread_local size_t weight_ = 0;
   size_t capacity_;

@@ -20,6 +20,11 @@
 namespace shaudit::daemon {
 namespace {
 
+std::string socket_dir(const std::string& socket) {
+  auto slash = socket.rfind('/');
+  return slash == std::string::npos ? std::string(".") : socket.substr(0, slash);
+}
+
 constexpr int kMessagesPerTurn = 64;    // fairness: one busy client cannot starve others
 constexpr size_t kBytesPerTurn = 512 * 1024;  // ... nor with a few big messages
 constexpr int kDrainMessages = 100000;  // read at stop: reports already sent are kept
@@ -95,13 +100,10 @@ void Receiver::check_kernel_loss(int64_t now) {
   loss_checked_ns_ = now;
 }
 
-void Receiver::kernel_tick() {
-  uint64_t expirations;
-  ssize_t n = ::read(timer_fd_, &expirations, sizeof expirations);
-  (void)n;
+void Receiver::kernel_tick(bool timer) {
   collector_->consume();
   int64_t now = record::now_ns();
-  check_kernel_loss(now);
+  if (timer) check_kernel_loss(now);
   if (!cc_->tick(now)) stopping_ = true;
 }
 
@@ -126,6 +128,18 @@ Result<void> Receiver::listen() {
   if (epfd_ < 0 || wake_fd_ < 0)
     return make_error(fmt::format("epoll/eventfd: {}", std::strerror(errno)));
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // <socket dir>/kernel tells interposers that execs are recorded from the kernel (they then
+  // send no exec reports); it exists only while an eBPF collector runs behind this socket.
+  kernel_flag_ = socket_dir(cfg_.socket) + "/kernel";
+  ::unlink(kernel_flag_.c_str());
+  if (collector_) {
+    if (auto r = make_parent_dirs(cfg_.socket, 0755); !r) return r.error();
+    int f = ::open(kernel_flag_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (f < 0)
+      return make_error(fmt::format("cannot create {}: {}", kernel_flag_, std::strerror(errno)));
+    ::fchmod(f, 0644);
+    ::close(f);
+  }
   auto s = make_socket(cfg_.socket, SOCK_SEQPACKET, cfg_.socket_mode, cfg_.socket_group);
   if (!s) return s.error();
   listen_fd_ = *s;
@@ -158,6 +172,7 @@ void Receiver::watch_pidfd(int fd) {
 
 void Receiver::remove_sockets() {
   if (bound_socket_) ::unlink(cfg_.socket.c_str());
+  if (!kernel_flag_.empty()) ::unlink(kernel_flag_.c_str());
   bound_socket_ = false;
 }
 
@@ -192,9 +207,12 @@ void Receiver::run() {
       stats_.set_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
       break;
     }
-    // What the kernel said before these reports were sent is taken first: a report is then
-    // never ahead of the kernel events that happened before it (its sender's fork and exec).
-    if (collector_ && n > 0) collector_->consume();
+    // Records of this turn go to the writer together (commit below).
+    q_.begin_staging();
+    // Reports first, then the kernel: a typed line was sent before the shell forked its
+    // command, so when the kernel's exec of that command is read the line is known, and names
+    // it (CrossCheck::flush_fresh).
+    bool kernel_turn = false;
     for (int i = 0; i < n && !stopping_; ++i) {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
@@ -202,9 +220,12 @@ void Receiver::run() {
       } else if (fd == listen_fd_) {
         accept_clients();
       } else if (fd == bpf_fd_) {
-        collector_->consume();
+        kernel_turn = true;
       } else if (fd == timer_fd_) {
-        kernel_tick();
+        uint64_t expirations;
+        ssize_t r = ::read(timer_fd_, &expirations, sizeof expirations);
+        (void)r;
+        kernel_turn = true;
       } else if (pidfds_.count(fd)) {
         // A session's entry process exited: its session ends (and its pidfd is closed).
         if (!handler_.entry_exited(fd)) stopping_ = true;
@@ -220,7 +241,9 @@ void Receiver::run() {
         read_client(fd, kMessagesPerTurn);
       }
     }
+    if (collector_ && (kernel_turn || n > 0)) kernel_tick(kernel_turn);
     if (!refused_.empty()) flush_refusals(record::now_ns());
+    if (!q_.commit()) stopping_ = true;
     for (auto it = paused_.begin(); it != paused_.end();) {
       auto c = clients_.find(*it);
       uid_t uid = c == clients_.end() ? 0 : c->second.uid;
@@ -271,7 +294,6 @@ void Receiver::refuse(int fd, const ucred& peer, const char* reason) {
     r.first_pid = peer.pid;
     r.reason = reason;
   }
-  if (cc_ && peer.pid > 0) cc_->on_reports_lost(peer.pid, record::now_ns());
 }
 
 void Receiver::flush_refusals(int64_t now) {

@@ -46,7 +46,7 @@ class Receiver {
   bool read_client(int fd, int max_messages);
   void close_client(int fd);
   void watch_pidfd(int fd);
-  void kernel_tick();
+  void kernel_tick(bool timer);
   void check_kernel_loss(int64_t now);
   void refuse(int fd, const ucred& peer, const char* reason);
   void flush_refusals(int64_t now);
@@ -65,6 +65,7 @@ class Receiver {
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false;
+  std::string kernel_flag_;
   struct Client {
     uid_t uid;  // from SO_PEERCRED at accept (for per-uid bounds; each message carries its own)
   };

@@ -111,7 +111,7 @@ Proc& ReportHandler::proc(pid_t pid, const wire::Message& m, uint64_t ino) {
   pid_t kppid;
   uint32_t kluid, ksid;
   if (ino && cc_ && m.type != SHAUDIT_MSG_HELLO && !same &&
-      cc_->kernel_facts(pid, kppid, kluid, ksid)) {
+      cc_->kernel_facts(pid, ino, kppid, kluid, ksid)) {
     f.ok = true;
     f.ppid = kppid;
     if (kluid != 4294967295u) f.loginuid = std::to_string(kluid);
@@ -393,7 +393,7 @@ bool ReportHandler::handle(const wire::Message& m, const Sender& sender, std::st
     if (argv.empty() || reported) return true;
     // In a session the kernel follows, its exec event is the record (written by the
     // cross-check, whoever started the shell).
-    if (cc_ && !p.session.empty() && cc_->follows(pid)) return true;
+    if (cc_ && !p.session.empty()) return true;
     if (auto parent = procs_.find(p.ppid); parent != procs_.end()) {
       auto& sp = parent->second.spawned;  // posix_spawn/system/popen reported it already
       auto it = std::find(sp.begin(), sp.end(), argv_hash(argv));

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <time.h>
@@ -46,6 +47,7 @@ static struct {
   int interactive;
   int host_wide;
   int secure;
+  int kernel_execs; /* 0: not known yet; 1: shauditd records execs from the kernel; -1: not */
   pid_t owner;    /* the process this state belongs to */
   int fd;         /* connected socket or -1 */
   dev_t sock_dev; /* identity of our socket: a dup2 over it is detected */
@@ -557,12 +559,34 @@ static void read_self_exe(void) {
   S_exe[n > 0 ? n : 0] = 0;
 }
 
-/* The kernel side probes this function (bpf/proc.bpf.c, interposer_ready) in the library file
- * shauditd is configured with: its being called in a process is how shauditd learns, from the
- * kernel and without any message, that the process's image carries the genuine interposer. So
- * only processes with something to report (shells, and programs that exec) ever connect. */
-SA_HIDDEN __attribute__((noinline, used)) void shaudit_interposer_ready(void) {
-  __asm__ volatile("" ::: "memory");
+/* Tells the kernel side, without any message, that this image carries the genuine interposer:
+ * a prctl() with an option the kernel does not know (it fails with EINVAL, errno kept), which
+ * shauditd's eBPF program accepts only from code in the configured library file
+ * (bpf/proc.bpf.c, handle_prctl). So only processes with something to report (shells) connect. */
+static void announce_to_kernel(void) {
+  /* The system call instruction itself must be in this library (libc's syscall() would put it
+   * in libc), so it is made here; no errno to keep. */
+#if defined(__x86_64__)
+  long ret;
+  register long r10 __asm__("r10") = 0;
+  register long r8 __asm__("r8") = 0;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "0"((long)SYS_prctl), "D"((long)SHAUDIT_PRCTL_MARK), "S"(0L), "d"(0L),
+                     "r"(r10), "r"(r8)
+                   : "rcx", "r11", "memory");
+  (void)ret;
+#elif defined(__aarch64__)
+  register long x8 __asm__("x8") = SYS_prctl;
+  register long x0 __asm__("x0") = (long)SHAUDIT_PRCTL_MARK;
+  register long x1 __asm__("x1") = 0, x2 __asm__("x2") = 0, x3 __asm__("x3") = 0,
+                x4 __asm__("x4") = 0;
+  __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+#else
+  int saved = errno; /* (the kernel side will not accept it from libc: not audited here) */
+  syscall(SYS_prctl, (long)SHAUDIT_PRCTL_MARK, 0L, 0L, 0L, 0L);
+  errno = saved;
+#endif
 }
 
 SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
@@ -580,7 +604,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   S.host_wide = !loaded_by_env(envp);
   if (S.host_wide && !is_audited_host_wide()) return; /* stay a no-op */
   S.enabled = 1;
-  shaudit_interposer_ready();
+  announce_to_kernel();
   pthread_atfork(NULL, NULL, after_fork_child);
 
   /* The shell check goes by the name the program was started under; /proc/self/exe (the
@@ -673,8 +697,31 @@ static int resolve_path(const char* name, char* out, size_t cap) {
   return 0;
 }
 
+/* Whether shauditd records execs from the kernel (its eBPF collector runs): it then publishes
+ * <socket dir>/kernel, and exec reports would only repeat what the kernel says. Checked once per
+ * process image (one stat); a vfork child's answer is its parent's. */
+static int kernel_records_execs(void) {
+  int k = __atomic_load_n(&S.kernel_execs, __ATOMIC_RELAXED);
+  if (k) return k > 0;
+  char path[sizeof S.socket_path + 8];
+  const char* slash = strrchr(S.socket_path, '/');
+  size_t dir = slash ? (size_t)(slash - S.socket_path) : 0;
+  memcpy(path, S.socket_path, dir);
+  memcpy(path + dir, "/kernel", 8);
+  struct stat st;
+  k = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 ? 1 : -1;
+  __atomic_store_n(&S.kernel_execs, k, __ATOMIC_RELAXED);
+  return k > 0;
+}
+
+static void mark_bash_socket_cloexec(void);
+
 SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int flags) {
   if (!S.enabled) return;
+  if (kernel_records_execs()) {
+    mark_bash_socket_cloexec();
+    return;
+  }
   size_t need = 512 + PATH_MAX;
   for (size_t i = 0; argv && argv[i]; ++i)
     need += sizeof(struct shaudit_wire_field) + strlen(argv[i]);
@@ -694,7 +741,11 @@ SA_HIDDEN void sa_report_exec(const char* path, char* const argv[], int flags) {
     if (msg_add(&m, SHAUDIT_F_ARGV, argv[i], strlen(argv[i])) != 0) break;
   msg_send(&m);
   msg_end(&m);
-  /* bash keeps the socket inheritable (owner_fd): never let it into the new image. */
+  mark_bash_socket_cloexec();
+}
+
+/* bash keeps the socket inheritable (owner_fd): never let it into the new image. */
+static void mark_bash_socket_cloexec(void) {
   if (S.shell == SA_SHELL_BASH && is_owner()) {
     int fd = S.fd;
     if (fd >= 0 && socket_ok(fd) && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) S.bash_cloexec = 1;

@@ -59,10 +59,10 @@ def brief(bs):
 
 
 def reported_exec(recs, argv):
-    """The exec record of argv that the interposer reported (exactly one): written from the
-    kernel's exec event (`source: "bpf"`, `reported: true`); its pid is the process that ran it."""
-    ex = [r for r in recs if r["type"] == "exec" and r.get("source") == "bpf" and r.get("reported")
-          and r["argv"] == argv]
+    """The exec record of argv (exactly one), written from the kernel's exec event
+    (`source: "bpf"`; interposers send no exec reports when the kernel records execs); its pid is
+    the process that ran it."""
+    ex = [r for r in recs if r["type"] == "exec" and r.get("source") == "bpf" and r["argv"] == argv]
     assert len(ex) == 1, (argv, ex)
     return ex[0]
 
@@ -297,7 +297,6 @@ def test_bypass_corpus(daemon_factory, public_dir, work, programs, cc_user, name
         ("unhooked_process", busybox_pid, [BUSYBOX, "sh", "-c", "/bin/true"], None),
         ("unhooked_process", static_pid, [str(static)], None),
         ("unhooked_process", static_child, ["/bin/true", "static-child"], None),
-        ("unreported_exec", raw_pid, ["/bin/true", "raw-syscall"], None),
         ("unhooked_process", empty_pid, ["/bin/true", "empty-env"], None),
         ("unhooked_process", notbash_pid, [str(notbash), "--norc", "--noprofile", "-i"], None),
         ("unreported_input", notbash_pid, None, "echo in-notbash $$"),
@@ -330,16 +329,15 @@ def test_bypass_corpus(daemon_factory, public_dir, work, programs, cc_user, name
     b, _ = check_exec_bypass(recs, "unhooked_process", static_child, ["/bin/true", "static-child"],
                              "/bin/true", sid)
     assert b["ppid"] == static_pid
-    assert not find_bypass(recs, "unreported_exec", static_child)  # a static image reports nothing
 
-    # A raw execve system call: the image carried the interposer, which saw nothing. The new
-    # image got the environment, so it is hooked.
-    check_exec_bypass(recs, "unreported_exec", raw_pid, ["/bin/true", "raw-syscall"], "/bin/true", sid)
-    assert not find_bypass(recs, "unhooked_process", raw_pid)
+    # A raw execve system call: nothing to bypass, the kernel records every exec (with the typed
+    # command it ran for). The new image got the environment, so it is hooked: no bypass.
+    raw = reported_exec(recs, ["/bin/true", "raw-syscall"])
+    assert raw["pid"] == raw_pid and raw["session"] == sid and raw["command"].startswith(f"{sh.pid}.")
+    assert not [b for b in bypasses(recs) if b["pid"] == raw_pid]
 
     # execve with an empty environment: reported (through libc), but the new image is bare.
     check_exec_bypass(recs, "unhooked_process", empty_pid, ["/bin/true", "empty-env"], "/bin/true", sid)
-    assert not find_bypass(recs, "unreported_exec", empty_pid)
 
     # A copy of bash elsewhere under another name, and bash itself, without the interposer: the
     # process is flagged, and each line it read (from the kernel's probe) is in the log.
@@ -360,15 +358,13 @@ def test_bypass_corpus(daemon_factory, public_dir, work, programs, cc_user, name
     check_input_bypass(recs, su_pid, "echo in-su $$", sid)
     su_exec = reported_exec(recs, ["su", "-", user])
     assert not [b for b in bypasses(recs) if b["pid"] == su_exec["pid"]]
-    assert reported_exec(recs, ["-bash"])["pid"] == su_pid  # su's child reported its exec
-    assert not find_bypass(recs, "unreported_exec", su_pid)
+    assert reported_exec(recs, ["-bash"])["pid"] == su_pid
     # sudo -s likewise (sudo resets the environment).
     check_exec_bypass(recs, "unhooked_process", sudo_pid, ["/bin/bash"], "/bin/bash", sid, uid=user_uid)
     check_input_bypass(recs, sudo_pid, "echo in-sudo $$", sid)
     sudo_exec = reported_exec(recs, ["sudo", "-u", user, "-s"])
     assert not [b for b in bypasses(recs) if b["pid"] == sudo_exec["pid"]]
     assert reported_exec(recs, ["/bin/bash"])["pid"] == sudo_pid
-    assert not find_bypass(recs, "unreported_exec", sudo_pid)
 
     # Each bypass names the typed line that led to it.
     for text, pids in ((env_line, [env_pid]), (busybox_line, [busybox_pid]),
@@ -379,9 +375,9 @@ def test_bypass_corpus(daemon_factory, public_dir, work, programs, cc_user, name
         for b in bypasses(recs):
             if b["pid"] in pids:
                 assert b.get("command") == cmd, (text, b)
-    for code, pid in ((raw_code, raw_pid), (empty_code, empty_pid)):
-        cmd = typed_command(recs, sh.pid, f'python3 -c "{code}"')
-        assert [b.get("command") for b in bypasses(recs) if b["pid"] == pid] == [cmd]
+    cmd = typed_command(recs, sh.pid, f'python3 -c "{empty_code}"')
+    assert [b.get("command") for b in bypasses(recs) if b["pid"] == empty_pid] == [cmd]
+    assert raw["command"] == typed_command(recs, sh.pid, f'python3 -c "{raw_code}"')
 
     # Nothing the outer shell itself typed or ran is a bypass, and no report was called forged.
     assert not [b for b in bypasses(recs) if b["pid"] == sh.pid]
@@ -477,11 +473,12 @@ def test_clean_corpus_has_no_bypass(daemon_factory, work, name):
     assert d.stop() == 0  # decides whatever was still pending
     recs = d.records()
     assert not bypasses(recs), brief(bypasses(recs))
-    # Every exec is the kernel's record, and every one was reported (linked to its line).
+    # Every exec is the kernel's record, linked to the typed line that ran it.
     execs = [r for r in recs if r["type"] == "exec"]
     assert len(execs) > 1000
-    assert not [r for r in execs if r.get("source") != "bpf" or not r.get("reported")], \
-        [r for r in execs if r.get("source") != "bpf" or not r.get("reported")][:3]
+    cmds = {r["command"] for r in recs if r["type"] == "command" and r["pid"] == sh.pid}
+    bad = [r for r in execs if r.get("source") != "bpf" or r.get("command") not in cmds]
+    assert not bad, bad[:3]
     assert not [r for r in recs if r["type"] == "loss"]
     if name == "bash":
         assert [r for r in recs if r["type"] == "noncmd_input" and r["kind"] == "read_e"]

@@ -25,6 +25,9 @@ extern "C" {
  * would not fit are cut by the sender and flagged SHAUDIT_FIELD_TRUNCATED. */
 #define SHAUDIT_WIRE_MAX_MESSAGE (128u * 1024u)
 #define SHAUDIT_DEFAULT_SOCKET "/run/shaudit/shaudit.sock"
+/* The interposer announces itself to the kernel side with prctl(SHAUDIT_PRCTL_MARK) from its
+ * own code (an option the kernel does not know: EINVAL); bpf/events.h SA_PRCTL_MARK. */
+#define SHAUDIT_PRCTL_MARK 0x53484144u
 
 enum shaudit_msg_type {
   SHAUDIT_MSG_HELLO = 1,         /* a process carrying a reporter started: EXE, SESSION, ... */
