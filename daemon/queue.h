@@ -53,12 +53,15 @@ class RecordQueue {
     staging_ = nullptr;
     if (staged_.empty()) return !closed_flag_.load(std::memory_order_relaxed);
     std::unique_lock lk(mu_);
-    not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
-    if (closed_) {
-      staged_.clear();
-      return false;
-    }
     for (auto& st : staged_) {
+      if (q_.size() >= capacity_ && !closed_) {
+        not_empty_.notify_one();  // the writer drains what is there
+        not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
+      }
+      if (closed_) {
+        staged_.clear();
+        return false;
+      }
       q_.push_back(std::move(st.rec));
       if (st.lane >= 0) {
         Lane& l = lanes_[st.lane];

@@ -26,3 +26,46 @@ build_shaudit() {
   fi
   cmake --build "$build" --target shauditd shaudit_cli shaudit_preload
 }
+
+# maybe_build: build_shaudit, unless SKIP_BUILD=1 (then the binaries must already be in
+# $build: a build directory someone else is building in is not touched).
+maybe_build() {
+  if [[ ${SKIP_BUILD:-0} == 1 ]]; then
+    local f
+    for f in daemon/shauditd cli/shaudit preload/libshaudit_preload.so; do
+      [[ -e $build/$f ]] || { echo "$(basename "$0"): SKIP_BUILD=1 but $build/$f is missing" >&2; exit 1; }
+    done
+    echo "build: skipped (SKIP_BUILD=1), using $build as it is"
+  else
+    build_shaudit
+  fi
+}
+
+# print_command VAR...: the exact command line, with those environment variables that are set.
+print_command() {
+  local v s=""
+  for v; do
+    if [[ -n ${!v+x} ]]; then s+="$v=$(printf '%q' "${!v}") "; fi
+  done
+  echo "command: ${s}$0${BENCH_ARGS:+ $BENCH_ARGS}"
+}
+
+# print_machine: CPUs, CPU model, kernel, memory.
+print_machine() {
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" \
+    "(family $(grep -m1 'cpu family' /proc/cpuinfo | sed 's/.*: //'), model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | sed 's/.*: //')," \
+    "$(grep -m1 'cpu MHz' /proc/cpuinfo | sed 's/.*: //') MHz), kernel $(uname -r), $(free -g | awk '/^Mem:/ {print $2}') GB;" \
+    "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# print_tree: the git revision and the uncommitted changes in the parts that are measured.
+print_tree() {
+  local dirty
+  dirty="$(git -C "$repo" status --porcelain -- bpf daemon preload libshaudit cli tests/bench 2>/dev/null | awk '{print $2}' | tr '\n' ' ')"
+  echo "tree: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')${dirty:+ + uncommitted changes in: $dirty}"
+}
+
+# compile_helper NAME OUT: compiles tests/bench/NAME.c (with libshaudit's public headers) to OUT.
+compile_helper() {
+  cc -O2 -Wall -I"$repo/libshaudit/include" -o "$2" "$here/$1.c"
+}

@@ -10,14 +10,39 @@
       by other load; a daemon's CPU is not in it).
 
   interposer_bench.py count-execs LOG ARGV0... [--expect N] [--timeout S] [--count-only]
+                                  [--source bpf|report] [--json FILE] [--daemon-cpu-s S]
+                                  [--verify SHAUDIT PUBKEY]
       Counts exec records in a shauditd log whose argv[0] is one of ARGV0 (waits until N are
-      there when --expect is given) and the loss records; prints them; exit 1 if short.
+      there when --expect is given), with --source only those of that source ("bpf": the
+      kernel's exec event is the record; "reported": true when the interposer's report matched
+      it), and the loss and bypass records; prints them; exit 1 if short.
 
   interposer_bench.py latency --log LOG --socket SOCK --preload LIB --shell bash|dash
                               [--lines 200] [--delay-ms 2] [--out FILE]
       Types LINES short lines into an interactive shell on a pseudo-terminal, with the
       interposer preloaded, and measures for each the time from writing Enter to the pty
       until the line's command record is in LOG (tailed with inotify); prints p50/p90/p99/max.
+
+  interposer_bench.py measure --out LOAD.json [--watch [NAME=]PID]... -- CMD...
+      Runs CMD (one hyperfine invocation) and writes what the machine did meanwhile: wall time,
+      busy CPU (/proc/stat), the CPU of CMD's process tree and of the watched pids (shauditd,
+      bpftrace), the rest ("other": load the benchmark did not cause, in CPU s and in CPUs),
+      the 1-minute load average before and after, the eBPF exec programs loaded. Exit: CMD's.
+
+  interposer_bench.py settle --shaudit BIN --control CTL [--min-wait 1.3]
+      Waits until shauditd's counters (kernel events, records written, queue) are still.
+
+  interposer_bench.py count-bt OUT ARGV0... [--json FILE]
+      Counts a bpftrace output file's lines (pid filename) and those whose filename's last
+      component is that of one of ARGV0; empty filenames; "Lost N events".
+
+  interposer_bench.py round-line DIR ROUND
+      One line: each configuration's wall time in that round (new layout: DIR/runs/).
+
+With run_interposer_bench.sh's layout (DIR/runs/rROUND-CONFIG.{hf,load,check}.json: one
+hyperfine invocation per configuration and round, round 0 the warm-up), summarize also prints
+per round the machine's other load, the two target figures (shaudit-bpf - empty-env and
+snoopy - shaudit-bpf, per round) and the per-run checks of shaudit-bpf and bpftrace.
 """
 import argparse
 import ctypes
@@ -28,12 +53,14 @@ import os
 import re
 import select
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.insert(0, str(HERE))
 
 
 def quantile(xs, q):
@@ -50,6 +77,8 @@ def quantile(xs, q):
 # ------------------------------------------------------------------ summarize
 
 def summarize(args):
+    if os.path.isdir(os.path.join(args.dir, "runs")):
+        return summarize_runs(args)
     rounds = sorted(glob.glob(os.path.join(args.dir, "round-*.json")),
                     key=lambda p: int(re.search(r"round-(\d+)", p).group(1)))
     per = {}    # name -> list of (round, mean time, user, system)
@@ -115,19 +144,281 @@ def count_execs(args):
     deadline = time.monotonic() + args.timeout
     while True:
         recs = read_records(args.log)
-        n = sum(1 for r in recs if r.get("type") == "exec" and r.get("argv")
-                and r["argv"][0] in want)
+        ex = [r for r in recs if r.get("type") == "exec" and r.get("argv")
+              and r["argv"][0] in want and (args.source is None or r.get("source") == args.source)]
+        n = len(ex)
         loss = [r for r in recs if r.get("type") == "loss"]
         if args.expect is None or n >= args.expect or time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    reported = sum(1 for r in ex if r.get("reported") is True)
+    bypass = [r for r in recs if r.get("type") == "bypass"]
+    verify = None
+    if args.verify:
+        shaudit_bin, pub = args.verify
+        verify = subprocess.run([shaudit_bin, "verify", args.log, "--pubkey", pub],
+                                capture_output=True, text=True, timeout=600).returncode == 0
+    if args.json:
+        out = {"verify_ok": verify, "records": n, "reported": reported, "expected": args.expect, "loss": len(loss),
+               "bypasses": len(bypass),
+               "bypass_kinds": sorted({f"{b.get('kind')}:{b.get('exe')}" for b in bypass}),
+               "source": args.source}
+        if args.daemon_cpu_s is not None and args.expect:
+            out["daemon_cpu_s"] = args.daemon_cpu_s
+            out["daemon_us_per_exec"] = args.daemon_cpu_s / args.expect * 1e6
+        with open(args.json, "w") as f:
+            json.dump(out, f)
     if args.count_only:
         print(n)
         return 0
-    print(f"exec records with argv[0] in {sorted(want)}: {n}"
+    src = f" (source {args.source})" if args.source else ""
+    print(f"exec records{src} with argv[0] in {sorted(want)}: {n}"
           + (f" (expected {args.expect})" if args.expect is not None else "")
-          + f"; loss records: {len(loss)}")
+          + (f", {reported} reported" if args.source == "bpf" else "")
+          + f"; loss records: {len(loss)}; bypass records: {len(bypass)}"
+          + ("" if verify is None else f"; verify: {'OK' if verify else 'FAILED'}"))
     return 0 if (args.expect is None or n == args.expect) and not loss else 1
+
+
+def count_bt(args):
+    """bpftrace output of  printf("%d %s\\n", pid, str(args->filename))."""
+    want = {os.path.basename(a) for a in args.argv0}
+    total = ours = empty = lost = 0
+    pat = re.compile(rb"Lost (\d+) events")
+    with open(args.out, "rb") as f:
+        for line in f:
+            m = pat.search(line)
+            if m:
+                lost += int(m.group(1))
+                continue
+            if line.startswith(b"Attaching"):
+                continue
+            parts = line.rstrip(b"\n").split(b" ", 1)
+            if not parts[0].isdigit():
+                continue
+            total += 1
+            fn = parts[1] if len(parts) > 1 else b""
+            if not fn:
+                empty += 1
+            elif os.path.basename(fn).decode(errors="replace") in want:
+                ours += 1
+    out = {"lines": total, "lines_for_load": ours, "empty_filename": empty, "lost": lost}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f)
+    print(f"bpftrace: {total} lines, {ours} with a filename in {sorted(want)}, "
+          f"{empty} with an empty filename, Lost {lost}")
+    return 0
+
+
+def settle(args):
+    """Waits until a shauditd's counters have been still for 0.5 s, and --min-wait s have
+    passed (the cross-check decides an exec after its 1 s window)."""
+    t0 = time.monotonic()
+    last, since = None, t0
+    while True:
+        r = subprocess.run([args.shaudit, "stats", "--control", args.control, "--json"],
+                           capture_output=True, text=True, timeout=30)
+        st = json.loads(r.stdout)
+        k = (st["bpf_events"], st["records_written"], st["queue_depth"])
+        now = time.monotonic()
+        if k != last:
+            last, since = k, now
+        if (now - since >= 0.5 and now - t0 >= args.min_wait) or now - t0 > 120:
+            return 0
+        time.sleep(0.1)
+
+
+def measure(args):
+    from benchlib import LoadMeter, bpf_exec_progs
+    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    progs = bpf_exec_progs() if args.bpf_progs else None
+    watch = {}
+    for w in args.watch:
+        name, _, pid = w.rpartition("=")
+        watch[name or pid] = int(pid)
+    meter = LoadMeter(watch)
+    rc = subprocess.call(cmd)
+    out = meter.stop()
+    if progs is not None:
+        out["bpf_exec_progs"] = progs
+    with open(args.out, "w") as f:
+        json.dump(out, f)
+    return rc
+
+
+# ------------------------------------------------------------------ new layout (runs/)
+
+RUN_RE = re.compile(r"r(\d+)-(.+)\.hf\.json$")
+
+
+def load_runs(d):
+    """{(round, config): {"hf": hyperfine result, "load": {...}, "check": {...}}} from DIR/runs."""
+    runs = {}
+    rd = os.path.join(d, "runs")
+    for name in os.listdir(rd):
+        m = RUN_RE.match(name)
+        if not m:
+            continue
+        r, cfg = int(m.group(1)), m.group(2)
+        rec = {"hf": json.load(open(os.path.join(rd, name)))["results"][0]}
+        for part in ("load", "check"):
+            p = os.path.join(rd, f"r{r}-{cfg}.{part}.json")
+            if os.path.exists(p):
+                rec[part] = json.load(open(p))
+        runs[(r, cfg)] = rec
+    return runs
+
+
+def round_line(args):
+    runs = load_runs(args.dir)
+    r = args.round
+    xs = [(c, v) for (k, c), v in runs.items() if k == r]
+    xs.sort(key=lambda cv: cv[1].get("load", {}).get("t_start", 0))
+    other = [v["load"]["other_cpus"] for _, v in xs if "load" in v]
+    print("".join(f" {c} {v['hf']['mean']:.3f}s" for c, v in xs)
+          + (f" | other load max {max(other):.2f} CPUs" if other else ""))
+    return 0
+
+
+def spread(xs, f="{:.3f}"):
+    if not xs:
+        return "-"
+    return (f"{f.format(statistics.median(xs))} (IQR {f.format(quantile(xs, .25))}–"
+            f"{f.format(quantile(xs, .75))}; {f.format(min(xs))}–{f.format(max(xs))})")
+
+
+def summarize_runs(args):
+    runs = load_runs(args.dir)
+    rounds = sorted({r for r, _ in runs if r >= 1})
+    cfgs = []
+    for n in (args.order.split(",") if args.order else []):
+        if any(c == n for _, c in runs):
+            cfgs.append(n)
+    cfgs += sorted({c for _, c in runs} - set(cfgs))
+    if args.base not in cfgs:
+        sys.exit(f"no configuration named {args.base!r} in {args.dir}")
+    B = args.base
+
+    def wall(r, c):
+        return statistics.mean(runs[(r, c)]["hf"]["times"])
+
+    def cpu(r, c):
+        h = runs[(r, c)]["hf"]
+        return h["user"] + h["system"]
+
+    def ratio(r, c):
+        return wall(r, c) / wall(r, B)
+
+    have = lambda r, *cs: all((r, c) in runs for c in cs)  # noqa: E731
+    print(f"{len(rounds)} rounds (round 0, the warm-up, left out); ratios are per round (the same "
+          f"round's {B}); {args.execs} execs per run; one hyperfine invocation per configuration "
+          "and round, the order rotating\n")
+    print("| configuration | runs | wall (s), median | min-max | wall ratio vs base, median "
+          "| IQR | min-max | extra wall per exec (µs) | user+sys (s), median "
+          "| user+sys ratio, median | IQR | other load in its runs (CPUs), median | max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in cfgs:
+        rs = [r for r in rounds if have(r, c, B)]
+        if not rs:
+            continue
+        ts = [wall(r, c) for r in rs]
+        ra = [ratio(r, c) for r in rs]
+        ex = [(wall(r, c) - wall(r, B)) / args.execs * 1e6 for r in rs]
+        cp = [cpu(r, c) for r in rs]
+        cr = [cpu(r, c) / cpu(r, B) for r in rs]
+        ol = [runs[(r, c)]["load"]["other_cpus"] for r in rs if "load" in runs[(r, c)]]
+        print(f"| {c} | {len(rs)} | {statistics.median(ts):.3f} | {min(ts):.3f}-{max(ts):.3f} "
+              f"| **{statistics.median(ra):.3f}** | {quantile(ra, .25):.3f}-{quantile(ra, .75):.3f} "
+              f"| {min(ra):.3f}-{max(ra):.3f} | {statistics.median(ex):+.0f} "
+              f"| {statistics.median(cp):.3f} | {statistics.median(cr):.3f} "
+              f"| {quantile(cr, .25):.3f}-{quantile(cr, .75):.3f} "
+              f"| {statistics.median(ol) if ol else float('nan'):.2f} | {max(ol) if ol else float('nan'):.2f} |")
+
+    def other_max(r):
+        xs = [v["load"]["other_cpus"] for (k, _), v in runs.items() if k == r and "load" in v]
+        return max(xs) if xs else float("nan")
+
+    def targets(rs, title):
+        d1 = [ratio(r, "shaudit-bpf") - ratio(r, "empty-env") for r in rs
+              if have(r, B, "shaudit-bpf", "empty-env")]
+        d2 = [ratio(r, "snoopy") - ratio(r, "shaudit-bpf") for r in rs
+              if have(r, B, "snoopy", "shaudit-bpf")]
+        print(f"\n**Targets{title}** (per round: the difference of two wall ratios vs base):\n")
+        print("| figure | rounds | median | IQR | worst round | target | median meets it | every round meets it |")
+        print("|---|---:|---:|---|---:|---|---|---|")
+        if d1:
+            print(f"| shaudit-bpf − empty-env | {len(d1)} | **{statistics.median(d1):+.3f}** "
+                  f"| {quantile(d1, .25):+.3f} – {quantile(d1, .75):+.3f} | max {max(d1):+.3f} | ≤ 0.03 "
+                  f"| {'yes' if statistics.median(d1) <= 0.03 else 'no'} | {'yes' if max(d1) <= 0.03 else 'no'} |")
+        if d2:
+            print(f"| snoopy − shaudit-bpf | {len(d2)} | **{statistics.median(d2):+.3f}** "
+                  f"| {quantile(d2, .25):+.3f} – {quantile(d2, .75):+.3f} | min {min(d2):+.3f} | ≥ 0.08 "
+                  f"| {'yes' if statistics.median(d2) >= 0.08 else 'no'} | {'yes' if min(d2) >= 0.08 else 'no'} |")
+        if not d1 and not d2:
+            print("| (needs base, empty-env, snoopy and shaudit-bpf in the same rounds) | | | | | | | |")
+
+    targets(rounds, "")
+    quiet = [r for r in rounds if other_max(r) <= args.quiet_max]
+    if quiet and len(quiet) < len(rounds):
+        targets(quiet, f", only the {len(quiet)} rounds in which no run saw more than "
+                f"{args.quiet_max} CPUs of other load")
+    elif not quiet:
+        print(f"\n(no round had every run under {args.quiet_max} CPUs of other load)")
+
+    # Per round: ratios, the two figures, the machine's other load.
+    print("\nPer round (wall ratio vs the round's base; other load = machine busy time less the "
+          "benchmark's own processes, in CPUs, the highest of the round's runs; 1-minute load "
+          "average before the round's first run and after its last):\n")
+    others = [c for c in cfgs if c != B]
+    print("| round | base (s) | " + " | ".join(others) + " | bpf − empty | snoopy − bpf | other load max (CPUs) | loadavg |")
+    print("|---:|---:|" + "---:|" * len(others) + "---:|---:|---:|---|")
+    for r in rounds:
+        if not have(r, B):
+            continue
+        cells = [f"{ratio(r, c):.3f}" if have(r, c) else "-" for c in others]
+        d1 = (f"{ratio(r, 'shaudit-bpf') - ratio(r, 'empty-env'):+.3f}"
+              if have(r, "shaudit-bpf", "empty-env") else "-")
+        d2 = (f"{ratio(r, 'snoopy') - ratio(r, 'shaudit-bpf'):+.3f}"
+              if have(r, "snoopy", "shaudit-bpf") else "-")
+        lds = sorted((v["load"] for (k, _), v in runs.items() if k == r and "load" in v),
+                     key=lambda x: x.get("t_start", 0))
+        la = f"{lds[0]['loadavg_before']:.2f} → {lds[-1]['loadavg_after']:.2f}" if lds else "-"
+        print(f"| {r} | {wall(r, B):.3f} | " + " | ".join(cells) + f" | {d1} | {d2} | {other_max(r):.2f} | {la} |")
+    allo = [v["load"]["other_cpus"] for (k, _), v in runs.items() if k >= 1 and "load" in v]
+    if allo:
+        print(f"\nOther load over all {len(allo)} runs: median {statistics.median(allo):.2f} CPUs, "
+              f"max {max(allo):.2f} CPUs; {sum(1 for x in allo if x > args.quiet_max)} runs above "
+              f"{args.quiet_max} CPUs.")
+
+    # Per-run checks.
+    bc = [runs[(r, "shaudit-bpf")]["check"] for r in rounds
+          if (r, "shaudit-bpf") in runs and "check" in runs[(r, "shaudit-bpf")]]
+    if bc:
+        # Every exec has its kernel record (with the kernel recording execs, interposers send no
+        # exec reports: "reported" counts only reports from older interposers).
+        complete = sum(1 for x in bc if x["records"] == x["expected"])
+        us = [x["daemon_us_per_exec"] for x in bc if "daemon_us_per_exec" in x]
+        print(f"\nshaudit-bpf checks ({len(bc)} runs, a fresh shauditd with bpf: on per run, the loop "
+              f"in an audited session): exec records from the kernel (source bpf) for the loop's "
+              f"programs per run {','.join(sorted({str(x['records']) for x in bc}))} of "
+              f"{','.join(sorted({str(x['expected']) for x in bc}))}; reported (the interposer's report "
+              f"matched) {','.join(sorted({str(x['reported']) for x in bc}))}; {complete} of {len(bc)} runs "
+              f"complete; loss records {sum(x['loss'] for x in bc)}, bypass records "
+              f"{sum(x['bypasses'] for x in bc)}"
+              + (f" ({', '.join(sorted({k for x in bc for k in x['bypass_kinds']}))})"
+                 if any(x['bypass_kinds'] for x in bc) else "")
+              + (f"; shauditd CPU per exec (start to settled) {spread(us, '{:.1f}')} µs" if us else ""))
+    tc = [(r, runs[(r, "bpftrace")]) for r in rounds
+          if (r, "bpftrace") in runs and "check" in runs[(r, "bpftrace")]]
+    if tc:
+        ck = [v["check"] for _, v in tc]
+        bt_us = [v["load"]["watched_cpu_s"].get("bpftrace", 0) / args.execs * 1e6 for _, v in tc if "load" in v]
+        print(f"\nbpftrace checks ({len(ck)} runs, one bpftrace per run): lines for the loop's programs "
+              f"per run {spread([x['lines_for_load'] for x in ck], '{:.0f}')} (expected "
+              f"{args.execs}); all lines {spread([x['lines'] for x in ck], '{:.0f}')}; empty "
+              f"filenames {sum(x['empty_filename'] for x in ck)}; Lost {sum(x['lost'] for x in ck)}"
+              + (f"; bpftrace CPU per exec {spread(bt_us, '{:.1f}')} µs" if any(bt_us) else ""))
 
 
 # ------------------------------------------------------------------ latency
@@ -238,18 +529,43 @@ def latency(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="sub", required=True)
     s = sub.add_parser("summarize")
     s.add_argument("dir")
     s.add_argument("base")
     s.add_argument("execs", type=int)
     s.add_argument("--order")
+    s.add_argument("--quiet-max", type=float, default=0.15,
+                   help="rounds in which every run saw at most this much other load (CPUs) "
+                        "are summarized again on their own")
     c = sub.add_parser("count-execs")
     c.add_argument("log")
     c.add_argument("argv0", nargs="+")
     c.add_argument("--expect", type=int)
     c.add_argument("--timeout", type=float, default=30)
     c.add_argument("--count-only", action="store_true")
+    c.add_argument("--source", help="count only exec records with this source (bpf, report, hello)")
+    c.add_argument("--json", help="also write the counts to this file")
+    c.add_argument("--daemon-cpu-s", type=float, help="shauditd CPU of the run (for --json)")
+    c.add_argument("--verify", nargs=2, metavar=("SHAUDIT", "PUBKEY"),
+                   help="also run `SHAUDIT verify LOG --pubkey PUBKEY`")
+    st = sub.add_parser("settle")
+    st.add_argument("--shaudit", required=True)
+    st.add_argument("--control", required=True)
+    st.add_argument("--min-wait", type=float, default=1.3)
+    b = sub.add_parser("count-bt")
+    b.add_argument("out")
+    b.add_argument("argv0", nargs="+")
+    b.add_argument("--json")
+    m = sub.add_parser("measure")
+    m.add_argument("--out", required=True)
+    m.add_argument("--watch", action="append", default=[], metavar="[NAME=]PID",
+                   help="a process of the benchmark's own (its CPU is not other load)")
+    m.add_argument("--bpf-progs", action="store_true", help="count loaded handle_exec programs first")
+    m.add_argument("cmd", nargs=argparse.REMAINDER)
+    rl = sub.add_parser("round-line")
+    rl.add_argument("dir")
+    rl.add_argument("round", type=int)
     lt = sub.add_parser("latency")
     lt.add_argument("--log", required=True)
     lt.add_argument("--socket", required=True)
@@ -260,11 +576,19 @@ def main():
     lt.add_argument("--timeout", type=float, default=10)
     lt.add_argument("--out")
     a = ap.parse_args()
-    if a.cmd == "summarize":
+    if a.sub == "summarize":
         summarize(a)
         return 0
-    if a.cmd == "count-execs":
+    if a.sub == "count-execs":
         return count_execs(a)
+    if a.sub == "count-bt":
+        return count_bt(a)
+    if a.sub == "measure":
+        return measure(a)
+    if a.sub == "round-line":
+        return round_line(a)
+    if a.sub == "settle":
+        return settle(a)
     return latency(a)
 
 

@@ -1,63 +1,99 @@
 #!/usr/bin/env bash
-# Interposer overhead benchmark (issue "host capture"). Not a test: nothing runs it from ctest.
-# Needs root (mount namespaces, /etc/snoopy.ini), hyperfine, snoopy, python3, dash, bash.
+# Interposer overhead benchmark (issue "host capture"; issue 11: the kernel as the source of
+# process facts). Not a test: nothing runs it from ctest.
+# Needs root (sessions, eBPF, mount namespaces, /etc/snoopy.ini), hyperfine, snoopy, python3,
+# dash, bash, cc; bpftrace and bpftool for the bpftrace and shaudit-bpf configurations.
 #
-#   tests/bench/run_interposer_bench.sh                  # 20 rounds, all parts
-#   ROUNDS=5 PARTS="A C" tests/bench/run_interposer_bench.sh
+#   tests/bench/run_interposer_bench.sh                  # 20 rounds, parts A B C
+#   ROUNDS=5 PARTS="A B" tests/bench/run_interposer_bench.sh
+#   SKIP_BUILD=1 ROUNDS=2 PARTS=A tests/bench/run_interposer_bench.sh   # a smoke run
 #
 # A  3,000 sequential /bin/true execs from a dash loop;
 # B  a fork-heavy dash script: 1,000 iterations of  x=$(echo $i | cat)  and a 3-stage pipeline
 #    (3,000 execs a run);
-#    each in these configurations (one hyperfine -N run of each per round, rounds interleave
-#    the configurations and rotate their order; ratios are taken within a round):
-#      base        no interposer
-#      snoopy      LD_PRELOAD=libsnoopy.so, /etc/snoopy.ini "output = file:..." for the run
-#      shaudit     LD_PRELOAD=libshaudit_preload.so, shauditd running (bpf: off), private socket
+#    each in these configurations. A round runs every configuration once, each as its own
+#    hyperfine -N invocation (so a per-run daemon or bpftrace is up only during its own
+#    configuration's run); the order rotates from round to round; ratios are taken within a
+#    round. Every configuration's command is wrapped in session_run (tests/bench/session_run.c,
+#    compiled on the fly): `env [PRELOAD...] session_run SOCKET|- -- PROGRAM`, so all pay the
+#    same wrapper (one more exec, and the same interposer or snoopy in it):
+#      base        no interposer (session_run -)
+#      empty-env   floor: an empty shared library via LD_PRELOAD (the cost of preloading anything)
+#      snoopy      anchor: LD_PRELOAD=libsnoopy.so, /etc/snoopy.ini "output = file:..." for the run
+#      shaudit     LD_PRELOAD=libshaudit_preload.so, shauditd running (bpf: off), no session
+#                  (session_run -), private socket: the interposer's reports only
+#      shaudit-bpf LD_PRELOAD=libshaudit_preload.so and a fresh shauditd per run with bpf: on and
+#                  `interposer:` the very file preloaded (its initialisation is probed by inode);
+#                  session_run opens an audited session (SESSION_OPEN as root) and the loop runs
+#                  as its entry, so the kernel follows every exec; the exec records are the
+#                  kernel's exec events, matched with the interposer's reports
+#      bpftrace    the base loop while a bpftrace (started for this run, stopped after it) runs
+#                  tracepoint:syscalls:sys_enter_execve { printf("%d %s\n", pid, str(args->filename)); }
+#                  writing to a file
+#    and, by name in CONFIGS only:
 #      hostwide    /etc/ld.so.preload lists libshaudit_preload.so (private mount namespace,
 #                  bind mounts only), the process's audit session id is not in the table
 #      ns-base     control: the host-wide namespace set-up (nsenter, /etc bind-mounted from a
 #                  copy) without any preload file
-#      empty-env   floor: an empty shared library via LD_PRELOAD (the cost of preloading anything)
 #      empty-hw    floor: an empty shared library via /etc/ld.so.preload (same namespace set-up)
-#      shaudit-nodaemon  diagnostic: as shaudit, but nothing listens on its socket path (the
-#                  interposer's own cost without the daemon's: connect fails, reports are held)
+#      shaudit-nodaemon  diagnostic: as shaudit, but nothing listens on its socket path
+#    The summary prints per part each configuration's median ratio to base (IQR), the two
+#    target figures per round: shaudit-bpf ratio - empty-env ratio (median, max; target <= 0.03)
+#    and snoopy ratio - shaudit-bpf ratio (median, min; target >= 0.08), and the machine's other
+#    load: for every run, the machine's busy time (/proc/stat) less the CPU of the benchmark's
+#    own processes (the hyperfine tree, shauditd, bpftrace), and the 1-minute load average
+#    before and after; the targets again over the quiet rounds only (QUIET_MAX).
 # C  typed-line-to-record latency: interactive bash and dash on a pty with the interposer,
 #    LINES short lines; Enter written to the pty -> the command record is in the log file.
 #
-# Environment: BUILD (default <repo>/build), ROUNDS (20), RUNS_PER_ROUND (1), PARTS ("A B C"),
-# CONFIGS (default all eight above; "base" is always included), LINES (200), KEEP=1 keeps the
-# work directory (/var/tmp/shaudit-ibench.*).
+# Environment: BUILD (default <repo>/build), SKIP_BUILD=1 (do not build; use BUILD as it is),
+# ROUNDS (20), RUNS_PER_ROUND (1), PARTS ("A B C"), CONFIGS (default
+# "base empty-env snoopy shaudit shaudit-bpf bpftrace"; "base" is always included), LINES (200),
+# QUIET_MAX (0.15 CPUs), KEEP=1 keeps the work directory (/var/tmp/shaudit-ibench.*); without it
+# each part's runs/ and summary are copied to /var/tmp/shaudit-ibench-results/.
 # Safety: the host's /etc/ld.so.preload is never written (the host-wide configurations see a
 # bind-mounted file inside their own mount namespace); /etc/snoopy.ini is saved first and
-# restored byte-exact, with its mode, owner and mtime, on every exit path.
+# restored byte-exact, with its mode, owner and mtime, on every exit path; every process the
+# script starts is stopped by its pid.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rounds="${ROUNDS:-20}"
 runs_per_round="${RUNS_PER_ROUND:-1}"
 parts="${PARTS:-A B C}"
-configs="${CONFIGS:-base snoopy shaudit hostwide ns-base empty-env empty-hw shaudit-nodaemon}"
+configs="${CONFIGS:-base empty-env snoopy shaudit shaudit-bpf bpftrace}"
 lines="${LINES:-200}"
+quiet_max="${QUIET_MAX:-0.15}"
 snoopy_lib=/usr/lib/x86_64-linux-gnu/libsnoopy.so
 py="$here/interposer_bench.py"
 
+BENCH_ARGS="$*"
+print_command BUILD SKIP_BUILD ROUNDS RUNS_PER_ROUND PARTS CONFIGS LINES QUIET_MAX KEEP
 require_root
 require_tools hyperfine python3 dash bash unshare nsenter cc
 case " $configs " in *" base "*) ;; *) configs="base $configs" ;; esac
+has_cfg() { [[ " $configs " == *" $1 "* ]]; }
+has_cfg shaudit-bpf && require_tools bpftool
+has_cfg bpftrace && require_tools bpftrace
 if [[ " $configs " == *" snoopy "* && ! -e $snoopy_lib ]]; then
   # Never let the package enable itself host-wide (/etc/ld.so.preload).
   echo "snoopy snoopy/install-ld-preload boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y snoopy
 fi
 
-build_shaudit
+maybe_build
 
 W="$(mktemp -d /var/tmp/shaudit-ibench.XXXXXX)"
 pids=()
+bpfd_pid=""
+bt_pid=""
 snoopy_saved=""
 cleanup() {
   local rc=$?
   set +e
+  [[ -n $bt_pid ]] && kill -INT "$bt_pid" 2>/dev/null
+  [[ -n $bpfd_pid ]] && kill -TERM "$bpfd_pid" 2>/dev/null
+  for p in $bt_pid $bpfd_pid; do wait "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   if [[ -n $snoopy_saved && -f $snoopy_saved ]]; then
@@ -71,7 +107,20 @@ cleanup() {
       echo "WARNING: /etc/snoopy.ini differs from the saved copy $snoopy_saved" >&2; rc=1
     fi
   fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
+  if [[ ${KEEP:-0} == 1 ]]; then
+    echo "work directory kept: $W"
+  else
+    local keep_to="/var/tmp/shaudit-ibench-results/$(date +%Y%m%d-%H%M%S)" part
+    for part in A B; do
+      if [[ -d $W/$part/runs ]]; then
+        mkdir -p "$keep_to/$part"
+        cp -r "$W/$part/runs" "$keep_to/$part/"
+        cp "$W/$part/summary.md" "$keep_to/$part/" 2>/dev/null
+      fi
+    done
+    [[ -d $keep_to ]] && echo "per-run data: $keep_to (interposer_bench.py summarize DIR/PART base 3000 prints the tables again)"
+    rm -rf "$W"
+  fi
   exit $rc
 }
 trap cleanup EXIT
@@ -83,11 +132,17 @@ cp "$build/preload/libshaudit_preload.so" "$W/lib/libshaudit_preload.so"
 echo 'void shaudit_bench_empty(void) {}' > "$W/lib/empty.c"
 cc -O2 -shared -fPIC -o "$W/lib/libempty.so" "$W/lib/empty.c"
 preload="$W/lib/libshaudit_preload.so"
+mkdir -p "$W/bin"
+cp "$build/daemon/shauditd" "$build/cli/shaudit" "$W/bin/"   # stable copies, as the interposer
+compile_helper session_run "$W/bin/session_run"
+sr="$W/bin/session_run"
 
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
-echo "tree: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- preload 2>/dev/null || echo ' + uncommitted changes in preload/')"
+print_machine
+print_tree
 echo "interposer: $build/preload/libshaudit_preload.so (sha256 $(sha256sum < "$preload" | cut -c1-16)...)"
-echo "hyperfine: $(hyperfine --version); rounds: $rounds x $runs_per_round run(s) per configuration"
+echo "shauditd: $build/daemon/shauditd (sha256 $(sha256sum < "$W/bin/shauditd" | cut -c1-16)...)"
+echo "hyperfine: $(hyperfine --version); rounds: $rounds x $runs_per_round run(s) per configuration; configurations: $configs"
+has_cfg bpftrace && echo "bpftrace: $(bpftrace --version 2>&1)"
 echo "work directory: $W"
 
 # An audit session id of our own (when we have none), so the host-wide check goes all the way
@@ -99,15 +154,16 @@ sid="$(cat /proc/self/sessionid)"
 echo "audit session id of the benchmark: $sid"
 
 # ------------------------------------------------------------------ shauditd
-"$build/cli/shaudit" keygen --out "$W/signing.key" >/dev/null
+"$W/bin/shaudit" keygen --out "$W/signing.key" >/dev/null
 cat > "$W/shauditd.yaml" <<EOF
 socket: $W/d.sock
 control_socket: $W/d.ctl
 log: $W/log/audit.jsonl
 signing_key: $W/signing.key
+state_dir: $W/state
 bpf: off
 EOF
-"$build/daemon/shauditd" --config "$W/shauditd.yaml" > /dev/null 2> "$W/shauditd.stderr" &
+"$W/bin/shauditd" --config "$W/shauditd.yaml" > /dev/null 2> "$W/shauditd.stderr" &
 daemon_pid=$!
 pids+=("$daemon_pid")
 for _ in $(seq 100); do [[ -S $W/d.sock ]] && break; sleep 0.05; done
@@ -115,17 +171,18 @@ for _ in $(seq 100); do [[ -S $W/d.sock ]] && break; sleep 0.05; done
 log="$W/log/audit.jsonl"
 
 # ------------------------------------------------------------------ snoopy
-if [[ " $configs " == *" snoopy "* ]]; then
+if has_cfg snoopy; then
   cp -p /etc/snoopy.ini "$W/snoopy.ini.saved"
   snoopy_saved="$W/snoopy.ini.saved"       # set only once the copy exists: cleanup restores it
   printf '[snoopy]\noutput = file:%s\n' "$W/snoopy.log" > /etc/snoopy.ini
 fi
 
 # ------------------------------------------------------------------ host-wide namespaces
+if has_cfg hostwide || has_cfg ns-base || has_cfg empty-hw; then
 # /etc/ld.so.preload does not exist on the host, so a bind mount needs a mount point: each
 # namespace bind-mounts a copy of /etc over /etc (identical lookups), and the copy used with a
 # preload has an empty placeholder file over which the list file is bind-mounted.
-mkdir -p "$W/hw/sessions" "$W/nodaemon"
+mkdir -p "$W/hw/sessions"
 touch "$W/hw/sessions/999999"              # some other session; ours ($sid) is not listed
 [[ $sid != 999999 ]]
 cp -a /etc "$W/etc-ctl"
@@ -165,6 +222,9 @@ if command -v strace >/dev/null; then
   grep -A3 -e 'sessionid' "$W/hw.strace" | grep -v -e '^--' -e 'exit' | sed 's/^/    /'
   grep -c -e 'socket(' -e 'connect(' "$W/hw.strace" | sed 's/^/    socket or connect calls: /' || true
 fi
+fi
+
+mkdir -p "$W/nodaemon"
 
 # ------------------------------------------------------------------ A and B
 cat > "$W/fork_heavy.sh" <<'EOF'
@@ -177,27 +237,92 @@ done
 EOF
 loop_a='i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done'
 
-daemon_cpu() { awk '{print $14 + $15}' "/proc/$daemon_pid/stat"; }
+pid_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+daemon_cpu() { pid_cpu_ticks "$daemon_pid"; }
+tck="$(getconf CLK_TCK)"
+bt_prog='tracepoint:syscalls:sys_enter_execve { printf("%d %s\n", pid, str(args->filename)); }'
 
 cmd_for() {  # $1 config, $2 program and arguments (one string for hyperfine -N)
   case $1 in
-    base) echo "env $2" ;;
-    snoopy) echo "env LD_PRELOAD=$snoopy_lib $2" ;;
-    shaudit) echo "env LD_PRELOAD=$preload SHAUDIT_SOCKET=$W/d.sock $2" ;;
-    hostwide) echo "nsenter --mount=/proc/$ns_hw/ns/mnt env $hw_env $2" ;;
-    ns-base) echo "nsenter --mount=/proc/$ns_ctl/ns/mnt env $2" ;;
-    empty-env) echo "env LD_PRELOAD=$W/lib/libempty.so $2" ;;
-    empty-hw) echo "nsenter --mount=/proc/$ns_hwe/ns/mnt env $2" ;;
-    shaudit-nodaemon) echo "env LD_PRELOAD=$preload SHAUDIT_SOCKET=$W/nodaemon/shaudit.sock $2" ;;
+    base) echo "env $sr - -- $2" ;;
+    snoopy) echo "env LD_PRELOAD=$snoopy_lib $sr - -- $2" ;;
+    shaudit) echo "env LD_PRELOAD=$preload SHAUDIT_SOCKET=$W/d.sock $sr - -- $2" ;;
+    shaudit-bpf) echo "env LD_PRELOAD=$preload SHAUDIT_SOCKET=$W/bpfd/d.sock $sr $W/bpfd/d.sock -- $2" ;;
+    bpftrace) echo "env $sr - -- $2" ;;
+    hostwide) echo "nsenter --mount=/proc/$ns_hw/ns/mnt env $hw_env $sr - -- $2" ;;
+    ns-base) echo "nsenter --mount=/proc/$ns_ctl/ns/mnt env $sr - -- $2" ;;
+    empty-env) echo "env LD_PRELOAD=$W/lib/libempty.so $sr - -- $2" ;;
+    empty-hw) echo "nsenter --mount=/proc/$ns_hwe/ns/mnt env $sr - -- $2" ;;
+    shaudit-nodaemon) echo "env LD_PRELOAD=$preload SHAUDIT_SOCKET=$W/nodaemon/shaudit.sock $sr - -- $2" ;;
     *) echo "unknown configuration $1" >&2; exit 1 ;;
   esac
+}
+
+# A shauditd with bpf: on for one shaudit-bpf run: fresh log, same socket path ($W/bpfd).
+start_bpfd() {
+  rm -rf "$W/bpfd"
+  mkdir -p "$W/bpfd"
+  printf '%s\n' "socket: $W/bpfd/d.sock" "control_socket: $W/bpfd/d.ctl" \
+    "log: $W/bpfd/log/audit.jsonl" "signing_key: $W/signing.key" "state_dir: $W/bpfd/state" \
+    "bpf: on" "interposer: $preload" > "$W/bpfd/shauditd.yaml"
+  "$W/bin/shauditd" --config "$W/bpfd/shauditd.yaml" > /dev/null 2> "$W/bpfd/shauditd.stderr" &
+  bpfd_pid=$!
+  for _ in $(seq 600); do
+    [[ -S $W/bpfd/d.sock && -S $W/bpfd/d.ctl ]] && break
+    kill -0 "$bpfd_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ ! -S $W/bpfd/d.ctl ]]; then
+    echo "shauditd (bpf: on) did not start: $(cat "$W/bpfd/shauditd.stderr")" >&2
+    exit 1
+  fi
+  sleep 0.3
+  bpfd_cpu0="$(pid_cpu_ticks "$bpfd_pid")"
+}
+
+# After the run: settle (the cross-check decides after its 1 s window), read its CPU, stop it,
+# count the kernel's exec records (every exec recorded and cross-checked), verify the log.
+stop_bpfd() {  # $1 check file, $2 expected records, $3.. argv0 of the loop's execs
+  local out=$1 expect=$2 cpu1
+  shift 2
+  python3 "$py" settle --shaudit "$W/bin/shaudit" --control "$W/bpfd/d.ctl"
+  cpu1="$(pid_cpu_ticks "$bpfd_pid")"
+  kill -TERM "$bpfd_pid"
+  wait "$bpfd_pid" || echo "WARNING: shauditd (bpf: on) exited $?"
+  bpfd_pid=""
+  python3 "$py" count-execs "$W/bpfd/log/audit.jsonl" "$@" --source bpf --expect "$expect" \
+    --timeout 0 --json "$out" --verify "$W/bin/shaudit" "$W/signing.key.pub" \
+    --daemon-cpu-s "$(awk -v a="$bpfd_cpu0" -v b="$cpu1" -v t="$tck" 'BEGIN{printf "%.3f", (b-a)/t}')" |
+    sed 's/^/    shaudit-bpf: /' || true
+}
+
+start_bt() {  # $1 output file
+  bpftrace -e "$bt_prog" > "$1" 2> "$1.stderr" &
+  bt_pid=$!
+  for _ in $(seq 1200); do
+    grep -q Attaching "$1" 2>/dev/null && break
+    kill -0 "$bt_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  grep -q Attaching "$1" || { echo "bpftrace did not attach: $(cat "$1.stderr")" >&2; exit 1; }
+  sleep 0.2
+}
+
+stop_bt() {  # $1 output file, $2 check file, $3.. argv0 of the loop's execs
+  local out=$1 check=$2
+  shift 2
+  kill -INT "$bt_pid"
+  wait "$bt_pid" || true
+  bt_pid=""
+  python3 "$py" count-bt "$out" "$@" --json "$check" | sed 's/^/    /'
+  [[ ${KEEP:-0} == 1 ]] || rm -f "$out"
 }
 
 run_part() {  # $1 part name, $2 program string, $3 execs per run, $4.. argv0 of its execs
   local part=$1 prog=$2 execs=$3
   shift 3
   local dir="$W/$part"
-  mkdir -p "$dir"
+  mkdir -p "$dir/runs"
   local -a cfgs=($configs)
   local n=${#cfgs[@]}
   echo
@@ -208,27 +333,35 @@ run_part() {  # $1 part name, $2 program string, $3 execs per run, $4.. argv0 of
   local total_shaudit=0 cpu0
   cpu0="$(daemon_cpu)"
   for ((r = 0; r <= rounds; r++)); do   # round 0 is a warm-up, not summarized
-    local -a args=()
+    local runs=$((r == 0 ? 1 : runs_per_round))
     for ((k = 0; k < n; k++)); do
       local c=${cfgs[$(((k + r) % n))]}
-      args+=(-n "$c" "$(cmd_for "$c" "$prog")")
-      [[ $c == shaudit ]] && total_shaudit=$((total_shaudit + (r == 0 ? 1 : runs_per_round)))
+      local base="$dir/runs/r$r-$c"
+      local -a watch=(--watch "shauditd=$daemon_pid")
+      case $c in
+        shaudit) total_shaudit=$((total_shaudit + runs)) ;;
+        shaudit-bpf) start_bpfd; watch+=(--watch "shauditd-bpf=$bpfd_pid") ;;
+        bpftrace) start_bt "$base.bt.out"; watch+=(--watch "bpftrace=$bt_pid") ;;
+      esac
+      python3 "$py" measure --out "$base.load.json" "${watch[@]}" -- \
+        hyperfine -N --style basic --runs "$runs" --export-json "$base.hf.json" \
+        -n "$c" "$(cmd_for "$c" "$prog")" > "$base.txt" 2>&1 || { cat "$base.txt"; exit 1; }
+      case $c in
+        shaudit-bpf) stop_bpfd "$base.check.json" $((runs * execs)) "$@" ;;
+        bpftrace) stop_bt "$base.bt.out" "$base.check.json" "$@" ;;
+      esac
     done
-    local out="$dir/round-$r.json"
-    ((r == 0)) && out="$dir/warmup.json"
-    hyperfine -N --style basic --runs $((r == 0 ? 1 : runs_per_round)) --export-json "$out" \
-      "${args[@]}" > "$dir/hyperfine-$r.txt" 2>&1 || { cat "$dir/hyperfine-$r.txt"; exit 1; }
     printf '  round %d/%d:' "$r" "$rounds"
-    python3 -c 'import json,sys; print("".join(" %s %.3fs" % (x["command"], x["mean"]) for x in json.load(open(sys.argv[1]))["results"]))' "$out"
+    python3 "$py" round-line "$dir" "$r"
   done
   echo
-  python3 "$py" summarize "$dir" base "$execs" --order "$(echo $configs | tr ' ' ,)" | tee "$dir/summary.md"
-  if [[ " $configs " == *" shaudit "* ]]; then
-    local cpu1 tck
+  python3 "$py" summarize "$dir" base "$execs" --order "$(echo $configs | tr ' ' ,)" \
+    --quiet-max "$quiet_max" | tee "$dir/summary.md"
+  if has_cfg shaudit; then
+    local cpu1
     cpu1="$(daemon_cpu)"
-    tck="$(getconf CLK_TCK)"
     echo
-    echo "shauditd CPU (user+system, all threads) during part $part: $(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" 'BEGIN{printf "%.2f", (b-a)/t}') s" \
+    echo "shauditd (bpf: off) CPU (user+system, all threads) during part $part: $(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" 'BEGIN{printf "%.2f", (b-a)/t}') s" \
       "= $(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" -v n="$((total_shaudit * execs))" 'BEGIN{printf "%.0f", (b-a)/t/n*1e6}') µs per exec of the shaudit runs"
     echo
     echo "records check for shaudit ($total_shaudit runs x $execs execs, plus the $before already in the log):"
@@ -263,5 +396,5 @@ wait "$daemon_pid" || echo "WARNING: shauditd exited $?"
 rest=()
 for p in "${pids[@]}"; do [[ $p == "$daemon_pid" ]] || rest+=("$p"); done
 pids=("${rest[@]}")
-echo "daemon log: $(wc -l < "$log") records; verify: $("$build/cli/shaudit" verify "$log" --pubkey "$W/signing.key.pub" 2>&1 | tail -1)"
+echo "daemon log: $(wc -l < "$log") records; verify: $("$W/bin/shaudit" verify "$log" --pubkey "$W/signing.key.pub" 2>&1 | tail -1)"
 if [[ -n $snoopy_saved && -f $W/snoopy.log ]]; then echo "snoopy log: $(wc -l < "$W/snoopy.log") lines"; fi
