@@ -89,6 +89,8 @@ class CrossCheck {
   bool flush();
   // Exec reports held for checking, and their bytes (for tests and stats).
   size_t held() const { return held_.size(); }
+  // Nothing waits for a decision.
+  bool idle() const { return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty(); }
 
   // Session key used in the kernel map for a session id (16 hex digits).
   static uint64_t key_of(const std::string& session);

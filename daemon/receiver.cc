@@ -101,10 +101,22 @@ void Receiver::check_kernel_loss(int64_t now) {
 }
 
 void Receiver::kernel_tick(bool timer) {
-  collector_->consume();
+  int got = collector_->consume();
   int64_t now = record::now_ns();
   if (timer) check_kernel_loss(now);
   if (!cc_->tick(now)) stopping_ = true;
+  // The timer runs every 20 ms while the kernel has something to say or decisions wait, and
+  // every 200 ms once nothing did for a second: an idle shauditd wakes 5 times a second, not 50.
+  // (A first exec of an unexamined file, and every report, wake it at once anyway.)
+  bool busy = got > 0 || !cc_->idle();
+  if (busy) idle_ticks_ = 0;
+  else if (timer && idle_ticks_ < 1000) ++idle_ticks_;
+  long period = idle_ticks_ >= 50 ? 200000000 : 20000000;
+  if (period != timer_period_) {
+    timer_period_ = period;
+    itimerspec it{{0, period}, {0, period}};
+    ::timerfd_settime(timer_fd_, 0, &it, nullptr);
+  }
 }
 
 Receiver::~Receiver() {

@@ -60,6 +60,8 @@ class Receiver {
   std::unique_ptr<CrossCheck> cc_;
   Redactor redactor_;
   int timer_fd_ = -1, bpf_fd_ = -1;
+  long timer_period_ = 20000000;  // ns (see kernel_tick)
+  int idle_ticks_ = 0;
   uint64_t dropped_seen_ = 0;
   int64_t loss_checked_ns_ = 0;  // realtime of the last look at the kernel's drop counter
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
