@@ -76,10 +76,12 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   if (!opts.interposers.empty()) {
     struct stat st;
     if (::stat(opts.interposers.front().c_str(), &st) != 0)
-      return Error{fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
-                               "libshaudit_preload.so)",
-                               opts.interposers.front(), std::strerror(errno))};
-    c->skel_->rodata->interposer_dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
+      return Error{
+          fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
+                      "libshaudit_preload.so)",
+                      opts.interposers.front(), std::strerror(errno))};
+    c->skel_->rodata->interposer_dev =
+        (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
     c->skel_->rodata->interposer_ino = st.st_ino;
   }
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);

@@ -8,9 +8,9 @@
 #include <linux/types.h>
 #endif
 
-#define SA_ARGV_MAX (32u * 1024u)  /* argv bytes kept per exec; cut beyond, and flagged */
-#define SA_LINE_MAX 4096u          /* bytes of a readline/zleread line; cut beyond, flagged */
-#define SA_PATH_MAX 256u           /* exec filename bytes */
+#define SA_ARGV_MAX (32u * 1024u) /* argv bytes kept per exec; cut beyond, and flagged */
+#define SA_LINE_MAX 4096u         /* bytes of a readline/zleread line; cut beyond, flagged */
+#define SA_PATH_MAX 256u          /* exec filename bytes */
 #define SA_TTY_MAX 32u
 #define SA_COMM_MAX 16u
 
@@ -25,28 +25,28 @@ enum sa_event_type {
 };
 
 #define SA_FLAG_ARGV_CUT 0x1u
-#define SA_FLAG_SECUREEXEC 0x2u  /* setuid/setgid/file capabilities: ignores LD_PRELOAD */
+#define SA_FLAG_SECUREEXEC 0x2u /* setuid/setgid/file capabilities: ignores LD_PRELOAD */
 #define SA_FLAG_LINE_CUT 0x4u
-#define SA_FLAG_ZLE 0x8u         /* the line came from zsh's zleread (metafied) */
+#define SA_FLAG_ZLE 0x8u /* the line came from zsh's zleread (metafied) */
 
 /* Common header of every event. */
 struct sa_event_hdr {
   __u32 type;
-  __u32 pid;      /* tgid */
+  __u32 pid; /* tgid */
   __u32 tid;
-  __u32 ppid;     /* real parent's tgid */
+  __u32 ppid; /* real parent's tgid */
   __u32 uid;
   __u32 loginuid;
   __u32 sessionid;
   __u32 flags;
-  __u64 ts_ns;    /* bpf_ktime_get_boot_ns */
-  __u64 key;      /* the tracked session key the daemon gave this process's ancestor */
+  __u64 ts_ns; /* bpf_ktime_get_boot_ns */
+  __u64 key;   /* the tracked session key the daemon gave this process's ancestor */
   char comm[SA_COMM_MAX];
 };
 
 struct sa_exec_event {
   struct sa_event_hdr h;
-  __u32 argv_len;      /* bytes in argv[] (NUL-separated elements) */
+  __u32 argv_len; /* bytes in argv[] (NUL-separated elements) */
   __u32 argc;
   __u32 filename_len;
   __u32 tty_len;

@@ -230,7 +230,7 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child) {
   __u32 ptgid = BPF_CORE_READ(parent, tgid);
   __u32 ctgid = BPF_CORE_READ(child, tgid);
-  if (ptgid == ctgid) return 0; /* a new thread, not a new process */
+  if (ptgid == ctgid) return 0;                    /* a new thread, not a new process */
   if (bpf_map_lookup_elem(&hooked_pids, &ptgid)) { /* the child runs the parent's image */
     __u8 one = 1;
     bpf_map_update_elem(&hooked_pids, &ctgid, &one, BPF_ANY);

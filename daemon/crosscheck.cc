@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <time.h>
 
-
 #include <algorithm>
 #include <cstring>
 
@@ -18,7 +17,7 @@ namespace {
 constexpr int64_t kSlackNs = 20'000'000;  // clock and scheduling slack between the two sides
 // Reports kept per process: all those a kernel event may still be matched with (a pasted script
 // or a fast typist sends hundreds within one window), within a memory bound.
-constexpr size_t kMaxReportsPerProc = 4096;  // ~100 bytes each (hashes, not text)
+constexpr size_t kMaxReportsPerProc = 4096;      // ~100 bytes each (hashes, not text)
 constexpr int64_t kKeepExtraNs = 2'000'000'000;  // late ring-buffer delivery
 constexpr size_t kMaxPrefixBytes = 64u << 20;    // long lines' beginnings kept, in all
 
@@ -91,11 +90,16 @@ bool CrossCheck::follows(pid_t pid) const {
   return p.followed || p.parent != 0 || !p.execs.empty() || !p.hooked.empty();
 }
 
+std::string CrossCheck::kernel_session(pid_t pid, uint64_t ino) const {
+  auto it = procs_.find(pid);
+  if (it == procs_.end() || !ino || it->second.ino != ino || !it->second.key) return {};
+  return session_of(it->second.key);
+}
+
 bool CrossCheck::kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
                               uint32_t& sessionid) const {
   auto it = procs_.find(pid);
-  if (it == procs_.end() || it->second.parent == 0 || !ino || it->second.ino != ino)
-    return false;
+  if (it == procs_.end() || it->second.parent == 0 || !ino || it->second.ino != ino) return false;
   ppid = it->second.parent;
   loginuid = it->second.loginuid;
   sessionid = it->second.sessionid;
@@ -160,8 +164,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
     case SA_EV_ATTEMPT: {
       if (size < sizeof(sa_attempt_event)) return;
       const auto* e = static_cast<const sa_attempt_event*>(data);
-      failed_.push_back({ns, pid, static_cast<pid_t>(h.ppid),
-                         cstr(e->filename, sizeof e->filename), e->result});
+      failed_.push_back(
+          {ns, pid, static_cast<pid_t>(h.ppid), cstr(e->filename, sizeof e->filename), e->result});
       break;
     }
     case SA_EV_FORK: {
@@ -181,6 +185,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       c.exit_ns = 0;
       c.followed = false;
       c.ino = size >= offsetof(sa_fork_event, child_ino) + sizeof e->child_ino ? e->child_ino : 0;
+      c.key = h.key;
       c.loginuid = h.loginuid;  // the parent's, which the child inherited
       c.sessionid = h.sessionid;
       if (auto par = procs_.find(pid); par != procs_.end()) c.command = par->second.command;
@@ -288,8 +293,7 @@ bool CrossCheck::on_exec_report(pid_t pid, uid_t uid, const wire::Message& m,
   auto found = (held.spawn ? execs_by_ppid_ : execs_by_pid_).find(pid);
   if (found == (held.spawn ? execs_by_ppid_ : execs_by_pid_).end()) return true;
   for (KExec* e : found->second) {
-    if (e->reported || e->ns < held.ns - opts_.window_ns - kSlackNs || !matches(*e, held))
-      continue;
+    if (e->reported || e->ns < held.ns - opts_.window_ns - kSlackNs || !matches(*e, held)) continue;
     held.matched = true;
     if (e->recorded) {  // already written from the kernel's event alone
       e->reported = true;

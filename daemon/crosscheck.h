@@ -43,8 +43,8 @@ namespace shaudit::daemon {
 
 struct CrossCheckOptions {
   int64_t window_ns = 1'000'000'000;
-  const Redactor* redactor = nullptr;  // applied to what the kernel captured too
-  std::vector<std::string> allowlist;  // exe paths whose unhooked runs are low severity
+  const Redactor* redactor = nullptr;     // applied to what the kernel captured too
+  std::vector<std::string> allowlist;     // exe paths whose unhooked runs are low severity
   size_t held_bytes_per_uid = 16u << 20;  // exec reports held for checking, per uid
 };
 
@@ -79,6 +79,8 @@ class CrossCheck {
   // process (a pid reused since is another process, whose fork may not be read yet).
   bool kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
                     uint32_t& sessionid) const;
+  // The audited session the kernel followed that very process in ("" when unknown).
+  std::string kernel_session(pid_t pid, uint64_t ino) const;
   // Writes the exec records of the kernel execs read since the last call (after the reports
   // that were waiting in the sockets were read: a typed line reported before its command's
   // fork is then known, and names the command). Returns false once the queue closed.
@@ -126,8 +128,8 @@ class CrossCheck {
   struct Held {  // an exec report waiting for its kernel exec
     pid_t pid;   // the reporter
     uid_t uid;
-    int64_t ns;  // received
-    bool spawn;  // a new child runs it (posix_spawn, system, popen)
+    int64_t ns;                     // received
+    bool spawn;                     // a new child runs it (posix_spawn, system, popen)
     std::vector<std::string> argv;  // as reported (cut at kHeldArgvBytes: argv_cut)
     bool argv_cut;
     uint64_t argv_hash;  // of the whole reported argv
@@ -148,10 +150,11 @@ class CrossCheck {
     std::deque<int64_t> hooked;  // kernel: the genuine interposer initialised (times)
     pid_t parent = 0;
     int64_t fork_ns = 0;
-    int64_t exit_ns = 0;       // the kernel saw it exit (0: running)
-    bool followed = false;     // tracked by the daemon (a session's entry)
+    int64_t exit_ns = 0;    // the kernel saw it exit (0: running)
+    bool followed = false;  // tracked by the daemon (a session's entry)
     uint32_t loginuid = 4294967295u, sessionid = 4294967295u;  // at the fork or last exec
     uint64_t ino = 0;     // its pidfs inode, from the fork event (0: unknown)
+    uint64_t key = 0;     // the session key the kernel followed it under
     std::string command;  // the typed command it runs for (its own line, or its parent's at fork)
     uint8_t hash_key[16] = {};
     bool have_key = false;
@@ -181,7 +184,7 @@ class CrossCheck {
   int64_t boot_to_real_ = 0;
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
-  std::vector<KExec*> fresh_;  // read since the last flush_fresh()
+  std::vector<KExec*> fresh_;                       // read since the last flush_fresh()
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
   std::deque<Held> held_;  // in order of receipt, so of deadline
@@ -190,7 +193,7 @@ class CrossCheck {
   std::unordered_map<pid_t, std::vector<KExec*>> execs_by_pid_, execs_by_ppid_;
   std::unordered_map<pid_t, std::vector<Held*>> held_by_pid_;
   std::deque<Failed> failed_;
-  std::unordered_map<uid_t, size_t> held_bytes_;      // per uid
+  std::unordered_map<uid_t, size_t> held_bytes_;       // per uid
   std::unordered_map<uid_t, uint64_t> over_capacity_;  // reports written unchecked, per uid
   int64_t capacity_flushed_ns_ = 0;
   int64_t pruned_ns_ = 0;

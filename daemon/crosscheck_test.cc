@@ -26,7 +26,8 @@ int64_t boot_now() {
 
 class CrossCheckTest : public ::testing::Test {
  protected:
-  CrossCheckTest() : q_(100000), cc_(q_, stats_, opts(), [](pid_t, pid_t) { return std::string(); }) {
+  CrossCheckTest()
+      : q_(100000), cc_(q_, stats_, opts(), [](pid_t, pid_t) { return std::string(); }) {
     boot0_ = boot_now();
     real0_ = record::now_ns();
   }
@@ -90,8 +91,8 @@ class CrossCheckTest : public ::testing::Test {
     cc_.on_kernel(e.get(), offsetof(sa_exec_event, argv) + n);
   }
   // An exec report of pid received at time t; sent_ns is what the sender claimed.
-  void exec_report(pid_t pid, int64_t t, const std::string& path, const std::vector<std::string>& argv,
-                   uint64_t sent_ns = 0, bool spawn = false) {
+  void exec_report(pid_t pid, int64_t t, const std::string& path,
+                   const std::vector<std::string>& argv, uint64_t sent_ns = 0, bool spawn = false) {
     std::vector<char> buf(4096 + argv.size() * 64 + 256 * 1024);
     shaudit_enc e;
     shaudit_enc_begin(&e, buf.data(), buf.size(), SHAUDIT_MSG_EXEC);
@@ -275,7 +276,8 @@ TEST_F(CrossCheckTest, AFailedAttemptIsRecordedAsReportedWithTheKernelsResult) {
 TEST_F(CrossCheckTest, AFutureDatedReportDoesNotHoldBackOtherDecisions) {
   fork_ev(100, 101, 0);
   fork_ev(100, 102, 0);
-  exec_report(101, 1'000'000, "/x", {"x"}, /*sent_ns=*/static_cast<uint64_t>(rt(0)) + 1'000'000'000'000'000'000ull);
+  exec_report(101, 1'000'000, "/x", {"x"},
+              /*sent_ns=*/static_cast<uint64_t>(rt(0)) + 1'000'000'000'000'000'000ull);
   exec_report(102, 2'000'000, "/usr/bin/nonexistent-claim", {"nonexistent-claim"});
   ASSERT_TRUE(cc_.tick(rt(2'000'000 + kWindow + 50'000'000)));
   auto r = records();

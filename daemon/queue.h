@@ -1,14 +1,14 @@
 // Bounded multi-producer queue between the socket receiver and the log writer.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
-#include <vector>
-#include <atomic>
 #include <unordered_map>
+#include <vector>
 
 #include "shaudit/json.h"
 

@@ -25,9 +25,9 @@ std::string socket_dir(const std::string& socket) {
   return slash == std::string::npos ? std::string(".") : socket.substr(0, slash);
 }
 
-constexpr int kMessagesPerTurn = 64;    // fairness: one busy client cannot starve others
+constexpr int kMessagesPerTurn = 64;          // fairness: one busy client cannot starve others
 constexpr size_t kBytesPerTurn = 512 * 1024;  // ... nor with a few big messages
-constexpr int kDrainMessages = 100000;  // read at stop: reports already sent are kept
+constexpr int kDrainMessages = 100000;        // read at stop: reports already sent are kept
 
 int64_t monotonic_ns() {
   timespec ts;
@@ -109,8 +109,10 @@ void Receiver::kernel_tick(bool timer) {
   // every 200 ms once nothing did for a second: an idle shauditd wakes 5 times a second, not 50.
   // (A first exec of an unexamined file, and every report, wake it at once anyway.)
   bool busy = got > 0 || !cc_->idle();
-  if (busy) idle_ticks_ = 0;
-  else if (timer && idle_ticks_ < 1000) ++idle_ticks_;
+  if (busy)
+    idle_ticks_ = 0;
+  else if (timer && idle_ticks_ < 1000)
+    ++idle_ticks_;
   long period = idle_ticks_ >= 50 ? 200000000 : 20000000;
   if (period != timer_period_) {
     timer_period_ = period;
@@ -146,7 +148,8 @@ Result<void> Receiver::listen() {
   ::unlink(kernel_flag_.c_str());
   if (collector_) {
     if (auto r = make_parent_dirs(cfg_.socket, 0755); !r) return r.error();
-    int f = ::open(kernel_flag_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int f =
+        ::open(kernel_flag_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (f < 0)
       return make_error(fmt::format("cannot create {}: {}", kernel_flag_, std::strerror(errno)));
     ::fchmod(f, 0644);
@@ -201,7 +204,9 @@ void Receiver::run() {
   const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
   while (!stopping_) {
     int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
-                         !paused_.empty() ? 5 : refused_.empty() ? -1 : 1000);
+                         !paused_.empty()   ? 5
+                         : refused_.empty() ? -1
+                                            : 1000);
     if (n > 0 && batch_ns > 0) {
       // Under a stream of short-lived reporters (an exec loop: connect, hello, exit), waking
       // for every event wakes this thread onto the busy CPU of the reporter. When the last
@@ -319,9 +324,9 @@ void Receiver::flush_refusals(int64_t now) {
     loss["refused"] = static_cast<int64_t>(r.count);
     loss["pid"] = static_cast<int64_t>(r.first_pid);
     loss["reason"] = r.reason;
-    loss["evidence"] = fmt::format(
-        "{} connection(s) of uid {} refused ({}): what those processes report is lost", r.count,
-        uid, r.reason);
+    loss["evidence"] =
+        fmt::format("{} connection(s) of uid {} refused ({}): what those processes report is lost",
+                    r.count, uid, r.reason);
     stats_.loss_records.fetch_add(1, std::memory_order_relaxed);
     if (!q_.push(std::move(loss))) {
       stopping_ = true;
@@ -396,8 +401,8 @@ void Receiver::close_client(int fd) {
 
 // Reads up to max_messages from one client; false when it is closed.
 bool Receiver::read_client(int fd, int max_messages) {
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) +
-                              CMSG_SPACE(sizeof(int) * 32)];
+  alignas(cmsghdr) char
+      cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * 32)];
   size_t taken = 0;
   for (int k = 0; k < max_messages && (max_messages > kMessagesPerTurn || taken < kBytesPerTurn);
        ++k) {

@@ -118,8 +118,16 @@ Proc& ReportHandler::proc(pid_t pid, const wire::Message& m, uint64_t ino) {
     if (ksid != 4294967295u) f.audit_session = std::to_string(ksid);
   } else {
     f = read_proc_facts(pid);
+    // Gone already (a short-lived shell's hello read late): what the kernel said of it.
+    if (!f.ok && ino && cc_ && cc_->kernel_facts(pid, ino, kppid, kluid, ksid)) {
+      f.ok = true;
+      f.ppid = kppid;
+      if (kluid != 4294967295u) f.loginuid = std::to_string(kluid);
+      if (ksid != 4294967295u) f.audit_session = std::to_string(ksid);
+    }
   }
-  if (!ino && same && it->second.reported && seq != 1 && (!f.ok || f.start_time == it->second.start_time))
+  if (!ino && same && it->second.reported && seq != 1 &&
+      (!f.ok || f.start_time == it->second.start_time))
     return it->second;
   if (!same || (!ino && f.ok && it->second.start_time != f.start_time)) {
     if (procs_.size() >= kMaxTrackedProcs) procs_.clear();
@@ -210,6 +218,10 @@ const std::string& ReportHandler::resolve_session(pid_t pid, Proc& p) {
     start = next ? next->start_time : 0;
   }
   if (Session* s = sessions_.by_audit_session(p.audit_session)) p.session = s->id;
+  // Its ancestry is gone from /proc: the session the kernel followed it in.
+  if (p.session.empty() && cc_ && p.ino)
+    if (std::string k = cc_->kernel_session(pid, p.ino); !k.empty() && sessions_.find(k))
+      p.session = k;
   return p.session;
 }
 

@@ -14,8 +14,8 @@
 
 #include "crosscheck.h"
 #include "queue.h"
-#include "shaudit/redact.h"
 #include "sessions.h"
+#include "shaudit/redact.h"
 #include "shaudit/wire_codec.h"
 #include "stats.h"
 
@@ -27,12 +27,12 @@ struct Proc {
   uint64_t start_time = 0;
   pid_t ppid = 0;
   std::string loginuid, audit_session;
-  uint64_t last_seq = 0;   // last report number seen from this process
-  std::string session;     // "" when in none
-  std::string command;     // the typed command it runs for ("<shell pid>.<n>")
-  bool reported = false;   // sent at least one report
-  bool gone = false;       // /proc had no entry: ppid is what the process reported
-  bool exec_reported = false;  // its current image's exec was reported before it ran
+  uint64_t last_seq = 0;          // last report number seen from this process
+  std::string session;            // "" when in none
+  std::string command;            // the typed command it runs for ("<shell pid>.<n>")
+  bool reported = false;          // sent at least one report
+  bool gone = false;              // /proc had no entry: ppid is what the process reported
+  bool exec_reported = false;     // its current image's exec was reported before it ran
   std::vector<uint64_t> spawned;  // argv hashes it reported for children it spawned
   bool shell = false, interactive = false;
   std::string exe, tty;

@@ -21,7 +21,8 @@ Result<void> make_parent_dirs(const std::string& path, unsigned mode) {
     if (i == dir.size() || dir[i] == '/') {
       std::string part = dir.substr(0, i);
       if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
-        return make_error(fmt::format("cannot create directory {}: {}", part, std::strerror(errno)));
+        return make_error(
+            fmt::format("cannot create directory {}: {}", part, std::strerror(errno)));
     }
   }
   return {};
@@ -42,7 +43,8 @@ bool socket_is_live(const std::string& path, int type) {
   return rc == 0;
 }
 
-Result<int> make_socket(const std::string& path, int type, unsigned mode, const std::string& group) {
+Result<int> make_socket(const std::string& path, int type, unsigned mode,
+                        const std::string& group) {
   // Parent directory (0755), then replace a stale socket, refuse a live one.
   if (auto r = make_parent_dirs(path, 0755); !r) return r.error();
   sockaddr_un addr{};
@@ -53,7 +55,8 @@ Result<int> make_socket(const std::string& path, int type, unsigned mode, const 
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
-      return make_error(fmt::format("{} exists and is not a socket; remove it or choose another path", path));
+      return make_error(
+          fmt::format("{} exists and is not a socket; remove it or choose another path", path));
     int probe = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
     if (probe >= 0) {
       int rc = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);

@@ -48,9 +48,9 @@ static struct {
   int host_wide;
   int secure;
   int kernel_execs; /* 0: not known yet; 1: shauditd records execs from the kernel; -1: not */
-  pid_t owner;    /* the process this state belongs to */
-  int fd;         /* connected socket or -1 */
-  dev_t sock_dev; /* identity of our socket: a dup2 over it is detected */
+  pid_t owner;      /* the process this state belongs to */
+  int fd;           /* connected socket or -1 */
+  dev_t sock_dev;   /* identity of our socket: a dup2 over it is detected */
   ino_t sock_ino;
   uint64_t seq;            /* last report number (owner only) */
   int64_t next_connect_ns; /* no reconnect attempts before this ... */
@@ -580,7 +580,7 @@ static void announce_to_kernel(void) {
   register long x8 __asm__("x8") = SYS_prctl;
   register long x0 __asm__("x0") = (long)SHAUDIT_PRCTL_MARK;
   register long x1 __asm__("x1") = 0, x2 __asm__("x2") = 0, x3 __asm__("x3") = 0,
-                x4 __asm__("x4") = 0;
+                   x4 __asm__("x4") = 0;
   __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
 #else
   int saved = errno; /* (the kernel side will not accept it from libc: not audited here) */

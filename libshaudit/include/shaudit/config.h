@@ -73,14 +73,14 @@ struct Config {
   uint64_t queue_capacity = 65536;
   uint64_t max_clients = 4096;
   uint64_t shutdown_timeout_ms = 10000;
-  uint64_t bpf_ringbuf_kib = 8192;       // ring buffer between the eBPF programs and shauditd
-  uint64_t crosscheck_window_ms = 1000;  // how long a kernel event waits for its report
-  uint64_t client_queue_quota = 512;     // records one reporter connection may have queued
+  uint64_t bpf_ringbuf_kib = 8192;         // ring buffer between the eBPF programs and shauditd
+  uint64_t crosscheck_window_ms = 1000;    // how long a kernel event waits for its report
+  uint64_t client_queue_quota = 512;       // records one reporter connection may have queued
   uint64_t client_queue_bytes = 1u << 20;  // report bytes one uid may have queued (0: no bound)
-  uint64_t max_clients_per_uid = 256;    // open reporter connections per uid (root: no bound)
+  uint64_t max_clients_per_uid = 256;      // open reporter connections per uid (root: no bound)
   // The genuine interposer: the eBPF collector probes its initialisation in this file.
   std::string interposer = kDefaultInterposer;
-  uint64_t receiver_batch_us = 500;      // gather events this long when wake-ups come back to back
+  uint64_t receiver_batch_us = 500;  // gather events this long when wake-ups come back to back
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
   std::vector<std::string> redact_patterns;    // extra secret patterns (ECMAScript regexes)

@@ -30,12 +30,12 @@ extern "C" {
 #define SHAUDIT_PRCTL_MARK 0x53484144u
 
 enum shaudit_msg_type {
-  SHAUDIT_MSG_HELLO = 1,         /* a process carrying a reporter started: EXE, SESSION, ... */
-  SHAUDIT_MSG_LINE = 2,          /* a typed line: SHELL, TEXT, CMD_NO, LINE_FLAGS, TTY, CWD */
-  SHAUDIT_MSG_EXEC = 3,          /* an exec attempt: PATH, ARGV (one per element), CWD, CMD_* */
-  SHAUDIT_MSG_STATUS = 4,        /* a typed command finished: CMD_NO, STATUS, DURATION_NS */
-  SHAUDIT_MSG_NONCMD = 5,        /* non-command input: INPUT_KIND, INPUT_LEN, INPUT_HASH, HASH_KEY */
-  SHAUDIT_MSG_SESSION_OPEN = 6,  /* PAM (root only): USER, UID, SERVICE, TTY, RHOST */
+  SHAUDIT_MSG_HELLO = 1,        /* a process carrying a reporter started: EXE, SESSION, ... */
+  SHAUDIT_MSG_LINE = 2,         /* a typed line: SHELL, TEXT, CMD_NO, LINE_FLAGS, TTY, CWD */
+  SHAUDIT_MSG_EXEC = 3,         /* an exec attempt: PATH, ARGV (one per element), CWD, CMD_* */
+  SHAUDIT_MSG_STATUS = 4,       /* a typed command finished: CMD_NO, STATUS, DURATION_NS */
+  SHAUDIT_MSG_NONCMD = 5,       /* non-command input: INPUT_KIND, INPUT_LEN, INPUT_HASH, HASH_KEY */
+  SHAUDIT_MSG_SESSION_OPEN = 6, /* PAM (root only): USER, UID, SERVICE, TTY, RHOST */
   SHAUDIT_MSG_SESSION_CLOSE = 7, /* PAM (root only): SESSION */
   SHAUDIT_MSG_SESSION_REPLY = 8, /* daemon -> PAM: SESSION, or ERROR */
   SHAUDIT_MSG_MAX = 8
@@ -58,8 +58,8 @@ enum shaudit_field_tag {
   SHAUDIT_F_DURATION_NS = 13, /* Enter to next prompt */
   SHAUDIT_F_INPUT_KIND = 14,  /* SHAUDIT_INPUT_* */
   SHAUDIT_F_INPUT_LEN = 15,
-  SHAUDIT_F_INPUT_HASH = 16,  /* SipHash-2-4 of the input under HASH_KEY */
-  SHAUDIT_F_HASH_KEY = 17,    /* 16 random bytes chosen by the process; kept in memory, never logged */
+  SHAUDIT_F_INPUT_HASH = 16, /* SipHash-2-4 of the input under HASH_KEY */
+  SHAUDIT_F_HASH_KEY = 17, /* 16 random bytes chosen by the process; kept in memory, never logged */
   SHAUDIT_F_HELLO_FLAGS = 18, /* SHAUDIT_HELLO_* */
   SHAUDIT_F_USER = 19,        /* PAM: user name */
   SHAUDIT_F_UID = 20,         /* PAM: the user's uid */
@@ -82,10 +82,10 @@ enum shaudit_field_tag {
 #define SHAUDIT_INPUT_ECHO_OFF 3u /* read while terminal echo was off (passwords) */
 
 /* SHAUDIT_F_HELLO_FLAGS */
-#define SHAUDIT_HELLO_SHELL 0x1u        /* a shell the interposer captures lines from */
-#define SHAUDIT_HELLO_INTERACTIVE 0x2u  /* ... running interactively on a terminal */
-#define SHAUDIT_HELLO_HOST_WIDE 0x4u    /* loaded through /etc/ld.so.preload */
-#define SHAUDIT_HELLO_SECURE 0x8u       /* secure-execution mode (setuid etc.) */
+#define SHAUDIT_HELLO_SHELL 0x1u       /* a shell the interposer captures lines from */
+#define SHAUDIT_HELLO_INTERACTIVE 0x2u /* ... running interactively on a terminal */
+#define SHAUDIT_HELLO_HOST_WIDE 0x4u   /* loaded through /etc/ld.so.preload */
+#define SHAUDIT_HELLO_SECURE 0x8u      /* secure-execution mode (setuid etc.) */
 
 /* Field flags. */
 #define SHAUDIT_FIELD_TRUNCATED 0x1u /* the sender cut this field to fit */
