@@ -46,6 +46,12 @@ std::string last_log() {
   return nl == std::string::npos ? s : s.substr(nl + 1);
 }
 
+// A device number as the kernel holds it in struct super_block (major << 20 | minor), which is
+// what the eBPF programs read; stat() encodes it differently.
+uint64_t kernel_dev(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | minor(dev);
+}
+
 int on_event(void* ctx, void* data, size_t size) {
   auto* fn = static_cast<EventFn*>(ctx);
   (*fn)(data, size);
@@ -73,15 +79,14 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
       (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
     return fail("scratch map size", ncpu <= 0 ? ncpu : err);
   // The genuine interposer, by device and inode (read-only data, set before load).
-  if (!opts.interposers.empty()) {
+  if (!opts.interposer.empty()) {
     struct stat st;
-    if (::stat(opts.interposers.front().c_str(), &st) != 0)
+    if (::stat(opts.interposer.c_str(), &st) != 0)
       return Error{
           fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
                       "libshaudit_preload.so)",
-                      opts.interposers.front(), std::strerror(errno))};
-    c->skel_->rodata->interposer_dev =
-        (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
+                      opts.interposer, std::strerror(errno))};
+    c->skel_->rodata->interposer_dev = kernel_dev(st.st_dev);
     c->skel_->rodata->interposer_ino = st.st_ino;
   }
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
@@ -164,7 +169,7 @@ bool Collector::interposer_initialised(pid_t pid) const {
 }
 
 void Collector::mark_known(uint64_t dev, uint64_t ino) {
-  sa_file_key k{(static_cast<uint64_t>(major(dev)) << 20) | minor(dev), ino};
+  sa_file_key k{kernel_dev(dev), ino};
   __u8 one = 1;
   (void)bpf_map_update_elem(bpf_map__fd(skel_->maps.known_files), &k, &one, BPF_ANY);
 }

@@ -25,10 +25,9 @@ struct CollectorOptions {
   // Binaries whose readline()/zleread() return values are probed from the start.
   std::vector<std::string> readline_binaries = {"/usr/bin/bash"};
   std::vector<std::string> zle_modules;  // e.g. /usr/lib/x86_64-linux-gnu/zsh/5.9/zsh/zle.so
-  // The genuine interposer library (the first entry; more builds, e.g. musl, later): its
-  // announcement to the kernel is accepted only from code in this file (SA_EV_HOOKED). Empty:
-  // no such events.
-  std::vector<std::string> interposers;
+  // The genuine interposer library: its announcement to the kernel is accepted only from code
+  // in this file (SA_EV_HOOKED). Empty: no such events.
+  std::string interposer;
 };
 
 // Called for every event; data points at a struct from events.h of size bytes.
@@ -56,10 +55,10 @@ class Collector {
   uint64_t dropped() const;  // events lost to a full ring buffer, since load
   // Whether the current image of pid initialised the genuine interposer (the kernel saw it).
   bool interposer_initialised(pid_t pid) const;
-  // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.
-  void mark_known(uint64_t dev, uint64_t ino);
 
  private:
+  // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.
+  void mark_known(uint64_t dev, uint64_t ino);
   Collector() = default;
   shaudit_proc_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "reports.h"
@@ -21,11 +22,10 @@ constexpr size_t kMaxReportsPerProc = 4096;      // ~100 bytes each (hashes, not
 constexpr int64_t kKeepExtraNs = 2'000'000'000;  // late ring-buffer delivery
 constexpr size_t kMaxPrefixBytes = 64u << 20;    // long lines' beginnings kept, in all
 
-// A line's identity for matching (not stored: the text itself is not kept).
+// A line's identity for matching (the text itself is not kept): the argv hash of a one-element
+// argv.
 uint64_t text_hash(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h ^ s.size();
+  return argv_hash(std::array<std::string_view, 1>{s});
 }
 
 int64_t clock_ns(clockid_t c) {
@@ -61,8 +61,8 @@ CrossCheck::CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
   measure_clocks();
 }
 
-// Kernel events carry boot time, reports the sender's realtime clock. The offset between the
-// two moves only when the realtime clock is set: measured again at every tick, between two
+// Kernel events carry boot time, reports shauditd's realtime clock at receipt. The offset between
+// the two moves only when the realtime clock is set: measured again at every tick, between two
 // boot-time reads so its error is a fraction of a microsecond.
 void CrossCheck::measure_clocks() {
   int64_t b0 = clock_ns(CLOCK_BOOTTIME);
@@ -96,13 +96,15 @@ std::string CrossCheck::kernel_session(pid_t pid, uint64_t ino) const {
   return session_of(it->second.key);
 }
 
-bool CrossCheck::kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
-                              uint32_t& sessionid) const {
+bool CrossCheck::kernel_facts(pid_t pid, uint64_t ino, ProcFacts& f) const {
   auto it = procs_.find(pid);
   if (it == procs_.end() || it->second.parent == 0 || !ino || it->second.ino != ino) return false;
-  ppid = it->second.parent;
-  loginuid = it->second.loginuid;
-  sessionid = it->second.sessionid;
+  const Proc& p = it->second;
+  f = ProcFacts{};
+  f.ok = true;
+  f.ppid = p.parent;
+  if (p.loginuid != kUnset) f.loginuid = std::to_string(p.loginuid);
+  if (p.sessionid != kUnset) f.audit_session = std::to_string(p.sessionid);
   return true;
 }
 
@@ -290,17 +292,27 @@ bool CrossCheck::on_exec_report(pid_t pid, uid_t uid, const wire::Message& m,
   Held& held = held_.back();
   held_by_pid_[pid].push_back(&held);
   // The kernel's exec may have been read first.
-  auto found = (held.spawn ? execs_by_ppid_ : execs_by_pid_).find(pid);
-  if (found == (held.spawn ? execs_by_ppid_ : execs_by_pid_).end()) return true;
-  for (KExec* e : found->second) {
-    if (e->reported || e->ns < held.ns - opts_.window_ns - kSlackNs || !matches(*e, held)) continue;
-    held.matched = true;
-    if (e->recorded) {  // already written from the kernel's event alone
-      e->reported = true;
-      return true;
-    }
-    return emit_exec(*e, &held);
-  }
+  auto& index = held.spawn ? execs_by_ppid_ : execs_by_pid_;
+  auto found = index.find(pid);
+  if (found == index.end()) return true;
+  for (KExec* e : found->second)
+    if (pairs(*e, held)) return link(*e, held);
+  return true;
+}
+
+// Whether a held report claims a kernel exec that no report claimed yet: within the window of
+// each other, with the same argv.
+bool CrossCheck::pairs(const KExec& e, const Held& h) const {
+  return !e.reported && !h.matched && h.ns >= e.ns - opts_.window_ns - kSlackNs &&
+         h.ns <= e.ns + opts_.window_ns + kSlackNs && matches(e, h);
+}
+
+// Links a report to the kernel exec it claims; the exec record is written once, with what the
+// report adds (when it was not written from the kernel's event alone already).
+bool CrossCheck::link(KExec& e, Held& h) {
+  h.matched = true;
+  if (!e.recorded) return emit_exec(e, &h);
+  e.reported = true;
   return true;
 }
 
@@ -339,13 +351,8 @@ bool CrossCheck::try_match(KExec& e) {
   for (pid_t who : whos) {
     auto it = held_by_pid_.find(who);
     if (who <= 0 || it == held_by_pid_.end()) continue;
-    for (Held* h : it->second) {
-      if (h->matched || h->spawn != (who != e.pid)) continue;
-      if (h->ns < e.ns - opts_.window_ns || h->ns > e.ns + opts_.window_ns || !matches(e, *h))
-        continue;
-      h->matched = true;
-      return emit_exec(e, h);
-    }
+    for (Held* h : it->second)
+      if (h->spawn == (who != e.pid) && pairs(e, *h)) return link(e, *h);
   }
   return true;
 }
@@ -368,8 +375,8 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
   } else {
     x["type"] = record::kExec;
     x["uid"] = static_cast<int64_t>(e.uid);
-    if (e.loginuid != 4294967295u) x["loginuid"] = std::to_string(e.loginuid);
-    if (e.sessionid != 4294967295u) x["audit_session"] = std::to_string(e.sessionid);
+    if (e.loginuid != kUnset) x["loginuid"] = std::to_string(e.loginuid);
+    if (e.sessionid != kUnset) x["audit_session"] = std::to_string(e.sessionid);
     if (!e.session.empty()) x["session"] = e.session;
     if (std::string c = command_for(e.pid, e.ppid); !c.empty()) x["command"] = c;
   }
@@ -421,10 +428,9 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
 }
 
 bool CrossCheck::decide_exec(KExec& e) {
+  // Its record was written when it was read (flush_fresh, which tick() runs first); a report
+  // read since was linked to it then (on_exec_report).
   Proc& p = procs_[e.pid];
-  // A report that came late (read after the window began) may still claim it.
-  if (!e.reported && !try_match(e)) return false;
-  if (!e.recorded && !emit_exec(e, nullptr)) return false;
   // The genuine interposer initialised in this image: the kernel saw it after this exec and
   // before any later one.
   bool hooked = false;

@@ -35,6 +35,7 @@
 
 #include "events.h"
 #include "queue.h"
+#include "sessions.h"
 #include "shaudit/redact.h"
 #include "shaudit/wire_codec.h"
 #include "stats.h"
@@ -77,8 +78,7 @@ class CrossCheck {
   // reads a report would otherwise cost. False when unknown.
   // ino: the sender's pidfs inode (from SCM_PIDFD); the facts are given only for that very
   // process (a pid reused since is another process, whose fork may not be read yet).
-  bool kernel_facts(pid_t pid, uint64_t ino, pid_t& ppid, uint32_t& loginuid,
-                    uint32_t& sessionid) const;
+  bool kernel_facts(pid_t pid, uint64_t ino, ProcFacts& f) const;
   // The audited session the kernel followed that very process in ("" when unknown).
   std::string kernel_session(pid_t pid, uint64_t ino) const;
   // Writes the exec records of the kernel execs read since the last call (after the reports
@@ -93,6 +93,8 @@ class CrossCheck {
   size_t held() const { return held_.size(); }
   // Nothing waits for a decision.
   bool idle() const { return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty(); }
+
+  static constexpr uint32_t kUnset = 4294967295u;  // a loginuid or audit session id not set
 
   // Session key used in the kernel map for a session id (16 hex digits).
   static uint64_t key_of(const std::string& session);
@@ -150,9 +152,9 @@ class CrossCheck {
     std::deque<int64_t> hooked;  // kernel: the genuine interposer initialised (times)
     pid_t parent = 0;
     int64_t fork_ns = 0;
-    int64_t exit_ns = 0;    // the kernel saw it exit (0: running)
-    bool followed = false;  // tracked by the daemon (a session's entry)
-    uint32_t loginuid = 4294967295u, sessionid = 4294967295u;  // at the fork or last exec
+    int64_t exit_ns = 0;                             // the kernel saw it exit (0: running)
+    bool followed = false;                           // tracked by the daemon (a session's entry)
+    uint32_t loginuid = kUnset, sessionid = kUnset;  // at the fork or last exec
     uint64_t ino = 0;     // its pidfs inode, from the fork event (0: unknown)
     uint64_t key = 0;     // the session key the kernel followed it under
     std::string command;  // the typed command it runs for (its own line, or its parent's at fork)
@@ -165,6 +167,8 @@ class CrossCheck {
   bool decide_held(Held& h);
   bool matches(const KExec& e, const Held& h) const;
   bool try_match(KExec& e);
+  bool pairs(const KExec& e, const Held& h) const;
+  bool link(KExec& e, Held& h);
   bool emit_exec(KExec& e, Held* h);
   bool lost_between(int64_t from, int64_t to) const;
   void measure_clocks();

@@ -54,12 +54,12 @@ class CrossCheckTest : public ::testing::Test {
     h.key = kKey;
     std::strcpy(h.comm, "x");
   }
-  void fork_ev(pid_t parent, pid_t child, int64_t t) {
+  void fork_ev(pid_t parent, pid_t child, int64_t t, uint64_t child_ino = 0) {
     sa_fork_event e;
     hdr(e.h, SA_EV_FORK, parent, 1, t);
     e.child_pid = static_cast<uint32_t>(child);
     e.pad = 0;
-    e.child_ino = 0;
+    e.child_ino = child_ino;
     cc_.on_kernel(&e, sizeof e);
   }
   void hooked(pid_t pid, int64_t t) {
@@ -110,6 +110,28 @@ class CrossCheckTest : public ::testing::Test {
     rec["command"] = "42.1";
     record::set_argv(rec, std::vector<std::string>(argv.begin(), argv.end()));
     ASSERT_TRUE(cc_.on_exec_report(pid, 1000, m, "abcdef0123456789", rt(t), std::move(rec)));
+  }
+  // Process 101 (forked by 100, whose interposer initialises after its exec) reports an exec of
+  // path/argv, then the kernel sees it exec file/kargv: the set-up of the argv tests.
+  void report_then_exec(const std::string& path, const std::vector<std::string>& argv,
+                        const std::string& file, const std::vector<std::string>& kargv) {
+    fork_ev(100, 101, 0);
+    exec_report(101, 900'000, path, argv);
+    exec_ev(101, 100, 1'000'000, file, kargv);
+    hooked(101, 1'100'000);
+  }
+  // A typed line (command number cmd_no) reported by the shell pid, received at time t.
+  void line_report(pid_t pid, int64_t t, uint64_t cmd_no, const std::string& text) {
+    char buf[4096];
+    shaudit_enc e;
+    shaudit_enc_begin(&e, buf, sizeof buf, SHAUDIT_MSG_LINE);
+    shaudit_enc_u64(&e, SHAUDIT_F_CMD_NO, cmd_no);
+    shaudit_enc_add(&e, SHAUDIT_F_TEXT, text.data(), text.size());
+    size_t n = shaudit_enc_finish(&e, 2, static_cast<uint64_t>(rt(t)));
+    wire::Message m;
+    wire::DecodeError err;
+    ASSERT_TRUE(wire::decode(std::string_view(buf, n), m, err));
+    cc_.on_report(pid, m, "abcdef0123456789", rt(t));
   }
   std::vector<json::Object> records() {
     std::deque<json::Object> d;
@@ -165,11 +187,7 @@ TEST_F(CrossCheckTest, AnImageTheInterposerInitialisedInIsNoBypass) {
 }
 
 TEST_F(CrossCheckTest, AReportWithTheKernelsArgvGivesTheKernelsRecordWithTheCommandLink) {
-  fork_ev(100, 101, 0);
-  hooked(100, -1'000'000);
-  exec_report(101, 900'000, "/usr/bin/cat", {"cat", "/etc/hostname"});
-  exec_ev(101, 100, 1'000'000, "/bin/cat", {"cat", "/etc/hostname"});
-  hooked(101, 1'100'000);
+  report_then_exec("/usr/bin/cat", {"cat", "/etc/hostname"}, "/bin/cat", {"cat", "/etc/hostname"});
   ASSERT_TRUE(cc_.flush_fresh());
   auto r = records();  // written at once (the receiver's turn), not after the window
   ASSERT_EQ(r.size(), 1u);
@@ -184,16 +202,8 @@ TEST_F(CrossCheckTest, AReportWithTheKernelsArgvGivesTheKernelsRecordWithTheComm
 TEST_F(CrossCheckTest, AnExecIsLinkedToTheLineItsShellReadBeforeForkingIt) {
   // No exec reports (the kernel records execs): the command comes from the shell's line report
   // and the fork tree.
-  wire::Message line;
-  line.type = SHAUDIT_MSG_LINE;
-  line.report_seq = 2;
-  char num[8];
-  uint64_t n = 7;
-  std::memcpy(num, &n, 8);
-  line.fields.push_back({SHAUDIT_F_CMD_NO, 0, std::string_view(num, 8)});
-  line.fields.push_back({SHAUDIT_F_TEXT, 0, "ls | wc"});
   fork_ev(1, 100, 0);
-  cc_.on_report(100, line, "abcdef0123456789", rt(500'000));
+  line_report(100, 500'000, 7, "ls | wc");
   fork_ev(100, 101, 600'000);
   fork_ev(101, 102, 700'000);  // a subshell's child
   exec_ev(102, 101, 800'000, "/usr/bin/wc", {"wc"});
@@ -204,13 +214,23 @@ TEST_F(CrossCheckTest, AnExecIsLinkedToTheLineItsShellReadBeforeForkingIt) {
   EXPECT_EQ(r[0].at("pid").as_int(), 102);
 }
 
+TEST_F(CrossCheckTest, KernelFactsAreGivenOnlyForTheVeryProcessTheForkEventNamed) {
+  // A pid reused by another process (another pidfs inode) gets nothing from the old one.
+  fork_ev(100, 101, 0, /*child_ino=*/555);
+  ProcFacts f;
+  ASSERT_TRUE(cc_.kernel_facts(101, 555, f));
+  EXPECT_EQ(f.ppid, 100);
+  EXPECT_EQ(f.loginuid, "1000");
+  EXPECT_EQ(f.audit_session, "7");
+  EXPECT_EQ(cc_.kernel_session(101, 555), CrossCheck::session_of(kKey));
+  EXPECT_FALSE(cc_.kernel_facts(101, 556, f));
+  EXPECT_EQ(cc_.kernel_session(101, 556), "");
+  EXPECT_FALSE(cc_.kernel_facts(101, 0, f));  // no pidfd: /proc decides
+}
+
 TEST_F(CrossCheckTest, AReportedArgvThatTheKernelContradictsIsForged) {
   // Attack: report `cat /etc/motd`, then a raw execve of `cat /etc/hostname`.
-  fork_ev(100, 101, 0);
-  hooked(100, -1'000'000);
-  exec_report(101, 900'000, "/bin/cat", {"cat", "/etc/motd"});
-  exec_ev(101, 100, 1'000'000, "/bin/cat", {"cat", "/etc/hostname"});
-  hooked(101, 1'100'000);
+  report_then_exec("/bin/cat", {"cat", "/etc/motd"}, "/bin/cat", {"cat", "/etc/hostname"});
   ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
   auto r = records();
   ASSERT_EQ(r.size(), 2u);
@@ -246,11 +266,7 @@ TEST_F(CrossCheckTest, ASpawnReportedByTheParentClaimsTheChildsExecInEitherOrder
 }
 
 TEST_F(CrossCheckTest, AScriptRunsItsInterpreterWithTheScriptPathAndTheReportedArguments) {
-  fork_ev(100, 101, 0);
-  hooked(100, -1'000'000);
-  exec_report(101, 900'000, "/tmp/s.sh", {"./s.sh", "a", "b"});
-  exec_ev(101, 100, 1'000'000, "./s.sh", {"/bin/sh", "./s.sh", "a", "b"});
-  hooked(101, 1'100'000);
+  report_then_exec("/tmp/s.sh", {"./s.sh", "a", "b"}, "./s.sh", {"/bin/sh", "./s.sh", "a", "b"});
   ASSERT_TRUE(cc_.tick(rt(1'000'000 + kWindow + 50'000'000)));
   auto r = records();
   ASSERT_EQ(r.size(), 1u);
@@ -293,7 +309,8 @@ TEST_F(CrossCheckTest, HeldReportsAreBoundedPerUidAndWhatIsBeyondIsWrittenUnchec
   fork_ev(100, 101, 0);
   std::string big(10000, 'a');
   for (int i = 0; i < 20; ++i) exec_report(101, 1'000'000 + i, "/x", {"x", big});
-  EXPECT_LT(cc_.held(), 7u);  // 64 KiB share
+  EXPECT_GT(cc_.held(), 0u);  // some held within the 64 KiB share, not all
+  EXPECT_LT(cc_.held(), 7u);
   auto now = records();
   ASSERT_EQ(now.size(), 20u - cc_.held());
   for (const auto& r : now) EXPECT_TRUE(r.at("unchecked").as_bool());

@@ -56,12 +56,6 @@ std::vector<std::string> find_zle_modules() {
   return out;
 }
 
-// The session table for the host-wide mode sits next to the socket: <dir>/sessions.
-std::string session_table_dir(const std::string& socket) {
-  auto slash = socket.rfind('/');
-  return (slash == std::string::npos ? std::string(".") : socket.substr(0, slash)) + "/sessions";
-}
-
 // Every reporter holds a connection: allow as many descriptors as the hard limit permits.
 void raise_fd_limit(const Config& cfg) {
   rlimit rl;
@@ -420,7 +414,7 @@ int main(int argc, char** argv) {
     bpf::CollectorOptions co;
     co.ringbuf_bytes = static_cast<size_t>(cfg.bpf_ringbuf_kib) * 1024;
     co.zle_modules = find_zle_modules();
-    co.interposers = {cfg.interposer};
+    co.interposer = cfg.interposer;
     auto c = bpf::Collector::start(co, [&event_sink](const void* d, size_t n) {
       if (event_sink) event_sink->on_kernel_event(d, n);
     });
@@ -488,7 +482,7 @@ int main(int argc, char** argv) {
 
   Stats stats;
   stats.started_ns = record::now_ns();
-  SessionRegistry sessions(session_table_dir(cfg.socket));
+  SessionRegistry sessions(socket_dir(cfg.socket) + "/sessions");  // host-wide mode's table
   Receiver receiver(cfg, stats, sessions, queue, collector.get());
   event_sink = &receiver;
   stats.bpf_on.store(collector != nullptr);

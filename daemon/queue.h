@@ -24,34 +24,25 @@ class RecordQueue {
     if (staging_ == this) {
       // Staged by the receiver: handed over together at commit() (one lock, one wake-up of the
       // writer for everything one turn of the receiver's loop produced).
-      if (closed_flag_.load(std::memory_order_relaxed)) return false;
+      if (closed_.load(std::memory_order_relaxed)) return false;
       staged_.push_back({std::move(rec), lane_, weight_});
       return true;
     }
     std::unique_lock lk(mu_);
     not_full_.wait(lk, [&] { return q_.size() < capacity_ || closed_; });
     if (closed_) return false;
-    q_.push_back(std::move(rec));
-    if (lane_ >= 0) {
-      Lane& l = lanes_[lane_];
-      ++l.records;
-      l.bytes += weight_;
-    }
-    popped_bytes_ += weight_;
-    if (q_.size() > high_water_) high_water_ = q_.size();
+    append(std::move(rec), lane_, weight_);
     not_empty_.notify_one();
     return true;
   }
 
-  // Moves everything queued into out; waits until something is queued, wake() is called,
-  // the queue is closed, or the deadline passes.
   // From now on this thread's pushes are staged until commit() (the receiver, per turn).
   void begin_staging() { staging_ = this; }
   // Hands the staged records to the writer (waiting while the queue is full) and stops
   // staging. Returns false once closed.
   bool commit() {
     staging_ = nullptr;
-    if (staged_.empty()) return !closed_flag_.load(std::memory_order_relaxed);
+    if (staged_.empty()) return !closed_.load(std::memory_order_relaxed);
     std::unique_lock lk(mu_);
     for (auto& st : staged_) {
       if (q_.size() >= capacity_ && !closed_) {
@@ -62,29 +53,23 @@ class RecordQueue {
         staged_.clear();
         return false;
       }
-      q_.push_back(std::move(st.rec));
-      if (st.lane >= 0) {
-        Lane& l = lanes_[st.lane];
-        ++l.records;
-        l.bytes += st.weight;
-      }
-      popped_bytes_ += st.weight;
+      append(std::move(st.rec), st.lane, st.weight);
     }
     staged_.clear();
-    if (q_.size() > high_water_) high_water_ = q_.size();
     not_empty_.notify_one();
     return true;
   }
 
-  // Returns the weight (report bytes) of what it took.
+  // Moves everything queued into out; waits until something is queued, wake() is called,
+  // the queue is closed, or the deadline passes. Returns the weight (report bytes) it took.
   size_t pop_all(std::deque<json::Object>& out, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lk(mu_);
     not_empty_.wait_until(lk, deadline, [&] { return !q_.empty() || closed_ || woken_; });
     woken_ = false;
     out.swap(q_);
     lanes_.clear();
-    size_t w = popped_bytes_;
-    popped_bytes_ = 0;
+    size_t w = queued_bytes_;
+    queued_bytes_ = 0;
     not_full_.notify_all();
     return w;
   }
@@ -118,7 +103,6 @@ class RecordQueue {
   void close() {
     std::lock_guard lk(mu_);
     closed_ = true;
-    closed_flag_.store(true);
     not_empty_.notify_all();
     not_full_.notify_all();
   }
@@ -139,6 +123,18 @@ class RecordQueue {
   size_t capacity() const { return capacity_; }
 
  private:
+  // Queues one record (mu_ held), counting it against its lane.
+  void append(json::Object rec, int64_t lane, size_t weight) {
+    q_.push_back(std::move(rec));
+    if (lane >= 0) {
+      Lane& l = lanes_[lane];
+      ++l.records;
+      l.bytes += weight;
+    }
+    queued_bytes_ += weight;
+    if (q_.size() > high_water_) high_water_ = q_.size();
+  }
+
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::deque<json::Object> q_;
@@ -146,20 +142,19 @@ class RecordQueue {
     size_t records = 0, bytes = 0;
   };
   std::unordered_map<int64_t, Lane> lanes_;
-  size_t popped_bytes_ = 0;
+  size_t queued_bytes_ = 0;  // weight of what q_ holds
   struct Staged {
     json::Object rec;
     int64_t lane;
     size_t weight;
   };
   std::vector<Staged> staged_;  // the staging thread's only
-  std::atomic<bool> closed_flag_{false};
   static inline thread_local RecordQueue* staging_ = nullptr;
   static inline thread_local int64_t lane_ = -1;
   static inline thread_local size_t weight_ = 0;
   size_t capacity_;
   size_t high_water_ = 0;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // read without the lock by a staged push
   bool woken_ = false;
 };
 

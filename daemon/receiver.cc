@@ -20,9 +20,13 @@
 namespace shaudit::daemon {
 namespace {
 
-std::string socket_dir(const std::string& socket) {
-  auto slash = socket.rfind('/');
-  return slash == std::string::npos ? std::string(".") : socket.substr(0, slash);
+// The connecting process's credentials, fixed at connect() (for per-uid bounds only: each
+// message carries its own).
+ucred peer_of(int fd) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) peer = ucred{0, 0, 0};
+  return peer;
 }
 
 constexpr int kMessagesPerTurn = 64;          // fairness: one busy client cannot starve others
@@ -201,7 +205,6 @@ void Receiver::run() {
   std::vector<epoll_event> events(256);
   int64_t last_wake = 0;
   const int64_t batch_ns = static_cast<int64_t>(cfg_.receiver_batch_us) * 1000;
-  const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
   while (!stopping_) {
     int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
                          !paused_.empty()   ? 5
@@ -262,10 +265,7 @@ void Receiver::run() {
     if (!refused_.empty()) flush_refusals(record::now_ns());
     if (!q_.commit()) stopping_ = true;
     for (auto it = paused_.begin(); it != paused_.end();) {
-      auto c = clients_.find(*it);
-      uid_t uid = c == clients_.end() ? 0 : c->second.uid;
-      if ((quota > 0 && q_.lane_depth(uid) >= quota / 2 + 1) ||
-          (cfg_.client_queue_bytes > 0 && q_.lane_bytes(uid) >= cfg_.client_queue_bytes / 2 + 1)) {
+      if (over_share(*it, /*half=*/true)) {
         ++it;
         continue;
       }
@@ -291,13 +291,17 @@ void Receiver::run() {
   }
 }
 
-bool Receiver::over_share(int fd) {
+// Whether the uid of this connection has its share of the queue waiting (records or bytes);
+// with half: more than half of it (a paused reporter is read again at half).
+bool Receiver::over_share(int fd, bool half) {
   auto c = clients_.find(fd);
   if (c == clients_.end()) return false;
   uid_t uid = c->second.uid;
-  const size_t quota = static_cast<size_t>(cfg_.client_queue_quota);
-  return (quota > 0 && q_.lane_depth(uid) >= quota) ||
-         (cfg_.client_queue_bytes > 0 && q_.lane_bytes(uid) >= cfg_.client_queue_bytes);
+  auto over = [half](size_t waiting, uint64_t share) {
+    return share > 0 && (half ? waiting * 2 > share : waiting >= share);
+  };
+  return over(q_.lane_depth(uid), cfg_.client_queue_quota) ||
+         over(q_.lane_bytes(uid), cfg_.client_queue_bytes);
 }
 
 // A connection shauditd does not take: closed at once, and said in a signed loss record
@@ -347,20 +351,13 @@ void Receiver::accept_clients() {
         // descriptor and close it: refused, and counted once.
         ::close(reserve_fd_);
         int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c >= 0) {
-          ucred peer{};
-          socklen_t plen = sizeof peer;
-          if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) peer = ucred{0, 0, 0};
-          refuse(c, peer, "descriptors");
-        }
+        if (c >= 0) refuse(c, peer_of(c), "descriptors");
         reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (c >= 0) continue;
       }
       return;
     }
-    ucred peer{};
-    socklen_t plen = sizeof peer;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) peer = ucred{0, 0, 0};
+    ucred peer = peer_of(fd);
     if (clients_.size() >= cfg_.max_clients) {
       refuse(fd, peer, "max_clients");
       continue;

@@ -50,7 +50,7 @@ class Receiver {
   void check_kernel_loss(int64_t now);
   void refuse(int fd, const ucred& peer, const char* reason);
   void flush_refusals(int64_t now);
-  bool over_share(int fd);
+  bool over_share(int fd, bool half = false);
 
   const Config& cfg_;
   Stats& stats_;

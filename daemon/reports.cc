@@ -97,39 +97,26 @@ bool ReportHandler::push(json::Object r) {
 Proc& ReportHandler::proc(pid_t pid, const wire::Message& m, uint64_t ino) {
   uint64_t seq = m.report_seq;
   auto it = procs_.find(pid);
-  // The same process as before: the kernel's identity of the sender (a pidfd's inode, never
-  // reused) is the one this entry was made for. A pid that was reused by another process
-  // (another user's, after enough forks) is a new entry, whatever its report numbers say.
-  bool same = it != procs_.end() && (ino ? it->second.ino == ino : true);
-  if (same && it->second.reported && seq != 1 && ino) return it->second;
+  bool found = it != procs_.end();
+  // With a pidfd from the kernel, its inode (never reused) says whether this is the process the
+  // entry was made for: a pid reused by another process (another user's, after enough forks) is
+  // a new entry, whatever its report numbers say.
+  bool same = found && (!ino || it->second.ino == ino);
+  if (ino && same && it->second.reported && seq != 1) return it->second;
   // First report from this process, a new image (exec restarts report numbers at 1), or no
-  // pidfd from the kernel (then the start time is read for every message): the kernel's
-  // facts. The same start time means the same process (exec keeps it). A process the kernel
-  // side follows (its fork was reported: taken before this report, see Receiver::run) is
-  // known without reading /proc, when the pidfd names it.
+  // pidfd (then the start time is read for every message): the kernel's facts. A process whose
+  // fork the kernel side reported (matched by that inode) is known without reading /proc; one
+  // that is gone from /proc already is known from those events too.
   ProcFacts f;
-  pid_t kppid;
-  uint32_t kluid, ksid;
-  if (ino && cc_ && m.type != SHAUDIT_MSG_HELLO && !same &&
-      cc_->kernel_facts(pid, ino, kppid, kluid, ksid)) {
-    f.ok = true;
-    f.ppid = kppid;
-    if (kluid != 4294967295u) f.loginuid = std::to_string(kluid);
-    if (ksid != 4294967295u) f.audit_session = std::to_string(ksid);
-  } else {
+  bool kernel_first = ino && cc_ && m.type != SHAUDIT_MSG_HELLO && !same;
+  if (!(kernel_first && cc_->kernel_facts(pid, ino, f))) {
     f = read_proc_facts(pid);
-    // Gone already (a short-lived shell's hello read late): what the kernel said of it.
-    if (!f.ok && ino && cc_ && cc_->kernel_facts(pid, ino, kppid, kluid, ksid)) {
-      f.ok = true;
-      f.ppid = kppid;
-      if (kluid != 4294967295u) f.loginuid = std::to_string(kluid);
-      if (ksid != 4294967295u) f.audit_session = std::to_string(ksid);
-    }
+    if (!f.ok && ino && cc_) cc_->kernel_facts(pid, ino, f);
   }
-  if (!ino && same && it->second.reported && seq != 1 &&
-      (!f.ok || f.start_time == it->second.start_time))
-    return it->second;
-  if (!same || (!ino && f.ok && it->second.start_time != f.start_time)) {
+  // Without a pidfd the same start time means the same process (exec keeps it).
+  if (!ino) same = found && (!f.ok || it->second.start_time == f.start_time);
+  if (!ino && same && it->second.reported && seq != 1) return it->second;
+  if (!same) {
     if (procs_.size() >= kMaxTrackedProcs) procs_.clear();
     Proc fresh;
     fresh.ino = ino;

@@ -13,6 +13,11 @@
 
 namespace shaudit::daemon {
 
+std::string socket_dir(const std::string& socket) {
+  auto slash = socket.rfind('/');
+  return slash == std::string::npos ? std::string(".") : socket.substr(0, slash);
+}
+
 Result<void> make_parent_dirs(const std::string& path, unsigned mode) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return {};

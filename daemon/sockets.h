@@ -11,6 +11,10 @@ namespace shaudit::daemon {
 inline constexpr int kSoPassPidfd = 76;  // SO_PASSPIDFD
 inline constexpr int kScmPidfd = 0x04;   // SCM_PIDFD
 
+// The directory a socket lives in ("." for a bare name): the session table (sessions/) and the
+// kernel flag file (kernel) sit beside the socket.
+std::string socket_dir(const std::string& socket);
+
 // Creates the missing directories above path (like mkdir -p of its parent) with mode.
 Result<void> make_parent_dirs(const std::string& path, unsigned mode);
 

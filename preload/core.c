@@ -468,6 +468,18 @@ static void after_fork_child(void) {
   S.status_pending = 0;
 }
 
+/* Writes "<socket dir>/<a><b>" into out (sizeof S.socket_path + 40 bytes; a and b short): the
+ * files shauditd publishes beside its socket. */
+static void beside_socket(char* out, const char* a, const char* b) {
+  const char* slash = strrchr(S.socket_path, '/');
+  size_t n = slash ? (size_t)(slash - S.socket_path) : 0;
+  memcpy(out, S.socket_path, n);
+  out[n++] = '/';
+  size_t la = strlen(a), lb = strlen(b);
+  memcpy(out + n, a, la);
+  memcpy(out + n + la, b, lb + 1);
+}
+
 static int is_audited_host_wide(void) {
   /* Host-wide mode: audited only when this process's kernel audit session id is listed in
    * the table the daemon publishes: <socket dir>/sessions/<id>. Cost: 4 syscalls. */
@@ -480,11 +492,7 @@ static int is_audited_host_wide(void) {
   sid[n] = 0;
   if (strcmp(sid, "4294967295") == 0) return 0; /* no login session */
   char path[sizeof S.socket_path + 40];
-  const char* slash = strrchr(S.socket_path, '/');
-  size_t dir = slash ? (size_t)(slash - S.socket_path) : 0;
-  memcpy(path, S.socket_path, dir);
-  memcpy(path + dir, "/sessions/", 10);
-  memcpy(path + dir + 10, sid, (size_t)n + 1);
+  beside_socket(path, "sessions/", sid);
   return access(path, F_OK) == 0;
 }
 
@@ -636,7 +644,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
     /* A shell says hello: who it is, its terminal, its argv when not interactive. Other
      * programs say nothing until they have something to report (the kernel knows they carry
-     * the interposer, see shaudit_interposer_ready). */
+     * the interposer, see announce_to_kernel). */
     send_hello();
   }
 }
@@ -703,11 +711,8 @@ static int resolve_path(const char* name, char* out, size_t cap) {
 static int kernel_records_execs(void) {
   int k = __atomic_load_n(&S.kernel_execs, __ATOMIC_RELAXED);
   if (k) return k > 0;
-  char path[sizeof S.socket_path + 8];
-  const char* slash = strrchr(S.socket_path, '/');
-  size_t dir = slash ? (size_t)(slash - S.socket_path) : 0;
-  memcpy(path, S.socket_path, dir);
-  memcpy(path + dir, "/kernel", 8);
+  char path[sizeof S.socket_path + 40];
+  beside_socket(path, "kernel", "");
   struct stat st;
   k = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 ? 1 : -1;
   __atomic_store_n(&S.kernel_execs, k, __ATOMIC_RELAXED);

@@ -149,6 +149,14 @@ def daemon_factory(tmp_path):
 
 
 @pytest.fixture
+def work(tmp_path):
+    """A working directory for a shell (tmp_path/work)."""
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
 def daemon(daemon_factory):
     return daemon_factory().start()
 

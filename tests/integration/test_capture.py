@@ -49,13 +49,6 @@ def wait_commands(daemon, pid, n, timeout=10):
     return commands_of(daemon.wait_for(lambda rs: len(commands_of(rs, pid)) >= n, timeout), pid)
 
 
-@pytest.fixture
-def work(tmp_path):
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
-
-
 # The seed's acceptance lines plus the cases the issue names. Each entry: what to type
 # (keystrokes), the prompt to wait for after it, and the exact line the shell received.
 def script(name, work):

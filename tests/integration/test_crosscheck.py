@@ -212,13 +212,6 @@ def programs(tmp_path_factory):
 
 
 @pytest.fixture
-def work(tmp_path):
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def cc_user():
     """A test user whose shells show PS1 (login and non-login): for su and sudo."""
     users = Users()

@@ -151,13 +151,6 @@ def stop_and_verify(d):
     assert v.returncode == 0, v.stdout + v.stderr
 
 
-@pytest.fixture
-def work(tmp_path):
-    w = tmp_path / "work"
-    w.mkdir()
-    return w
-
-
 # Sizes of the interposer's messages (wire.h: 32-byte header, 8-byte field headers, no
 # padding; numbers are 8 bytes). Every message starts with the sender's ppid.
 HEADER, FIELD, NUM = 32, 8, 16

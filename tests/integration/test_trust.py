@@ -62,7 +62,7 @@ from conftest import public_daemon, stats
 from ptyshell import PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_crosscheck import WINDOW_MS, brief, bypasses, find_bypass, output_value, session_of
-from test_pam_ssh import Users
+from test_pam_ssh import Users, kill_pids
 
 TESTS = Path(__file__).resolve().parent
 BASE = bool(os.environ.get("SHAUDIT_TRUST_BASE"))
@@ -166,11 +166,9 @@ def fork_child(fn):
 
 
 def reap(pids, sig=signal.SIGKILL):
+    """Ends children of this process and waits for them."""
+    kill_pids(pids, sig)
     for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
@@ -199,13 +197,6 @@ def script(work, name, text):
     p = work / name
     p.write_text(textwrap.dedent(text).replace("@TESTS@", repr(str(TESTS))))
     return p
-
-
-@pytest.fixture
-def work(tmp_path):
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +385,7 @@ def test_pid_reuse_cannot_write_into_another_users_session(daemon_factory, publi
             s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             s.connect(str(d.socket))
             # The next report number of the process that had this pid.
-            s.send(wire.line_at(2, injected, shell="dash", cmd_no=1))
+            s.send(wire.line(2, injected, shell="dash", cmd_no=1))
             time.sleep(1)  # alive while the daemon reads it (its /proc entry is there)
 
         got = fork_at_pid(target, intruder)
@@ -428,7 +419,7 @@ sys.path.insert(0, @TESTS@)
 import wire
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
-s.send(wire.exec_at(1, ["future-claim", "--never-runs"], path="/usr/bin/future-claim",
+s.send(wire.exec_(1, ["future-claim", "--never-runs"], path="/usr/bin/future-claim",
                     sent_ns=time.time_ns() + 10**18))
 print("FUTURE", os.getpid(), flush=True)
 time.sleep(0.3)
@@ -440,7 +431,7 @@ sys.path.insert(0, @TESTS@)
 import wire
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
-s.send(wire.exec_at(1, ["nonexistent-claim"], path="/bin/nonexistent-claim"))
+s.send(wire.exec_(1, ["nonexistent-claim"], path="/bin/nonexistent-claim"))
 print("CLAIM", os.getpid(), flush=True)
 time.sleep(0.3)
 """
@@ -494,7 +485,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
 big = [c * 33_000 for c in "abc"]
 for i in range(3000):
-    m = wire.exec_at(i + 1, ["/usr/bin/claim-%d" % i] + big, sent_ns=time.time_ns() + 10**18)
+    m = wire.exec_(i + 1, ["/usr/bin/claim-%d" % i] + big, sent_ns=time.time_ns() + 10**18)
     s.send(m)
 print("BURST", os.getpid(), len(m), flush=True)
 """
@@ -625,7 +616,7 @@ def flooder(sock, seconds):
     s.setblocking(False)
     text = "x" * LINE_TEXT
     seq, end = 0, time.monotonic() + seconds
-    msg = wire.line_at(seq + 1, text)
+    msg = wire.line(seq + 1, text)
     while time.monotonic() < end:
         try:
             s.send(msg)
@@ -633,14 +624,14 @@ def flooder(sock, seconds):
             time.sleep(0.0005)
             continue
         seq += 1
-        msg = wire.line_at(seq + 1, text)
+        msg = wire.line(seq + 1, text)
     s.close()
 
 
 @pytest.mark.parametrize("conns", [1, 4])
 def test_big_line_flood_does_not_delay_another_user(daemon_factory, public_dir, conns):
     d = trust_daemon(daemon_factory, public_dir)
-    assert len(wire.line_at(1, "x" * LINE_TEXT)) <= wire.MAX_MESSAGE
+    assert len(wire.line(1, "x" * LINE_TEXT)) <= wire.MAX_MESSAGE
     nonce = uuid.uuid4().hex[:8]
     sh = user_shell(d, OTHER)
     pids = []

@@ -17,46 +17,42 @@ def field(tag, data, flags=0):
     return FIELD.pack(tag, flags, len(data)) + data
 
 
-def message(mtype, report_seq, fields=(), version=VERSION, magic=MAGIC, flags=0, length=None):
+def message(mtype, report_seq, fields=(), version=VERSION, magic=MAGIC, flags=0, length=None,
+            sent_ns=None):
+    """A message; sent_ns (the sender's clock, untrusted) defaults to now."""
     body = b"".join(fields)
     total = HEADER.size + len(body)
     return HEADER.pack(magic, version, mtype, flags, total if length is None else length, 0,
-                       report_seq, time.time_ns()) + body
+                       report_seq, (time.time_ns() if sent_ns is None else sent_ns) & 0xFFFFFFFFFFFFFFFF) + body
 
 
-def line(report_seq, text, shell="bash"):
-    return message(LINE, report_seq, [field(F_SHELL, shell), field(F_TEXT, text)])
+def line(report_seq, text, shell="bash", cmd_no=None, sent_ns=None):
+    """LINE: a typed line (with its command number when given)."""
+    fields = [field(F_SHELL, shell), field(F_TEXT, text)]
+    if cmd_no is not None:
+        fields.append(u64_field(F_CMD_NO, cmd_no))
+    return message(LINE, report_seq, fields, sent_ns=sent_ns)
 
 
-def exec_(report_seq, argv, path=None):
+def exec_(report_seq, argv, path=None, sent_ns=None):
+    """EXEC: PATH, then one ARGV per element."""
     fields = [field(F_PATH, path or argv[0])] + [field(F_ARGV, a) for a in argv]
-    return message(EXEC, report_seq, fields)
+    return message(EXEC, report_seq, fields, sent_ns=sent_ns)
 
 
 # ---------------------------------------------------------------------------------------
-# Additions for test_trust.py: the remaining message types and fields, and messages whose
-# sent_ns (the sender's clock, untrusted) a test chooses.
+# The remaining message types and fields.
 
 STATUS, NONCMD = 4, 5
 F_CMD_NO, F_CMD_PID, F_LINE_FLAGS, F_STATUS, F_DURATION_NS = 9, 10, 11, 12, 13
 F_HELLO_FLAGS, F_LINE_INDEX, F_PPID = 18, 24, 25
 HELLO_SHELL, HELLO_INTERACTIVE, HELLO_HOST_WIDE, HELLO_SECURE = 0x1, 0x2, 0x4, 0x8
-LINE_CONTINUATION, LINE_CUT, LINE_TTY_READ = 0x1, 0x2, 0x4
-MSG_ARGV_TRUNCATED, MSG_SPAWN = 0x1, 0x2
-FIELD_TRUNCATED = 0x1
 U64 = struct.Struct("<Q")
 
 
 def u64_field(tag, value):
     """A number field: 8-byte unsigned integer, host (little-endian) order."""
     return field(tag, U64.pack(value & 0xFFFFFFFFFFFFFFFF))
-
-
-def message_at(mtype, report_seq, fields=(), sent_ns=None, flags=0):
-    """Like message(), with the header's sent_ns chosen (default: now)."""
-    body = b"".join(fields)
-    return HEADER.pack(MAGIC, VERSION, mtype, flags, HEADER.size + len(body), 0, report_seq,
-                       (time.time_ns() if sent_ns is None else sent_ns) & 0xFFFFFFFFFFFFFFFF) + body
 
 
 def hello(report_seq, flags=0, exe=None, tty=None, session=None, argv=(), sent_ns=None):
@@ -70,34 +66,4 @@ def hello(report_seq, flags=0, exe=None, tty=None, session=None, argv=(), sent_n
     if tty is not None:
         fields.append(field(F_TTY, tty))
     fields += [field(F_ARGV, a) for a in argv]
-    return message_at(HELLO, report_seq, fields, sent_ns)
-
-
-def line_at(report_seq, text, shell="bash", cmd_no=None, line_flags=None, cwd=None, tty=None,
-            sent_ns=None):
-    """LINE: a typed line, with the optional fields the interposer sends."""
-    fields = [field(F_SHELL, shell), field(F_TEXT, text)]
-    if cmd_no is not None:
-        fields.append(u64_field(F_CMD_NO, cmd_no))
-    if line_flags is not None:
-        fields.append(u64_field(F_LINE_FLAGS, line_flags))
-    if cwd is not None:
-        fields.append(field(F_CWD, cwd))
-    if tty is not None:
-        fields.append(field(F_TTY, tty))
-    return message_at(LINE, report_seq, fields, sent_ns)
-
-
-def exec_at(report_seq, argv, path=None, sent_ns=None, flags=0, cwd=None):
-    """EXEC: PATH, one ARGV per element (and CWD), with the header's sent_ns and flags."""
-    fields = [field(F_PATH, path or argv[0])] + [field(F_ARGV, a) for a in argv]
-    if cwd is not None:
-        fields.append(field(F_CWD, cwd))
-    return message_at(EXEC, report_seq, fields, sent_ns, flags)
-
-
-def status(report_seq, cmd_no, exit_status, duration_ns=0, sent_ns=None):
-    """STATUS: a typed command finished."""
-    return message_at(STATUS, report_seq, [u64_field(F_CMD_NO, cmd_no),
-                                           u64_field(F_STATUS, exit_status),
-                                           u64_field(F_DURATION_NS, duration_ns)], sent_ns)
+    return message(HELLO, report_seq, fields, sent_ns=sent_ns)
