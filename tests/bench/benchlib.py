@@ -26,6 +26,30 @@ def quantile(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def spread(xs, f="{:.3f}", iqr="IQR "):
+    """median (IQR q1–q3; min–max) of xs, each value formatted with f; "-" for no values."""
+    if not xs:
+        return "-"
+    import statistics
+    return (f"{f.format(statistics.median(xs))} ({iqr}{f.format(quantile(xs, .25))}–"
+            f"{f.format(quantile(xs, .75))}; {f.format(min(xs))}–{f.format(max(xs))})")
+
+
+def end_load(p, timeout):
+    """Ends a session_load process: its stdin says stop (two lines), then it is waited for;
+    killed when it does not end in time."""
+    if p is None or p.poll() is not None:
+        return
+    try:
+        if p.stdin:
+            p.stdin.write(b"x\nx\n")
+            p.stdin.close()
+        p.wait(timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        p.kill()
+        p.wait()
+
+
 def pid_cpu(pid):
     """utime+stime (s) of a live process, all threads; None when it is gone."""
     try:
@@ -270,7 +294,7 @@ class Tail:
                 except BlockingIOError:
                     pass
         else:
-            time.sleep(min(timeout, 0.002))
+            time.sleep(min(timeout, 0.0002))
 
     def lines(self):
         data = self.f.read()

@@ -64,7 +64,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 from ptyshell import PS1, PtyShell  # noqa: E402
 sys.path.insert(0, str(HERE))
-from interposer_bench import quantile  # noqa: E402
+from benchlib import spread  # noqa: E402
+
+
+def spread0(xs, f="{:.0f}"):
+    """This summary's figures: median (q1–q3; min–max)."""
+    return spread(xs, f, iqr="")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Every run's shell (and so the whole load) is in a cgroup of its own (cgroup v2); the
@@ -489,13 +494,6 @@ class Bench:
 
 # ---------------------------------------------------------------------- summary
 
-def fmt_spread(xs, f="{:.0f}"):
-    if not xs:
-        return "-"
-    return (f"{f.format(statistics.median(xs))} ({f.format(quantile(xs, .25))}–"
-            f"{f.format(quantile(xs, .75))}; {f.format(min(xs))}–{f.format(max(xs))})")
-
-
 def other_cpus(r):
     """Other users' load during a run, in CPUs (busy time not ours / wall time)."""
     return r["other_cpu_s"] / r["wall_s"]
@@ -523,7 +521,7 @@ def targets(rounds, by, c="shaudit-bpf"):
     out.append("| target | measured | met? |")
     out.append("|---|---|---|")
     if wr:
-        out.append(f"| wall ratio vs base ≤ 1.15 | {fmt_spread(wr, '{:.3f}')} "
+        out.append(f"| wall ratio vs base ≤ 1.15 | {spread0(wr, '{:.3f}')} "
                    f"| {'yes' if statistics.median(wr) <= 1.15 else 'no'} (median) |")
     out.append(f"| no loss | bpf_dropped {lost}, loss records {loss} | {'yes' if lost == 0 and loss == 0 else 'no'} |")
     out.append(f"| every exec recorded (kernel exec record for each /bin/true) and cross-checked "
@@ -532,10 +530,10 @@ def targets(rounds, by, c="shaudit-bpf"):
                f"{','.join(sorted({str(r.get('log_bpf_reported')) for r in xs}))} of "
                f"{','.join(sorted({str(r['execs']) for r in xs}))}; bypasses {byp} "
                f"| {'yes' if full == len(xs) and byp == 0 else 'no'} |")
-    out.append(f"| shauditd CPU per exec ≤ 15 µs | {fmt_spread(us, '{:.1f}')} µs "
+    out.append(f"| shauditd CPU per exec ≤ 15 µs | {spread0(us, '{:.1f}')} µs "
                f"| {'yes' if statistics.median(us) <= 15 else 'no'} (median) |")
     if bt:
-        out.append(f"| (reference) bt-exec wall ratio vs base, same rounds | {fmt_spread(bt, '{:.3f}')} | |")
+        out.append(f"| (reference) bt-exec wall ratio vs base, same rounds | {spread0(bt, '{:.3f}')} | |")
     out.append("")
     return out
 
@@ -572,10 +570,10 @@ def summarize(runs, configs, quiet_max=None):
             helper = [(r.get("daemon_cpu_s", 0) + r.get("bpftrace_cpu_s", 0)) / r["execs"] * 1e6 for r in xs]
             other = [other_cpus(r) for r in xs]
             iwi = [r["irq"]["IWI"] / r["execs"] for r in xs]
-            out.append(f"| {c} | {len(xs)} | {xs[0]['execs']} | {fmt_spread(rate)} | {fmt_spread(wr, '{:.2f}')} "
-                       f"| {fmt_spread(cpu)} | {fmt_spread(cr, '{:.2f}')} | {fmt_spread(add)} "
-                       f"| {fmt_spread(helper) if c != 'base' else '-'} | {fmt_spread(iwi, '{:.2f}')} "
-                       f"| {fmt_spread(other, '{:.2f}')} |")
+            out.append(f"| {c} | {len(xs)} | {xs[0]['execs']} | {spread0(rate)} | {spread0(wr, '{:.2f}')} "
+                       f"| {spread0(cpu)} | {spread0(cr, '{:.2f}')} | {spread0(add)} "
+                       f"| {spread0(helper) if c != 'base' else '-'} | {spread0(iwi, '{:.2f}')} "
+                       f"| {spread0(other, '{:.2f}')} |")
         out.append("")
         # The collector's own increment: each bpf: on configuration against shaudit-off, within
         # a round.
@@ -589,30 +587,30 @@ def summarize(runs, configs, quiet_max=None):
             out.append(f"The eBPF collector's increment, {c} against shaudit-off in the same round:\n")
             out.append("| measure | median (IQR; min–max) |")
             out.append("|---|---|")
-            out.append("| wall ratio bpf/off | " + fmt_spread([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}") + " |")
-            out.append("| total CPU ratio bpf/off | " + fmt_spread([b["attrib_cpu_s"] / o["attrib_cpu_s"] for b, o in pairs], "{:.3f}") + " |")
-            out.append("| added total CPU µs/exec | " + fmt_spread([(b["attrib_cpu_s"] - o["attrib_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
-            out.append("| added CPU in the exec'ing processes µs/exec (eBPF programs run there) | " + fmt_spread([(b["load_cpu_s"] - o["load_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
-            out.append("| added daemon CPU µs/exec | " + fmt_spread([(b["daemon_cpu_s"] - o["daemon_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
-            out.append("| daemon CPU µs/exec, bpf: on | " + fmt_spread([b["daemon_cpu_s"] / b["execs"] * 1e6 for b, o in pairs]) + " |")
-            out.append("| daemon CPU µs/exec, bpf: off | " + fmt_spread([o["daemon_cpu_s"] / o["execs"] * 1e6 for b, o in pairs]) + " |")
+            out.append("| wall ratio bpf/off | " + spread0([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}") + " |")
+            out.append("| total CPU ratio bpf/off | " + spread0([b["attrib_cpu_s"] / o["attrib_cpu_s"] for b, o in pairs], "{:.3f}") + " |")
+            out.append("| added total CPU µs/exec | " + spread0([(b["attrib_cpu_s"] - o["attrib_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
+            out.append("| added CPU in the exec'ing processes µs/exec (eBPF programs run there) | " + spread0([(b["load_cpu_s"] - o["load_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
+            out.append("| added daemon CPU µs/exec | " + spread0([(b["daemon_cpu_s"] - o["daemon_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs]) + " |")
+            out.append("| daemon CPU µs/exec, bpf: on | " + spread0([b["daemon_cpu_s"] / b["execs"] * 1e6 for b, o in pairs]) + " |")
+            out.append("| daemon CPU µs/exec, bpf: off | " + spread0([o["daemon_cpu_s"] / o["execs"] * 1e6 for b, o in pairs]) + " |")
             out.append("")
         for c in [c for c in configs if c.endswith("+unhooked")]:
             pairs = [(by[(k, c)], by[(k, "base")]) for k in rounds if (k, c) in by and (k, "base") in by]
             if pairs:
                 out.append(f"{c} against base in the same round: added CPU in the exec'ing processes "
-                           "µs/exec " + fmt_spread([(b["load_cpu_s"] - o["load_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs])
-                           + ", daemon CPU µs/exec " + fmt_spread([b["daemon_cpu_s"] / b["execs"] * 1e6 for b, o in pairs])
-                           + ", wall ratio " + fmt_spread([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}") + "\n")
+                           "µs/exec " + spread0([(b["load_cpu_s"] - o["load_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs])
+                           + ", daemon CPU µs/exec " + spread0([b["daemon_cpu_s"] / b["execs"] * 1e6 for b, o in pairs])
+                           + ", wall ratio " + spread0([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}") + "\n")
         for c in ("bt-exec", "bt-argv"):
             pairs = [(by[(k, c)], by[(k, "base")]) for k in rounds if (k, c) in by and (k, "base") in by]
             if pairs:
                 out.append(f"{c} against base in the same round: wall ratio "
-                           + fmt_spread([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}")
+                           + spread0([b["wall_s"] / o["wall_s"] for b, o in pairs], "{:.3f}")
                            + ", added total CPU µs/exec "
-                           + fmt_spread([(b["attrib_cpu_s"] - o["attrib_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs])
+                           + spread0([(b["attrib_cpu_s"] - o["attrib_cpu_s"]) / b["execs"] * 1e6 for b, o in pairs])
                            + ", bpftrace process µs/exec "
-                           + fmt_spread([b["bpftrace_cpu_s"] / b["execs"] * 1e6 for b, o in pairs]) + "\n")
+                           + spread0([b["bpftrace_cpu_s"] / b["execs"] * 1e6 for b, o in pairs]) + "\n")
         out.append("Completeness per run (kernel events vs execs done):\n")
         out.append("| configuration | runs | execs done (each run) | bpf events − k×execs (k) | bpf_dropped | loss records | bypasses | exec records from the kernel (source bpf) for /bin/true | ... of them reported (cross-checked) | exec records from reports (bpf: off) | unhooked_process bypasses for /bin/true | bpftrace lines for the load | bpftrace Lost | verify |")
         out.append("|---|---:|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -639,13 +637,13 @@ def summarize(runs, configs, quiet_max=None):
         out.append("|---:|---:|---|---|---|---|---|---|---|---|")
         for kib in sorted({r["ring_kib"] for r in ls}, reverse=True):
             xs = [r for r in ls if r["ring_kib"] == kib]
-            out.append(f"| {kib} | {len(xs)} | {fmt_spread([r['execs'] / r['wall_s'] for r in xs])} "
+            out.append(f"| {kib} | {len(xs)} | {spread0([r['execs'] / r['wall_s'] for r in xs])} "
                        f"| {','.join(str(r['execs']) for r in xs)} "
                        f"| {','.join(str(r['bpf_events_minus_3x_execs']) for r in xs)} "
                        f"| {','.join(str(r['bpf_dropped']) for r in xs)} "
                        f"| {','.join(str(r['log_loss_records']) for r in xs)} "
                        f"| {','.join(str(r['bypasses']) for r in xs)} "
-                       f"| {fmt_spread([r['daemon_cpu_s'] / r['execs'] * 1e6 for r in xs])} "
+                       f"| {spread0([r['daemon_cpu_s'] / r['execs'] * 1e6 for r in xs])} "
                        f"| {','.join(f'{other_cpus(r):.2f}' for r in xs)} |")
         out.append("")
     ps = [r for r in runs if r["part"] == "P"]

@@ -69,3 +69,56 @@ print_tree() {
 compile_helper() {
   cc -O2 -Wall -I"$repo/libshaudit/include" -o "$2" "$here/$1.c"
 }
+
+# gnuplot for the plots (installed when missing; without it the results have no plot).
+ensure_gnuplot() {
+  if ! command -v gnuplot >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y gnuplot-nox >/dev/null ||
+      echo "note: gnuplot-nox could not be installed: no plot"
+  fi
+}
+
+# A work directory W (/var/tmp/NAME.XXXXXX) and a cleanup on every exit path: it ends the
+# driver process whose pid is in $driver, calls cleanup_extra when the script defines one, and
+# removes W unless KEEP=1.
+bench_workdir() {
+  W="$(mktemp -d "/var/tmp/$1.XXXXXX")"
+  driver=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n ${driver:-} ]] && kill -0 "$driver" 2>/dev/null; then
+    kill -TERM "$driver"
+    wait "$driver"
+  fi
+  if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
+  if [[ ${KEEP:-0} == 1 ]]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
+  exit $rc
+}
+
+# Stable copies of shauditd, shaudit and the interposer in $W/bin: a rebuild during the run
+# must not change what is measured.
+copy_binaries() {
+  mkdir -p "$W/bin"
+  cp "$build/daemon/shauditd" "$build/cli/shaudit" "$build/preload/libshaudit_preload.so" "$W/bin/"
+}
+
+# Says what the run measures (the copies' hashes) and where it works and writes.
+print_copies() {
+  echo "shauditd: sha256 $(sha256sum < "$W/bin/shauditd" | cut -c1-16)...; interposer: sha256 $(sha256sum < "$W/bin/libshaudit_preload.so" | cut -c1-16)..."
+  echo "work directory: $W; results: $1"
+}
+
+# Runs the Python driver $py with these arguments, in the background so that the cleanup can
+# end it; its exit status goes into rc.
+run_driver() {
+  echo "driver: python3 $py $*"
+  python3 "$py" "$@" &
+  driver=$!
+  rc=0
+  wait "$driver" || rc=$?
+  driver=""
+}

@@ -45,13 +45,10 @@ per round the machine's other load, the two target figures (shaudit-bpf - empty-
 snoopy - shaudit-bpf, per round) and the per-run checks of shaudit-bpf and bpftrace.
 """
 import argparse
-import ctypes
-import datetime
 import glob
 import json
 import os
 import re
-import select
 import statistics
 import subprocess
 import sys
@@ -61,17 +58,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
-
-
-def quantile(xs, q):
-    """The q-quantile of xs, interpolated linearly (NaN for no values)."""
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    pos = q * (len(xs) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+from benchlib import Tail, iso_to_ns, quantile, spread  # noqa: E402
 
 
 # ------------------------------------------------------------------ summarize
@@ -281,13 +268,6 @@ def round_line(args):
     return 0
 
 
-def spread(xs, f="{:.3f}"):
-    if not xs:
-        return "-"
-    return (f"{f.format(statistics.median(xs))} (IQR {f.format(quantile(xs, .25))}–"
-            f"{f.format(quantile(xs, .75))}; {f.format(min(xs))}–{f.format(max(xs))})")
-
-
 def summarize_runs(args):
     runs = load_runs(args.dir)
     rounds = sorted({r for r, _ in runs if r >= 1})
@@ -423,54 +403,6 @@ def summarize_runs(args):
 
 # ------------------------------------------------------------------ latency
 
-IN_MODIFY = 0x2
-
-
-class LogTail:
-    """Follows a growing JSONL file; inotify wake-ups (polling if inotify is unavailable)."""
-
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.f.seek(0, os.SEEK_END)
-        self.partial = b""
-        self.ifd = -1
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            ifd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if ifd >= 0 and libc.inotify_add_watch(ifd, str(path).encode(), IN_MODIFY) >= 0:
-                self.ifd = ifd
-        except (OSError, AttributeError):
-            pass
-
-    def wait(self, timeout):
-        if self.ifd >= 0:
-            r, _, _ = select.select([self.ifd], [], [], timeout)
-            if r:
-                try:
-                    os.read(self.ifd, 65536)
-                except BlockingIOError:
-                    pass
-        else:
-            time.sleep(min(timeout, 0.0002))
-
-    def read_records(self):
-        data = self.f.read()
-        if not data:
-            return []
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        return parse_records(lines)
-
-
-def iso_to_ns(s):
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", s)
-    base = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(
-        tzinfo=datetime.timezone.utc)
-    frac = (m.group(2) or "0").ljust(9, "0")[:9]
-    return int(base.timestamp()) * 1_000_000_000 + int(frac)
-
-
 def latency(args):
     from ptyshell import PS1, PtyShell
     argv = {"bash": ["/bin/bash", "--norc", "--noprofile", "-i"], "dash": ["/bin/dash", "-i"]}
@@ -483,7 +415,7 @@ def latency(args):
         "LD_PRELOAD": args.preload,
         "SHAUDIT_SOCKET": args.socket,
     }
-    tail = LogTail(args.log)
+    tail = Tail(args.log)
     sh = PtyShell(argv[args.shell], env=env, cwd=os.path.dirname(args.log))
     lat_file, lat_stamp = [], []
     try:
@@ -491,14 +423,14 @@ def latency(args):
         for i in range(args.lines):
             text = f": lat-{args.shell}-{i:04d}"
             sh.type(text, args.delay_ms / 1000.0)
-            tail.read_records()                       # drop anything older
+            parse_records(tail.lines())                       # drop anything older
             t0_real = time.time_ns()                  # taken before the write: the shell
             t0 = time.monotonic_ns()                  # may run before write() returns
             os.write(sh.fd, b"\r")
             found = None
             deadline = t0 + int(args.timeout * 1e9)
             while found is None:
-                recs = tail.read_records()
+                recs = parse_records(tail.lines())
                 t_read = time.monotonic_ns()
                 for r in recs:
                     if r.get("type") == "command" and r.get("text") == text and r.get("pid") == sh.pid:

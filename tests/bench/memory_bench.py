@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Daemon, LoadMeter, tracked_count  # noqa: E402
+from benchlib import Daemon, LoadMeter, end_load, tracked_count  # noqa: E402
 from scale_bench import expect_line  # noqa: E402
 
 TARGET_MIB = 64
@@ -229,15 +229,7 @@ def main():
                                                "connections_refused")}
     finally:
         for p in (hold, churn):
-            if p and p.poll() is None:
-                try:
-                    if p.stdin:
-                        p.stdin.write(b"x\nx\n")
-                        p.stdin.close()
-                    p.wait(timeout=60)
-                except (OSError, subprocess.TimeoutExpired):
-                    p.kill()
-                    p.wait()
+            end_load(p, 60)
         sampler.stop()
         out["daemon_exit"] = daemon.stop()
 

@@ -76,24 +76,9 @@ for f in daemon/shauditd cli/shaudit preload/libshaudit_preload.so; do
   fi
 done
 
-W="$(mktemp -d /var/tmp/shaudit-bpfbench.XXXXXX)"
-driver=""
-cleanup() {
-  local rc=$?
-  set +e
-  if [[ -n $driver ]] && kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver"
-    wait "$driver"
-  fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir shaudit-bpfbench
 
-# Stable copies: a rebuild by someone else during the run must not change what is measured.
-mkdir -p "$W/bin"
-cp "$build/daemon/shauditd" "$build/cli/shaudit" "$build/preload/libshaudit_preload.so" "$W/bin/"
+copy_binaries
 cc -O2 -Wall -o "$W/bin/exec_load" "$here/exec_load.c"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" \
@@ -119,12 +104,7 @@ args=(run --work "$W" --shauditd "$W/bin/shauditd" --shaudit "$W/bin/shaudit"
 [[ -n ${CONFIGS:-} ]] && args+=(--configs "$CONFIGS")
 [[ ${KEEP:-0} == 1 ]] && args+=(--keep)
 for v in ${VARIANTS:-}; do args+=(--variant "$v"); done
-echo "command: python3 $py ${args[*]}"
-python3 "$py" "${args[@]}" &
-driver=$!
-rc=0
-wait "$driver" || rc=$?
-driver=""
+run_driver "${args[@]}"
 [[ $rc == 0 ]] || { echo "bpf_bench.py failed ($rc)" >&2; exit $rc; }
 if [[ ${KEEP:-0} != 1 ]]; then
   mkdir -p /var/tmp/shaudit-bpfbench-results

@@ -51,34 +51,20 @@ print_command BUILD SKIP_BUILD HOLD_SESSIONS HOLD_CHILDREN HOLD_SECONDS SOAK_SEC
   SOAK_LINES SOAK_EXECS SOAK_INTERVAL_MS SAMPLE_S IDLE RESULTS KEEP
 require_root "sessions are opened by root; eBPF; kernel limits"
 require_tools python3 cc bpftool
-if ! command -v gnuplot >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y gnuplot-nox >/dev/null ||
-    echo "note: gnuplot-nox could not be installed: no plot"
-fi
+ensure_gnuplot
 maybe_build
 
-W="$(mktemp -d /var/tmp/shaudit-memory.XXXXXX)"
-driver=""
+bench_workdir shaudit-memory
 old_pid_max=""
 old_threads_max=""
-cleanup() {
-  local rc=$?
-  set +e
-  if [[ -n $driver ]] && kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver"
-    wait "$driver"
-  fi
+cleanup_extra() {  # kernel limits raised for the hold are put back
   if [[ -n $old_pid_max ]]; then
     echo "$old_pid_max" > /proc/sys/kernel/pid_max && echo "kernel.pid_max put back to $old_pid_max"
   fi
   if [[ -n $old_threads_max ]]; then
     echo "$old_threads_max" > /proc/sys/kernel/threads-max && echo "kernel.threads-max put back to $old_threads_max"
   fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
-  exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # Room for the hold's processes.
 need=$((hold_sessions * (hold_children + 1) + 4000))
@@ -98,15 +84,12 @@ if ((threads_max < live_tasks + need)); then
   echo "kernel.threads-max raised to $(cat /proc/sys/kernel/threads-max) for the run"
 fi
 
-# Stable copies: a rebuild during the run must not change what is measured.
-mkdir -p "$W/bin"
-cp "$build/daemon/shauditd" "$build/cli/shaudit" "$build/preload/libshaudit_preload.so" "$W/bin/"
+copy_binaries
 compile_helper session_load "$W/bin/session_load"
 
 print_machine
 print_tree
-echo "shauditd: sha256 $(sha256sum < "$W/bin/shauditd" | cut -c1-16)...; interposer: sha256 $(sha256sum < "$W/bin/libshaudit_preload.so" | cut -c1-16)..."
-echo "work directory: $W; results: $results"
+print_copies "$results"
 echo
 
 args=(--work "$W" --results "$results" --shauditd "$W/bin/shauditd" --shaudit "$W/bin/shaudit"
@@ -115,11 +98,6 @@ args=(--work "$W" --results "$results" --shauditd "$W/bin/shauditd" --shaudit "$
       --soak-seconds "$soak_seconds" --soak-concurrent "$soak_concurrent" --soak-lines "$soak_lines"
       --soak-execs "$soak_execs" --soak-interval-ms "$soak_interval" --sample-s "$sample_s" --idle "$idle")
 [[ ${KEEP:-0} == 1 ]] && args+=(--keep)
-echo "driver: python3 $py ${args[*]}"
-python3 "$py" "${args[@]}" &
-driver=$!
-rc=0
-wait "$driver" || rc=$?
-driver=""
+run_driver "${args[@]}"
 echo "results: $results"
 exit $rc

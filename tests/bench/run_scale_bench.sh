@@ -40,36 +40,17 @@ BENCH_ARGS="$*"
 print_command BUILD SKIP_BUILD SESSIONS DURATION INTERVAL_MS IDLE RESULTS KEEP
 require_root "sessions are opened by root; eBPF"
 require_tools python3 cc bpftool
-if ! command -v gnuplot >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y gnuplot-nox >/dev/null ||
-    echo "note: gnuplot-nox could not be installed: no plot"
-fi
+ensure_gnuplot
 maybe_build
 
-W="$(mktemp -d /var/tmp/shaudit-scale.XXXXXX)"
-driver=""
-cleanup() {
-  local rc=$?
-  set +e
-  if [[ -n $driver ]] && kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver"
-    wait "$driver"
-  fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir shaudit-scale
 
-# Stable copies: a rebuild during the run must not change what is measured.
-mkdir -p "$W/bin"
-cp "$build/daemon/shauditd" "$build/cli/shaudit" "$build/preload/libshaudit_preload.so" "$W/bin/"
+copy_binaries
 compile_helper session_load "$W/bin/session_load"
 
 print_machine
 print_tree
-echo "shauditd: sha256 $(sha256sum < "$W/bin/shauditd" | cut -c1-16)...; interposer: sha256 $(sha256sum < "$W/bin/libshaudit_preload.so" | cut -c1-16)..."
-echo "work directory: $W; results: $results"
+print_copies "$results"
 echo
 
 args=(--work "$W" --results "$results" --shauditd "$W/bin/shauditd" --shaudit "$W/bin/shaudit"
@@ -77,11 +58,6 @@ args=(--work "$W" --results "$results" --shauditd "$W/bin/shauditd" --shaudit "$
       --sessions "$(echo $sessions | tr ' ' ,)" --duration "$duration" --interval-ms "$interval"
       --idle "$idle")
 [[ ${KEEP:-0} == 1 ]] && args+=(--keep)
-echo "driver: python3 $py ${args[*]}"
-python3 "$py" "${args[@]}" &
-driver=$!
-rc=0
-wait "$driver" || rc=$?
-driver=""
+run_driver "${args[@]}"
 echo "results: $results"
 exit $rc

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Daemon, LoadMeter, Tail, iso_to_ns, quantile  # noqa: E402
+from benchlib import Daemon, LoadMeter, Tail, end_load, iso_to_ns, quantile  # noqa: E402
 
 LINE_RE = re.compile(rb'"text":"scale (\S+) s=(\d+) n=(\d+) t=(\d+)"')
 TIME_RE = re.compile(rb'"time":"([^"]+)"')
@@ -223,14 +222,7 @@ def run_one(a, n, key):
     finally:
         if tailer:
             tailer.stop_flag = True
-        if load and load.poll() is None:
-            try:
-                load.stdin.write(b"x\nx\n")
-                load.stdin.close()
-                load.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                load.kill()
-                load.wait()
+        end_load(load, 30)
         daemon.stop(signal.SIGKILL if daemon.p.poll() is None else signal.SIGTERM)
     return rec
 

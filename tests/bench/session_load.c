@@ -50,18 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shaudit/wire.h"
-#include "shaudit/wire_encode.h"
+#include "session_wire.h"
 
 static const char* g_sock;
 static const char* g_tag = "x";
 static int g_min_ms = -1, g_max_ms = -1;
-
-static uint64_t realtime_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static double mono_s(void) {
   struct timespec ts;
@@ -95,49 +88,9 @@ static int connect_sock(void) {
   return -1;
 }
 
-/* Sends a session request (OPEN, or CLOSE of sid) and waits up to 10 s for the reply; with
- * OPEN, the session id into sid. 0 or -1. */
-static int session_request(int fd, int type, char* sid, size_t cap) {
-  char buf[1024];
-  struct shaudit_enc e;
-  shaudit_enc_begin(&e, buf, sizeof buf, (uint16_t)type);
-  if (type == SHAUDIT_MSG_SESSION_OPEN) {
-    shaudit_enc_str(&e, SHAUDIT_F_USER, "root");
-    shaudit_enc_u64(&e, SHAUDIT_F_UID, 0);
-    shaudit_enc_str(&e, SHAUDIT_F_SERVICE, "bench");
-    shaudit_enc_add(&e, SHAUDIT_F_TTY, "", 0);
-  } else {
-    shaudit_enc_str(&e, SHAUDIT_F_SESSION, sid);
-  }
-  size_t n = shaudit_enc_finish(&e, 1, realtime_ns());
-  if (send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) return -1;
-  struct pollfd p = {fd, POLLIN, 0};
-  int r;
-  while ((r = poll(&p, 1, 10000)) < 0 && errno == EINTR) {}
-  if (r <= 0) return -1;
-  ssize_t got = recv(fd, buf, sizeof buf, 0);
-  struct shaudit_wire_header h;
-  if (got < (ssize_t)sizeof h) return -1;
-  memcpy(&h, buf, sizeof h);
-  if (h.type != SHAUDIT_MSG_SESSION_REPLY) return -1;
-  size_t off = sizeof h, end = h.length < (size_t)got ? h.length : (size_t)got;
-  while (off + sizeof(struct shaudit_wire_field) <= end) {
-    struct shaudit_wire_field f;
-    memcpy(&f, buf + off, sizeof f);
-    off += sizeof f;
-    if (f.length > end - off) break;
-    if (f.tag == SHAUDIT_F_ERROR) return -1;
-    if (f.tag == SHAUDIT_F_SESSION) {
-      if (type == SHAUDIT_MSG_SESSION_OPEN) {
-        size_t k = f.length < cap - 1 ? f.length : cap - 1;
-        memcpy(sid, buf + off, k);
-        sid[k] = 0;
-      }
-      return 0;
-    }
-    off += f.length;
-  }
-  return -1;
+static int session_call(int fd, int type, char* sid, size_t cap) {
+  const char* why = "";
+  return session_request(fd, type, sid, cap, 10000, &why);
 }
 
 static int send_line(int fd, long session, long k) {
@@ -223,7 +176,7 @@ static int hold(int argc, char** argv) {
       srandom((unsigned)(getpid() ^ realtime_ns()));
       char sid[128];
       int fd = connect_sock();
-      int ok = fd >= 0 && session_request(fd, SHAUDIT_MSG_SESSION_OPEN, sid, sizeof sid) == 0;
+      int ok = fd >= 0 && session_call(fd, SHAUDIT_MSG_SESSION_OPEN, sid, sizeof sid) == 0;
       for (long c = 0; ok && c < children; c++) {
         pid_t k = fork();
         if (k == 0) {  /* sleeps until the end pipe closes */
@@ -304,7 +257,7 @@ static int churn_session(long idx, long lines, long execs, const char* preload) 
   srandom((unsigned)(getpid() ^ realtime_ns()));
   char sid[128];
   int fd = connect_sock();
-  if (fd < 0 || session_request(fd, SHAUDIT_MSG_SESSION_OPEN, sid, sizeof sid) != 0) return 1;
+  if (fd < 0 || session_call(fd, SHAUDIT_MSG_SESSION_OPEN, sid, sizeof sid) != 0) return 1;
   for (long k = 1; k <= lines; k++) {
     sleep_s(jitter_s());
     if (send_line(fd, idx, k) != 0) return 2;
@@ -326,7 +279,7 @@ static int churn_session(long idx, long lines, long execs, const char* preload) 
     int st = 0;
     if (c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 3;
   }
-  if (idx % 2 == 0 && session_request(fd, SHAUDIT_MSG_SESSION_CLOSE, sid, sizeof sid) != 0) return 4;
+  if (idx % 2 == 0 && session_call(fd, SHAUDIT_MSG_SESSION_CLOSE, sid, sizeof sid) != 0) return 4;
   close(fd);
   return 0;
 }

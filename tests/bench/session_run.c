@@ -28,14 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shaudit/wire.h"
-#include "shaudit/wire_encode.h"
-
-static uint64_t realtime_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "session_wire.h"
 
 /* Returns 0 with the session id in sid, or -1 with a reason on stderr. */
 static int open_session(const char* path, char* sid, size_t sid_cap) {
@@ -55,59 +48,11 @@ static int open_session(const char* path, char* sid, size_t sid_cap) {
     close(fd);
     return -1;
   }
-  char buf[1024];
-  struct shaudit_enc e;
-  shaudit_enc_begin(&e, buf, sizeof buf, SHAUDIT_MSG_SESSION_OPEN);
-  shaudit_enc_str(&e, SHAUDIT_F_USER, "root");
-  shaudit_enc_u64(&e, SHAUDIT_F_UID, 0);
-  shaudit_enc_str(&e, SHAUDIT_F_SERVICE, "bench");
-  shaudit_enc_add(&e, SHAUDIT_F_TTY, "", 0);
-  size_t n = shaudit_enc_finish(&e, 1, realtime_ns());
-  if (send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
-    fprintf(stderr, "session_run: send: %s\n", strerror(errno));
-    close(fd);
-    return -1;
-  }
-  struct pollfd p = {fd, POLLIN, 0};
-  int r;
-  while ((r = poll(&p, 1, 2000)) < 0 && errno == EINTR) {}
-  if (r <= 0) {
-    fprintf(stderr, "session_run: no SESSION_REPLY within 2 s\n");
-    close(fd);
-    return -1;
-  }
-  ssize_t got = recv(fd, buf, sizeof buf, 0);
+  const char* why = "";
+  int r = session_request(fd, SHAUDIT_MSG_SESSION_OPEN, sid, sid_cap, 2000, &why);
   close(fd);
-  struct shaudit_wire_header h;
-  if (got < (ssize_t)sizeof h) {
-    fprintf(stderr, "session_run: short reply (%zd)\n", got);
-    return -1;
-  }
-  memcpy(&h, buf, sizeof h);
-  if (h.magic != SHAUDIT_WIRE_MAGIC || h.type != SHAUDIT_MSG_SESSION_REPLY) {
-    fprintf(stderr, "session_run: unexpected reply type %u\n", h.type);
-    return -1;
-  }
-  size_t off = sizeof h, end = h.length < (size_t)got ? h.length : (size_t)got;
-  while (off + sizeof(struct shaudit_wire_field) <= end) {
-    struct shaudit_wire_field f;
-    memcpy(&f, buf + off, sizeof f);
-    off += sizeof f;
-    if (f.length > end - off) break;
-    if (f.tag == SHAUDIT_F_ERROR) {
-      fprintf(stderr, "session_run: refused: %.*s\n", (int)f.length, buf + off);
-      return -1;
-    }
-    if (f.tag == SHAUDIT_F_SESSION) {
-      size_t k = f.length < sid_cap - 1 ? f.length : sid_cap - 1;
-      memcpy(sid, buf + off, k);
-      sid[k] = 0;
-      return 0;
-    }
-    off += f.length;
-  }
-  fprintf(stderr, "session_run: reply without a session id\n");
-  return -1;
+  if (r != 0) fprintf(stderr, "session_run: %s\n", why);
+  return r;
 }
 
 int main(int argc, char** argv) {
