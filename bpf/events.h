@@ -27,7 +27,8 @@ enum sa_event_type {
 #define SA_FLAG_ARGV_CUT 0x1u
 #define SA_FLAG_SECUREEXEC 0x2u /* setuid/setgid/file capabilities: ignores LD_PRELOAD */
 #define SA_FLAG_LINE_CUT 0x4u
-#define SA_FLAG_ZLE 0x8u /* the line came from zsh's zleread (metafied) */
+#define SA_FLAG_ZLE 0x8u         /* the line came from zsh's zleread (metafied) */
+#define SA_FLAG_KNOWN_FILE 0x10u /* exec: a file shauditd has examined (in known_files) */
 
 /* Common header of every event. */
 struct sa_event_hdr {

@@ -166,7 +166,11 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   struct sa_file_key fk = {};
   fk.dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
   fk.ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
-  __u64 wake = bpf_map_lookup_elem(&known_files, &fk) ? wake_flags() : BPF_RB_FORCE_WAKEUP;
+  __u64 wake = BPF_RB_FORCE_WAKEUP;
+  if (bpf_map_lookup_elem(&known_files, &fk)) {
+    e->h.flags |= SA_FLAG_KNOWN_FILE; /* shauditd need not look at it again */
+    wake = wake_flags();
+  }
   if (bpf_ringbuf_output(&events, e, size, wake) != 0)
     count(SA_STAT_DROPPED);
   else

@@ -156,7 +156,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       p.execs.push_back(ns);
       p.loginuid = h.loginuid;
       p.sessionid = h.sessionid;
-      if (p.execs.size() > 64) p.execs.pop_front();
+      if (p.execs.size() > 64) p.execs.erase(p.execs.begin());
       execs_.push_back(std::move(k));
       execs_by_pid_[pid].push_back(&execs_.back());
       execs_by_ppid_[execs_.back().ppid].push_back(&execs_.back());
@@ -201,7 +201,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
     case SA_EV_HOOKED: {
       Proc& p = procs_[pid];
       p.hooked.push_back(ns);
-      if (p.hooked.size() > 64) p.hooked.pop_front();
+      if (p.hooked.size() > 64) p.hooked.erase(p.hooked.begin());
       break;
     }
     case SA_EV_LINE: {

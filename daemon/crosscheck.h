@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -146,10 +147,34 @@ class CrossCheck {
     std::string filename;
     int32_t result;
   };
+  // A queue that allocates nothing until its first element (libstdc++'s deque allocates in
+  // its constructor): most processes never get a line report.
+  template <class T>
+  class LazyDeque {
+   public:
+    bool empty() const { return !d_ || d_->empty(); }
+    size_t size() const { return d_ ? d_->size() : 0; }
+    T& front() { return d_->front(); }
+    T& back() { return d_->back(); }
+    const T& back() const { return d_->back(); }
+    void push_back(T&& v) {
+      if (!d_) d_ = std::make_unique<std::deque<T>>();
+      d_->push_back(std::move(v));
+    }
+    void pop_front() { d_->pop_front(); }
+    auto begin() { return d_ ? d_->begin() : typename std::deque<T>::iterator(); }
+    auto end() { return d_ ? d_->end() : typename std::deque<T>::iterator(); }
+    auto begin() const { return d_ ? d_->cbegin() : typename std::deque<T>::const_iterator(); }
+    auto end() const { return d_ ? d_->cend() : typename std::deque<T>::const_iterator(); }
+
+   private:
+    std::unique_ptr<std::deque<T>> d_;
+  };
+
   struct Proc {
-    std::deque<Report> reports;  // recent line reports, oldest first
-    std::deque<int64_t> execs;   // kernel exec times, oldest first
-    std::deque<int64_t> hooked;  // kernel: the genuine interposer initialised (times)
+    LazyDeque<Report> reports;    // recent line reports, oldest first
+    std::vector<int64_t> execs;   // kernel exec times, oldest first (at most 64)
+    std::vector<int64_t> hooked;  // kernel: the genuine interposer initialised (times, <= 64)
     pid_t parent = 0;
     int64_t fork_ns = 0;
     int64_t exit_ns = 0;                             // the kernel saw it exit (0: running)

@@ -96,23 +96,10 @@ class WriterLoop {
       }
       if (batch.empty()) trim_due_ += q_.pop_all(batch, until);
       while (!batch.empty()) {
-        // Rules see the record before it is written; their alerts follow it, naming its seq.
-        std::vector<json::Object> alerts;
-        if (alerter_) alerts = alerter_->evaluate(batch.front());
-        uint64_t ref_seq = w_.seq() + 1;
-        if (!retry([&] { return w_.append(batch.front()); })) {
+        if (!write_group(batch)) {
           unwritten_.store(batch.size());
           return false;
         }
-        for (auto& a : alerts) {
-          a["ref_seq"] = static_cast<int64_t>(ref_seq);
-          s_.alerts.fetch_add(1, std::memory_order_relaxed);
-          if (!retry([&] { return w_.append(a); })) {
-            unwritten_.store(batch.size());
-            return false;
-          }
-        }
-        batch.pop_front();
         publish();
       }
       if (!retry([&] { return w_.maybe_seal(record::now_ns()); })) return false;
@@ -136,6 +123,49 @@ class WriterLoop {
         return ok;
       }
     }
+  }
+
+  // Writes records from the front of the batch, each followed by its alerts, as one group: one
+  // write(2) for all of them (LogWriter::hold), up to kGroupMax records or a due count seal. If
+  // that write fails, the same records are written one at a time, each retried until it is in
+  // the file. Returns false only when the daemon gave up (shutdown with the disk still failing).
+  bool write_group(std::deque<json::Object>& batch) {
+    constexpr size_t kGroupMax = 256;
+    std::vector<std::vector<json::Object>> alerts;  // each record's alerts
+    w_.hold();
+    for (size_t i = 0; i < batch.size() && alerts.size() < kGroupMax; ++i) {
+      // Rules see the record before it is written; their alerts follow it, naming its seq.
+      std::vector<json::Object> a;
+      if (alerter_) a = alerter_->evaluate(batch[i]);
+      uint64_t ref_seq = w_.seq() + 1;
+      (void)w_.append(batch[i]);  // while holding, append cannot fail: nothing is written yet
+      for (auto& x : a) {
+        x["ref_seq"] = static_cast<int64_t>(ref_seq);
+        (void)w_.append(x);
+      }
+      alerts.push_back(std::move(a));
+      if (w_.seal_due()) break;
+    }
+    if (!w_.release()) {
+      // One at a time, as many tries as it takes (the writer is back where hold() found it).
+      for (auto& a : alerts) {
+        uint64_t ref_seq = w_.seq() + 1;
+        if (!retry([&] { return w_.append(batch.front()); })) return false;
+        for (auto& x : a) {
+          x["ref_seq"] = static_cast<int64_t>(ref_seq);
+          if (!retry([&] { return w_.append(x); })) return false;
+        }
+        s_.alerts.fetch_add(a.size(), std::memory_order_relaxed);
+        batch.pop_front();
+      }
+    } else {
+      for (const auto& a : alerts) {
+        s_.alerts.fetch_add(a.size(), std::memory_order_relaxed);
+        batch.pop_front();
+      }
+    }
+    if (w_.seal_due()) (void)w_.maybe_seal(record::now_ns());  // a failure stays due: retried below
+    return true;
   }
 
   void abandon() { abandon_.store(true); }
@@ -381,8 +411,12 @@ int main(int argc, char** argv) {
 
   // Reports up to 128 KiB become strings of that size: from the heap, not one mmap/munmap
   // each (page faults and TLB shootdowns on every CPU under a flood of big lines); the writer
-  // gives memory back after floods (malloc_trim).
+  // gives memory back after floods (malloc_trim). Between floods the heaps neither shrink nor
+  // grow by a page at a time (each step an mprotect or brk, about one per exec record before):
+  // they keep up to 8 MiB free at the top and grow 1 MiB at a time.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  mallopt(M_TOP_PAD, 1 << 20);
 
   // Signals are taken synchronously by the main thread; every other thread blocks them.
   sigset_t set;

@@ -61,6 +61,7 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     CrossCheckOptions o;
     o.redactor = &redactor_;
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
+    loss_check_every_ns_ = std::min<int64_t>(100000000, o.window_ns / 2);
     o.allowlist = cfg.unhooked_allowlist;
     cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
       return handler_.command_of(pid, ppid);
@@ -77,8 +78,10 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
   sa_event_hdr h;
   if (!cc_ || size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
-  if (h.type == SA_EV_EXEC && size >= offsetof(sa_exec_event, argv)) {
-    // A bash under any name or path gets its readline() probed as soon as a session runs it.
+  if (h.type == SA_EV_EXEC && !(h.flags & SA_FLAG_KNOWN_FILE) &&
+      size >= offsetof(sa_exec_event, argv)) {
+    // A bash under any name or path gets its readline() probed as soon as a session runs it
+    // (a file examined before is flagged by the kernel side: no stat for it).
     const auto* e = static_cast<const sa_exec_event*>(data);
     collector_->probe_if_bash(std::string(e->filename, strnlen(e->filename, sizeof e->filename)));
   }
@@ -107,7 +110,9 @@ void Receiver::check_kernel_loss(int64_t now) {
 void Receiver::kernel_tick(bool timer) {
   int got = collector_->consume();
   int64_t now = record::now_ns();
-  if (timer) check_kernel_loss(now);
+  // The drop counter is a system call to read: ten looks a second, or two per window when the
+  // window is shorter (a loss is known before any decision about the time it covers).
+  if (timer && now - loss_checked_ns_ >= loss_check_every_ns_) check_kernel_loss(now);
   if (!cc_->tick(now)) stopping_ = true;
   // The timer runs every 20 ms while the kernel has something to say or decisions wait, and
   // every 200 ms once nothing did for a second: an idle shauditd wakes 5 times a second, not 50.

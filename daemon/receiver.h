@@ -64,6 +64,7 @@ class Receiver {
   int idle_ticks_ = 0;
   uint64_t dropped_seen_ = 0;
   int64_t loss_checked_ns_ = 0;  // realtime of the last look at the kernel's drop counter
+  int64_t loss_check_every_ns_ = 100000000;
   int epfd_ = -1, listen_fd_ = -1, wake_fd_ = -1;
   int reserve_fd_ = -1;  // held back so a connection can be refused when out of descriptors
   bool bound_socket_ = false;

@@ -208,6 +208,20 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
   json::encode(rec, line_);
   size_t body = line_.size();
   line_.push_back('\n');
+  if (holding_ && !is_seal) {
+    held_recs_.push_back({held_.size(), body, std::move(rec)});
+    held_.append(line_);
+    prev_ = crypto::to_hex(crypto::sha256(std::string_view(line_.data(), body)));
+    seq_ = seq;
+    ++stats_.records;
+    if (unsealed_ == 0) {
+      first_unsealed_ = seq;
+      first_unsealed_ns_ = now;
+    }
+    ++unsealed_;
+    stats_.unsealed = unsealed_;
+    return {};
+  }
   // One write(2) per record. On a short or failed write, cut the partial line off again so
   // the file only ever holds whole records.
   off_t before = -1;
@@ -247,9 +261,51 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
   return {};
 }
 
+void LogWriter::hold() {
+  if (holding_) return;
+  holding_ = true;
+  checkpoint_ = {seq_, first_unsealed_, unsealed_, first_unsealed_ns_, prev_, stats_};
+}
+
+Result<void> LogWriter::release() {
+  if (!holding_) return {};
+  holding_ = false;
+  if (held_.empty()) return {};
+  ssize_t n;
+  do {
+    n = ::write(fd_, held_.data(), held_.size());
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(held_.size())) {
+    int e = n < 0 ? errno : ENOSPC;
+    if (n > 0) {
+      struct stat st;
+      if (::fstat(fd_, &st) == 0 && st.st_size >= n) (void)!::ftruncate(fd_, st.st_size - n);
+    }
+    uint64_t errors = stats_.write_errors + 1;
+    seq_ = checkpoint_.seq;
+    first_unsealed_ = checkpoint_.first_unsealed;
+    unsealed_ = checkpoint_.unsealed;
+    first_unsealed_ns_ = checkpoint_.first_unsealed_ns;
+    prev_ = std::move(checkpoint_.prev);
+    stats_ = std::move(checkpoint_.stats);
+    stats_.write_errors = errors;
+    stats_.last_error = fmt::format("write to {} failed: {}", opts_.path, std::strerror(e));
+    held_.clear();
+    held_recs_.clear();
+    return make_error(stats_.last_error);
+  }
+  if (opts_.on_written)
+    for (const Held& h : held_recs_)
+      opts_.on_written(std::string_view(held_.data() + h.off, h.len), h.rec.as_object());
+  held_.clear();
+  held_recs_.clear();
+  return {};
+}
+
 Result<void> LogWriter::append(json::Object fields) {
   auto r = write_line(std::move(fields), false);
   if (!r) return r;
+  if (holding_) return {};  // the count seal waits for release()
   // The record is written: its result is success whatever happens to the count seal. A seal
   // that fails here stays due (see stats().last_error) and maybe_seal() writes it later, so a
   // caller that retries failed appends never writes a record twice.
@@ -270,6 +326,7 @@ Result<void> LogWriter::maybe_seal(int64_t now_ns) {
 }
 
 Result<void> LogWriter::seal(std::string_view reason) {
+  if (auto r = release(); !r) return r;
   json::Object s;
   s["type"] = record::kSeal;
   s["reason"] = std::string(reason);

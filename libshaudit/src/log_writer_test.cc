@@ -122,7 +122,7 @@ TEST_F(LogWriterTest, AppendAssignsSeqTimeAndPrevHashOfPreviousLine) {
   ASSERT_TRUE(w);
   now_ = kT0 + kSec + 5;
   auto cmd = command("ls -l");
-  cmd["seq"] = 999;        // assigned by the writer, whatever the caller says
+  cmd["seq"] = 999;  // assigned by the writer, whatever the caller says
   cmd["prev"] = "forged";
   cmd["time"] = "yesterday";
   ASSERT_TRUE(w->append(cmd).ok());
@@ -589,6 +589,98 @@ TEST_F(LogWriterTest, FailedWriteLeavesNoPartialRecordAndCanBeRetried) {
   ASSERT_EQ(ls.size(), 2u);
   EXPECT_EQ(num(parse_object(ls[1]), "seq"), 2);
   EXPECT_EQ(str(parse_object(ls[1]), "prev"), hash_hex(ls[0]));
+}
+
+TEST_F(LogWriterTest, HeldRecordsAreWrittenTogetherAtRelease) {
+  WriterOptions o = options(/*seal_every=*/4);  // the start record counts
+  std::vector<std::string> reported;
+  o.on_written = [&](std::string_view line, const json::Object&) { reported.emplace_back(line); };
+  auto w = open_writer(std::move(o));
+  ASSERT_TRUE(w);
+  reported.clear();  // the start record
+  const std::string before = read_file(path_);
+  w->hold();
+  ASSERT_TRUE(w->append(command("one")).ok());
+  ASSERT_TRUE(w->append(command("two")).ok());
+  EXPECT_FALSE(w->seal_due());
+  ASSERT_TRUE(w->append(command("three")).ok());
+  // Not in the file, not reported, and no count seal while holding: the seal waits.
+  EXPECT_EQ(read_file(path_), before);
+  EXPECT_TRUE(reported.empty());
+  EXPECT_EQ(w->seq(), 4u);
+  EXPECT_TRUE(w->seal_due());
+  ASSERT_TRUE(w->release().ok());
+  auto ls = lines();
+  ASSERT_EQ(ls.size(), 4u);
+  EXPECT_EQ(str(parse_object(ls[3]), "text"), "three");
+  EXPECT_EQ(str(parse_object(ls[2]), "prev"), hash_hex(ls[1]));
+  EXPECT_EQ(str(parse_object(ls[3]), "prev"), hash_hex(ls[2]));
+  EXPECT_EQ(reported, (std::vector<std::string>{ls[1], ls[2], ls[3]}));
+  ASSERT_TRUE(w->maybe_seal(now_).ok());
+  EXPECT_EQ(str(last(), "type"), "seal");
+  EXPECT_EQ(num(last(), "first_seq"), 1);
+  EXPECT_EQ(num(last(), "records"), 4);
+}
+
+TEST_F(LogWriterTest, AFailedReleaseLeavesNothingAndTheSameRecordsCanBeAppendedAgain) {
+  WriterOptions o = options();
+  size_t reported = 0;
+  o.on_written = [&](std::string_view, const json::Object&) { ++reported; };
+  auto w = open_writer(std::move(o));
+  ASSERT_TRUE(w);
+  reported = 0;
+  const std::string before = read_file(path_);
+  w->hold();
+  ASSERT_TRUE(w->append(command(std::string(100, 'a'))).ok());
+  ASSERT_TRUE(w->append(command(std::string(100, 'b'))).ok());
+  EXPECT_EQ(w->seq(), 3u);
+
+  // Room for one of the two lines only: the group's write comes up short and is cut off.
+  struct sigaction ignore {};
+  struct sigaction old_action {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  struct rlimit old_limit;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = before.size() + 150;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  auto r = w->release();
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::sigaction(SIGXFSZ, &old_action, nullptr);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "write to " + path_ + " failed: No space left on device");
+  EXPECT_EQ(read_file(path_), before);
+  EXPECT_EQ(reported, 0u);
+  EXPECT_EQ(w->seq(), 1u);
+  EXPECT_EQ(w->stats().write_errors, 1u);
+  EXPECT_EQ(w->stats().records, 1u);
+  EXPECT_EQ(w->stats().unsealed, 1u);
+
+  // Appended again (not holding): the chain goes on from the start record.
+  ASSERT_TRUE(w->append(command(std::string(100, 'a'))).ok());
+  ASSERT_TRUE(w->append(command(std::string(100, 'b'))).ok());
+  auto ls = lines();
+  ASSERT_EQ(ls.size(), 3u);
+  EXPECT_EQ(num(parse_object(ls[2]), "seq"), 3);
+  EXPECT_EQ(str(parse_object(ls[1]), "prev"), hash_hex(ls[0]));
+  EXPECT_EQ(str(parse_object(ls[2]), "prev"), hash_hex(ls[1]));
+  EXPECT_EQ(reported, 2u);
+}
+
+TEST_F(LogWriterTest, SealWhileHoldingWritesTheHeldRecordsFirst) {
+  auto w = open_writer(options());
+  ASSERT_TRUE(w);
+  w->hold();
+  ASSERT_TRUE(w->append(command("held")).ok());
+  ASSERT_TRUE(w->seal("interval").ok());
+  auto ls = lines();
+  ASSERT_EQ(ls.size(), 3u);
+  EXPECT_EQ(str(parse_object(ls[1]), "text"), "held");
+  EXPECT_EQ(str(parse_object(ls[2]), "type"), "seal");
+  EXPECT_EQ(num(parse_object(ls[2]), "records"), 2);
+  EXPECT_TRUE(seal_signature_ok(parse_object(ls[2]), *key_));
 }
 
 TEST_F(LogWriterTest, DefaultClockIsRealtime) {

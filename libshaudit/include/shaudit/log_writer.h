@@ -6,13 +6,15 @@
 // written when `seal_every` records are unsealed, when the oldest unsealed record is
 // `seal_interval` old (the caller drives this through seal_deadline()/maybe_seal()), at
 // rotation and at close. fdatasync runs at each seal: a record is visible to readers once
-// append() returns and durable against power loss once the next seal is written.
+// append() returns (or, when holding, release()) and durable against power loss once the next
+// seal is written.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "shaudit/crypto.h"
 #include "shaudit/json.h"
@@ -57,6 +59,16 @@ class LogWriter {
   // left in the file (a partial write is truncated away) and the caller may retry the same
   // record. A count seal that failed stays due for maybe_seal().
   Result<void> append(json::Object fields);
+  // Holding: from hold() on, appended records are encoded and chained but kept in memory;
+  // release() writes them all with one write(2) (a busy writer's records, one system call per
+  // batch instead of per record), then reports each to on_written. If that write fails,
+  // nothing of it stays in the file and the writer is back where hold() found it (seq, chain,
+  // counts): the caller appends the same records again. While holding, append() never seals
+  // (seal_due() says when a count seal is due: release first, then maybe_seal()); seal(),
+  // rotate() and close() release first.
+  void hold();
+  Result<void> release();
+  bool seal_due() const { return unsealed_ >= opts_.seal_every; }
   // Time at which an interval seal is due; INT64_MAX when nothing is unsealed.
   int64_t seal_deadline_ns() const;
   // Seals if the count or interval is due.
@@ -86,6 +98,23 @@ class LogWriter {
   std::string key_id_;
   WriterStats stats_;
   std::string line_;  // reused encode buffer
+
+  // hold()/release(): the lines not yet written, each record to report once they are, and
+  // the state to return to if they cannot be.
+  struct Held {
+    size_t off, len;  // the line in held_ (no newline)
+    json::Value rec;
+  };
+  struct Checkpoint {
+    uint64_t seq, first_unsealed, unsealed;
+    int64_t first_unsealed_ns;
+    std::string prev;
+    WriterStats stats;
+  };
+  bool holding_ = false;
+  std::string held_;
+  std::vector<Held> held_recs_;
+  Checkpoint checkpoint_{};
 };
 
 }  // namespace shaudit
