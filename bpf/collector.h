@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loads and runs the eBPF collector: the process-lifecycle programs, the bash/zsh line
 // probes, the tracked-process map and the ring buffer.
 #pragma once

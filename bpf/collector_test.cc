@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The eBPF collector against the real kernel (needs root, BTF and BPF; CI runs as root).
 #include "collector.h"
 

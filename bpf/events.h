@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /* Events from the shaudit eBPF programs to shauditd, through one ring buffer.
  * C only; included by the BPF programs and by the daemon's loader. Explicit padding, no
  * packed structs; the C++ side checks sizes and offsets with static_assert. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // shaudit: the operator's command-line tool.
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `shaudit sessions` and `shaudit show --session ID --tree`.
 #pragma once
 

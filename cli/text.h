@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Display helpers shared by the shaudit commands.
 #pragma once
 

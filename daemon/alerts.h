@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Applies the loaded rules to every record the writer takes: each match becomes a signed
 // `alert` record right after the record it matched (ref_seq). Command lines are also matched
 // as the joined logical command (continuation lines and here-documents put together), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The eBPF collector when this build has it (bpf/), else a stand-in that never starts.
 #pragma once
 
@@ -17,6 +18,7 @@ class Collector {
   void track(pid_t, uint64_t) {}
   bool probe_if_bash(const std::string&) { return false; }
   uint64_t dropped() const { return 0; }
+  bool interposer_initialised(pid_t) const { return false; }
 };
 }  // namespace shaudit::bpf
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The root-only control socket (`shaudit stats`), served by its own thread so it answers
 // even while the receiver waits on a full queue (for example when the disk is full).
 #pragma once

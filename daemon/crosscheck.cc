@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "crosscheck.h"
 
 #include <fmt/format.h>
@@ -7,7 +8,7 @@
 #include <array>
 #include <cstring>
 
-#include "reports.h"
+#include "record_fields.h"
 #include "shaudit/record.h"
 #include "shaudit/siphash.h"
 #include "shaudit/zsh_meta.h"

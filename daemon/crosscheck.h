@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The kernel cross-check: what the eBPF collector saw in an audited session against what the
 // (untrusted) interposers reported. Every fact about a process comes from the kernel: whether
 // its image carries the genuine interposer (the interposer's initialisation probed by inode,

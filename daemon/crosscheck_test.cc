@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cross-check fed synthetic kernel events and reports: what it writes, exactly.
 #include "crosscheck.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // shauditd: receives reports, signs and writes the record log.
 #include <fmt/format.h>
 #include <glob.h>
@@ -46,6 +47,7 @@ std::string hostname() {
   return buf;
 }
 
+#ifdef SHAUDIT_HAVE_BPF
 // zsh's line editor modules (zleread lives there): every installed zsh version.
 std::vector<std::string> find_zle_modules() {
   std::vector<std::string> out;
@@ -55,6 +57,7 @@ std::vector<std::string> find_zle_modules() {
   globfree(&g);
   return out;
 }
+#endif
 
 // Every reporter holds a connection: allow as many descriptors as the hard limit permits.
 void raise_fd_limit(const Config& cfg) {
@@ -442,7 +445,7 @@ int main(int argc, char** argv) {
   // nothing typed before goes unchecked.
   std::unique_ptr<bpf::Collector> collector;
   std::string bpf_reason;
-  Receiver* event_sink = nullptr;
+  [[maybe_unused]] Receiver* event_sink = nullptr;  // (set, and used only with eBPF)
   if (cfg.bpf != BpfMode::kOff) {
 #ifdef SHAUDIT_HAVE_BPF
     bpf::CollectorOptions co;
@@ -457,7 +460,9 @@ int main(int argc, char** argv) {
     else
       bpf_reason = c.message();
 #else
-    bpf_reason = "this build of shauditd has no eBPF collector (needs bpftool, clang, libbpf-dev)";
+    bpf_reason =
+        "this build of shauditd has no eBPF collector (built with SHAUDIT_BPF=OFF or without "
+        "bpftool, clang, libbpf-dev)";
 #endif
     if (!collector && cfg.bpf == BpfMode::kOn) {
       std::fprintf(stderr, "shauditd: bpf: on, but the eBPF collector cannot start: %s\n",

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // auditd output: one AUDIT_USER_CMD message per record, through libaudit, into the kernel's
 // audit stream (which auditd writes to /var/log/audit/audit.log).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HTTP outputs through libcurl: slack, loki, webhook, falcosidekick, otlp.
 //
 // 2xx: delivered. 408, 429, 5xx, or no answer (connect error, timeout): retried, honouring

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sinks for the output types that need a transport of their own (see outputs.h).
 #pragma once
 

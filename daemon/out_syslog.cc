@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // syslog output: one RFC 5424 message per record (outfmt::syslog5424: the record's log line is
 // the MSG, its id, type, seq, session, user, uid and rule are SD-PARAMs of [shaudit@32473]).
 //

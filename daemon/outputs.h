@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Outputs: copies of records and alerts for other systems (files, syslog, auditd, Slack, Loki,
 // webhooks, falcosidekick, OTLP), each with its own filter, disk spool and delivery thread.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bounded multi-producer queue between the socket receiver and the log writer.
 #pragma once
 

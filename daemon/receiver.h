@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The socket side of shauditd: accepts reporter connections, receives one report per
 // SOCK_SEQPACKET message with the sender's kernel credentials (SCM_CREDENTIALS, per message)
 // and hands it to the ReportHandler; answers PAM session requests on the same connection;

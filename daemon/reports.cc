@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "reports.h"
 
 #include <fmt/format.h>
@@ -40,35 +41,6 @@ std::string session_reply(const std::string& session, const std::string& error) 
     shaudit_enc_str(&e, SHAUDIT_F_ERROR, error.c_str());
   size_t n = shaudit_enc_finish(&e, 1, static_cast<uint64_t>(record::now_ns()));
   return std::string(buf, n);
-}
-
-std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec) {
-  std::string s(text);
-  if (!r) return s;
-  auto found = r->line(s);
-  if (found.empty()) return s;
-  json::Array list;
-  for (const auto& f : found)
-    list.emplace_back(json::Object{
-        {"kind", f.kind}, {"field", "text"}, {"offset", static_cast<int64_t>(f.offset)}});
-  rec["redacted"] = std::move(list);
-  return s;
-}
-
-std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::string_view>& argv,
-                                     json::Object& rec) {
-  std::vector<std::string> out(argv.begin(), argv.end());
-  if (!r) return out;
-  auto found = r->argv(out);
-  if (found.empty()) return out;
-  json::Array list;
-  for (const auto& f : found)
-    list.emplace_back(json::Object{{"kind", f.kind},
-                                   {"field", "argv"},
-                                   {"element", static_cast<int64_t>(f.element)},
-                                   {"offset", static_cast<int64_t>(f.offset)}});
-  rec["redacted"] = std::move(list);
-  return out;
 }
 
 ReportHandler::ReportHandler(RecordQueue& q, Stats& stats, SessionRegistry& sessions,

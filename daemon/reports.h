@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turns decoded reports into records: kernel identity per message, per-process report
 // numbering (loss), session membership, command/exec linking, PAM session requests.
 // Single-threaded: only the receiver thread calls it.
@@ -14,6 +15,7 @@
 
 #include "crosscheck.h"
 #include "queue.h"
+#include "record_fields.h"
 #include "sessions.h"
 #include "shaudit/redact.h"
 #include "shaudit/wire_codec.h"
@@ -93,22 +95,5 @@ class ReportHandler {
 };
 
 std::string session_reply(const std::string& session, const std::string& error);
-
-// Redacts a typed line / an argv before it goes into a record; adds "redacted" (what kind,
-// where; never the secret). Returns the (possibly) changed bytes.
-std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec);
-std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::string_view>& argv,
-                                     json::Object& rec);
-
-// FNV-1a over argv elements and their ends: identifies an argv across reports and the kernel.
-template <class Strings>
-uint64_t argv_hash(const Strings& argv) {
-  uint64_t h = 1469598103934665603ull;
-  for (const auto& a : argv) {
-    for (unsigned char c : std::string_view(a)) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0x100) * 1099511628211ull;
-  }
-  return h;
-}
 
 }  // namespace shaudit::daemon

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Audited sessions: opened by the PAM module (root only) or implicitly by an interactive
 // shell that belongs to no session; ended by PAM close or when the entry process exits.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A remote output's disk spool: the records it has been handed and the destination has not
 // acknowledged yet, in order, surviving a restart of shauditd.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The output spool: order, acknowledgement, restart, bound, damaged files.
 #include "spool.h"
 

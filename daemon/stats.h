@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Counters shared by the receiver, the writer and the control socket.
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs shaudit's build dependencies (and, with --test, its test dependencies) from
 # Debian's packages. Sourced by quickstart.sh and test.sh.
 set -euo pipefail
@@ -8,7 +9,7 @@ shaudit_install_deps() {
   if [ "${1:-}" = "--test" ]; then
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest python3-yaml util-linux
       bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static
-      iputils-ping rsyslog rsyslog-openssl openssl auditd)
+      iputils-ping rsyslog rsyslog-openssl openssl auditd make)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds and installs shaudit under PREFIX (default /usr/local), creates a signing key,
 # starts shauditd on its compiled-in default configuration and shows a signed, audited
 # session. Run as root on Debian 12.

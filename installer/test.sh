@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs test dependencies, builds shaudit (warnings are errors), and runs:
 #   1. the libFuzzer targets briefly (wire decoder, record-log parser),
 #   2. the unit tests built with ASan+UBSan,
-#   3. every test (unit + integration against real shauditd processes) with ctest.
+#   3. a build of shauditd without eBPF (SHAUDIT_BPF=OFF),
+#   4. every test (unit + integration against real shauditd processes) with ctest.
 # Must run as root (integration tests mount tmpfs, switch users, bind sockets in /run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,11 @@ echo "== unit tests with ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSHAUDIT_SANITIZE=ON -DSHAUDIT_WERROR=ON >/dev/null
 cmake --build build-asan -j"$JOBS" --target libshaudit_test
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/libshaudit/libshaudit_test --gtest_brief=1
+
+echo "== shauditd without eBPF (SHAUDIT_BPF=OFF) builds, and its cross-check unit tests pass"
+cmake -S . -B build-nobpf -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHAUDIT_BPF=OFF -DSHAUDIT_WERROR=ON >/dev/null
+cmake --build build-nobpf -j"$JOBS" --target shauditd crosscheck_test
+./build-nobpf/daemon/crosscheck_test --gtest_brief=1
 
 echo "== build and all tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_WERROR=ON >/dev/null

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pam_shaudit.so: registers each PAM session with shauditd and puts the interposer into the
  * session's environment.
  *
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "shaudit/wire.h"
+#include "shaudit/wire_connect.h"
 #include "shaudit/wire_encode.h"
 
 #define DATA_KEY "pam_shaudit_session"
@@ -79,23 +81,11 @@ static uint64_t now_ns(void) {
  * session id or error text). Returns 0 on success, -1 with *err set. */
 static int transact(const struct options* o, const char* msg, size_t len, int want_reply,
                     char* reply, size_t reply_cap, int* is_error, const char** err) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int fd = shaudit_wire_connect(o->socket, 0, o->timeout_ms);
   if (fd < 0) {
-    *err = strerror(errno);
+    *err = fd == -ENAMETOOLONG ? "socket path too long" : strerror(-fd);
     return -1;
   }
-  struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_un a;
-  memset(&a, 0, sizeof a);
-  a.sun_family = AF_UNIX;
-  if (strlen(o->socket) >= sizeof a.sun_path) {
-    close(fd);
-    *err = "socket path too long";
-    return -1;
-  }
-  strcpy(a.sun_path, o->socket);
   /* The daemon accepts session requests only from uid 0 and takes the uid from the
    * credentials that come with the message. Left to the kernel, they carry the real uid; a
    * setuid-root program (su run by a user) has a real uid of that user and an effective uid
@@ -118,8 +108,7 @@ static int transact(const struct options* o, const char* msg, size_t len, int wa
   c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
   struct ucred cred = {getpid(), geteuid(), getegid()};
   memcpy(CMSG_DATA(c), &cred, sizeof cred);
-  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0 ||
-      sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)len) {
+  if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)len) {
     *err = strerror(errno);
     close(fd);
     return -1;
@@ -179,12 +168,15 @@ static int put_env(pam_handle_t* pamh, const char* name, const char* value) {
 static int export_env(pam_handle_t* pamh, const struct options* o, const char* session) {
   int rc = PAM_SUCCESS;
   if (session && (rc = put_env(pamh, "SHAUDIT_SESSION", session)) != PAM_SUCCESS) return rc;
-  if (o->socket_given && (rc = put_env(pamh, "SHAUDIT_SOCKET", o->socket)) != PAM_SUCCESS) return rc;
+  if (o->socket_given && (rc = put_env(pamh, "SHAUDIT_SOCKET", o->socket)) != PAM_SUCCESS)
+    return rc;
   if (o->preload && (rc = put_env(pamh, "LD_PRELOAD", o->preload)) != PAM_SUCCESS) return rc;
   return rc;
 }
 
-__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_handle_t* pamh, int flags, int argc, const char** argv) {
+__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_handle_t* pamh,
+                                                                          int flags, int argc,
+                                                                          const char** argv) {
   (void)flags;
   struct options o;
   if (parse_options(pamh, argc, argv, &o) != 0) return PAM_SESSION_ERR;
@@ -218,12 +210,16 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_ha
   if (transact(&o, msg, len, 1, reply, sizeof reply, &is_error, &err) != 0 || is_error) {
     const char* why = is_error ? reply : err;
     if (o.fail_closed) {
-      pam_syslog(pamh, LOG_ERR, "cannot register the session with shauditd at %s: %s; refusing "
-                 "the session (fail=closed)", o.socket, why);
+      pam_syslog(pamh, LOG_ERR,
+                 "cannot register the session with shauditd at %s: %s; refusing "
+                 "the session (fail=closed)",
+                 o.socket, why);
       return PAM_SESSION_ERR;
     }
-    pam_syslog(pamh, LOG_WARNING, "cannot register the session with shauditd at %s: %s; "
-               "continuing unregistered (fail=open)", o.socket, why);
+    pam_syslog(pamh, LOG_WARNING,
+               "cannot register the session with shauditd at %s: %s; "
+               "continuing unregistered (fail=open)",
+               o.socket, why);
     /* An empty id marks the session as opened unregistered: close_session then succeeds
      * too (PAM_IGNORE would fail a stack in which no other module decides). */
     char* none = strdup("");
@@ -242,7 +238,9 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_ha
   return export_env(pamh, &o, reply) == PAM_SUCCESS ? PAM_SUCCESS : PAM_SESSION_ERR;
 }
 
-__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_close_session(pam_handle_t* pamh, int flags, int argc, const char** argv) {
+__attribute__((visibility("default"))) PAM_EXTERN int pam_sm_close_session(pam_handle_t* pamh,
+                                                                           int flags, int argc,
+                                                                           const char** argv) {
   (void)flags;
   struct options o;
   if (parse_options(pamh, argc, argv, &o) != 0) return PAM_SESSION_ERR;

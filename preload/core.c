@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Interposer core. See core.h for the rules every function here follows. */
 #define _GNU_SOURCE
 #include "core.h"
@@ -25,6 +26,7 @@
 
 #include "shaudit/siphash.h"
 #include "shaudit/wire.h"
+#include "shaudit/wire_connect.h"
 #include "shaudit/wire_encode.h"
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
@@ -162,16 +164,8 @@ static int socket_ok(int fd) {
 
 /* Connects a new socket on a high fd; returns it or -1. Does not touch S. */
 static int connect_new(dev_t* dev, ino_t* ino) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = shaudit_wire_connect(S.socket_path, SHAUDIT_CONNECT_NONBLOCK, 0);
   if (fd < 0) return -1;
-  struct sockaddr_un a;
-  memset(&a, 0, sizeof a);
-  a.sun_family = AF_UNIX;
-  memcpy(a.sun_path, S.socket_path, sizeof a.sun_path - 1);
-  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
   /* Move it out of the way of the program's own descriptors. */
   int high = fcntl(fd, F_DUPFD_CLOEXEC, SA_HIGH_FD);
   if (high >= 0) {
@@ -486,7 +480,9 @@ static int is_audited_host_wide(void) {
   char sid[24];
   int fd = open("/proc/self/sessionid", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  ssize_t n = read(fd, sid, sizeof sid - 1);
+  /* pread, not read: read() here would be this library's own hook, which takes fd 0 (when the
+   * program started with it closed, open() returns 0) for terminal input. */
+  ssize_t n = pread(fd, sid, sizeof sid - 1, 0);
   close(fd);
   if (n <= 0) return 0;
   sid[n] = 0;

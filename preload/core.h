@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Interposer core: everything the exported hooks call. C only, no libstdc++.
  * Rules (run inside every audited process, including vfork children):
  *  - no malloc, stdio, locks or NSS in hooks: raw syscalls, stack buffers, mmap for big ones;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests of the interposer core, called directly (no LD_PRELOAD).
 #include "core.h"
 

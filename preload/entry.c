@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* libshaudit_preload.so: the exported, interposed entry points. Thin: resolve the real
  * functions in the constructor, report through core.c, call the real function with errno
  * as the caller left it. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Integration-test helper: one session flooding shauditd through the C API.
  *
  * usage: client_flood SOCKET COUNT

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Integration-test helper: one shaudit_client shared across fork().
  *
  * usage: client_fork SOCKET

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Integration-test helper for tests/integration/test_interposer_faults.py: a program that
  * does awkward things to the interposer (libshaudit_preload.so) preloaded into it.
  *

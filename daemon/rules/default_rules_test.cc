@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shipped default rules: each fires on what it is about and not on a look-alike.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the record-log parser: arbitrary bytes as a log file through
 // `verify`, and each line through the strict JSON parser, whose canonical re-encoding must
 // parse back to the same value and be a fixed point.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the output payload formatters: arbitrary bytes as a log line; when
 // they parse as a JSON object (a record of any shape, fields of any type), every formatter
 // must produce its payload without crashing, and the JSON payloads must parse back.

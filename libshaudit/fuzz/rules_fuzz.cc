@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the rules loader: arbitrary bytes as a rule file; when they load,
 // the rules are evaluated against a few fixed records.
 #include <string>

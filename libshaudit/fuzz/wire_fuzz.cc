@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the wire decoder must never read out of bounds, and whatever it
 // accepts must survive a re-encode/decode round trip unchanged.
 #include <cstdlib>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "shaudit/config.h"
 
 #include <fmt/format.h>
@@ -13,13 +14,14 @@
 #include "internal/yaml_where.h"
 #include "shaudit/redact.h"
 #include "shaudit/rules.h"
+#include "shaudit/wire.h"
 
 namespace shaudit {
 
 const char* const kDefaultInterposer = SHAUDIT_DEFAULT_INTERPOSER;
 
 const char* const kDefaultConfigYaml = R"(# shauditd default configuration (compiled in)
-socket: /run/shaudit/shaudit.sock
+socket: )" SHAUDIT_DEFAULT_SOCKET R"(
 socket_mode: "0666"
 control_socket: /run/shaudit/control.sock
 log: /var/log/shaudit/audit.jsonl

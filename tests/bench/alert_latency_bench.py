@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for tests/bench/run_alert_latency_bench.sh (not a test; nothing runs it from ctest).
 
   alert_latency_bench.py free-port

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pieces shared by the benchmark drivers in tests/bench (not a test; nothing runs it from ctest):
 process and machine figures from /proc, a shauditd of the benchmark's own, quantiles, a log tailer.
 """

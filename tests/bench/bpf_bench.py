@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Driver for tests/bench/run_bpf_bench.sh: the kernel cross-check (eBPF collector) benchmark.
 Not a test; nothing runs it from ctest. Needs root. Start it through run_bpf_bench.sh, which
 builds and copies the binaries it measures.

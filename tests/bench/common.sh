@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by the run_*_bench.sh scripts: the paths, checks and build step they share.
 # Sets here (this directory), repo and build (BUILD, default <repo>/build).
 

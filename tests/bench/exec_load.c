@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Exec load for tests/bench/run_bpf_bench.sh (not a test; nothing runs it from ctest).
  *
  *   exec_load [-w WORKERS] [-n EXECS_PER_WORKER | -t SECONDS] [-o OUT.json] [-p PID,PID...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for tests/bench/run_interposer_bench.sh (not a test; nothing runs it from ctest).
 
   interposer_bench.py summarize DIR BASE EXECS [--order NAME,...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Driver for tests/bench/run_memory_bench.sh (not a test; nothing runs it from ctest): shauditd's
 resident memory with many tracked processes and open sessions, then over a soak of session
 churn. Needs root.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Benchmark (not a test): cost of evaluating a rule set against one record, as shauditd's
 // writer does for every record. tests/bench/run_rules_bench.sh runs it.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # End-to-end alert latency benchmark: Enter typed in an interactive shell -> the webhook receives
 # the alert (target: p99 under 100 ms on loopback). Not a test: nothing runs it from ctest.
 # Needs root (the typed lines read /etc/shadow), python3, bash.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Kernel cross-check (eBPF collector) benchmark. Not a test: nothing runs it from ctest.
 # Needs root, python3, cc, bpftool; installs bpftrace with apt-get when it is missing.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Interposer overhead benchmark (issue "host capture"; issue 11: the kernel as the source of
 # process facts). Not a test: nothing runs it from ctest.
 # Needs root (sessions, eBPF, mount namespaces, /etc/snoopy.ini), hyperfine, snoopy, python3,

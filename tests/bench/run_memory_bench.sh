@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Memory benchmark (issue 11): shauditd's RSS with 10,000 live tracked processes and 1,000 open
 # sessions, then over a soak of session churn. Not a test: nothing runs it from ctest. Needs
 # root, python3, cc, bpftool; installs gnuplot-nox with apt-get when gnuplot is missing.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Rule evaluation cost per record with the default rule set (issue "rules and alerts").
 # Not a test: nothing runs it from ctest. Writes nothing; prints a Markdown table.
 #

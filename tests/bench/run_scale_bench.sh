@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Scale benchmark (issue 11): 1, 10, 100, 1000 concurrent typing sessions against one shauditd
 # with bpf: on. Not a test: nothing runs it from ctest. Needs root, python3, cc, bpftool;
 # installs gnuplot-nox with apt-get when gnuplot is missing (for the plot).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds (if needed) and runs the signing-writer benchmark: shauditd pinned to CPU 1, clients
 # on CPU 0; throughput with 1,000,000 records (whose log is then verified), latency at
 # 20,000 and 2,000 records/s. The machine is usually noisy, so it runs RUNS times (default 3)

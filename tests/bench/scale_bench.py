@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Driver for tests/bench/run_scale_bench.sh (not a test; nothing runs it from ctest): many
 concurrent typing sessions against one shauditd with bpf: on. Needs root.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Session load for tests/bench/run_scale_bench.sh and run_memory_bench.sh (not a test; nothing
  * runs it from ctest). Needs root: every session process opens an audited session with
  * SHAUDIT_MSG_SESSION_OPEN (USER "root", UID 0, SERVICE "bench", TTY ""), as session_run.c

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Benchmark helper (not a test; nothing runs it from ctest): run a command as the entry of an
  * audited session, as a PAM stack would make it.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Session requests as the PAM module makes them, for the benchmark helpers (session_run.c,
  * session_load.c): a SESSION_OPEN as root (service "bench"), or a SESSION_CLOSE, and the
  * daemon's SESSION_REPLY. Header-only C; not a test. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // writer_bench: a benchmark (not a test) of shauditd's signing log writer.
 //
 // It starts the real shauditd on a private configuration (bpf: off), pinned to one CPU

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures for shaudit integration tests: real shauditd processes, real sockets."""
 import json
 import os

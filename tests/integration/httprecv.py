@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A local HTTP receiver for the output tests: records every request (path, headers, body) and
 answers from a plan (status, extra headers) or 200. Stands in for Slack, Loki, a webhook,
 falcosidekick and an OTLP collector, none of which runs here."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Drives a real shell on a real pseudo-terminal, typing one character at a time."""
 import os
 import pty

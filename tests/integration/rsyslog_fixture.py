@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A private rsyslogd for output tests: plain TCP, UDP and TLS listeners on 127.0.0.1.
 
 It runs in the foreground (-n) with its own configuration, pid file and work directory, never

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """shauditd applies rules: a signed alert record right after the record it matched, rules
 over the joined logical command, SIGHUP reload that keeps the old set when a file is bad."""
 import signal

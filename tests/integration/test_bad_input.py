@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile and broken input to shauditd: malformed wire messages, passed descriptors, invalid
 UTF-8, report-number gaps, idle and flooding clients, bad configuration, bad keys, damaged
 or unwritable logs and a full disk.

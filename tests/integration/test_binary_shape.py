@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Binary-shape checks of the interposer and the PAM module (what they pull into other
 people's processes, what they export, whether they load)."""
 import ctypes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Host capture: real dash, bash and zsh on real pseudo-terminals with the interposer
 preloaded, reporting to a real shauditd. Every typed line must arrive byte-exact, in order,
 with the execs it caused linked to it and its exit status."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Kernel cross-check end to end: shauditd with `bpf: on` and real dash, bash and zsh on real
 pseudo-terminals with the interposer preloaded (implicit sessions). Every way around the
 interposer in the bypass corpus must give its bypass record, with the exact kind, pid and argv

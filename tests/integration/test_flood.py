@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A session flooding through the C API (100,000 lines) cannot delay another session's alert
 beyond the bound set by `client_queue_quota` (records one reporter connection may have waiting
 in the queue)."""

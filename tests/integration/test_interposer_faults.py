@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The interposer (libshaudit_preload.so) under faults: a daemon that is not there yet, goes
 away and comes back, or is away for longer than the backlog holds; lines longer than the
 terminal or the message; invalid UTF-8; programs that close or replace the interposer's

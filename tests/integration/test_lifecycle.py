@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """shauditd's life cycle against real processes: start, report, stop, restart, rotation,
 seals, the control socket, configuration, and `shaudit show`."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """auditd output: every record becomes one AUDIT_USER_CMD message in the kernel's audit stream,
 carrying the person's identity in its body (the kernel stamps shauditd's own pid/uid/auid/ses).
 

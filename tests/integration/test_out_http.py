@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP outputs (webhook, falcosidekick, Slack, Loki, OTLP) against a local receiver that checks
 the documented payloads; at-least-once delivery through the disk spool (outage, restart,
 Retry-After, refused batches, overflow)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The syslog output (RFC 5424 over TCP, UDP and TLS) against a real rsyslogd, and its TCP
 framing, reconnection and retries against a raw socket that shows the exact bytes."""
 import hashlib

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PAM module end to end: pamtester against a service file of our own, and real sshd (and
 su inside it) in a private mount namespace whose PAM stack carries pam_shaudit.so, first with
 the interposer exported through `preload=`, then in host-wide mode (/etc/ld.so.preload inside

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Secrets are redacted before a record is signed: typed lines, argv, and what the kernel saw."""
 from test_capture import start_shell
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`shaudit verify --remote-seals`: a real shauditd ships its seals to a file output (the
 anchor); a log cut short after a shipped seal verifies on its own but not against the anchor."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`shaudit rules check` on rule files: the count on success, file:line:col on errors."""
 from conftest import run_cli
 

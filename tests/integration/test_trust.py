@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a reporter says is a claim: attacks on shauditd through crafted wire messages, with
 real shells on real pseudo-terminals and the eBPF cross-check on. Each test reproduces one
 attack and asserts what the daemon must make of it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`shaudit verify` on logs written by a real shauditd, intact and tampered with.
 
 Every tampering must fail with exit 1 and name the first offending seq."""

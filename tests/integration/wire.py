@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Python encoder for the wire format in libshaudit/include/shaudit/wire.h (tests only)."""
 import struct
 import time

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // shauditd's YAML configuration, loaded strictly: an unknown key, a value of the wrong type
 // or out of range, or a missing file is an error naming the key, file, line and column.
 #pragma once
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "shaudit/result.h"
+#include "shaudit/wire.h"
 
 namespace shaudit {
 
@@ -61,7 +63,7 @@ const char* output_type_name(OutputType t);
 extern const char* const kDefaultInterposer;
 
 struct Config {
-  std::string socket = "/run/shaudit/shaudit.sock";
+  std::string socket = SHAUDIT_DEFAULT_SOCKET;
   unsigned socket_mode = 0666;
   std::string socket_group;  // group owning the socket; empty: the daemon's
   std::string control_socket = "/run/shaudit/control.sock";

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SHA-256, hex/base64 helpers and Ed25519 keys (OpenSSL 3).
 #pragma once
 

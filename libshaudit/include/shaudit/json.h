@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Canonical JSON for audit records, in the manner of RFC 8785:
 //  - object members sorted by their keys' UTF-16 code units, no insignificant whitespace;
 //  - numbers are integers only (int64), written in their shortest decimal form;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signed record log writer.
 //
 // Each record is one canonical JSON line written with a single write(2) on an O_APPEND fd,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Payload formatters for remote outputs (Falco/falcosidekick, Slack, Loki, OTLP, syslog,
 // auditd). Pure functions: a record (the parsed object of one log line, and where needed the
 // line itself) goes in, the bytes to send come out. No I/O, no clock, no exceptions of their

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The record model: record type names, field helpers and the lossless byte scheme.
 //
 // Lossless bytes: JSON strings must be valid UTF-8. When a captured byte string (a typed

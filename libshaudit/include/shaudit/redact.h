@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Secret redaction, applied to typed lines and argv before a record is signed or leaves the
 // daemon. Each finding replaces the secret with "***" and is reported by kind and position,
 // never by content.

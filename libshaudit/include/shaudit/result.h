@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Errors as values: a small std::expected-like type (GCC 12 has no <expected> in C++20).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A rules engine in the manner of Falco's rules: YAML files of lists, macros and rules whose
 // conditions are evaluated against audit records.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* SipHash-2-4 (Aumasson & Bernstein), 64-bit output: the keyed hash the interposer sends for
  * input it does not record (passwords, read -e, vared) and the daemon recomputes over what the
  * kernel-side probe saw. C, header-only, no allocation. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Verification of a signed record log (one file, or a rotated set given oldest first).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* shaudit wire format between reporters (interposer, PAM module, client API) and shauditd.
  *
  * One SOCK_SEQPACKET message per report: a fixed header followed by fields (TLV). All

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // C++ encoder and strict decoder for the wire format in shaudit/wire.h.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* A tiny C encoder for the wire format (shaudit/wire.h) on a caller-supplied buffer, for the
  * interposer and the PAM module: no allocation, no libc beyond memcpy/memset. */
 #ifndef SHAUDIT_WIRE_ENCODE_H

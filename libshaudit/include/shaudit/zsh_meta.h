@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* zsh keeps text "metafied": a byte in 0x83..0x9f (and NUL) is written as Meta (0x83) followed
  * by the byte XOR 32. Decoding, shared by the interposer (zleread's result) and shauditd (what
  * the zleread probe saw). C, header-only, in place. */

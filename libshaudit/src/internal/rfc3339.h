@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The fields of an RFC 3339 time, read strictly. Shared by record::parse_time and
 // outfmt::rfc3339_ns, which check the values and limits each in their own way.
 #pragma once

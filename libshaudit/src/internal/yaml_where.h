@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where a YAML node is, for error messages: "FILE:LINE:COLUMN" (1-based), or FILE alone when
 // the mark has no position.
 #pragma once
