@@ -346,129 +346,177 @@ bool ReportHandler::handle(const wire::Message& m, const Sender& sender, std::st
   if (in_order) p.last_seq = m.report_seq;
   if (cc_) cc_->on_report(pid, m, session, sender.recv_ns);
 
-  if (m.type == SHAUDIT_MSG_HELLO) {
-    stats_.hellos.fetch_add(1, std::memory_order_relaxed);
-    uint64_t flags = m.number(SHAUDIT_F_HELLO_FLAGS);
-    p.shell = flags & SHAUDIT_HELLO_SHELL;
-    p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
-    p.exe = m.text(SHAUDIT_F_EXE);
-    p.tty = m.text(SHAUDIT_F_TTY);
-    // An interactive shell on a terminal that no session registered opens one itself.
-    if (p.shell && p.interactive && p.session.empty())
-      return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
-    // A non-interactive shell names its own argv: recorded as its exec when nobody reported
-    // that exec (its parent ran without the interposer: sshd for `ssh host CMD`, cron, ...).
-    bool reported = p.exec_reported;
-    p.exec_reported = false;
-    auto argv = m.all(SHAUDIT_F_ARGV);
-    if (argv.empty() || reported) return true;
-    // In a session the kernel follows, its exec event is the record (written by the
-    // cross-check, whoever started the shell).
-    if (cc_ && !p.session.empty()) return true;
-    if (auto parent = procs_.find(p.ppid); parent != procs_.end()) {
-      auto& sp = parent->second.spawned;  // posix_spawn/system/popen reported it already
-      auto it = std::find(sp.begin(), sp.end(), argv_hash(argv));
-      if (it != sp.end()) {
-        sp.erase(it);
-        return true;
-      }
-    }
-    json::Object r;
-    base_fields(r, m, cred, p);
-    r["type"] = record::kExec;
-    r["source"] = "hello";
-    record::set_bytes(r, "path", p.exe);
-    record::set_argv(r, redact_argv(redactor_, argv, r));
-    if (!p.command.empty()) r["command"] = p.command;
-    if (!push(std::move(r))) return false;
-    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-    return true;
+  const Ctx c{m, sender, pid, p, session, in_order};
+  switch (m.type) {
+    case SHAUDIT_MSG_HELLO:
+      return on_hello(c);
+    case SHAUDIT_MSG_LINE:
+      return on_line(c);
+    case SHAUDIT_MSG_EXEC:
+      return on_exec(c);
+    case SHAUDIT_MSG_STATUS:
+      return on_status(c);
+    case SHAUDIT_MSG_NONCMD:
+      return on_noncmd(c);
+    default:
+      stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);
+      return true;
   }
+}
 
-  json::Object r;
-  if (m.type == SHAUDIT_MSG_LINE) {
-    base_fields(r, m, cred, p);
-    r["type"] = record::kCommand;
-    uint64_t cmd_no = m.number(SHAUDIT_F_CMD_NO);
-    uint64_t index = m.number(SHAUDIT_F_LINE_INDEX);
-    uint64_t flags = m.number(SHAUDIT_F_LINE_FLAGS);
-    if (cmd_no) {
-      p.command = fmt::format("{}.{}", pid, cmd_no);
-      r["command"] = p.command;
-    }
-    if (flags & SHAUDIT_LINE_CONTINUATION) {
-      r["continuation"] = true;
-      r["line_index"] = static_cast<int64_t>(index);
-    } else if (Session* s = sessions_.find(p.session)) {
-      ++s->commands;
-    }
-    const wire::Field* t = m.find(SHAUDIT_F_TEXT);
-    record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
-    if (flags & SHAUDIT_LINE_CUT) {
-      r["truncated"] = true;
-      r["truncated_by"] = "terminal";  // canonical mode delivers at most 4095 bytes a line
-    } else if (t->flags & SHAUDIT_FIELD_TRUNCATED) {
-      r["truncated"] = true;
-      r["truncated_by"] = "message";
-    }
-    record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
-  } else if (m.type == SHAUDIT_MSG_EXEC) {
-    base_fields(r, m, cred, p);
-    r["type"] = record::kExec;
-    r["source"] = "report";
-    auto argv = m.all(SHAUDIT_F_ARGV);
-    if (m.flags & SHAUDIT_MSG_SPAWN) {
-      r["spawn"] = true;  // a new child runs it, not the reporting process
-      p.spawned.push_back(argv_hash(argv));
-      if (p.spawned.size() > 32) p.spawned.erase(p.spawned.begin());
-    } else {
-      p.exec_reported = true;
-    }
-    uint64_t cmd_pid = m.number(SHAUDIT_F_CMD_PID), cmd_no = m.number(SHAUDIT_F_CMD_NO);
-    // The typed command is the one the sender's own shell ancestor read: a claim naming any
-    // other process (another user's shell) is ignored.
-    if (cmd_pid && cmd_no && is_self_or_ancestor(pid, static_cast<pid_t>(cmd_pid)))
-      p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
-    if (!p.command.empty()) r["command"] = p.command;
-    if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
-    record::set_argv(r, redact_argv(redactor_, argv, r));
-    bool cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
-    for (const auto& f : m.fields)
-      if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;
-    if (cut) r["truncated"] = true;
-    if (cc_ && !session.empty()) {
-      // The kernel follows this session: the exec record is written from the kernel's exec
-      // event once this report's argv matches it; a report the kernel contradicts is a
-      // forged_report, never a record.
-      if (!in_order) r["report_out_of_order"] = true;
-      stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-      return cc_->on_exec_report(pid, cred.uid, m, session, sender.recv_ns, std::move(r));
-    }
-  } else if (m.type == SHAUDIT_MSG_STATUS) {
-    base_fields(r, m, cred, p);
-    r["type"] = record::kCommandStatus;
-    r["command"] = fmt::format("{}.{}", pid, m.number(SHAUDIT_F_CMD_NO));
-    auto status = static_cast<int64_t>(m.number(SHAUDIT_F_STATUS));
-    r["exit_status"] = status;
-    r["duration_ns"] = static_cast<int64_t>(m.number(SHAUDIT_F_DURATION_NS));
-    if (status != 0)
-      if (Session* s = sessions_.find(p.session)) ++s->failed;
-  } else if (m.type == SHAUDIT_MSG_NONCMD) {
-    base_fields(r, m, cred, p);
-    r["type"] = record::kNoncmdInput;
-    r["kind"] = input_kind(m.number(SHAUDIT_F_INPUT_KIND));
-    r["length"] = static_cast<int64_t>(m.number(SHAUDIT_F_INPUT_LEN));
-    uint64_t h = m.number(SHAUDIT_F_INPUT_HASH);
-    r["hash"] = fmt::format("{:016x}", h);  // SipHash under the process's key, never logged
-  } else {
-    stats_.rejected[static_cast<size_t>(wire::Reject::kType)].fetch_add(1);
-    return true;
-  }
-  if (!in_order) r["report_out_of_order"] = true;
-  // Counted once queued: a push refused at shutdown is not an accepted report.
+// A record made from a report: flagged when the report came out of order, counted as
+// accepted once queued (a push refused at shutdown is not an accepted report).
+bool ReportHandler::write(const Ctx& c, json::Object r) {
+  if (!c.in_order) r["report_out_of_order"] = true;
   if (!push(std::move(r))) return false;
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+bool ReportHandler::on_hello(const Ctx& c) {
+  const wire::Message& m = c.m;
+  const ucred& cred = c.sender.cred;
+  const pid_t pid = c.pid;
+  Proc& p = c.p;
+  stats_.hellos.fetch_add(1, std::memory_order_relaxed);
+  uint64_t flags = m.number(SHAUDIT_F_HELLO_FLAGS);
+  p.shell = flags & SHAUDIT_HELLO_SHELL;
+  p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
+  p.exe = m.text(SHAUDIT_F_EXE);
+  p.tty = m.text(SHAUDIT_F_TTY);
+  // An interactive shell on a terminal that no session registered opens one itself.
+  if (p.shell && p.interactive && p.session.empty())
+    return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
+  // A non-interactive shell names its own argv: recorded as its exec when nobody reported
+  // that exec (its parent ran without the interposer: sshd for `ssh host CMD`, cron, ...).
+  bool reported = p.exec_reported;
+  p.exec_reported = false;
+  auto argv = m.all(SHAUDIT_F_ARGV);
+  if (argv.empty() || reported) return true;
+  // In a session the kernel follows, its exec event is the record (written by the
+  // cross-check, whoever started the shell).
+  if (cc_ && !p.session.empty()) return true;
+  if (auto parent = procs_.find(p.ppid); parent != procs_.end()) {
+    auto& sp = parent->second.spawned;  // posix_spawn/system/popen reported it already
+    auto it = std::find(sp.begin(), sp.end(), argv_hash(argv));
+    if (it != sp.end()) {
+      sp.erase(it);
+      return true;
+    }
+  }
+  json::Object r;
+  base_fields(r, m, cred, p);
+  r["type"] = record::kExec;
+  r["source"] = "hello";
+  record::set_bytes(r, "path", p.exe);
+  record::set_argv(r, redact_argv(redactor_, argv, r));
+  if (!p.command.empty()) r["command"] = p.command;
+  if (!push(std::move(r))) return false;
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool ReportHandler::on_line(const Ctx& c) {
+  const wire::Message& m = c.m;
+  const ucred& cred = c.sender.cred;
+  const pid_t pid = c.pid;
+  Proc& p = c.p;
+  json::Object r;
+  base_fields(r, m, cred, p);
+  r["type"] = record::kCommand;
+  uint64_t cmd_no = m.number(SHAUDIT_F_CMD_NO);
+  uint64_t index = m.number(SHAUDIT_F_LINE_INDEX);
+  uint64_t flags = m.number(SHAUDIT_F_LINE_FLAGS);
+  if (cmd_no) {
+    p.command = fmt::format("{}.{}", pid, cmd_no);
+    r["command"] = p.command;
+  }
+  if (flags & SHAUDIT_LINE_CONTINUATION) {
+    r["continuation"] = true;
+    r["line_index"] = static_cast<int64_t>(index);
+  } else if (Session* s = sessions_.find(p.session)) {
+    ++s->commands;
+  }
+  const wire::Field* t = m.find(SHAUDIT_F_TEXT);
+  record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
+  if (flags & SHAUDIT_LINE_CUT) {
+    r["truncated"] = true;
+    r["truncated_by"] = "terminal";  // canonical mode delivers at most 4095 bytes a line
+  } else if (t->flags & SHAUDIT_FIELD_TRUNCATED) {
+    r["truncated"] = true;
+    r["truncated_by"] = "message";
+  }
+  record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
+  return write(c, std::move(r));
+}
+
+bool ReportHandler::on_exec(const Ctx& c) {
+  const wire::Message& m = c.m;
+  const ucred& cred = c.sender.cred;
+  const pid_t pid = c.pid;
+  Proc& p = c.p;
+  json::Object r;
+  base_fields(r, m, cred, p);
+  r["type"] = record::kExec;
+  r["source"] = "report";
+  auto argv = m.all(SHAUDIT_F_ARGV);
+  if (m.flags & SHAUDIT_MSG_SPAWN) {
+    r["spawn"] = true;  // a new child runs it, not the reporting process
+    p.spawned.push_back(argv_hash(argv));
+    if (p.spawned.size() > 32) p.spawned.erase(p.spawned.begin());
+  } else {
+    p.exec_reported = true;
+  }
+  uint64_t cmd_pid = m.number(SHAUDIT_F_CMD_PID), cmd_no = m.number(SHAUDIT_F_CMD_NO);
+  // The typed command is the one the sender's own shell ancestor read: a claim naming any
+  // other process (another user's shell) is ignored.
+  if (cmd_pid && cmd_no && is_self_or_ancestor(pid, static_cast<pid_t>(cmd_pid)))
+    p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
+  if (!p.command.empty()) r["command"] = p.command;
+  if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
+  record::set_argv(r, redact_argv(redactor_, argv, r));
+  bool cut = (m.flags & SHAUDIT_MSG_ARGV_TRUNCATED) != 0;
+  for (const auto& f : m.fields)
+    if (f.tag == SHAUDIT_F_ARGV && (f.flags & SHAUDIT_FIELD_TRUNCATED)) cut = true;
+  if (cut) r["truncated"] = true;
+  if (cc_ && !c.session.empty()) {
+    // The kernel follows this session: the exec record is written from the kernel's exec
+    // event once this report's argv matches it; a report the kernel contradicts is a
+    // forged_report, never a record.
+    if (!c.in_order) r["report_out_of_order"] = true;
+    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+    return cc_->on_exec_report(pid, cred.uid, m, c.session, c.sender.recv_ns, std::move(r));
+  }
+  return write(c, std::move(r));
+}
+
+bool ReportHandler::on_status(const Ctx& c) {
+  const wire::Message& m = c.m;
+  const ucred& cred = c.sender.cred;
+  const pid_t pid = c.pid;
+  Proc& p = c.p;
+  json::Object r;
+  base_fields(r, m, cred, p);
+  r["type"] = record::kCommandStatus;
+  r["command"] = fmt::format("{}.{}", pid, m.number(SHAUDIT_F_CMD_NO));
+  auto status = static_cast<int64_t>(m.number(SHAUDIT_F_STATUS));
+  r["exit_status"] = status;
+  r["duration_ns"] = static_cast<int64_t>(m.number(SHAUDIT_F_DURATION_NS));
+  if (status != 0)
+    if (Session* s = sessions_.find(p.session)) ++s->failed;
+  return write(c, std::move(r));
+}
+
+bool ReportHandler::on_noncmd(const Ctx& c) {
+  const wire::Message& m = c.m;
+  json::Object r;
+  base_fields(r, m, c.sender.cred, c.p);
+  r["type"] = record::kNoncmdInput;
+  r["kind"] = input_kind(m.number(SHAUDIT_F_INPUT_KIND));
+  r["length"] = static_cast<int64_t>(m.number(SHAUDIT_F_INPUT_LEN));
+  uint64_t h = m.number(SHAUDIT_F_INPUT_HASH);
+  r["hash"] = fmt::format("{:016x}", h);  // SipHash under the process's key, never logged
+  return write(c, std::move(r));
 }
 
 }  // namespace shaudit::daemon

@@ -77,6 +77,22 @@ class ReportHandler {
   const std::string& resolve_session(pid_t pid, Proc& p);
   const std::string& user_name(uid_t uid);
   bool push(json::Object r);
+  // A report of a process, past the checks every report gets (identity, session, numbering),
+  // handed to the handler of its kind.
+  struct Ctx {
+    const wire::Message& m;
+    const Sender& sender;
+    pid_t pid;
+    Proc& p;
+    const std::string& session;
+    bool in_order;
+  };
+  bool on_hello(const Ctx& c);
+  bool on_line(const Ctx& c);
+  bool on_exec(const Ctx& c);
+  bool on_status(const Ctx& c);
+  bool on_noncmd(const Ctx& c);
+  bool write(const Ctx& c, json::Object r);
   bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why);
   bool end_session(const std::string& id, const char* reason);
   bool session_open(const wire::Message& m, const ucred& cred, uint64_t ino, std::string& reply);
