@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+// The field table of the rules: each field's name, its id and whether it is numeric.
+#include "rules/internal.h"
+
+namespace shaudit::rules::detail {
+
+namespace {
+
+constexpr FieldInfo kFields[] = {
+    {"cmd.text", Field::kCmdText, false},
+    {"cmd.shell", Field::kCmdShell, false},
+    {"proc.argv", Field::kProcArgv, false},
+    {"proc.cmdline", Field::kProcCmdline, false},
+    {"proc.exe", Field::kProcExe, false},
+    {"proc.pid", Field::kProcPid, true},
+    {"user.name", Field::kUserName, false},
+    {"user.uid", Field::kUserUid, true},
+    {"session.id", Field::kSessionId, false},
+    {"session.service", Field::kSessionService, false},
+    {"session.remote_host", Field::kSessionRemoteHost, false},
+    {"session.tty", Field::kSessionTty, false},
+    {"host.name", Field::kHostName, false},
+    {"container.id", Field::kContainerId, false},
+    {"k8s.ns.name", Field::kK8sNs, false},
+    {"k8s.pod.name", Field::kK8sPod, false},
+    {"bypass.kind", Field::kBypassKind, false},
+    {"evt.type", Field::kEvtType, false},
+};
+
+}  // namespace
+
+const FieldInfo* find_field(std::string_view name) {
+  for (const auto& f : kFields)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+}  // namespace shaudit::rules::detail
