@@ -364,6 +364,14 @@ bool ReportHandler::handle(const wire::Message& m, const Sender& sender, std::st
   }
 }
 
+// The fields every record made from a report has, and its type.
+json::Object ReportHandler::record_for(const Ctx& c, std::string_view type) {
+  json::Object r;
+  base_fields(r, c.m, c.sender.cred, c.p);
+  r["type"] = type;
+  return r;
+}
+
 // A record made from a report: flagged when the report came out of order, counted as
 // accepted once queued (a push refused at shutdown is not an accepted report).
 bool ReportHandler::write(const Ctx& c, json::Object r) {
@@ -418,17 +426,13 @@ bool ReportHandler::on_hello(const Ctx& c) {
 
 bool ReportHandler::on_line(const Ctx& c) {
   const wire::Message& m = c.m;
-  const ucred& cred = c.sender.cred;
-  const pid_t pid = c.pid;
   Proc& p = c.p;
-  json::Object r;
-  base_fields(r, m, cred, p);
-  r["type"] = record::kCommand;
+  json::Object r = record_for(c, record::kCommand);
   uint64_t cmd_no = m.number(SHAUDIT_F_CMD_NO);
   uint64_t index = m.number(SHAUDIT_F_LINE_INDEX);
   uint64_t flags = m.number(SHAUDIT_F_LINE_FLAGS);
   if (cmd_no) {
-    p.command = fmt::format("{}.{}", pid, cmd_no);
+    p.command = fmt::format("{}.{}", c.pid, cmd_no);
     r["command"] = p.command;
   }
   if (flags & SHAUDIT_LINE_CONTINUATION) {
@@ -452,12 +456,8 @@ bool ReportHandler::on_line(const Ctx& c) {
 
 bool ReportHandler::on_exec(const Ctx& c) {
   const wire::Message& m = c.m;
-  const ucred& cred = c.sender.cred;
-  const pid_t pid = c.pid;
   Proc& p = c.p;
-  json::Object r;
-  base_fields(r, m, cred, p);
-  r["type"] = record::kExec;
+  json::Object r = record_for(c, record::kExec);
   r["source"] = "report";
   auto argv = m.all(SHAUDIT_F_ARGV);
   if (m.flags & SHAUDIT_MSG_SPAWN) {
@@ -470,7 +470,7 @@ bool ReportHandler::on_exec(const Ctx& c) {
   uint64_t cmd_pid = m.number(SHAUDIT_F_CMD_PID), cmd_no = m.number(SHAUDIT_F_CMD_NO);
   // The typed command is the one the sender's own shell ancestor read: a claim naming any
   // other process (another user's shell) is ignored.
-  if (cmd_pid && cmd_no && is_self_or_ancestor(pid, static_cast<pid_t>(cmd_pid)))
+  if (cmd_pid && cmd_no && is_self_or_ancestor(c.pid, static_cast<pid_t>(cmd_pid)))
     p.command = fmt::format("{}.{}", cmd_pid, cmd_no);
   if (!p.command.empty()) r["command"] = p.command;
   if (auto f = m.find(SHAUDIT_F_PATH)) record::set_bytes(r, "path", f->data);
@@ -485,20 +485,17 @@ bool ReportHandler::on_exec(const Ctx& c) {
     // forged_report, never a record.
     if (!c.in_order) r["report_out_of_order"] = true;
     stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-    return cc_->on_exec_report(pid, cred.uid, m, c.session, c.sender.recv_ns, std::move(r));
+    return cc_->on_exec_report(c.pid, c.sender.cred.uid, m, c.session, c.sender.recv_ns,
+                               std::move(r));
   }
   return write(c, std::move(r));
 }
 
 bool ReportHandler::on_status(const Ctx& c) {
   const wire::Message& m = c.m;
-  const ucred& cred = c.sender.cred;
-  const pid_t pid = c.pid;
   Proc& p = c.p;
-  json::Object r;
-  base_fields(r, m, cred, p);
-  r["type"] = record::kCommandStatus;
-  r["command"] = fmt::format("{}.{}", pid, m.number(SHAUDIT_F_CMD_NO));
+  json::Object r = record_for(c, record::kCommandStatus);
+  r["command"] = fmt::format("{}.{}", c.pid, m.number(SHAUDIT_F_CMD_NO));
   auto status = static_cast<int64_t>(m.number(SHAUDIT_F_STATUS));
   r["exit_status"] = status;
   r["duration_ns"] = static_cast<int64_t>(m.number(SHAUDIT_F_DURATION_NS));
@@ -509,9 +506,7 @@ bool ReportHandler::on_status(const Ctx& c) {
 
 bool ReportHandler::on_noncmd(const Ctx& c) {
   const wire::Message& m = c.m;
-  json::Object r;
-  base_fields(r, m, c.sender.cred, c.p);
-  r["type"] = record::kNoncmdInput;
+  json::Object r = record_for(c, record::kNoncmdInput);
   r["kind"] = input_kind(m.number(SHAUDIT_F_INPUT_KIND));
   r["length"] = static_cast<int64_t>(m.number(SHAUDIT_F_INPUT_LEN));
   uint64_t h = m.number(SHAUDIT_F_INPUT_HASH);

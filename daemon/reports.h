@@ -92,6 +92,7 @@ class ReportHandler {
   bool on_exec(const Ctx& c);
   bool on_status(const Ctx& c);
   bool on_noncmd(const Ctx& c);
+  json::Object record_for(const Ctx& c, std::string_view type);
   bool write(const Ctx& c, json::Object r);
   bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why);
   bool end_session(const std::string& id, const char* reason);

@@ -193,6 +193,26 @@ Result<void> LogWriter::open_file(bool at_start) {
   return {};
 }
 
+namespace {
+
+// Writes data with one write(2) on an O_APPEND descriptor. A short or failed write is cut off
+// again, so the file only ever holds whole lines. Returns 0, or the errno (ENOSPC for short).
+int write_whole(int fd, std::string_view data) {
+  ssize_t n;
+  do {
+    n = ::write(fd, data.data(), data.size());
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(data.size())) return 0;
+  int e = n < 0 ? errno : ENOSPC;
+  if (n > 0) {
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && st.st_size >= n) (void)!::ftruncate(fd, st.st_size - n);
+  }
+  return e;
+}
+
+}  // namespace
+
 Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
   int64_t now = opts_.clock_ns();
   uint64_t seq = seq_ + 1;
@@ -223,20 +243,8 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
     stats_.unsealed = unsealed_;
     return {};
   }
-  // One write(2) per record. On a short or failed write, cut the partial line off again so
-  // the file only ever holds whole records.
-  off_t before = -1;
-  ssize_t n;
-  do {
-    n = ::write(fd_, line_.data(), line_.size());
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(line_.size())) {
-    int e = n < 0 ? errno : ENOSPC;
-    if (n > 0) {
-      struct stat st;
-      if (::fstat(fd_, &st) == 0) before = st.st_size - n;
-      if (before >= 0 && ::ftruncate(fd_, before) != 0) before = -1;
-    }
+  // One write(2) per record; a short or failed one leaves nothing in the file.
+  if (int e = write_whole(fd_, line_); e != 0) {
     ++stats_.write_errors;
     stats_.last_error = fmt::format("write to {} failed: {}", opts_.path, std::strerror(e));
     return make_error(stats_.last_error);
@@ -272,16 +280,7 @@ Result<void> LogWriter::release() {
   if (!holding_) return {};
   holding_ = false;
   if (held_.empty()) return {};
-  ssize_t n;
-  do {
-    n = ::write(fd_, held_.data(), held_.size());
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(held_.size())) {
-    int e = n < 0 ? errno : ENOSPC;
-    if (n > 0) {
-      struct stat st;
-      if (::fstat(fd_, &st) == 0 && st.st_size >= n) (void)!::ftruncate(fd_, st.st_size - n);
-    }
+  if (int e = write_whole(fd_, held_); e != 0) {
     uint64_t errors = stats_.write_errors + 1;
     seq_ = checkpoint_.seq;
     first_unsealed_ = checkpoint_.first_unsealed;

@@ -85,6 +85,25 @@ class LogWriterTest : public ::testing::Test {
     return vk.ok() && sig.ok() && vk->verify(record::seal_message(seal), *sig);
   }
 
+  // Runs f while the log file may grow to `size` bytes only (RLIMIT_FSIZE, SIGXFSZ ignored):
+  // a write past it comes up short.
+  template <class F>
+  static auto with_room(size_t size, F f) {
+    struct sigaction ignore {};
+    struct sigaction old_action {};
+    ignore.sa_handler = SIG_IGN;
+    EXPECT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+    struct rlimit old_limit;
+    EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+    struct rlimit limit = old_limit;
+    limit.rlim_cur = size;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+    auto r = f();
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    ::sigaction(SIGXFSZ, &old_action, nullptr);
+    return r;
+  }
+
   TempDir dir_;
   std::string path_;
   std::unique_ptr<crypto::SigningKey> key_;
@@ -564,18 +583,7 @@ TEST_F(LogWriterTest, FailedWriteLeavesNoPartialRecordAndCanBeRetried) {
   const std::string before = read_file(path_);
 
   // Let only 10 more bytes fit in the file: the write of the record comes up short.
-  struct sigaction ignore {};
-  struct sigaction old_action {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  struct rlimit old_limit;
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = before.size() + 10;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-  auto r = w->append(command(std::string(100, 'x')));
-  ::setrlimit(RLIMIT_FSIZE, &old_limit);
-  ::sigaction(SIGXFSZ, &old_action, nullptr);
+  auto r = with_room(before.size() + 10, [&] { return w->append(command(std::string(100, 'x'))); });
 
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "write to " + path_ + " failed: No space left on device");
@@ -637,18 +645,7 @@ TEST_F(LogWriterTest, AFailedReleaseLeavesNothingAndTheSameRecordsCanBeAppendedA
   EXPECT_EQ(w->seq(), 3u);
 
   // Room for one of the two lines only: the group's write comes up short and is cut off.
-  struct sigaction ignore {};
-  struct sigaction old_action {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  struct rlimit old_limit;
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = before.size() + 150;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-  auto r = w->release();
-  ::setrlimit(RLIMIT_FSIZE, &old_limit);
-  ::sigaction(SIGXFSZ, &old_action, nullptr);
+  auto r = with_room(before.size() + 150, [&] { return w->release(); });
 
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.message(), "write to " + path_ + " failed: No space left on device");
