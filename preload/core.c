@@ -24,12 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core_internal.h"
 #include "shaudit/siphash.h"
 #include "shaudit/wire.h"
 #include "shaudit/wire_connect.h"
 #include "shaudit/wire_encode.h"
 
-#define SA_HIDDEN __attribute__((visibility("hidden")))
 #define SA_HIGH_FD 987    /* the socket lives on a high fd, away from the shell's own */
 #define SA_STACK_MSG 8192 /* messages up to this size are built on the stack */
 #define SA_BACKLOG 65536  /* bytes of reports held while the daemon is unreachable */
@@ -392,8 +392,6 @@ static void msg_send(struct sa_msg* m) {
     close(fd);
   }
 }
-
-static void sa_bash_install(void);
 
 /* ------------------------------------------------------------------ init */
 
@@ -862,63 +860,5 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
     S.tty_len = 0;
     p = nl + 1;
     len -= take + 1;
-  }
-}
-
-/* ------------------------------------------------------------------ bash (readline) */
-
-typedef void (*deprep_fn)(void);
-typedef void (*prep_fn)(int);
-static struct {
-  deprep_fn* deprep_var;
-  prep_fn* prep_var;
-  deprep_fn old_deprep;
-  prep_fn old_prep;
-  char** line;
-  int* done;
-  int* eof;
-  int* cont;
-  int* last_status;
-  void** completion;
-} B;
-
-/* Readline calls this after a line was accepted (or at EOF). */
-static void bash_deprep(void) {
-  int saved = errno;
-  if (*B.done && !*B.eof && *B.line) {
-    const char* l = *B.line;
-    if (*B.completion == NULL)
-      sa_report_noncmd(l, strlen(l), SHAUDIT_INPUT_READ_E); /* read -e, not a command */
-    else
-      sa_report_line(l, strlen(l), *B.cont > 0 ? SHAUDIT_LINE_CONTINUATION : 0);
-  }
-  errno = saved;
-  if (B.old_deprep) B.old_deprep();
-}
-
-/* Readline calls this when it starts reading; at a new primary prompt the previous
- * command has finished. */
-static void bash_prep(int meta) {
-  int saved = errno;
-  if (*B.cont == 0 && *B.completion != NULL && B.last_status) sa_report_status(*B.last_status);
-  errno = saved;
-  if (B.old_prep) B.old_prep(meta);
-}
-
-static void sa_bash_install(void) {
-  B.deprep_var = (deprep_fn*)dlsym(RTLD_DEFAULT, "rl_deprep_term_function");
-  B.prep_var = (prep_fn*)dlsym(RTLD_DEFAULT, "rl_prep_term_function");
-  B.line = (char**)dlsym(RTLD_DEFAULT, "rl_line_buffer");
-  B.done = (int*)dlsym(RTLD_DEFAULT, "rl_done");
-  B.eof = (int*)dlsym(RTLD_DEFAULT, "rl_eof_found");
-  B.cont = (int*)dlsym(RTLD_DEFAULT, "current_command_line_count");
-  B.completion = (void**)dlsym(RTLD_DEFAULT, "rl_attempted_completion_function");
-  B.last_status = (int*)dlsym(RTLD_DEFAULT, "last_command_exit_value");
-  if (!B.deprep_var || !B.line || !B.done || !B.eof || !B.cont || !B.completion) return;
-  B.old_deprep = *B.deprep_var;
-  *B.deprep_var = bash_deprep;
-  if (B.prep_var) {
-    B.old_prep = *B.prep_var;
-    *B.prep_var = bash_prep;
   }
 }

@@ -3,7 +3,7 @@
  * Rules (run inside every audited process, including vfork children):
  *  - no malloc, stdio, locks or NSS in hooks: raw syscalls, stack buffers, mmap for big ones;
  *  - never block (non-blocking socket, MSG_DONTWAIT), never raise SIGPIPE (MSG_NOSIGNAL);
- *  - never print; errno is preserved by the callers in entry.c;
+ *  - never print; errno is preserved by the callers in entry.c, bash.c and zsh.c;
  *  - in a vfork child (shared memory with the parent) never change the parent's state. */
 #ifndef SHAUDIT_PRELOAD_CORE_H
 #define SHAUDIT_PRELOAD_CORE_H

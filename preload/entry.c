@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-/* libshaudit_preload.so: the exported, interposed entry points. Thin: resolve the real
- * functions in the constructor, report through core.c, call the real function with errno
- * as the caller left it. */
+/* libshaudit_preload.so: the exported, interposed entry points (zsh's zleread is in zsh.c).
+ * Thin: resolve the real functions in the constructor, report through core.c, call the real
+ * function with errno as the caller left it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -9,15 +9,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "core.h"
-#include "shaudit/wire.h"
-#include "shaudit/zsh_meta.h"
-
-#define EXPORT __attribute__((visibility("default")))
+#include "core_internal.h"
 
 extern char** environ;
 
@@ -31,7 +27,6 @@ typedef int (*spawn_fn)(pid_t*, const char*, const posix_spawn_file_actions_t*,
 typedef int (*system_fn)(const char*);
 typedef FILE* (*popen_fn)(const char*, const char*);
 typedef ssize_t (*read_fn)(int, void*, size_t);
-typedef char* (*zleread_fn)(char**, char**, int, int, char*, char*);
 
 static struct {
   execve_fn execve;
@@ -43,7 +38,6 @@ static struct {
   system_fn system;
   popen_fn popen;
   read_fn read;
-  zleread_fn zleread;
 } real;
 
 __attribute__((constructor)) static void shaudit_preload_init(int argc, char** argv, char** envp) {
@@ -233,50 +227,4 @@ EXPORT ssize_t read(int fd, void* buf, size_t count) {
     errno = saved;
   }
   return n;
-}
-
-/* ------------------------------------------------------------------ zsh (ZLE) */
-
-enum { ZLCON_LINE_START = 0, ZLCON_LINE_CONT = 1, ZLCON_SELECT = 2, ZLCON_VARED = 3 };
-
-/* zsh's line editor module calls zleread through its PLT, so this definition wins. The real
- * one lives in zsh/zle.so, loaded after the constructor: resolve it at the first call. */
-EXPORT char* zleread(char** lp, char** rp, int flags, int context, char* init, char* finish) {
-  int saved = errno;
-  if (!real.zleread) real.zleread = (zleread_fn)dlsym(RTLD_NEXT, "zleread");
-  if (!real.zleread) return errno = saved, NULL;
-  static int* lastval;
-  if (!lastval) lastval = (int*)dlsym(RTLD_DEFAULT, "lastval");
-  if (context == ZLCON_LINE_START && lastval) sa_report_status(*lastval);
-  errno = saved;
-  char* r = real.zleread(lp, rp, flags, context, init, finish);
-  if (!r || sa_shell_kind() != SA_SHELL_ZSH) return r;
-  saved = errno;
-  size_t len = strlen(r);
-  char stack[8192];
-  char* copy = stack;
-  void* mapped = NULL;
-  size_t mapped_len = len + 1;
-  if (len + 1 > sizeof stack) {
-    mapped = mmap(NULL, mapped_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mapped == MAP_FAILED) {
-      mapped = NULL;
-      len = sizeof stack - 1;
-    } else {
-      copy = mapped;
-    }
-  }
-  memcpy(copy, r, len);
-  len = shaudit_unmetafy(copy, len);
-  if (len > 0 && copy[len - 1] == '\n') --len;
-  if (context == ZLCON_LINE_START)
-    sa_report_line(copy, len, 0);
-  else if (context == ZLCON_LINE_CONT)
-    sa_report_line(copy, len, SHAUDIT_LINE_CONTINUATION);
-  else
-    sa_report_noncmd(copy, len,
-                     context == ZLCON_VARED ? SHAUDIT_INPUT_VARED : SHAUDIT_INPUT_READ_E);
-  if (mapped) munmap(mapped, mapped_len); /* len changed: unmap what was mapped */
-  errno = saved;
-  return r;
 }
