@@ -136,23 +136,20 @@ class WriterLoop {
       alerts.push_back(std::move(a));
       if (w_.seal_due()) break;
     }
-    if (!w_.release()) {
-      // One at a time, as many tries as it takes (the writer is back where hold() found it).
-      for (auto& a : alerts) {
+    // If the group's write failed, the writer is back where hold() found it: the same records
+    // one at a time, as many tries as each takes.
+    const bool written = w_.release().ok();
+    for (auto& a : alerts) {
+      if (!written) {
         uint64_t ref_seq = w_.seq() + 1;
         if (!retry([&] { return w_.append(batch.front()); })) return false;
         for (auto& x : a) {
           x["ref_seq"] = static_cast<int64_t>(ref_seq);
           if (!retry([&] { return w_.append(x); })) return false;
         }
-        s_.alerts.fetch_add(a.size(), std::memory_order_relaxed);
-        batch.pop_front();
       }
-    } else {
-      for (const auto& a : alerts) {
-        s_.alerts.fetch_add(a.size(), std::memory_order_relaxed);
-        batch.pop_front();
-      }
+      s_.alerts.fetch_add(a.size(), std::memory_order_relaxed);
+      batch.pop_front();
     }
     if (w_.seal_due()) (void)w_.maybe_seal(record::now_ns());  // a failure stays due: retried below
     return true;
@@ -370,12 +367,11 @@ Pipeline::~Pipeline() = default;
 int Pipeline::start() {
   // Reports up to 128 KiB become strings of that size: from the heap, not one mmap/munmap
   // each (page faults and TLB shootdowns on every CPU under a flood of big lines); the writer
-  // gives memory back after floods (malloc_trim). Between floods the heaps neither shrink nor
-  // grow by a page at a time (each step an mprotect or brk, about one per exec record before):
-  // they keep up to 8 MiB free at the top and grow 1 MiB at a time.
+  // gives memory back after floods (malloc_trim). Between floods a heap does not give back
+  // and take again the few hundred KiB one turn of the receiver allocates and frees (an
+  // mprotect or brk each time): up to 8 MiB free at its top is kept.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
-  mallopt(M_TOP_PAD, 1 << 20);
 
   // Before touching anything: a second shauditd on the same config must not append its
   // start record and closing seal into the log the running one writes (that breaks the

@@ -102,10 +102,9 @@ static int flush_backlog(shaudit_client* c) {
   return rc;
 }
 
-/* Called with mu held. Numbers and sends one message after what waits; one that cannot go now
- * waits in the backlog (BACKLOG bytes) for the next report, or for close. */
+/* Called with mu held, after adopt(). Numbers and sends one message after what waits; one that
+ * cannot go now waits in the backlog (BACKLOG bytes) for the next report, or for close. */
 static int send_locked(shaudit_client* c, struct shaudit_enc* e) {
-  adopt(c);
   size_t len = shaudit_enc_finish(e, ++c->seq, (uint64_t)clock_of(CLOCK_REALTIME));
   int rc = flush_backlog(c);
   if (rc == 0) rc = send_one(c, e->buf, len);
@@ -115,6 +114,15 @@ static int send_locked(shaudit_client* c, struct shaudit_enc* e) {
   memcpy(c->backlog + c->backlog_len + sizeof len, e->buf, len);
   c->backlog_len += sizeof len + len;
   return 0;
+}
+
+/* send_locked() for a message that needs nothing else under the lock. */
+static int send_message(shaudit_client* c, struct shaudit_enc* e) {
+  pthread_mutex_lock(&c->mu);
+  adopt(c);
+  int rc = send_locked(c, e);
+  pthread_mutex_unlock(&c->mu);
+  return rc;
 }
 
 /* A message buffer sized for what is added (at most SHAUDIT_WIRE_MAX_MESSAGE). */
@@ -246,9 +254,7 @@ SHAUDIT_EXPORT int shaudit_client_report_exec(shaudit_client* c, const char* pat
   char cwd[PATH_MAX];
   if (getcwd(cwd, sizeof cwd)) shaudit_enc_str(&e, SHAUDIT_F_CWD, cwd);
   for (size_t i = 0; argv && argv[i]; ++i) shaudit_enc_str(&e, SHAUDIT_F_ARGV, argv[i]);
-  pthread_mutex_lock(&c->mu);
-  int rc = send_locked(c, &e);
-  pthread_mutex_unlock(&c->mu);
+  int rc = send_message(c, &e);
   free(buf);
   errno = saved;
   return rc;
@@ -275,9 +281,7 @@ static int hello(shaudit_client* c, const char* shell) {
                     SHAUDIT_HELLO_SHELL | (interactive ? SHAUDIT_HELLO_INTERACTIVE : 0u));
     if (interactive) shaudit_enc_str(&e, SHAUDIT_F_TTY, tty);
   }
-  pthread_mutex_lock(&c->mu);
-  int rc = send_locked(c, &e);
-  pthread_mutex_unlock(&c->mu);
+  int rc = send_message(c, &e);
   errno = saved;
   return rc;
 }
