@@ -3,9 +3,11 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "pipeline.h"
+#include "sd_notify.h"
 #include "shaudit/config.h"
 #include "shaudit/crypto.h"
 
@@ -17,6 +19,12 @@ namespace {
 constexpr const char* kUsage =
     "usage: shauditd [--config FILE] [--check-config] [--print-default-config] [--version]\n"
     "Without --config, shauditd runs on its compiled-in default configuration.\n";
+
+void notify(const char* state) {
+  if (int rc = sd_notify_state(state); rc < 0)
+    std::fprintf(stderr, "shauditd: cannot notify the service manager (%s): %s\n", state,
+                 std::strerror(-rc));
+}
 
 }  // namespace
 
@@ -73,14 +81,20 @@ int main(int argc, char** argv) {
 
   Pipeline pipeline(std::move(cfg), *key);
   if (int rc = pipeline.start(); rc != 0) return rc;
+  // Ready: the sockets accept and (with eBPF) the probes are attached. Under systemd
+  // (Type=notify) this is what lets ssh.service start after us.
+  notify("READY=1");
   int sig = 0;
   while (true) {
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
+      notify("RELOADING=1");
       pipeline.reload(config_path);
+      notify("READY=1");
       continue;
     }
     break;
   }
+  notify("STOPPING=1");
   return pipeline.stop(sig);
 }

@@ -3,13 +3,20 @@
  * session's environment.
  *
  *   session required pam_shaudit.so [socket=PATH] [preload=PATH] [fail=open|closed]
- *                                   [timeout_ms=N] [debug]
+ *                                   [timeout_ms=N] [noninteractive=audit|skip] [debug]
  *
  * open_session sends SESSION_OPEN (user, uid, service, tty, remote host) and receives the
  * session id; the daemon itself reads the opening process's loginuid and audit session id
  * from /proc and accepts the request only from a root peer. The module then sets
  * SHAUDIT_SESSION, SHAUDIT_SOCKET (with socket=) and LD_PRELOAD (with preload=) in the PAM
- * environment. close_session sends SESSION_CLOSE. */
+ * environment. close_session sends SESSION_CLOSE.
+ *
+ * noninteractive=skip (the pam-auth-update profile's setting, since common-session and
+ * common-session-noninteractive serve cron, at and systemd --user too) leaves a session
+ * alone, without contacting shauditd, when it has neither a terminal (PAM_TTY naming a
+ * device or a display) nor a remote host: cron jobs and services are not audited sessions
+ * and cost two pam_get_item calls. `ssh host cmd` (no pty, but a remote host) and
+ * `sudo -i` on a terminal are still audited. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -39,6 +46,7 @@ struct options {
   int timeout_ms;
   int debug;
   int socket_given;
+  int skip_noninteractive;
 };
 
 static int parse_options(pam_handle_t* pamh, int argc, const char** argv, struct options* o) {
@@ -48,6 +56,7 @@ static int parse_options(pam_handle_t* pamh, int argc, const char** argv, struct
   o->timeout_ms = 2000;
   o->debug = 0;
   o->socket_given = 0;
+  o->skip_noninteractive = 0;
   for (int i = 0; i < argc; ++i) {
     const char* a = argv[i];
     if (strncmp(a, "socket=", 7) == 0 && a[7] == '/') {
@@ -61,6 +70,10 @@ static int parse_options(pam_handle_t* pamh, int argc, const char** argv, struct
       o->fail_closed = 1;
     } else if (strncmp(a, "timeout_ms=", 11) == 0 && atoi(a + 11) > 0) {
       o->timeout_ms = atoi(a + 11);
+    } else if (strcmp(a, "noninteractive=skip") == 0) {
+      o->skip_noninteractive = 1;
+    } else if (strcmp(a, "noninteractive=audit") == 0) {
+      o->skip_noninteractive = 0;
     } else if (strcmp(a, "debug") == 0) {
       o->debug = 1;
     } else {
@@ -69,6 +82,16 @@ static int parse_options(pam_handle_t* pamh, int argc, const char** argv, struct
     }
   }
   return 0;
+}
+
+/* A session someone can type into: a terminal device ("/dev/pts/3", "pts/3", "tty1"), an X
+ * display (":0"), or a login from another host. cron sets PAM_TTY to "cron"; systemd --user,
+ * at and scripted sudo set none. */
+static int is_interactive(const char* tty, const char* rhost) {
+  if (rhost && *rhost) return 1;
+  if (!tty || !*tty) return 0;
+  return strncmp(tty, "/dev/", 5) == 0 || strncmp(tty, "tty", 3) == 0 ||
+         strncmp(tty, "pts/", 4) == 0 || tty[0] == ':';
 }
 
 static uint64_t now_ns(void) {
@@ -188,6 +211,11 @@ __attribute__((visibility("default"))) PAM_EXTERN int pam_sm_open_session(pam_ha
   pam_get_item(pamh, PAM_SERVICE, (const void**)&service);
   pam_get_item(pamh, PAM_TTY, (const void**)&tty);
   pam_get_item(pamh, PAM_RHOST, (const void**)&rhost);
+  if (o.skip_noninteractive && !is_interactive(tty, rhost)) {
+    if (o.debug)
+      pam_syslog(pamh, LOG_DEBUG, "not interactive (tty %s): not audited", tty ? tty : "none");
+    return PAM_IGNORE;
+  }
   struct passwd pw, *res = NULL;
   char pwbuf[4096];
   if (getpwnam_r(user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || !res) {

@@ -471,5 +471,23 @@ TEST(RulesLoad, FromFiles) {
   EXPECT_EQ(missing.message(), dir.file("nope.yaml") + ": cannot open: No such file or directory");
 }
 
+TEST(RulesLoad, DirectoryLoadsItsYamlFilesInNameOrder) {
+  TempDir dir;
+  std::filesystem::create_directory(dir.file("rules.d"));
+  // 10-list defines the list 20-rule uses: loading in any other order fails.
+  write_file(dir.file("rules.d/20-rule.yaml"),
+             "- rule: r\n  condition: cmd.shell in (l)\n  output: o\n  priority: info\n");
+  write_file(dir.file("rules.d/10-list.yml"), "- list: l\n  items: [bash]\n");
+  write_file(dir.file("rules.d/30-broken.yaml.dpkg-old"), "not: [valid");
+  write_file(dir.file("rules.d/.40-hidden.yaml"), "not: [valid");
+  auto rs = load_rules({dir.file("rules.d")});
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_EQ(rs->rule_count(), 1u);
+  EXPECT_EQ(rs->evaluate(command_record(), {}).size(), 1u);
+  auto empty = load_rules({dir.path()});  // no *.yaml directly inside: an empty set
+  ASSERT_TRUE(empty.ok()) << empty.message();
+  EXPECT_EQ(empty->rule_count(), 0u);
+}
+
 }  // namespace
 }  // namespace shaudit::rules

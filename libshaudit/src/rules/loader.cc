@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -363,9 +364,42 @@ Result<RuleSet> load_rules_from_strings(
   return RuleSet(std::shared_ptr<const RuleSet::Impl>(std::move(impl)));
 }
 
-Result<RuleSet> load_rules(const std::vector<std::string>& paths) {
-  std::vector<std::pair<std::string, std::string>> sources;
+namespace {
+
+// A directory in the list stands for its `*.yaml` / `*.yml` files in byte order of their
+// names (as rules.d directories are read elsewhere: `00-default.yaml` before `50-local.yaml`);
+// other names (editor backups, `.dpkg-old`) are skipped.
+Result<std::vector<std::string>> expand_rule_paths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
   for (const auto& p : paths) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(p, ec)) {
+      out.push_back(p);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (std::filesystem::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      auto ends = [&](std::string_view suf) {
+        return name.size() > suf.size() &&
+               name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+      };
+      if (name[0] != '.' && (ends(".yaml") || ends(".yml"))) names.push_back(name);
+    }
+    if (ec) return make_error(fmt::format("{}: cannot read directory: {}", p, ec.message()));
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) out.push_back((std::filesystem::path(p) / n).string());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<RuleSet> load_rules(const std::vector<std::string>& paths) {
+  auto files = expand_rule_paths(paths);
+  if (!files) return files.error();
+  std::vector<std::pair<std::string, std::string>> sources;
+  for (const auto& p : *files) {
     std::ifstream in(p);
     if (!in) return make_error(fmt::format("{}: cannot open: {}", p, std::strerror(errno)));
     std::stringstream ss;
