@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds and installs shaudit under PREFIX (default /usr/local), creates a signing key,
-# starts shauditd on its compiled-in default configuration and shows a signed, audited
-# session. Run as root on Debian 12.
+# Builds and installs shaudit under PREFIX (default /usr/local) with installer/install.sh
+# (which creates a signing key), starts shauditd on its compiled-in default configuration and
+# shows a signed, audited session. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${PREFIX:-/usr/local}
@@ -12,13 +12,10 @@ source installer/deps.sh
 shaudit_mount_tracefs
 shaudit_install_deps
 
-cmake -S . -B build-install -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_TESTS=OFF >/dev/null
-cmake --build build-install -j"$(nproc)"
-cmake --install build-install --prefix "$PREFIX" >/dev/null
-echo "installed shauditd, shaudit, libshaudit under $PREFIX"
-
-install -d -m 0700 /etc/shaudit
-[ -f "$KEY" ] || "$PREFIX/bin/shaudit" keygen --out "$KEY"
+# The host installer (installer/install.sh): files under PREFIX, /etc/shaudit (configuration,
+# rules, a signing key when none exists), the systemd unit; no PAM change here (`--pam none`)
+# and nothing started by it. `installer/install.sh --uninstall` takes it all away again.
+installer/install.sh --prefix "$PREFIX" --build build-install --pam none --no-start
 
 if [ -S /run/shaudit/control.sock ] && "$PREFIX/bin/shaudit" stats >/dev/null 2>&1; then
   echo "shauditd is already running"
