@@ -143,7 +143,7 @@ build_tree() {
     cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHAUDIT_TESTS=OFF \
       -DCMAKE_INSTALL_PREFIX="$PREFIX" >/dev/null
   fi
-  cmake --build "$BUILD" -j"$(nproc)" | grep -v "^\[" || true  # progress lines off; errors and warnings shown
+  cmake --build "$BUILD" -j"$(nproc)" | { grep -v "^\[" || true; }  # progress lines off; errors shown, and fatal
 }
 
 # The files as they will be in the root: `cmake --install` into a stage, plus the system
