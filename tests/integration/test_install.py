@@ -468,6 +468,9 @@ def test_package_boots_under_systemd_and_records_an_ssh_login(root, chroot, deb,
         assert start["service"] == "sshd" and start["remote_host"] == "127.0.0.1"
         texts = [r["text"] for r in recs if r["type"] == "command" and r["session"] == start["session"]]
         assert texts == [f"PS1='{PS1}'", "id -un", "exit"]
+        rows = box.run("shaudit", "sessions", "/var/log/shaudit/audit.jsonl").stdout
+        row, = [l for l in rows.splitlines() if l.startswith(start["session"])]
+        assert re.search(r"\bsshtest\s+sshd\s+127\.0\.0\.1\s", row), rows
         # Reload is SIGHUP; the service stays active and says so in the log.
         ok(box.run("systemctl", "reload", "shauditd.service"))
         wait_records(log, lambda rs: any(r["type"] == "config_loaded" for r in rs))
