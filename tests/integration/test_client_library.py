@@ -108,11 +108,12 @@ def minishell(prefix, d, exe, *args):
     return PtyShell([str(exe), *args], env=env)
 
 
-def records_of(d, pid, timeout=10):
+def records_of(d, pid, statuses, timeout=10):
+    """pid's records once `statuses` command_status records are in (the last report sent)."""
     deadline = time.monotonic() + timeout
     while True:
         recs = [r for r in read_records(d.log) if r.get("pid") == pid]
-        if sum(r["type"] == "command_status" for r in recs) >= 3 or time.monotonic() > deadline:
+        if sum(r["type"] == "command_status" for r in recs) >= statuses or time.monotonic() > deadline:
             return recs
         time.sleep(0.05)
 
@@ -135,7 +136,7 @@ def test_a_custom_shell_built_against_the_installed_library_is_audited(prefix, d
     _, status = os.waitpid(sh.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 7  # the last status, as a shell does
 
-    recs = records_of(d, sh.pid)
+    recs = records_of(d, sh.pid, 4)  # three lines and `exit`, each with its status
     start = [r for r in recs if r["type"] == "session_start"]
     assert len(start) == 1 and start[0]["service"] == "implicit"
     assert start[0]["reason"] == "interactive shell outside any session"
