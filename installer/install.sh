@@ -159,7 +159,7 @@ stage_files() {
   install -d -m 0700 "$STAGE/etc/shaudit"
   install -d -m 0755 "$STAGE/etc/shaudit/rules.d"
   render "$SRC/installer/system/shauditd.yaml.in" >"$STAGE/etc/shaudit/shauditd.yaml"
-  chmod 0644 "$STAGE/etc/shaudit/shauditd.yaml"
+  chmod 0600 "$STAGE/etc/shaudit/shauditd.yaml"  # output credentials go in it
   install -m 0644 "$SRC/daemon/rules/default.yaml" "$STAGE/etc/shaudit/rules.d/00-default.yaml"
   install -d -m 0755 "$STAGE/lib/systemd/system"
   render "$SRC/installer/system/shauditd.service.in" >"$STAGE/lib/systemd/system/shauditd.service"

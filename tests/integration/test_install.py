@@ -123,7 +123,7 @@ def test_install_sh_round_trip(root, chroot):
     assert "PAM: pam_shaudit.so in common-session and common-session-noninteractive" in r.stdout
     for f, mode in [("usr/sbin/shauditd", 0o755), ("usr/bin/shaudit", 0o755),
                     (f"{MULTIARCH[1:]}/security/pam_shaudit.so", 0o644), (PRELOAD[1:], 0o644),
-                    ("etc/shaudit/shauditd.yaml", 0o644), ("etc/shaudit/rules.d/00-default.yaml", 0o644),
+                    ("etc/shaudit/shauditd.yaml", 0o600), ("etc/shaudit/rules.d/00-default.yaml", 0o644),
                     ("etc/shaudit/signing.key", 0o600), ("lib/systemd/system/shauditd.service", 0o644),
                     ("usr/share/pam-configs/shaudit", 0o644)]:
         assert (root / f).is_file(), f
@@ -254,6 +254,7 @@ def test_deb_install_records_a_su_session_then_remove_and_purge(root, chroot, de
     conffiles = ok(chroot.run("dpkg-query", "-W", "-f=${Conffiles}", "shaudit")).stdout
     assert "/etc/shaudit/shauditd.yaml" in conffiles and "/etc/shaudit/rules.d/00-default.yaml" in conffiles
     assert (root / "etc/shaudit/signing.key").stat().st_mode & 0o777 == 0o600
+    assert (root / "etc/shaudit/shauditd.yaml").stat().st_mode & 0o777 == 0o600
     for f in ("common-session", "common-session-noninteractive"):
         assert len(PAM_LINE.findall((root / "etc/pam.d" / f).read_text())) == 1, f
 
