@@ -264,3 +264,12 @@ def public_dir():
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def kill_pids(pids, sig=signal.SIGKILL):
+    """Ends processes by pid (never by name); those already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

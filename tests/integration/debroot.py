@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import kill_pids
+
 # What the root holds besides minbase: shaudit's runtime libraries (the package's Depends
 # must be met by exactly these), systemd to boot it, sshd to log in.
 INCLUDE = ["libbpf1", "libyaml-cpp0.7", "libfmt9", "libre2-9", "libcurl4", "libssl3", "zlib1g",
@@ -81,14 +83,6 @@ def pids_in_root(root: Path):
         except OSError:
             pass
     return out
-
-
-def kill_pids(pids, sig=signal.SIGKILL):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class Chroot:

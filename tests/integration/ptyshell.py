@@ -94,6 +94,17 @@ class PtyShell:
         self.kill()
         raise TimeoutError("shell did not exit")
 
+    def session(self, lines, first_prompt=PS1, timeout=20.0):
+        """Waits for first_prompt, types each line (waiting for PS1 after it), then `exit`;
+        returns the shell's exit status. The shell is killed if any step fails."""
+        try:
+            self.expect(first_prompt, timeout)
+            for text in lines:
+                self.line(text, timeout=timeout)
+            return self.exit()
+        finally:
+            self.kill()
+
     def kill(self):
         try:
             os.kill(self.pid, signal.SIGKILL)

@@ -268,14 +268,8 @@ def test_deb_install_records_a_su_session_then_remove_and_purge(root, chroot, de
     try:
         wait_file(root / "run/shaudit/shaudit.sock")
         sh = PtyShell(chroot.argv(["su", "-", "audtest"], env={"TERM": "dumb"}))
-        try:
-            sh.expect("$ ", timeout=20)
-            sh.line(f"PS1='{PS1}'", timeout=20)
-            sh.line('echo "hello world" > example.txt')
-            sh.line("cat example.txt")
-            assert sh.exit() == 0
-        finally:
-            sh.kill()
+        assert sh.session([f"PS1='{PS1}'", 'echo "hello world" > example.txt', "cat example.txt"],
+                          first_prompt="$ ") == 0
         recs = wait_records(log, lambda rs: any(r["type"] == "session_end" for r in rs))
         start, = [r for r in recs if r["type"] == "session_start" and r.get("user") == "audtest"]
         assert start["service"] == "su-l" and start["tty"].startswith("/dev/pts/")
@@ -387,13 +381,7 @@ def test_shauditd_runs_with_exactly_the_units_capabilities(daemon_factory, publi
     env = {"PATH": "/usr/bin:/bin", "TERM": "dumb", "PS1": PS1, "SHAUDIT_SOCKET": str(d.socket),
            "LD_PRELOAD": str(d.config["interposer"])}
     sh = PtyShell(["/usr/sbin/runuser", "-u", "nobody", "--", "/bin/bash", "--norc", "--noprofile", "-i"], env=env)
-    try:
-        sh.wait_prompt(timeout=20)
-        sh.line("ls / > /dev/null")
-        sh.line("env -u LD_PRELOAD /bin/true")
-        assert sh.exit() == 0
-    finally:
-        sh.kill()
+    assert sh.session(["ls / > /dev/null", "env -u LD_PRELOAD /bin/true"]) == 0
     recs = wait_records_daemon(d, lambda rs: any(r["type"] == "bypass" for r in rs))
     start, = [r for r in recs if r["type"] == "start"]
     assert start["bpf"] == "on"
@@ -456,13 +444,7 @@ def test_package_boots_under_systemd_and_records_an_ssh_login(root, chroot, deb,
         sh = PtyShell(box.argv(["ssh", "-tt", "-i", "/root/id", "-o", "StrictHostKeyChecking=no",
                                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
                                 "sshtest@127.0.0.1"]))
-        try:
-            sh.expect("$ ", timeout=30)
-            sh.line(f"PS1='{PS1}'", timeout=20)
-            sh.line("id -un")
-            sh.exit()
-        finally:
-            sh.kill()
+        assert sh.session([f"PS1='{PS1}'", "id -un"], first_prompt="$ ", timeout=30) == 0
         log = root / "var/log/shaudit/audit.jsonl"
         recs = wait_records(log, lambda rs: any(r["type"] == "session_end" and r.get("user") == "sshtest" for r in rs))
         start, = [r for r in recs if r["type"] == "session_start" and r.get("user") == "sshtest"]
