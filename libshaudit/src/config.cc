@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "internal/yaml_where.h"
@@ -58,28 +59,42 @@ const char* bpf_mode_name(BpfMode m) {
   return "?";
 }
 
+namespace {
+
+// The output types: the name `type:` takes (the unknown-type message lists them in this
+// order), the key a type cannot do without, and whether it ships seal records unless told
+// (not into a chat channel).
+struct OutputTypeInfo {
+  OutputType type;
+  const char* name;
+  const char* needs = nullptr;  // nullptr: no key is required
+  std::string OutputConfig::*needs_field = nullptr;
+  bool seals = true;
+};
+
+const OutputTypeInfo kOutputTypes[] = {
+    {OutputType::kFile, "file", "path", &OutputConfig::path},
+    {OutputType::kStdout, "stdout"},
+    {OutputType::kSyslog, "syslog", "address", &OutputConfig::address},
+    {OutputType::kAuditd, "auditd"},
+    {OutputType::kSlack, "slack", "url", &OutputConfig::url, /*seals=*/false},
+    {OutputType::kLoki, "loki", "url", &OutputConfig::url},
+    {OutputType::kWebhook, "webhook", "url", &OutputConfig::url},
+    {OutputType::kFalcosidekick, "falcosidekick", "url", &OutputConfig::url},
+    {OutputType::kOtlp, "otlp", "url", &OutputConfig::url},
+};
+
+const OutputTypeInfo* output_type_info(OutputType t) {
+  for (const auto& i : kOutputTypes)
+    if (i.type == t) return &i;
+  return nullptr;
+}
+
+}  // namespace
+
 const char* output_type_name(OutputType t) {
-  switch (t) {
-    case OutputType::kFile:
-      return "file";
-    case OutputType::kStdout:
-      return "stdout";
-    case OutputType::kSyslog:
-      return "syslog";
-    case OutputType::kAuditd:
-      return "auditd";
-    case OutputType::kSlack:
-      return "slack";
-    case OutputType::kLoki:
-      return "loki";
-    case OutputType::kWebhook:
-      return "webhook";
-    case OutputType::kFalcosidekick:
-      return "falcosidekick";
-    case OutputType::kOtlp:
-      return "otlp";
-  }
-  return "?";
+  const OutputTypeInfo* i = output_type_info(t);
+  return i ? i->name : "?";
 }
 
 bool output_is_remote(OutputType t) {
@@ -115,213 +130,39 @@ std::string as_bool(const std::string& s, bool& out) {
   return fmt::format("expected true or false, got '{}'", s);
 }
 
-// One entry of `outputs:`; `names` collects the names seen so far (they must be unique).
-Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source,
-                                  std::map<std::string, YAML::Mark>& names) {
-  auto err = [&](const YAML::Mark& m, const std::string& msg) {
-    return make_error(fmt::format("config {}: outputs: {}", yaml_where(source, m), msg));
-  };
-  if (!n.IsMap()) return err(n.Mark(), "each output is a mapping (name:, type:, ...)");
-  OutputConfig o;
-  bool have_type = false;
-  std::map<std::string, YAML::Mark> seen;
-  for (const auto& kv : n) {
-    if (!kv.first.IsScalar()) return err(kv.first.Mark(), "keys must be plain names");
-    const std::string key = kv.first.Scalar();
-    if (!seen.emplace(key, kv.first.Mark()).second)
-      return err(kv.first.Mark(), fmt::format("duplicate key '{}'", key));
-    const YAML::Node& v = kv.second;
-    const YAML::Mark vm = v.Mark();
-    if (key == "headers") {
-      if (!v.IsMap()) return err(vm, "'headers' needs a mapping of header names to values");
-      for (const auto& h : v) {
-        if (!h.first.IsScalar() || !h.second.IsScalar() || h.first.Scalar().empty())
-          return err(h.first.Mark(), "'headers': each header is NAME: VALUE");
-        const std::string& hn = h.first.Scalar();
-        const std::string& hv = h.second.Scalar();
-        if (hn.find_first_of(": \r\n") != std::string::npos ||
-            hv.find_first_of("\r\n") != std::string::npos)
-          return err(h.first.Mark(), fmt::format("'headers': invalid header '{}'", hn));
-        o.headers.emplace_back(hn, hv);
-      }
-      continue;
-    }
-    if (key == "labels") {
-      if (!v.IsSequence()) return err(vm, "'labels' needs a list of record field names");
-      o.labels.clear();
-      for (const auto& item : v) {
-        if (!item.IsScalar() || item.Scalar().empty())
-          return err(item.Mark(), "'labels': expected a field name");
-        o.labels.push_back(item.Scalar());
-      }
-      continue;
-    }
-    if (!v.IsScalar()) return err(vm, fmt::format("key '{}' needs a single value", key));
-    const std::string& s = v.Scalar();
-    std::string e;
-    uint64_t u = 0;
-    if (key == "name") {
-      if (s.empty() || s.size() > 64 ||
-          s.find_first_not_of(
-              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-              std::string::npos ||
-          s[0] == '.')
-        return err(
-            vm, fmt::format(
-                    "name '{}': use 1-64 of A-Z a-z 0-9 _ . - (it names the spool directory)", s));
-      auto [it, fresh] = names.emplace(s, vm);
-      if (!fresh)
-        return err(vm, fmt::format("duplicate output name '{}' (first at {})", s,
-                                   yaml_where(source, it->second)));
-      o.name = s;
-    } else if (key == "type") {
-      static const std::pair<const char*, OutputType> kTypes[] = {
-          {"file", OutputType::kFile},       {"stdout", OutputType::kStdout},
-          {"syslog", OutputType::kSyslog},   {"auditd", OutputType::kAuditd},
-          {"slack", OutputType::kSlack},     {"loki", OutputType::kLoki},
-          {"webhook", OutputType::kWebhook}, {"falcosidekick", OutputType::kFalcosidekick},
-          {"otlp", OutputType::kOtlp}};
-      bool found = false;
-      for (const auto& [tn, tv] : kTypes)
-        if (s == tn) {
-          o.type = tv;
-          found = true;
-        }
-      if (!found)
-        return err(vm, fmt::format("unknown type '{}' (file, stdout, syslog, auditd, slack, loki, "
-                                   "webhook, falcosidekick, otlp)",
-                                   s));
-      have_type = true;
-    } else if (key == "enabled") {
-      e = as_bool(s, o.enabled);
-    } else if (key == "seals") {
-      e = as_bool(s, o.seals);
-    } else if (key == "tls_verify") {
-      e = as_bool(s, o.tls_verify);
-    } else if (key == "gzip") {
-      e = as_bool(s, o.gzip);
-    } else if (key == "events") {
-      if (s == "alerts")
-        o.events = OutputEvents::kAlerts;
-      else if (s == "records")
-        o.events = OutputEvents::kRecords;
-      else
-        e = fmt::format("expected alerts or records, got '{}'", s);
-    } else if (key == "minimum_priority") {
-      auto p = rules::parse_priority(s);
-      if (!p)
-        e = fmt::format(
-            "unknown priority '{}' (emergency, alert, critical, error, warning, notice, "
-            "informational, debug)",
-            s);
-      else
-        o.minimum_priority = rules::priority_name(*p);
-    } else if (key == "path" || key == "ca_file" || key == "cert_file" || key == "key_file") {
-      if (s.empty() || s[0] != '/')
-        e = fmt::format("expected an absolute path, got '{}'", s);
-      else
-        (key == "path"        ? o.path
-         : key == "ca_file"   ? o.ca_file
-         : key == "cert_file" ? o.cert_file
-                              : o.key_file) = s;
-    } else if (key == "url") {
-      if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
-        e = fmt::format("expected an http:// or https:// URL, got '{}'", s);
-      else
-        o.url = s;
-    } else if (key == "address") {
-      size_t colon = s.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          as_uint(s.substr(colon + 1), 1, 65535, u).size())
-        e = fmt::format("expected HOST:PORT, got '{}'", s);
-      else
-        o.address = s;
-    } else if (key == "protocol") {
-      if (s != "tcp" && s != "udp" && s != "tls")
-        e = fmt::format("expected tcp, udp or tls, got '{}'", s);
-      else
-        o.protocol = s;
-    } else if (key == "facility") {
-      e = as_uint(s, 0, 23, u);
-      o.facility = static_cast<int>(u);
-    } else if (key == "app_name") {
-      if (s.empty() || s.size() > 48 || s.find_first_of(" ") != std::string::npos)
-        e = "expected 1-48 printable characters without spaces";
-      else
-        o.app_name = s;
-    } else if (key == "server_name") {
-      o.server_name = s;
-    } else if (key == "tenant") {
-      o.tenant = s;
-    } else if (key == "timeout_ms") {
-      e = as_uint(s, 1, 600000, o.timeout_ms);
-    } else if (key == "batch_max") {
-      e = as_uint(s, 1, 100000, o.batch_max);
-    } else if (key == "batch_wait_ms") {
-      e = as_uint(s, 0, 60000, o.batch_wait_ms);
-    } else if (key == "retry_max_ms") {
-      e = as_uint(s, 10, 3600000, o.retry_max_ms);
-    } else if (key == "spool_max_mib") {
-      e = as_uint(s, 1, 1048576, o.spool_max_mib);
-    } else {
-      return err(
-          kv.first.Mark(),
-          fmt::format(
-              "unknown key '{}' (known: address, app_name, batch_max, batch_wait_ms, ca_file, "
-              "cert_file, enabled, events, facility, gzip, headers, key_file, labels, "
-              "minimum_priority, name, path, protocol, retry_max_ms, seals, server_name, "
-              "spool_max_mib, tenant, timeout_ms, tls_verify, type, url)",
-              key));
-    }
-    if (!e.empty()) return err(vm, fmt::format("key '{}': {}", key, e));
-  }
-  if (!have_type) return err(n.Mark(), "an output needs 'type'");
-  if (o.name.empty()) o.name = output_type_name(o.type);
-  if (seen.count("name") == 0) {
-    auto [it, fresh] = names.emplace(o.name, n.Mark());
-    if (!fresh)
-      return err(n.Mark(), fmt::format("two outputs named '{}': give each a 'name'", o.name));
-  }
-  auto need = [&](bool ok, const char* what) -> std::string {
-    return ok ? std::string()
-              : fmt::format("output '{}' ({}) needs '{}'", o.name, output_type_name(o.type), what);
-  };
-  std::string missing;
-  switch (o.type) {
-    case OutputType::kFile:
-      missing = need(!o.path.empty(), "path");
-      break;
-    case OutputType::kSyslog:
-      missing = need(!o.address.empty(), "address");
-      break;
-    case OutputType::kSlack:
-    case OutputType::kLoki:
-    case OutputType::kWebhook:
-    case OutputType::kFalcosidekick:
-    case OutputType::kOtlp:
-      missing = need(!o.url.empty(), "url");
-      break;
-    default:
-      break;
-  }
-  if (!missing.empty()) return err(n.Mark(), missing);
-  if (o.type == OutputType::kSlack && seen.count("seals") == 0) o.seals = false;  // a chat channel
-  return o;
+// A key's setter for a single value: sets the field of C, or says what is wrong with the value
+// (empty: nothing).
+template <class C>
+using ValueSetter = std::function<std::string(const std::string& scalar, C&)>;
+
+template <class C>
+ValueSetter<C> uint_key(uint64_t C::*field, uint64_t min, uint64_t max) {
+  return [=](const std::string& s, C& c) { return as_uint(s, min, max, c.*field); };
 }
 
-using Setter = std::function<std::string(const std::string& scalar, Config&)>;
-
-Setter uint_key(uint64_t Config::*field, uint64_t min, uint64_t max) {
-  return [=](const std::string& s, Config& c) { return as_uint(s, min, max, c.*field); };
+template <class C>
+ValueSetter<C> bool_key(bool C::*field) {
+  return [=](const std::string& s, C& c) { return as_bool(s, c.*field); };
 }
 
-Setter path_key(std::string Config::*field) {
-  return [=](const std::string& s, Config& c) -> std::string {
+template <class C>
+ValueSetter<C> path_key(std::string C::*field) {
+  return [=](const std::string& s, C& c) -> std::string {
     if (s.empty() || s[0] != '/') return fmt::format("expected an absolute path, got '{}'", s);
     c.*field = s;
     return {};
   };
 }
+
+template <class C>
+ValueSetter<C> text_key(std::string C::*field) {
+  return [=](const std::string& s, C& c) -> std::string {
+    c.*field = s;
+    return {};
+  };
+}
+
+using Setter = ValueSetter<Config>;
 
 const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> m = {
@@ -329,11 +170,7 @@ const std::map<std::string, Setter>& setters() {
       {"control_socket", path_key(&Config::control_socket)},
       {"log", path_key(&Config::log)},
       {"signing_key", path_key(&Config::signing_key)},
-      {"socket_group",
-       [](const std::string& s, Config& c) -> std::string {
-         c.socket_group = s;
-         return {};
-       }},
+      {"socket_group", text_key(&Config::socket_group)},
       {"socket_mode",
        [](const std::string& s, Config& c) -> std::string {
          if (s.empty() || s.size() > 4)
@@ -389,6 +226,221 @@ const std::map<std::string, Setter>& setters() {
   return m;
 }
 
+// The output names taken so far in `outputs:` (they must be unique) and where each was set.
+using OutputNames = std::map<std::string, YAML::Mark>;
+
+// What is wrong with a key of an output: the message (it follows "outputs: ") and the place
+// it names.
+struct OutputProblem {
+  YAML::Mark at;
+  std::string message;
+};
+
+// A key of an output as a node setter sees it.
+struct OutputKeyValue {
+  const YAML::Node& value;
+  const std::string& source;  // the config's file name, for messages
+  OutputNames& names;
+};
+
+// How one key of an output is read. `single`: the value must be a scalar ("key 'K' needs a
+// single value" otherwise). Then `scalar` sets the field or says what is wrong with the value,
+// reported as "key 'K': <what>" at the value; or `node` reads the value itself (a list, a
+// mapping) and words and places its own messages.
+struct OutputKey {
+  ValueSetter<OutputConfig> scalar = nullptr;
+  std::function<std::optional<OutputProblem>(const OutputKeyValue&, OutputConfig&)> node = nullptr;
+  bool single = true;
+};
+
+std::optional<OutputProblem> set_output_name(const OutputKeyValue& kv, OutputConfig& o) {
+  const std::string& s = kv.value.Scalar();
+  const YAML::Mark at = kv.value.Mark();
+  if (s.empty() || s.size() > 64 ||
+      s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+          std::string::npos ||
+      s[0] == '.')
+    return OutputProblem{
+        at,
+        fmt::format("name '{}': use 1-64 of A-Z a-z 0-9 _ . - (it names the spool directory)", s)};
+  auto [it, fresh] = kv.names.emplace(s, at);
+  if (!fresh)
+    return OutputProblem{at, fmt::format("duplicate output name '{}' (first at {})", s,
+                                         yaml_where(kv.source, it->second))};
+  o.name = s;
+  return std::nullopt;
+}
+
+std::optional<OutputProblem> set_output_type(const OutputKeyValue& kv, OutputConfig& o) {
+  const std::string& s = kv.value.Scalar();
+  std::string known;
+  for (const auto& t : kOutputTypes) {
+    if (s == t.name) {
+      o.type = t.type;
+      return std::nullopt;
+    }
+    known += (known.empty() ? "" : ", ") + std::string(t.name);
+  }
+  return OutputProblem{kv.value.Mark(), fmt::format("unknown type '{}' ({})", s, known)};
+}
+
+std::optional<OutputProblem> set_output_headers(const OutputKeyValue& kv, OutputConfig& o) {
+  if (!kv.value.IsMap())
+    return OutputProblem{kv.value.Mark(), "'headers' needs a mapping of header names to values"};
+  for (const auto& h : kv.value) {
+    if (!h.first.IsScalar() || !h.second.IsScalar() || h.first.Scalar().empty())
+      return OutputProblem{h.first.Mark(), "'headers': each header is NAME: VALUE"};
+    const std::string& hn = h.first.Scalar();
+    const std::string& hv = h.second.Scalar();
+    if (hn.find_first_of(": \r\n") != std::string::npos ||
+        hv.find_first_of("\r\n") != std::string::npos)
+      return OutputProblem{h.first.Mark(), fmt::format("'headers': invalid header '{}'", hn)};
+    o.headers.emplace_back(hn, hv);
+  }
+  return std::nullopt;
+}
+
+std::optional<OutputProblem> set_output_labels(const OutputKeyValue& kv, OutputConfig& o) {
+  if (!kv.value.IsSequence())
+    return OutputProblem{kv.value.Mark(), "'labels' needs a list of record field names"};
+  o.labels.clear();
+  for (const auto& item : kv.value) {
+    if (!item.IsScalar() || item.Scalar().empty())
+      return OutputProblem{item.Mark(), "'labels': expected a field name"};
+    o.labels.push_back(item.Scalar());
+  }
+  return std::nullopt;
+}
+
+// The keys of an output. Every type takes every key (the README's table says which apply to
+// which); `type` decides what is required afterwards (kOutputTypes).
+const std::map<std::string, OutputKey>& output_keys() {
+  static const std::map<std::string, OutputKey> m = {
+      {"name", {.node = set_output_name}},
+      {"type", {.node = set_output_type}},
+      {"enabled", {.scalar = bool_key(&OutputConfig::enabled)}},
+      {"seals", {.scalar = bool_key(&OutputConfig::seals)}},
+      {"events", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         if (s == "alerts")
+           o.events = OutputEvents::kAlerts;
+         else if (s == "records")
+           o.events = OutputEvents::kRecords;
+         else
+           return fmt::format("expected alerts or records, got '{}'", s);
+         return {};
+       }}},
+      {"minimum_priority", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         auto p = rules::parse_priority(s);
+         if (!p)
+           return fmt::format(
+               "unknown priority '{}' (emergency, alert, critical, error, warning, notice, "
+               "informational, debug)",
+               s);
+         o.minimum_priority = rules::priority_name(*p);
+         return {};
+       }}},
+      // file
+      {"path", {.scalar = path_key(&OutputConfig::path)}},
+      // HTTP outputs
+      {"url", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
+           return fmt::format("expected an http:// or https:// URL, got '{}'", s);
+         o.url = s;
+         return {};
+       }}},
+      {"headers", {.node = set_output_headers, .single = false}},
+      {"tenant", {.scalar = text_key(&OutputConfig::tenant)}},   // loki
+      {"labels", {.node = set_output_labels, .single = false}},  // loki
+      {"gzip", {.scalar = bool_key(&OutputConfig::gzip)}},       // loki
+      // syslog
+      {"address", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         size_t colon = s.rfind(':');
+         uint64_t port = 0;
+         if (colon == std::string::npos || colon == 0 ||
+             !as_uint(s.substr(colon + 1), 1, 65535, port).empty())
+           return fmt::format("expected HOST:PORT, got '{}'", s);
+         o.address = s;
+         return {};
+       }}},
+      {"protocol", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         if (s != "tcp" && s != "udp" && s != "tls")
+           return fmt::format("expected tcp, udp or tls, got '{}'", s);
+         o.protocol = s;
+         return {};
+       }}},
+      {"facility", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         uint64_t v = 0;
+         std::string e = as_uint(s, 0, 23, v);
+         if (e.empty()) o.facility = static_cast<int>(v);
+         return e;
+       }}},
+      {"app_name", {.scalar = [](const std::string& s, OutputConfig& o) -> std::string {
+         if (s.empty() || s.size() > 48 || s.find_first_of(" ") != std::string::npos)
+           return "expected 1-48 printable characters without spaces";
+         o.app_name = s;
+         return {};
+       }}},
+      // TLS (HTTPS and syslog over TLS)
+      {"server_name", {.scalar = text_key(&OutputConfig::server_name)}},
+      {"tls_verify", {.scalar = bool_key(&OutputConfig::tls_verify)}},
+      {"ca_file", {.scalar = path_key(&OutputConfig::ca_file)}},
+      {"cert_file", {.scalar = path_key(&OutputConfig::cert_file)}},
+      {"key_file", {.scalar = path_key(&OutputConfig::key_file)}},
+      // delivery of remote outputs
+      {"timeout_ms", {.scalar = uint_key(&OutputConfig::timeout_ms, 1, 600000)}},
+      {"batch_max", {.scalar = uint_key(&OutputConfig::batch_max, 1, 100000)}},
+      {"batch_wait_ms", {.scalar = uint_key(&OutputConfig::batch_wait_ms, 0, 60000)}},
+      {"retry_max_ms", {.scalar = uint_key(&OutputConfig::retry_max_ms, 10, 3600000)}},
+      {"spool_max_mib", {.scalar = uint_key(&OutputConfig::spool_max_mib, 1, 1048576)}},
+  };
+  return m;
+}
+
+// One entry of `outputs:`; `names` collects the names seen so far (they must be unique).
+Result<OutputConfig> parse_output(const YAML::Node& n, const std::string& source,
+                                  OutputNames& names) {
+  auto err = [&](const YAML::Mark& m, const std::string& msg) {
+    return make_error(fmt::format("config {}: outputs: {}", yaml_where(source, m), msg));
+  };
+  if (!n.IsMap()) return err(n.Mark(), "each output is a mapping (name:, type:, ...)");
+  OutputConfig o;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) return err(kv.first.Mark(), "keys must be plain names");
+    const std::string key = kv.first.Scalar();
+    if (!seen.emplace(key, kv.first.Mark()).second)
+      return err(kv.first.Mark(), fmt::format("duplicate key '{}'", key));
+    const YAML::Node& v = kv.second;
+    auto it = output_keys().find(key);
+    const OutputKey* k = it == output_keys().end() ? nullptr : &it->second;
+    // An unknown key with a list or mapping value is reported as such, before its name.
+    if ((!k || k->single) && !v.IsScalar())
+      return err(v.Mark(), fmt::format("key '{}' needs a single value", key));
+    if (!k) {
+      std::string known;
+      for (const auto& [name, _] : output_keys()) known += (known.empty() ? "" : ", ") + name;
+      return err(kv.first.Mark(), fmt::format("unknown key '{}' (known: {})", key, known));
+    }
+    if (k->node) {
+      if (auto p = k->node({v, source, names}, o)) return err(p->at, p->message);
+    } else if (std::string e = k->scalar(v.Scalar(), o); !e.empty()) {
+      return err(v.Mark(), fmt::format("key '{}': {}", key, e));
+    }
+  }
+  if (seen.count("type") == 0) return err(n.Mark(), "an output needs 'type'");
+  const OutputTypeInfo& t = *output_type_info(o.type);
+  if (o.name.empty()) o.name = t.name;
+  if (seen.count("name") == 0) {
+    auto [it, fresh] = names.emplace(o.name, n.Mark());
+    if (!fresh)
+      return err(n.Mark(), fmt::format("two outputs named '{}': give each a 'name'", o.name));
+  }
+  if (t.needs && (o.*t.needs_field).empty())
+    return err(n.Mark(), fmt::format("output '{}' ({}) needs '{}'", o.name, t.name, t.needs));
+  if (seen.count("seals") == 0) o.seals = t.seals;
+  return o;
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& source) {
@@ -441,7 +493,7 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key 'outputs' needs a list of outputs",
                                         yaml_where(source, kv.second.Mark())));
-        std::map<std::string, YAML::Mark> names;
+        OutputNames names;
         for (const auto& item : kv.second) {
           auto o = parse_output(item, source, names);
           if (!o) return o.error();

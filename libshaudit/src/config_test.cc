@@ -337,4 +337,42 @@ TEST(Config, BadOutputsNameTheProblemAndPlace) {
             "config src:1:10: key 'outputs' needs a list of outputs");
 }
 
+// The output keys come from a table; these pin the messages the if-chain before it gave.
+TEST(Config, OutputKeyMessages) {
+  EXPECT_EQ(config_error("outputs:\n  - type: stdout\n    colour: red\n"),
+            "config src:3:5: outputs: unknown key 'colour' (known: address, app_name, batch_max, "
+            "batch_wait_ms, ca_file, cert_file, enabled, events, facility, gzip, headers, "
+            "key_file, labels, minimum_priority, name, path, protocol, retry_max_ms, seals, "
+            "server_name, spool_max_mib, tenant, timeout_ms, tls_verify, type, url)");
+  // A list or mapping where a single value belongs is reported before an unknown name.
+  EXPECT_EQ(config_error("outputs:\n  - type: stdout\n    colour: [red]\n"),
+            "config src:3:13: outputs: key 'colour' needs a single value");
+  EXPECT_EQ(config_error("outputs:\n  - type: [stdout]\n"),
+            "config src:2:11: outputs: key 'type' needs a single value");
+  EXPECT_EQ(config_error("outputs:\n  - type: loki\n    url: http://x/\n    labels: type\n"),
+            "config src:4:13: outputs: 'labels' needs a list of record field names");
+  EXPECT_EQ(
+      config_error("outputs:\n  - type: webhook\n    url: http://x/\n    headers: {a: [b]}\n"),
+      "config src:4:15: outputs: 'headers': each header is NAME: VALUE");
+  EXPECT_EQ(
+      config_error("outputs:\n  - name: a\n    type: stdout\n  - name: a\n    type: stdout\n"),
+      "config src:4:11: outputs: duplicate output name 'a' (first at src:2:11)");
+  EXPECT_EQ(config_error("outputs:\n  - type: syslog\n    address: h:1\n    facility: 24\n"),
+            "config src:4:15: outputs: key 'facility': 24 is out of range (0..23)");
+  EXPECT_EQ(config_error("outputs:\n  - type: file\n"),
+            "config src:2:5: outputs: output 'file' (file) needs 'path'");
+  EXPECT_EQ(config_error("outputs:\n  - type: syslog\n"),
+            "config src:2:5: outputs: output 'syslog' (syslog) needs 'address'");
+  EXPECT_EQ(config_error("outputs:\n  - name: x\n"),
+            "config src:2:5: outputs: an output needs 'type'");
+  Config c = parsed(
+      "outputs:\n  - type: slack\n    url: http://x/\n    seals: true\n"
+      "  - type: stdout\n  - type: auditd\n");
+  ASSERT_EQ(c.outputs.size(), 3u);
+  EXPECT_TRUE(c.outputs[0].seals);
+  EXPECT_TRUE(c.outputs[1].seals);
+  EXPECT_EQ(c.outputs[2].name, "auditd");
+  EXPECT_EQ(output_type_name(OutputType::kFalcosidekick), std::string("falcosidekick"));
+}
+
 }  // namespace shaudit
