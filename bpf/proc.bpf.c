@@ -12,7 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "events.h"
+#include "proc.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #ifdef SHAUDIT_HAVE_BPF
-#include "collector.h"
+#include "proc_collector.h"
 #else
 #include <sys/types.h>
 

@@ -35,7 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "events.h"
+#include "proc.h"
 #include "queue.h"
 #include "sessions.h"
 #include "shaudit/redact.h"
@@ -58,7 +58,7 @@ class CrossCheck {
   CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
              std::function<std::string(pid_t, pid_t)> command_of);
 
-  // A kernel event (a struct from events.h).
+  // A kernel event (a struct from bpf/proc.h).
   void on_kernel(const void* data, size_t size);
   // A report the daemon accepted from pid, received at recv_ns (realtime), in session.
   void on_report(pid_t pid, const wire::Message& m, const std::string& session, int64_t recv_ns);

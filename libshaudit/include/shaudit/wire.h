@@ -27,7 +27,7 @@ extern "C" {
 #define SHAUDIT_WIRE_MAX_MESSAGE (128u * 1024u)
 #define SHAUDIT_DEFAULT_SOCKET "/run/shaudit/shaudit.sock"
 /* The interposer announces itself to the kernel side with prctl(SHAUDIT_PRCTL_MARK) from its
- * own code (an option the kernel does not know: EINVAL); bpf/events.h SA_PRCTL_MARK. */
+ * own code (an option the kernel does not know: EINVAL); bpf/proc.h SA_PRCTL_MARK. */
 #define SHAUDIT_PRCTL_MARK 0x53484144u
 
 enum shaudit_msg_type {

@@ -1,6 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "collector.h"
-
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <elf.h>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "proc.skel.h"
+#include "proc_collector.h"
 #include "shaudit/wire.h"
 
 static_assert(SA_PRCTL_MARK == SHAUDIT_PRCTL_MARK, "the interposer's mark and the BPF side's");

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // The eBPF collector against the real kernel (needs root, BTF and BPF; CI runs as root).
-#include "collector.h"
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +8,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "proc_collector.h"
 
 namespace {
 

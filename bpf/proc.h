@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
-/* Events from the shaudit eBPF programs to shauditd, through one ring buffer.
- * C only; included by the BPF programs and by the daemon's loader. Explicit padding, no
- * packed structs; the C++ side checks sizes and offsets with static_assert. */
-#ifndef SHAUDIT_BPF_EVENTS_H
-#define SHAUDIT_BPF_EVENTS_H
+/* Events from the shaudit eBPF programs (proc.bpf.c) to shauditd, through one ring buffer.
+ * C only; included by the BPF programs and by the daemon's loader (proc.cc, proc_collector.h)
+ * and cross-check. Explicit padding, no packed structs; the C++ side checks sizes and offsets
+ * with static_assert. */
+#ifndef SHAUDIT_BPF_PROC_H
+#define SHAUDIT_BPF_PROC_H
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
@@ -116,4 +117,4 @@ enum sa_stat {
   SA_STAT_MAX = 2
 };
 
-#endif /* SHAUDIT_BPF_EVENTS_H */
+#endif /* SHAUDIT_BPF_PROC_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Loads and runs the eBPF collector: the process-lifecycle programs, the bash/zsh line
-// probes, the tracked-process map and the ring buffer.
+// Loads and runs the eBPF collector: the process-lifecycle programs (proc.bpf.c), the bash/zsh
+// line probes, the tracked-process map and the ring buffer. Implemented in proc.cc; the events
+// it delivers are the structs of proc.h.
 #pragma once
 
 #include <sys/types.h>
@@ -13,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "events.h"
+#include "proc.h"
 #include "shaudit/result.h"
 
 struct shaudit_proc_bpf;
@@ -31,7 +32,7 @@ struct CollectorOptions {
   std::string interposer;
 };
 
-// Called for every event; data points at a struct from events.h of size bytes.
+// Called for every event; data points at a struct from proc.h of size bytes.
 using EventFn = std::function<void(const void* data, size_t size)>;
 
 // Move-only owner of the skeleton, its links and the ring buffer.
