@@ -58,7 +58,7 @@
 #include <vector>
 
 #include "out_sinks.h"
-#include "shaudit/outputs_format.h"
+#include "outputs_format.h"
 #include "shaudit/record.h"
 
 namespace shaudit::daemon {

@@ -12,7 +12,7 @@
 #include <mutex>
 
 #include "out_sinks.h"
-#include "shaudit/outputs_format.h"
+#include "outputs_format.h"
 #include "shaudit/record.h"
 
 namespace shaudit::daemon {

@@ -54,7 +54,7 @@
 #include <mutex>
 
 #include "out_sinks.h"
-#include "shaudit/outputs_format.h"
+#include "outputs_format.h"
 
 namespace shaudit::daemon {
 

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "out_sinks.h"
-#include "shaudit/outputs_format.h"
+#include "outputs_format.h"
 #include "shaudit/record.h"
 #include "shaudit/rules.h"
 

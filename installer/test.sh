@@ -19,19 +19,23 @@ echo "== fuzz build (clang, libFuzzer + ASan/UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSHAUDIT_FUZZ=ON -DSHAUDIT_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz outputs_fuzz
-for t in wire_fuzz log_fuzz rules_fuzz outputs_fuzz; do
+# DIR/TARGET: the fuzzer is DIR/fuzz/TARGET.cc, its seed corpus DIR/fuzz/corpus/<TARGET minus _fuzz>.
+for dt in libshaudit/wire_fuzz libshaudit/log_fuzz libshaudit/rules_fuzz daemon/outputs_fuzz; do
+  dir=${dt%/*} t=${dt#*/}
   corpus=$(mktemp -d)
-  cp libshaudit/fuzz/corpus/${t%_fuzz}/* "$corpus"/
+  cp "$dir"/fuzz/corpus/"${t%_fuzz}"/* "$corpus"/
   echo "== fuzz $t for ${FUZZ_SECONDS}s"
-  (cd "$corpus" && "$ROOT/build-fuzz/libshaudit/$t" -max_total_time="$FUZZ_SECONDS" -max_len=16384 \
+  (cd "$corpus" && "$ROOT/build-fuzz/$dir/$t" -max_total_time="$FUZZ_SECONDS" -max_len=16384 \
     -print_final_stats=1 "$corpus" 2>&1 | tail -4)
   rm -rf "$corpus"
 done
 
 echo "== unit tests with ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSHAUDIT_SANITIZE=ON -DSHAUDIT_WERROR=ON >/dev/null
-cmake --build build-asan -j"$JOBS" --target libshaudit_test
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/libshaudit/libshaudit_test --gtest_brief=1
+cmake --build build-asan -j"$JOBS" --target libshaudit_test outputs_format_test
+for t in libshaudit/libshaudit_test daemon/outputs_format_test; do
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/$t --gtest_brief=1
+done
 
 echo "== shauditd without eBPF (SHAUDIT_BPF=OFF) builds, and its cross-check unit tests pass"
 cmake -S . -B build-nobpf -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHAUDIT_BPF=OFF -DSHAUDIT_WERROR=ON >/dev/null

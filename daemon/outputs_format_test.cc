@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "shaudit/outputs_format.h"
+#include "outputs_format.h"
 
 #include <gtest/gtest.h>
 

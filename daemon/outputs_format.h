@@ -3,7 +3,8 @@
 // auditd). Pure functions: a record (the parsed object of one log line, and where needed the
 // line itself) goes in, the bytes to send come out. No I/O, no clock, no exceptions of their
 // own: a missing or mistyped field is left out (or shown as documented below), never an
-// error. Senders, spooling, retries and priority filtering live in the daemon.
+// error. Senders, spooling, retries and priority filtering live beside them in outputs.cc and
+// out_*.cc.
 //
 // "line" is always the record's log line without its terminating newline (a single trailing
 // '\n' is ignored where a line is taken). Because a log line is the canonical JSON encoding of

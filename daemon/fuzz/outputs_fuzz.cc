@@ -4,8 +4,8 @@
 // must produce its payload without crashing, and the JSON payloads must parse back.
 #include <string>
 
+#include "outputs_format.h"
 #include "shaudit/json.h"
-#include "shaudit/outputs_format.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shaudit;
