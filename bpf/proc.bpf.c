@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /* Process lifecycle of tracked (audited-session) processes: exec, exec attempts, fork, exit.
  * A process is tracked when the daemon put it in `tracked` (a session's entry) or its parent
  * was tracked when it forked: membership follows the fork tree in the kernel, whatever the
