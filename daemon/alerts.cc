@@ -20,12 +20,31 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     return rules_;
   }();
   std::vector<json::Object> out;
+  const std::string* type = json::get_string(rec, "type");
+  const std::string* session = json::get_string(rec, "session");
+  // The container of each live session: records name their session, its start the container.
+  if (type && session && *type == record::kSessionStart) {
+    auto c = rec.find(std::string_view("container"));
+    if (c != rec.end() && c->second.is_object()) {
+      if (containers_.size() >= 65536) containers_.clear();  // bounded: sessions that never ended
+      containers_[*session] = c->second.as_object();
+    }
+  }
+  struct ForgetAtEnd {  // a session's end is the last record its container applies to
+    std::unordered_map<std::string, json::Object>& map;
+    const std::string* session;
+    ~ForgetAtEnd() {
+      if (session) map.erase(*session);
+    }
+  } forget{containers_, type && session && *type == record::kSessionEnd ? session : nullptr};
   if (rules.rule_count() == 0) return out;
   rules::EvalContext ctx;
   ctx.hostname = hostname_;
+  if (session) {
+    if (auto it = containers_.find(*session); it != containers_.end()) ctx.container = &it->second;
+  }
   std::vector<rules::Match> matches = rules.evaluate(rec, ctx);
   // The logical command: this line joined to the lines before it of the same command.
-  const std::string* type = json::get_string(rec, "type");
   const std::string* cmd = json::get_string(rec, "command");
   const std::string* text = json::get_string(rec, "text");
   if (type && *type == record::kCommand && cmd && text) {
@@ -61,7 +80,7 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     for (auto& [name, value] : m.output_fields) fields[name] = json::to_valid_utf8(value);
     a["output_fields"] = std::move(fields);
     if (type) a["ref_type"] = *type;
-    if (auto s = json::get_string(rec, "session")) a["session"] = *s;
+    if (session) a["session"] = *session;
     if (auto p = json::get_int(rec, "pid")) a["pid"] = *p;
     out.push_back(std::move(a));
   }

@@ -30,6 +30,8 @@ class Alerter {
   std::mutex mu_;         // guards rules_ (replaced by SIGHUP in the main thread)
   rules::RuleSet rules_;  // a shared handle: copying it is cheap
   std::unordered_map<std::string, std::string> joined_;  // command id -> lines so far
+  // session id -> its container (from its session_start), for container.* and k8s.* fields
+  std::unordered_map<std::string, json::Object> containers_;
 };
 
 }  // namespace shaudit::daemon

@@ -318,6 +318,7 @@ void reload_config(const std::string& path, Config& cfg, std::mutex& outputs_mu,
   differs("unhooked_allowlist", n.unhooked_allowlist != cfg.unhooked_allowlist);
   differs("redact_patterns", n.redact_patterns != cfg.redact_patterns);
   differs("state_dir", n.state_dir != cfg.state_dir);
+  differs("container_state_dirs", n.container_state_dirs != cfg.container_state_dirs);
   r["type"] = "config_loaded";
   r["restart_needed"] = std::move(restart);
   cfg.rules = n.rules;

@@ -53,8 +53,10 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
             ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
             pidfds_.erase(fd);
           }),
+      containers_(cfg.container_state_dirs),
       collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
+  handler_.set_containers(&containers_);
   // Patterns were checked when the configuration was loaded.
   if (auto r = Redactor::make(cfg.redact_patterns)) redactor_ = std::move(*r);
   handler_.set_redactor(&redactor_);

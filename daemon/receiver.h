@@ -57,6 +57,7 @@ class Receiver {
   Stats& stats_;
   RecordQueue& q_;
   ReportHandler handler_;
+  ContainerLookup containers_;
   bpf::Collector* collector_ = nullptr;
   std::unique_ptr<CrossCheck> cc_;
   Redactor redactor_;

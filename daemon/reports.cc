@@ -230,6 +230,9 @@ bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why
   if (!p.tty.empty()) r["tty"] = p.tty;
   if (!p.audit_session.empty()) r["audit_session"] = p.audit_session;
   if (!p.loginuid.empty()) r["loginuid"] = p.loginuid;
+  if (containers_) {
+    if (auto c = containers_->of_pid(pid)) r["container"] = std::move(*c);
+  }
   return push(std::move(r));
 }
 

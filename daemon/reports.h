@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "containers.h"
 #include "crosscheck.h"
 #include "queue.h"
 #include "record_fields.h"
@@ -49,6 +50,8 @@ class ReportHandler {
   // With the eBPF collector: reports go to the cross-check, and each session's entry is
   // tracked in the kernel (track(pid, session id)).
   void set_redactor(const Redactor* r) { redactor_ = r; }
+  // Implicit sessions opened by a process in a container name it (session_start `container`).
+  void set_containers(ContainerLookup* c) { containers_ = c; }
   void set_kernel_side(CrossCheck* cc, std::function<void(pid_t, const std::string&)> track) {
     cc_ = cc;
     track_ = std::move(track);
@@ -106,6 +109,7 @@ class ReportHandler {
   std::function<void(int)> watch_, unwatch_;
   CrossCheck* cc_ = nullptr;
   const Redactor* redactor_ = nullptr;
+  ContainerLookup* containers_ = nullptr;
   std::function<void(pid_t, const std::string&)> track_;
   std::unordered_map<uid_t, std::string> users_;
   std::unordered_map<pid_t, Proc> procs_;

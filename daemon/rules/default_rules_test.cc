@@ -22,7 +22,7 @@ const shaudit::rules::RuleSet& rules() {
 Object typed(const std::string& text, bool container = false) {
   Object o{{"type", "command"}, {"text", text}, {"user", "alice"}, {"session", "0123456789abcdef"},
            {"shell", "bash"},   {"pid", 42}};
-  if (container) o["container_id"] = std::string(64, 'c');
+  if (container) o["container"] = Object{{"id", std::string(64, 'c')}, {"runtime", "runc"}};
   return o;
 }
 

@@ -41,6 +41,7 @@ client_queue_bytes: 1048576
 max_clients_per_uid: 256
 interposer: )" SHAUDIT_DEFAULT_INTERPOSER R"(
 unhooked_allowlist: []
+container_state_dirs: [/run/runc, /run/containerd/runc]
 rules: []
 redact_patterns: []
 state_dir: /var/lib/shaudit
@@ -218,6 +219,7 @@ const std::map<std::string, Setter>& setters() {
       {"max_clients_per_uid", uint_key(&Config::max_clients_per_uid, 1, 1000000)},
       {"interposer", path_key(&Config::interposer)},
       {"unhooked_allowlist", nullptr},  // lists: handled in parse_config
+      {"container_state_dirs", nullptr},
       {"rules", nullptr},
       {"redact_patterns", nullptr},
       {"outputs", nullptr},
@@ -501,11 +503,14 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         }
         continue;
       }
-      if (key == "unhooked_allowlist" || key == "rules") {
+      if (key == "unhooked_allowlist" || key == "rules" || key == "container_state_dirs") {
         if (!kv.second.IsSequence())
           return make_error(fmt::format("config {}: key '{}' needs a list of absolute paths",
                                         yaml_where(source, kv.second.Mark()), key));
-        auto& out = key == "rules" ? c.rules : c.unhooked_allowlist;
+        auto& out = key == "rules"                  ? c.rules
+                    : key == "container_state_dirs" ? c.container_state_dirs
+                                                    : c.unhooked_allowlist;
+        out.clear();
         for (const auto& item : kv.second) {
           if (!item.IsScalar() || item.Scalar().empty() || item.Scalar()[0] != '/')
             return make_error(fmt::format("config {}: key '{}': expected an absolute path",

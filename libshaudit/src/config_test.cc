@@ -46,7 +46,7 @@ void expect_defaults(const Config& c) {
 }
 
 const char kKnownKeys[] =
-    "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, control_socket, "
+    "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, container_state_dirs, control_socket, "
     "crosscheck_window_ms, interposer, log, "
     "max_clients, max_clients_per_uid, outputs, "
     "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, "

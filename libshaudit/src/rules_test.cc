@@ -36,9 +36,7 @@ json::Object exec_record() {
   o["path"] = "/usr/bin/curl";
   o["pid"] = 77;
   o["source"] = "bpf";
-  o["container_id"] = "abc123";
-  o["k8s_ns"] = "prod";
-  o["k8s_pod"] = "web-1";
+  o["container"] = json::Object{{"id", "abc123"}, {"namespace", "prod"}, {"pod", "web-1"}};
   return o;
 }
 
@@ -143,6 +141,7 @@ TEST(Rules, ExecAndOtherFields) {
   EXPECT_TRUE(matches("proc.exe = /usr/bin/curl", e));
   EXPECT_TRUE(matches("proc.pid = 77", e));
   EXPECT_TRUE(matches("container.id = abc123 and k8s.ns.name = prod and k8s.pod.name = web-1", e));
+  EXPECT_FALSE(matches("container.name exists or container.image exists", e));
   EXPECT_FALSE(matches("cmd.text exists", e));
   json::Object b;
   b["type"] = "bypass";
@@ -487,6 +486,34 @@ TEST(RulesLoad, DirectoryLoadsItsYamlFilesInNameOrder) {
   auto empty = load_rules({dir.path()});  // no *.yaml directly inside: an empty set
   ASSERT_TRUE(empty.ok()) << empty.message();
   EXPECT_EQ(empty->rule_count(), 0u);
+}
+
+TEST(Rules, ContainerFieldsComeFromTheSessionsContainer) {
+  // A command record names its session only; the session's container comes in the context.
+  json::Object cmd = command_record();
+  json::Object c{{"id", std::string(64, 'a')},
+                 {"pod", "nginx-pod"},
+                 {"namespace", "web"},
+                 {"name", "nginx"},
+                 {"image", "registry.example:5000/team/nginx:1.25"}};
+  auto rs = load(
+      "- rule: r\n  condition: k8s.pod.name = nginx-pod and k8s.ns.name = web and container.name = "
+      "nginx and container.image.repository = \"registry.example:5000/team/nginx\"\n"
+      "  output: \"%container.id %container.image\"\n  priority: info\n");
+  EXPECT_TRUE(rs.evaluate(cmd, {}).empty());
+  EvalContext ctx;
+  ctx.container = &c;
+  auto m = rs.evaluate(cmd, ctx);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].output, std::string(64, 'a') + " registry.example:5000/team/nginx:1.25");
+  for (auto [image, repo] : {std::pair{"nginx", "nginx"},
+                             {"docker.io/library/nginx@sha256:ab", "docker.io/library/nginx"},
+                             {"localhost:5000/x", "localhost:5000/x"}}) {
+    c["image"] = image;
+    auto r = load(std::string("- rule: r\n  condition: container.image.repository = \"") + repo +
+                  "\"\n  output: o\n  priority: info\n");
+    EXPECT_EQ(r.evaluate(cmd, ctx).size(), 1u) << image;
+  }
 }
 
 }  // namespace

@@ -83,6 +83,8 @@ struct Config {
   // The genuine interposer: the eBPF collector probes its initialisation in this file.
   std::string interposer = kDefaultInterposer;
   uint64_t receiver_batch_us = 500;  // gather events this long when wake-ups come back to back
+  // Container runtimes' state directories (ROOT/[NAMESPACE/]ID/state.json names the bundle).
+  std::vector<std::string> container_state_dirs{"/run/runc", "/run/containerd/runc"};
   std::vector<std::string> unhooked_allowlist;  // paths whose unhooked runs are low severity
   std::vector<std::string> rules;  // rule files, loaded in order (later ones append/override)
   std::vector<std::string> redact_patterns;    // extra secret patterns (ECMAScript regexes)

@@ -61,6 +61,9 @@ struct EvalContext {
   // When set, cmd.text takes this value instead of the record's text (e.g. the joined text
   // of a logical command spanning several lines).
   std::optional<std::string_view> cmd_text;
+  // The `container` object of the record's session (its session_start names it), for the
+  // container.* and k8s.* fields; null outside containers.
+  const json::Object* container = nullptr;
 };
 
 struct Match {

@@ -68,12 +68,25 @@ class Evaluator {
         return str("tty");
       case Field::kHostName:
         return ctx_.hostname.empty() ? FieldValue{} : FieldValue{true, 0, ctx_.hostname};
+      // Falco's names; the values come from the session's container (see EvalContext).
       case Field::kContainerId:
-        return str("container_id");
+        return container("id");
+      case Field::kContainerName:
+        return container("name");
+      case Field::kContainerImage:
+        return container("image");
+      case Field::kContainerImageRepository: {
+        FieldValue v = container("image");
+        if (v.present) {
+          v.str = image_repository(v.str);
+          v.terminated = false;
+        }
+        return v;
+      }
       case Field::kK8sNs:
-        return str("k8s_ns");
+        return container("namespace");
       case Field::kK8sPod:
-        return str("k8s_pod");
+        return container("pod");
       case Field::kBypassKind:
         return str("kind");
       case Field::kEvtType:
@@ -88,6 +101,25 @@ class Evaluator {
   FieldValue str(std::string_view key) const {
     auto s = json::get_string(rec_, key);
     return s ? FieldValue{true, 0, *s, true} : FieldValue{};
+  }
+  FieldValue container(std::string_view key) const {
+    // The record's own `container` (a session_start) or its session's.
+    const json::Object* c = ctx_.container;
+    auto it = rec_.find(std::string_view("container"));
+    if (it != rec_.end() && it->second.is_object()) c = &it->second.as_object();
+    if (!c) return {};
+    auto s = json::get_string(*c, key);
+    return s ? FieldValue{true, 0, *s, true} : FieldValue{};
+  }
+  // "registry/path/name:tag" or "...@sha256:..." -> "registry/path/name" (Falco's
+  // container.image.repository).
+  static std::string_view image_repository(std::string_view image) {
+    if (size_t at = image.find('@'); at != std::string_view::npos) image = image.substr(0, at);
+    size_t slash = image.rfind('/');
+    size_t colon = image.rfind(':');
+    if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash))
+      image = image.substr(0, colon);
+    return image;
   }
   FieldValue num(std::string_view key) const {
     auto i = json::get_int(rec_, key);

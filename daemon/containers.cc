@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "containers.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace shaudit::daemon {
+
+namespace {
+
+bool is_hex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+std::string read_small(const std::string& path, size_t limit = 1 << 20) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::string s(limit, '\0');
+  in.read(s.data(), static_cast<std::streamsize>(limit));
+  s.resize(static_cast<size_t>(in.gcount()));
+  return s;
+}
+
+const std::string* annotation(const json::Object& ann, std::string_view key) {
+  return json::get_string(ann, key);
+}
+
+}  // namespace
+
+std::string container_id_from_cgroup(std::string_view cgroup) {
+  while (!cgroup.empty()) {
+    size_t nl = cgroup.find('\n');
+    std::string_view line = cgroup.substr(0, nl);
+    cgroup = nl == std::string_view::npos ? std::string_view{} : cgroup.substr(nl + 1);
+    // "hierarchy:controllers:path"
+    size_t c2 = line.find(':', line.find(':') + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view path = line.substr(c2 + 1);
+    size_t slash = path.rfind('/');
+    std::string_view last = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    if (last.size() > 6 && last.substr(last.size() - 6) == ".scope") last.remove_suffix(6);
+    for (std::string_view prefix : {"docker-", "cri-containerd-", "crio-", "libpod-"}) {
+      if (last.substr(0, prefix.size()) == prefix) {
+        last.remove_prefix(prefix.size());
+        break;
+      }
+    }
+    if (is_hex64(last)) return std::string(last);
+  }
+  return {};
+}
+
+json::Object container_object(std::string_view id, std::string_view runtime,
+                              std::string_view config_json) {
+  json::Object c;
+  c["id"] = std::string(id);
+  c["runtime"] = std::string(runtime);
+  auto cfg = json::parse(config_json);
+  if (!cfg || !cfg->is_object()) return c;
+  auto it = cfg->as_object().find(std::string_view("annotations"));
+  if (it == cfg->as_object().end() || !it->second.is_object()) return c;
+  const json::Object& ann = it->second.as_object();
+  struct Pick {
+    const char* field;
+    const char* keys[2];
+  };
+  static constexpr Pick kPicks[] = {
+      {"pod", {"io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"}},
+      {"namespace", {"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}},
+      {"name", {"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}},
+      {"image", {"io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"}},
+      {"interposer", {"shaudit.io/interposer", nullptr}},
+  };
+  for (const auto& p : kPicks) {
+    for (const char* k : p.keys) {
+      if (!k) continue;
+      if (auto v = annotation(ann, k); v && !v->empty()) {
+        c[p.field] = json::to_valid_utf8(*v);
+        break;
+      }
+    }
+  }
+  return c;
+}
+
+std::optional<json::Object> ContainerLookup::of_pid(pid_t pid) {
+  std::string cg = read_small("/proc/" + std::to_string(pid) + "/cgroup", 64 << 10);
+  if (cg.empty()) return std::nullopt;
+  return of_cgroup(cg);
+}
+
+std::optional<json::Object> ContainerLookup::of_cgroup(std::string_view cgroup) {
+  std::string id = container_id_from_cgroup(cgroup);
+  if (id.empty()) return std::nullopt;
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second;
+  // The runtime's state: ROOT/ID/state.json (runc, CRI-O) or ROOT/NAMESPACE/ID/state.json
+  // (containerd's runc shim).
+  namespace fs = std::filesystem;
+  std::string runtime = "unknown", config;
+  for (const auto& root : state_roots_) {
+    std::vector<fs::path> candidates{fs::path(root) / id / "state.json"};
+    std::error_code ec;
+    for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec))
+      candidates.push_back(d->path() / id / "state.json");
+    for (const auto& st : candidates) {
+      std::string text = read_small(st.string());
+      if (text.empty()) continue;
+      auto state = json::parse(text);
+      if (!state || !state->is_object()) continue;
+      const std::string* bundle = json::get_string(state->as_object(), "bundle");
+      if (!bundle) continue;
+      runtime = root.find("containerd") != std::string::npos ? "containerd"
+                : root.find("crio") != std::string::npos     ? "cri-o"
+                                                             : "runc";
+      config = read_small(*bundle + "/config.json", 4 << 20);
+      break;
+    }
+    if (!config.empty()) break;
+  }
+  json::Object c = container_object(id, runtime, config);
+  if (!config.empty()) {  // a runtime that has not written its state yet is asked again
+    if (cache_.size() >= 4096) cache_.clear();
+    cache_.emplace(id, c);
+  }
+  return c;
+}
+
+}  // namespace shaudit::daemon
