@@ -2,6 +2,8 @@
 """Shared fixtures for shaudit integration tests: real shauditd processes, real sockets."""
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +15,51 @@ import pytest
 BUILD = Path(os.environ.get("SHAUDIT_BUILD", Path(__file__).resolve().parents[2] / "build"))
 SHAUDITD = BUILD / "daemon" / "shauditd"
 SHAUDIT = BUILD / "cli" / "shaudit"
+
+# What processes of other users load or run, and what a daemon names as the genuine
+# interposer, comes from PUBLIC_BUILD: copies of build artifacts in a directory every user may
+# read (the public_build fixture makes it for the session and removes it). The build tree may
+# sit where only root can look (a clone in /root, mode 0700); a program run as nobody, a
+# session's shell, a setuid program or sshd's session could not load a file from there
+# ("ld.so: object ... cannot be preloaded"). Paths inside it mirror the build tree's (cli/shaudit
+# finds libshaudit/libshaudit.so.1 through its $ORIGIN-relative run path).
+PUBLIC_BUILD = Path("/tmp").resolve() / f"shaudit-it-build-{os.getpid()}-{secrets.token_hex(4)}"
+PUBLIC_FILES = ("preload/libshaudit_preload.so", "pam_module/pam_shaudit.so",
+                "tests/interposer_probe", "cli/shaudit", "libshaudit/libshaudit.so.1",
+                "daemon/shauditd")
+# The interposer every test preloads and every test daemon names as genuine: the eBPF collector
+# knows that file by device and inode, so sessions must map this very copy.
+PRELOAD = PUBLIC_BUILD / "preload" / "libshaudit_preload.so"
+PAM_MODULE = PUBLIC_BUILD / "pam_module" / "pam_shaudit.so"
+PROBE = PUBLIC_BUILD / "tests" / "interposer_probe"
+PUBLIC_SHAUDIT = PUBLIC_BUILD / "cli" / "shaudit"  # the CLI for processes of other users
+PUBLIC_SHAUDITD = PUBLIC_BUILD / "daemon" / "shauditd"  # shauditd run as another user
+
+
+def built(copy):
+    """The build tree's file of which copy (a path in PUBLIC_BUILD) is the copy."""
+    return BUILD / Path(copy).relative_to(PUBLIC_BUILD)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def public_build():
+    """Makes PUBLIC_BUILD (0755) with copies (0755) of the build's PUBLIC_FILES that
+    exist; removes it at the end of the session."""
+    PUBLIC_BUILD.mkdir(mode=0o700)  # fails if the name exists: nobody else made it
+    try:
+        for rel in PUBLIC_FILES:
+            src = BUILD / rel
+            if not src.exists():
+                continue  # not built: the tests that need it say so
+            dst = PUBLIC_BUILD / rel
+            dst.parent.mkdir(exist_ok=True)
+            dst.parent.chmod(0o755)
+            shutil.copyfile(src, dst)  # (libshaudit.so.1 is a symlink: its target's bytes)
+            dst.chmod(0o755)
+        PUBLIC_BUILD.chmod(0o755)
+        yield PUBLIC_BUILD
+    finally:
+        shutil.rmtree(PUBLIC_BUILD, ignore_errors=True)
 
 
 def run_cli(*args, check=False, **kw):
@@ -44,8 +91,9 @@ class Daemon:
             "signing_key": str(self.key),
             "bpf": "off",
             "state_dir": str(tmp / "state"),
-            # The genuine interposer the eBPF collector probes (this build's).
-            "interposer": str(BUILD / "preload" / "libshaudit_preload.so"),
+            # The genuine interposer the eBPF collector probes: the copy of this build's that
+            # the tests' sessions load.
+            "interposer": str(PRELOAD),
         }
         # Lists and mappings (outputs, rules, ...) as JSON, which is YAML flow syntax.
         self.config.update({k: (json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v))
@@ -167,7 +215,6 @@ def daemon(daemon_factory):
 
 import hashlib  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
 CLIENT_FORK = BUILD / "tests" / "client_fork"
@@ -242,10 +289,11 @@ def emit(sock, *args, as_nobody=False, timeout=30):
     """Runs `shaudit emit --socket SOCK ARGS...`; returns (CompletedProcess, pid of the emitter).
 
     The pid is the one the daemon must record: Popen execs the CLI directly (or through
-    setpriv, which execs it in the same process)."""
-    cmd = [str(SHAUDIT), "emit", "--socket", str(sock), *map(str, args)]
+    setpriv, which execs it in the same process: nobody runs the copy in PUBLIC_BUILD)."""
     if as_nobody:
-        cmd = AS_NOBODY + cmd
+        cmd = AS_NOBODY + [str(PUBLIC_SHAUDIT), "emit", "--socket", str(sock), *map(str, args)]
+    else:
+        cmd = [str(SHAUDIT), "emit", "--socket", str(sock), *map(str, args)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = p.communicate(timeout=timeout)

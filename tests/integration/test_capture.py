@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from conftest import BUILD, run_cli
+from conftest import PRELOAD, run_cli
 from ptyshell import PS1, PS2, PtyShell
 
-PRELOAD = BUILD / "preload" / "libshaudit_preload.so"
 SHELLS = {
     "dash": ["/bin/dash", "-i"],
     "bash": ["/bin/bash", "--norc", "--noprofile", "-i"],

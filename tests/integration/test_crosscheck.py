@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, stats
+from conftest import built, run_cli, stats
 from ptyshell import PS1, PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_pam_ssh import Users
@@ -31,7 +31,7 @@ BUSYBOX = "/bin/busybox"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF, useradd, mount namespaces)"),
-    pytest.mark.skipif(not PRELOAD.exists(), reason="build the interposer first"),
+    pytest.mark.skipif(not built(PRELOAD).exists(), reason="build the interposer first"),
 ]
 
 

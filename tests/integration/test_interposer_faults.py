@@ -23,12 +23,10 @@ import time
 
 import pytest
 
-from conftest import AS_NOBODY, BUILD, NOBODY_UID, public_daemon, stats
+from conftest import AS_NOBODY, NOBODY_UID, PRELOAD, PROBE, public_daemon, stats
 from ptyshell import PS1, PtyShell
 import wire
 
-PRELOAD = BUILD / "preload" / "libshaudit_preload.so"
-PROBE = BUILD / "tests" / "interposer_probe"
 PYTHON = "/usr/bin/python3"
 SHELLS = {
     "dash": ["/bin/dash", "-i"],

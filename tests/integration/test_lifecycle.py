@@ -14,8 +14,9 @@ import time
 import pytest
 
 import wire
-from conftest import (AS_NOBODY, BUILD, CLIENT_FORK, Daemon, NOBODY_UID, RECORD_TIME_RE, SHAUDIT, SHAUDITD,
-                      emit, line_hash, public_daemon, read_lines, read_records, record_time_ns, run_cli)
+from conftest import (AS_NOBODY, BUILD, CLIENT_FORK, Daemon, NOBODY_UID, PUBLIC_SHAUDIT, PUBLIC_SHAUDITD,
+                      RECORD_TIME_RE, SHAUDIT, SHAUDITD, emit, line_hash, public_daemon, read_lines,
+                      read_records, record_time_ns, run_cli)
 
 HEX64 = r"^[0-9a-f]{64}$"
 GENESIS = "0" * 64
@@ -443,7 +444,7 @@ def test_stats_counts_accepted_reports(daemon_factory):
 def test_stats_refuses_non_root(daemon_factory, public_dir):
     d = public_daemon(daemon_factory, public_dir).start()
     assert stat.S_IMODE(os.stat(d.control).st_mode) == 0o600
-    cmd = AS_NOBODY + [str(SHAUDIT), "stats", "--control", str(d.control)]
+    cmd = AS_NOBODY + [str(PUBLIC_SHAUDIT), "stats", "--control", str(d.control)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert res.returncode == 1
     assert f"cannot reach shauditd at {d.control}: Permission denied" in res.stderr
@@ -472,7 +473,8 @@ def test_bpf_on_and_auto_load_the_collector_as_root(daemon_factory, mode):
 
 
 def _unprivileged_daemon(public_dir, mode):
-    """A daemon that cannot load eBPF programs: it runs as uid 65534."""
+    """A daemon that cannot load eBPF programs: it runs as uid 65534 (the copy of shauditd in
+    PUBLIC_BUILD, with the interposer copy there as its `interposer`)."""
     d = Daemon(public_dir, f"np{mode}", bpf=mode)
     d.log = public_dir / f"log-{mode}" / "audit.jsonl"
     d.config["log"] = str(d.log)
@@ -480,14 +482,14 @@ def _unprivileged_daemon(public_dir, mode):
     os.chown(d.key, NOBODY_UID, NOBODY_UID)
     os.chown(public_dir, NOBODY_UID, NOBODY_UID)
     d.write_config()
-    return d, subprocess.run([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path), "--check-config"],
-                             capture_output=True, text=True, timeout=30)
+    return d, subprocess.run([*AS_NOBODY, str(PUBLIC_SHAUDITD), "--config", str(d.config_path),
+                              "--check-config"], capture_output=True, text=True, timeout=30)
 
 
 def test_bpf_on_fails_clearly_when_the_kernel_refuses(public_dir):
     d, chk = _unprivileged_daemon(public_dir, "on")
     assert chk.returncode == 0, chk.stderr
-    res = subprocess.run([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path)],
+    res = subprocess.run([*AS_NOBODY, str(PUBLIC_SHAUDITD), "--config", str(d.config_path)],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 1
     assert "shauditd: bpf: on, but the eBPF collector cannot start: eBPF " in res.stderr
@@ -496,7 +498,7 @@ def test_bpf_on_fails_clearly_when_the_kernel_refuses(public_dir):
 
 def test_bpf_auto_runs_without_the_collector_and_says_so(public_dir):
     d, _ = _unprivileged_daemon(public_dir, "auto")
-    p = subprocess.Popen([*AS_NOBODY, str(SHAUDITD), "--config", str(d.config_path)],
+    p = subprocess.Popen([*AS_NOBODY, str(PUBLIC_SHAUDITD), "--config", str(d.config_path)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         d.proc = p

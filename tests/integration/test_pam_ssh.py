@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 import wire
-from conftest import AS_NOBODY, BUILD, NOBODY_UID, public_daemon, run_cli, stats
+from conftest import AS_NOBODY, NOBODY_UID, PAM_MODULE, PRELOAD, built, public_daemon, run_cli, stats
 from ptyshell import PS1, PS2, PtyShell
 
-MODULE = (BUILD / "pam_module" / "pam_shaudit.so").resolve()
-PRELOAD = (BUILD / "preload" / "libshaudit_preload.so").resolve()
+# Copies every user may read (conftest.PUBLIC_BUILD): sshd and su sessions, and pamtester run
+# as nobody, load them.
+MODULE = PAM_MODULE
 SSHD = "/usr/sbin/sshd"
 SSH = "/usr/bin/ssh"
 
@@ -43,7 +44,7 @@ def _missing(*tools):
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (PAM sessions, mount namespaces, useradd)"),
-    pytest.mark.skipif(not MODULE.exists() or not PRELOAD.exists(),
+    pytest.mark.skipif(not built(MODULE).exists() or not built(PRELOAD).exists(),
                        reason="build pam_shaudit.so and the interposer first"),
     pytest.mark.skipif(bool(_missing("unshare", "nsenter", "mount", "useradd", "userdel", "chpasswd")),
                        reason="missing util-linux/passwd tools: "

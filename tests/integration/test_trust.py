@@ -59,7 +59,7 @@ from pathlib import Path
 import pytest
 
 import wire
-from conftest import public_daemon, stats
+from conftest import built, public_daemon, stats
 from ptyshell import PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_crosscheck import WINDOW_MS, brief, bypasses, find_bypass, output_value, session_of
@@ -73,7 +73,7 @@ MIB = 1024 * 1024
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF, setuid, ns_last_pid, useradd)"),
-    pytest.mark.skipif(not PRELOAD.exists(), reason="build the interposer first"),
+    pytest.mark.skipif(not built(PRELOAD).exists(), reason="build the interposer first"),
 ]
 
 
