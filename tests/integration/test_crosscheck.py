@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import built, run_cli, stats
+from conftest import built, kill_pids, run_cli, stats
 from ptyshell import PS1, PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_pam_ssh import Users
@@ -142,14 +142,6 @@ def session_of(recs, shell_pid):
     starts = [r for r in recs if r["type"] == "session_start" and r["pid"] == shell_pid]
     assert len(starts) == 1, starts
     return starts[0]["session"]
-
-
-def kill_pids(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import wire
-from conftest import AS_NOBODY, NOBODY_UID, PAM_MODULE, PRELOAD, built, public_daemon, run_cli, stats
+from conftest import AS_NOBODY, NOBODY_UID, PAM_MODULE, PRELOAD, built, kill_pids, public_daemon, run_cli, stats
 from ptyshell import PS1, PS2, PtyShell
 
 # Copies every user may read (conftest.PUBLIC_BUILD): sshd and su sessions, and pamtester run
@@ -88,14 +88,6 @@ def procs_where(pred):
         except OSError:
             pass
     return out
-
-
-def kill_pids(pids, sig=signal.SIGKILL):
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
 
 
 def wait_gone(pids, timeout=10):
