@@ -87,6 +87,19 @@ json::Object container_object(std::string_view id, std::string_view runtime,
   return c;
 }
 
+std::string bundle_of_state(const json::Object& state) {
+  auto cfg = state.find(std::string_view("config"));
+  if (cfg == state.end() || !cfg->second.is_object()) return {};
+  auto labels = cfg->second.as_object().find(std::string_view("labels"));
+  if (labels == cfg->second.as_object().end() || !labels->second.is_array()) return {};
+  for (const auto& l : labels->second.as_array()) {
+    if (!l.is_string()) continue;
+    const std::string& s = l.as_string();
+    if (s.rfind("bundle=", 0) == 0 && s.size() > 8 && s[7] == '/') return s.substr(7);
+  }
+  return {};
+}
+
 std::optional<json::Object> ContainerLookup::of_pid(pid_t pid) {
   std::string cg = read_small("/proc/" + std::to_string(pid) + "/cgroup", 64 << 10);
   if (cg.empty()) return std::nullopt;
@@ -111,12 +124,12 @@ std::optional<json::Object> ContainerLookup::of_cgroup(std::string_view cgroup) 
       if (text.empty()) continue;
       auto state = json::parse(text);
       if (!state || !state->is_object()) continue;
-      const std::string* bundle = json::get_string(state->as_object(), "bundle");
-      if (!bundle) continue;
+      std::string bundle = bundle_of_state(state->as_object());
+      if (bundle.empty()) continue;
       runtime = root.find("containerd") != std::string::npos ? "containerd"
                 : root.find("crio") != std::string::npos     ? "cri-o"
                                                              : "runc";
-      config = read_small(*bundle + "/config.json", 4 << 20);
+      config = read_small(bundle + "/config.json", 4 << 20);
       break;
     }
     if (!config.empty()) break;

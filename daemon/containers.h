@@ -31,6 +31,10 @@ std::string container_id_from_cgroup(std::string_view cgroup);
 json::Object container_object(std::string_view id, std::string_view runtime,
                               std::string_view config_json);
 
+// The bundle directory a runtime's state.json names: runc keeps it in config.labels as
+// "bundle=PATH". "" when there is none.
+std::string bundle_of_state(const json::Object& state);
+
 class ContainerLookup {
  public:
   explicit ContainerLookup(std::vector<std::string> state_roots)

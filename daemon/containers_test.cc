@@ -57,15 +57,21 @@ void write(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
+// A state.json as runc writes it: the bundle is a label of its config.
+std::string state(const std::string& bundle) {
+  return R"({"id":"x","init_process_pid":1,"config":{"rootfs":"/r","labels":["bundle=)" + bundle +
+         R"("]}})";
+}
+
 TEST(Containers, LookupReadsTheRuntimesStateAndBundle) {
   shaudit::testing::TempDir dir;
   std::filesystem::path root = dir.file("run/runc"), cd = dir.file("run/containerd/runc");
   write(dir.file("bundle1/config.json"),
         R"({"annotations":{"io.kubernetes.cri.sandbox-name":"pod-a"}})");
-  write(root / kId / "state.json", R"({"id":"x","bundle":")" + dir.file("bundle1") + R"("})");
+  write(root / kId / "state.json", state(dir.file("bundle1")));
   write(dir.file("bundle2/config.json"),
         R"({"annotations":{"io.kubernetes.cri.sandbox-name":"pod-b"}})");
-  write(cd / "k8s.io" / kId2 / "state.json", R"({"bundle":")" + dir.file("bundle2") + R"("})");
+  write(cd / "k8s.io" / kId2 / "state.json", state(dir.file("bundle2")));
   ContainerLookup lookup({root.string(), cd.string()});
   auto a = lookup.of_cgroup("1:pids:/kubepods/besteffort/podx/" + kId + "\n");
   ASSERT_TRUE(a);
@@ -80,7 +86,7 @@ TEST(Containers, LookupReadsTheRuntimesStateAndBundle) {
   EXPECT_EQ(json::encode(*c), R"({"id":")" + id3 + R"(","runtime":"unknown"})");
   write(dir.file("bundle3/config.json"),
         R"({"annotations":{"io.kubernetes.cri.sandbox-name":"c"}})");
-  write(root / id3 / "state.json", R"({"bundle":")" + dir.file("bundle3") + R"("})");
+  write(root / id3 / "state.json", state(dir.file("bundle3")));
   EXPECT_EQ(json::encode(*lookup.of_cgroup("1:pids:/x/" + id3)),
             R"({"id":")" + id3 + R"(","pod":"c","runtime":"runc"})");
   EXPECT_FALSE(lookup.of_cgroup("0::/user.slice\n"));

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "shaudit/record.h"
@@ -54,6 +55,9 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
             pidfds_.erase(fd);
           }),
       containers_(cfg.container_state_dirs),
+      container_sockets_(cfg.container_state_dirs,
+                         // the name interposers inside use by default
+                         std::filesystem::path(SHAUDIT_DEFAULT_SOCKET).filename().string()),
       collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
   handler_.set_containers(&containers_);
@@ -135,7 +139,7 @@ void Receiver::kernel_tick(bool timer) {
 
 Receiver::~Receiver() {
   for (auto& [fd, _] : clients_) ::close(fd);
-  for (int fd : {epfd_, listen_fd_, wake_fd_, reserve_fd_, timer_fd_})
+  for (int fd : {epfd_, listen_fd_, wake_fd_, reserve_fd_, timer_fd_, scan_fd_})
     if (fd >= 0) ::close(fd);
   delete[] buf_;
 }
@@ -180,7 +184,12 @@ Result<void> Receiver::listen() {
     bpf_fd_ = collector_->epoll_fd();
     loss_checked_ns_ = record::now_ns();
   }
-  for (int fd : {listen_fd_, wake_fd_, timer_fd_, bpf_fd_}) {
+  if (!cfg_.container_state_dirs.empty()) {
+    scan_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    itimerspec it{{1, 0}, {0, 1000000}};  // at once, then every second
+    ::timerfd_settime(scan_fd_, 0, &it, nullptr);
+  }
+  for (int fd : {listen_fd_, wake_fd_, timer_fd_, bpf_fd_, scan_fd_}) {
     if (fd < 0) continue;
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -245,8 +254,13 @@ void Receiver::run() {
       int fd = events[i].data.fd;
       if (fd == wake_fd_) {
         stopping_ = true;
-      } else if (fd == listen_fd_) {
-        accept_clients();
+      } else if (fd == listen_fd_ || container_sockets_.is_listener(fd)) {
+        accept_clients(fd);
+      } else if (fd == scan_fd_) {
+        uint64_t expirations;
+        ssize_t r = ::read(scan_fd_, &expirations, sizeof expirations);
+        (void)r;
+        scan_containers();
       } else if (fd == bpf_fd_) {
         kernel_turn = true;
       } else if (fd == timer_fd_) {
@@ -348,9 +362,32 @@ void Receiver::flush_refusals(int64_t now) {
   refused_.clear();
 }
 
-void Receiver::accept_clients() {
+void Receiver::scan_containers() {
+  container_sockets_.scan(
+      [this](int fd) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+      },
+      [this](const json::Object& container, const std::string& reason) {
+        // Its interposer (if the image carries one) has nowhere to report: said, signed.
+        json::Object r;
+        r["type"] = "container_unreachable";
+        r["container"] = container;
+        r["reason"] = reason;
+        r["evidence"] = fmt::format(
+            "shauditd cannot put its socket into container {} ({}): typed lines there are not "
+            "reported; the kernel's exec events of its audited sessions still are",
+            json::get_string(container, "id") ? *json::get_string(container, "id") : "?", reason);
+        if (!q_.push(std::move(r))) stopping_ = true;
+      },
+      [this](int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); });
+}
+
+void Receiver::accept_clients(int listen_fd) {
   while (true) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if ((errno == EMFILE || errno == ENFILE) && reserve_fd_ >= 0) {
@@ -358,7 +395,7 @@ void Receiver::accept_clients() {
         // readable forever (a busy loop). Take it off the backlog with the reserve
         // descriptor and close it: refused, and counted once.
         ::close(reserve_fd_);
-        int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) refuse(c, peer_of(c), "descriptors");
         reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (c >= 0) continue;

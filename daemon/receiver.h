@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "collector_fwd.h"
+#include "container_sockets.h"
 #include "crosscheck.h"
 #include "queue.h"
 #include "reports.h"
@@ -43,7 +44,8 @@ class Receiver {
   void remove_sockets();
 
  private:
-  void accept_clients();
+  void accept_clients(int listen_fd);
+  void scan_containers();
   bool read_client(int fd, int max_messages);
   void close_client(int fd);
   void watch_pidfd(int fd);
@@ -58,6 +60,8 @@ class Receiver {
   RecordQueue& q_;
   ReportHandler handler_;
   ContainerLookup containers_;
+  ContainerSockets container_sockets_;
+  int scan_fd_ = -1;  // a 1 s timer: look for new containers to reach into
   bpf::Collector* collector_ = nullptr;
   std::unique_ptr<CrossCheck> cc_;
   Redactor redactor_;

@@ -11,7 +11,7 @@ shaudit_install_deps() {
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest python3-yaml util-linux
       bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static
       iputils-ping rsyslog rsyslog-openssl openssl auditd make debootstrap lintian systemd-container
-      fakeroot systemd man-db)
+      fakeroot systemd man-db runc)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do

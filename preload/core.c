@@ -490,6 +490,18 @@ static int is_audited_host_wide(void) {
   return access(path, F_OK) == 0;
 }
 
+/* Container mode: the interposer at SHAUDIT_CONTAINER_DIR (where the base layer and
+ * shaudit-oci-runtime put it inside containers) audits every process of the container, as if
+ * preloaded through the environment: the container is the session boundary, and a shell
+ * started there with a terminal (`runc exec -t`, `kubectl exec -it`) opens a session. No
+ * syscall: dladdr reads the loader's own list. */
+#define SHAUDIT_CONTAINER_DIR "/usr/lib/shaudit/"
+static int loaded_in_container_mode(void) {
+  Dl_info info;
+  if (!dladdr((void*)&loaded_in_container_mode, &info) || !info.dli_fname) return 0;
+  return strncmp(info.dli_fname, SHAUDIT_CONTAINER_DIR, sizeof SHAUDIT_CONTAINER_DIR - 1) == 0;
+}
+
 static int loaded_by_env(char** envp) {
   const char* pre = env_get(envp, "LD_PRELOAD");
   return pre && strstr(pre, "libshaudit_preload") != NULL;
@@ -603,7 +615,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   const char* sess = S.secure ? NULL : env_get(envp, "SHAUDIT_SESSION");
   if (sess && strlen(sess) < sizeof S.session) memcpy(S.session, sess, strlen(sess) + 1);
 
-  S.host_wide = !loaded_by_env(envp);
+  S.host_wide = !loaded_by_env(envp) && !loaded_in_container_mode();
   if (S.host_wide && !is_audited_host_wide()) return; /* stay a no-op */
   S.enabled = 1;
   announce_to_kernel();

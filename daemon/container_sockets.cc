@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "container_sockets.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/openat2.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "containers.h"
+
+namespace shaudit::daemon {
+
+namespace {
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
+
+int openat2_in_root(int root, const char* path, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root, path, &how, sizeof how));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Field 22 of /proc/PID/stat: the start time in clock ticks since boot (0 when gone).
+uint64_t start_time(pid_t pid) {
+  std::string s = read_text("/proc/" + std::to_string(pid) + "/stat");
+  size_t p = s.rfind(')');
+  if (p == std::string::npos) return 0;
+  std::istringstream rest(s.substr(p + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  return 0;
+}
+
+std::string err(std::string_view what, int e) {
+  return fmt::format("{}: {}", what, std::strerror(e));
+}
+
+}  // namespace
+
+ContainerSockets::~ContainerSockets() {
+  for (auto& [fd, _] : by_fd_) ::close(fd);
+}
+
+Result<int> ContainerSockets::bind_inside(pid_t pid, uint64_t start, const std::string& name) {
+  Fd root(
+      ::open(("/proc/" + std::to_string(pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root.fd < 0) return make_error(err("cannot open its root", errno));
+  // The pid must still be the container's process (not a reused pid), and its root must not
+  // be ours (a host process).
+  if (start != 0 && start_time(pid) != start)
+    return make_error("its init process is gone (pid reused)");
+  struct stat mine, theirs;
+  if (::stat("/", &mine) != 0 || ::fstat(root.fd, &theirs) != 0)
+    return make_error(err("stat", errno));
+  if (mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino)
+    return make_error("it shares shauditd's root");
+  Fd run(openat2_in_root(root.fd, "run", O_PATH | O_DIRECTORY));
+  if (run.fd < 0) return make_error(err("no /run", errno));
+  if (::mkdirat(run.fd, "shaudit", 0755) != 0 && errno != EEXIST)
+    return make_error(err("cannot create /run/shaudit", errno));
+  Fd dir(openat2_in_root(root.fd, "run/shaudit", O_PATH | O_DIRECTORY));
+  if (dir.fd < 0) return make_error(err("cannot open /run/shaudit", errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = fmt::format("/proc/self/fd/{}/{}", dir.fd, name);
+  if (path.size() >= sizeof addr.sun_path) return make_error("socket path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // A live socket there is served already (the host's directory bound in, shauditd's own
+  // container, another daemon): nothing to do. A stale one goes; anything else stays.
+  struct stat st;
+  if (::fstatat(dir.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return make_error(fmt::format("/run/shaudit/{} exists and is not a socket", name));
+    Fd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (probe.fd >= 0 && ::connect(probe.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      return -1;
+    ::unlinkat(dir.fd, name.c_str(), 0);
+  }
+  Fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (s.fd < 0) return make_error(err("socket", errno));
+  if (::bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error(err("cannot bind /run/shaudit/" + name, errno));
+  // Every user in the container may report about itself (identity comes from the kernel):
+  // mode 0666, set on the node itself (opened without following a link put there since).
+  Fd node(::openat(dir.fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat ns;
+  if (node.fd < 0 || ::fstat(node.fd, &ns) != 0 || !S_ISSOCK(ns.st_mode) ||
+      ::chmod(fmt::format("/proc/self/fd/{}", node.fd).c_str(), 0666) != 0)
+    return make_error("its socket was replaced while being set up");
+  if (::listen(s.fd, 128) != 0) return make_error(err("listen", errno));
+  return s.release();
+}
+
+std::vector<ContainerSockets::Found> ContainerSockets::running() const {
+  namespace fs = std::filesystem;
+  std::vector<Found> out;
+  for (const auto& root : state_roots_) {
+    std::vector<fs::path> states;
+    std::error_code ec;
+    for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec)) {
+      states.push_back(d->path() / "state.json");
+      std::error_code ec2;
+      for (fs::directory_iterator n(d->path(), ec2); !ec2 && n != end; n.increment(ec2))
+        states.push_back(n->path() / "state.json");
+    }
+    for (const auto& st : states) {
+      std::string text = read_text(st.string());
+      if (text.empty()) continue;
+      auto v = json::parse(text);
+      if (!v || !v->is_object()) continue;
+      const json::Object& o = v->as_object();
+      const std::string* id = json::get_string(o, "id");
+      const int64_t* pid = json::get_int(o, "init_process_pid");
+      const int64_t* start = json::get_int(o, "init_process_start");
+      std::string bundle = bundle_of_state(o);
+      if (!id || !pid || *pid <= 0 || bundle.empty()) continue;
+      Found f;
+      f.id = *id;
+      f.runtime = root.find("containerd") != std::string::npos ? "containerd" : "runc";
+      f.pid = static_cast<pid_t>(*pid);
+      f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
+      f.bundle = bundle;
+      std::string cfg = read_text(bundle + "/config.json");
+      f.prepared = cfg.find("\"shaudit.io/interposer\"") != std::string::npos;
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+void ContainerSockets::scan(
+    const std::function<void(int)>& on_listen,
+    const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
+    const std::function<void(int)>& on_closed) {
+  std::set<std::string> live;
+  for (const Found& f : running()) {
+    if (f.start != 0 && start_time(f.pid) != f.start) continue;  // stopped (state not yet gone)
+    live.insert(f.id);
+    if (by_id_.count(f.id) || f.prepared) continue;
+    auto fd = bind_inside(f.pid, f.start, socket_name_);
+    if (fd && *fd < 0) {
+      by_id_[f.id] = -1;  // served already
+    } else if (fd) {
+      by_id_[f.id] = *fd;
+      by_fd_[*fd] = f.id;
+      on_listen(*fd);
+    } else {
+      by_id_[f.id] = -1;
+      on_unreachable(container_object(f.id, f.runtime, read_text(f.bundle + "/config.json")),
+                     fd.message());
+    }
+  }
+  for (auto it = by_id_.begin(); it != by_id_.end();) {
+    if (live.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (it->second >= 0) {
+      on_closed(it->second);
+      ::close(it->second);
+      by_fd_.erase(it->second);
+    }
+    it = by_id_.erase(it);
+  }
+}
+
+}  // namespace shaudit::daemon

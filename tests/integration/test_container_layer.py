@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The image-level path into containers: the base layer (installer/container/build-layer.sh)
+extracted over a container's root, and shauditd reaching in by itself: it finds the container
+in the runtime's state directory, binds /run/shaudit/shaudit.sock inside it, and a shell typed
+into with `runc exec -t` (what `kubectl exec -it` ends in) is recorded with its container, pod,
+namespace and image. A container that cannot take the socket gets a signed record saying so,
+and a hostile image cannot make shauditd write outside its root."""
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+import rootfs as rf
+from conftest import PRELOAD, read_records
+from ptyshell import PS1, PtyShell
+
+SRC = Path(__file__).resolve().parents[2]
+LAYER = SRC / "installer/container/build-layer.sh"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runc containers)"),
+    pytest.mark.skipif(not os.path.exists(rf.RUNC) or rf.BUSYBOX is None,
+                       reason="needs runc and busybox-static (installer/deps.sh --test installs them)"),
+]
+
+
+@pytest.fixture
+def runc(tmp_path):
+    r = rf.Runc(tmp_path / "runc-state")
+    yield r
+    r.delete_all()
+
+
+@pytest.fixture
+def layer(tmp_path):
+    out = tmp_path / "shaudit-layer.tar"
+    r = subprocess.run(["bash", str(LAYER), str(out), str(PRELOAD)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out) as t:
+        assert sorted(t.getnames()) == ["./etc/ld.so.preload", "./run/shaudit", "./usr/lib/shaudit",
+                                        "./usr/lib/shaudit/libshaudit_preload.so"]
+        assert t.extractfile("./etc/ld.so.preload").read() == b"/usr/lib/shaudit/libshaudit_preload.so\n"
+    return out
+
+
+def container(tmp_path, runc, layer, cid, annotations, readonly=False, tweak=None):
+    bundle = tmp_path / f"bundle-{cid[:8]}"
+    (bundle / "rootfs").mkdir(parents=True)
+    rf.make_rootfs(bundle / "rootfs")
+    subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-xf", str(layer)], check=True)
+    if tweak:
+        tweak(bundle / "rootfs")
+    rf.make_bundle(bundle, cid, annotations, readonly=readonly)
+    runc.run_detached(cid, bundle)
+    return bundle
+
+
+def wait_for(pred, timeout=15, what=""):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_shauditd_reaches_into_a_container_with_the_base_layer(tmp_path, daemon_factory, runc, layer):
+    d = daemon_factory(container_state_dirs=[str(runc.root)]).start()
+    cid = rf.container_id()
+    bundle = container(tmp_path, runc, layer, cid,
+                       rf.cri_annotations("nginx-pod", "web", "nginx", "docker.io/library/nginx:1.25"))
+    # No socket was bound in by anyone: shauditd puts its own there (within a second).
+    sock = bundle / "rootfs/run/shaudit/shaudit.sock"
+    wait_for(sock.is_socket, what="shauditd did not bind its socket inside the container")
+    assert sock.stat().st_mode & 0o777 == 0o666
+    sh = PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
+                            "/bin/bash", "--norc", "--noprofile", "-i"))
+    assert sh.session(['echo "hello world" > /tmp/example.txt', "cat /tmp/example.txt"]) == 0
+    assert (bundle / "rootfs/tmp/example.txt").read_text() == "hello world\n"
+    recs = wait_for(lambda: (rs := read_records(d.log)) and any(r["type"] == "session_end" for r in rs) and rs,
+                    what="no session_end")
+    start, = [r for r in recs if r["type"] == "session_start"]
+    assert start["service"] == "implicit"
+    assert start["container"] == {"id": cid, "runtime": "runc", "pod": "nginx-pod", "namespace": "web",
+                                  "name": "nginx", "image": "docker.io/library/nginx:1.25"}
+    texts = [r["text"] for r in recs if r["type"] == "command" and r["session"] == start["session"]]
+    assert texts == ['echo "hello world" > /tmp/example.txt', "cat /tmp/example.txt", "exit"]
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
+
+
+def test_a_container_that_cannot_take_the_socket_is_named_in_a_signed_record(tmp_path, daemon_factory,
+                                                                            runc, layer):
+    d = daemon_factory(container_state_dirs=[str(runc.root)]).start()
+    cid = rf.container_id()
+    container(tmp_path, runc, layer, cid, rf.cri_annotations("ro-pod", "ops", "app", "app:1"), readonly=True)
+    recs = wait_for(lambda: [r for r in read_records(d.log) if r["type"] == "container_unreachable"],
+                    what="no container_unreachable record")
+    r, = recs
+    assert r["container"] == {"id": cid, "runtime": "runc", "pod": "ro-pod", "namespace": "ops", "name": "app",
+                              "image": "app:1"}
+    assert r["reason"] == "cannot bind /run/shaudit/shaudit.sock: Read-only file system"
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
+
+
+def test_a_hostile_image_cannot_make_shauditd_write_outside_it(tmp_path, daemon_factory, runc, layer):
+    """/run/shaudit in the image is a symlink to an absolute host path: resolved inside the
+    container's root (openat2 RESOLVE_IN_ROOT), never on the host."""
+    escape = Path(f"/tmp/shaudit-escape-{secrets.token_hex(4)}")
+    escape.mkdir()
+    try:
+        def plant(root):
+            shutil.rmtree(root / "run/shaudit")
+            (root / "run/shaudit").symlink_to(str(escape))
+            (root / escape.relative_to("/")).mkdir(parents=True)
+
+        d = daemon_factory(container_state_dirs=[str(runc.root)]).start()
+        cid = rf.container_id()
+        bundle = container(tmp_path, runc, layer, cid, {}, tweak=plant)
+        inside = bundle / "rootfs" / escape.relative_to("/") / "shaudit.sock"
+        wait_for(inside.is_socket, what="no socket in the container's own directory")
+        assert list(escape.iterdir()) == []  # nothing on the host
+        assert d.stop() == 0
+    finally:
+        shutil.rmtree(escape, ignore_errors=True)
