@@ -326,13 +326,18 @@ int BPF_KRETPROBE(zleread_ret, const char* ret) {
 
 /* The genuine interposer initialised in this process: it makes a prctl() system call with an
  * option no kernel knows (SA_PRCTL_MARK; the call fails with EINVAL), and the instruction that
- * made it must lie in an executable mapping of the library file shauditd was configured with
- * (device and inode, set before load): a copy of the library, or a program that makes the same
- * call from its own code, does not count. Cheaper than a uprobe: no trap, and the program runs
- * only for prctl() calls. This, not a message on the socket, tells the cross-check that an
- * image carries the interposer. */
-const volatile __u64 interposer_dev = 0; /* kernel dev_t (major << 20 | minor) */
-const volatile __u64 interposer_ino = 0;
+ * made it must lie in an executable mapping of a file in genuine_interposers: the library file
+ * shauditd was configured with (device and inode), and copies of it whose bytes shauditd found
+ * equal to it (the interposer inside a container image). Any other copy, or a program that
+ * makes the same call from its own code, does not count. Cheaper than a uprobe: no trap, and
+ * the program runs only for prctl() calls. This, not a message on the socket, tells the
+ * cross-check that an image carries the interposer. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct sa_file_key);
+  __type(value, __u8);
+} genuine_interposers SEC(".maps");
 
 struct vma_match {
   int found;
@@ -342,16 +347,18 @@ static long in_interposer(struct task_struct* t, struct vm_area_struct* vma, voi
   struct vma_match* m = data;
   struct file* f = BPF_CORE_READ(vma, vm_file);
   if (!f) return 0;
-  if (BPF_CORE_READ(f, f_inode, i_ino) == interposer_ino &&
-      BPF_CORE_READ(f, f_inode, i_sb, s_dev) == interposer_dev &&
-      (BPF_CORE_READ(vma, vm_flags) & 0x4 /* VM_EXEC */))
+  struct sa_file_key k = {};
+  k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+  k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+  if ((BPF_CORE_READ(vma, vm_flags) & 0x4 /* VM_EXEC */) &&
+      bpf_map_lookup_elem(&genuine_interposers, &k))
     m->found = 1;
   return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_prctl")
 int handle_prctl(struct trace_event_raw_sys_enter* ctx) {
-  if (ctx->args[0] != SA_PRCTL_MARK || !interposer_ino) return 0;
+  if (ctx->args[0] != SA_PRCTL_MARK) return 0;
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
   struct pt_regs* regs = (struct pt_regs*)bpf_task_pt_regs(t);
   __u64 ip = BPF_CORE_READ(regs, ip);

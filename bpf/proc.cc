@@ -78,18 +78,15 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
   if (ncpu <= 0 ||
       (err = bpf_map__set_max_entries(c->skel_->maps.exec_scratch, static_cast<__u32>(ncpu))))
     return fail("scratch map size", ncpu <= 0 ? ncpu : err);
-  // The genuine interposer, by device and inode (read-only data, set before load).
-  if (!opts.interposer.empty()) {
-    struct stat st;
-    if (::stat(opts.interposer.c_str(), &st) != 0)
-      return Error{
-          fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
-                      "libshaudit_preload.so)",
-                      opts.interposer, std::strerror(errno))};
-    c->skel_->rodata->interposer_dev = kernel_dev(st.st_dev);
-    c->skel_->rodata->interposer_ino = st.st_ino;
-  }
+  struct stat interposer_st {};
+  if (!opts.interposer.empty() && ::stat(opts.interposer.c_str(), &interposer_st) != 0)
+    return Error{
+        fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
+                    "libshaudit_preload.so)",
+                    opts.interposer, std::strerror(errno))};
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
+  // The genuine interposer, by device and inode.
+  if (!opts.interposer.empty()) c->allow_interposer(interposer_st.st_dev, interposer_st.st_ino);
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
   if (!c->rb_) return fail("ring buffer", errno);
@@ -166,6 +163,12 @@ bool Collector::interposer_initialised(pid_t pid) const {
   __u32 k = static_cast<__u32>(pid);
   __u8 v = 0;
   return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.hooked_pids), &k, &v) == 0;
+}
+
+void Collector::allow_interposer(uint64_t dev, uint64_t ino) {
+  sa_file_key k{kernel_dev(dev), ino};
+  __u8 one = 1;
+  (void)bpf_map_update_elem(bpf_map__fd(skel_->maps.genuine_interposers), &k, &one, BPF_ANY);
 }
 
 void Collector::mark_known(uint64_t dev, uint64_t ino) {

@@ -57,6 +57,9 @@ class Collector {
   uint64_t dropped() const;  // events lost to a full ring buffer, since load
   // Whether the current image of pid initialised the genuine interposer (the kernel saw it).
   bool interposer_initialised(pid_t pid) const;
+  // A file (st_dev, st_ino) whose bytes equal the genuine interposer's (a copy inside a
+  // container image): its announcements count as the interposer's.
+  void allow_interposer(uint64_t dev, uint64_t ino);
 
  private:
   // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.

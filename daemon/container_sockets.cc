@@ -161,8 +161,30 @@ std::vector<ContainerSockets::Found> ContainerSockets::running() const {
   return out;
 }
 
+std::optional<std::pair<uint64_t, uint64_t>> ContainerSockets::interposer_copy(
+    pid_t pid, const std::string& genuine) {
+  if (genuine.empty()) return std::nullopt;
+  Fd root(
+      ::open(("/proc/" + std::to_string(pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root.fd < 0) return std::nullopt;
+  Fd f(openat2_in_root(root.fd, "usr/lib/shaudit/libshaudit_preload.so", O_RDONLY | O_NOFOLLOW));
+  struct stat st;
+  if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<size_t>(st.st_size) != genuine.size())
+    return std::nullopt;
+  std::string bytes(genuine.size(), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::pread(f.fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  if (bytes != genuine) return std::nullopt;
+  return std::pair<uint64_t, uint64_t>{st.st_dev, st.st_ino};
+}
+
 void ContainerSockets::scan(
-    const std::function<void(int)>& on_listen,
+    const std::function<void(int, const Found&)>& on_listen,
     const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
     const std::function<void(int)>& on_closed) {
   std::set<std::string> live;
@@ -176,7 +198,7 @@ void ContainerSockets::scan(
     } else if (fd) {
       by_id_[f.id] = *fd;
       by_fd_[*fd] = f.id;
-      on_listen(*fd);
+      on_listen(*fd, f);
     } else {
       by_id_[f.id] = -1;
       on_unreachable(container_object(f.id, f.runtime, read_text(f.bundle + "/config.json")),

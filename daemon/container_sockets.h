@@ -17,7 +17,9 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shaudit/json.h"
@@ -46,10 +48,15 @@ class ContainerSockets {
   // listening socket bound inside it, or on_unreachable(container, reason) says why none can
   // be (once per container). Containers that are gone have their sockets closed
   // (on_closed(fd) first).
-  void scan(const std::function<void(int)>& on_listen,
+  void scan(const std::function<void(int, const Found&)>& on_listen,
             const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
             const std::function<void(int)>& on_closed);
   bool is_listener(int fd) const { return by_fd_.count(fd) != 0; }
+  // The interposer copy inside pid's root (/usr/lib/shaudit/libshaudit_preload.so, opened
+  // within that root) when its bytes are `genuine` (the configured interposer file's whole
+  // content): its (st_dev, st_ino), for the eBPF collector. nullopt otherwise.
+  static std::optional<std::pair<uint64_t, uint64_t>> interposer_copy(pid_t pid,
+                                                                      const std::string& genuine);
   size_t size() const { return by_fd_.size(); }
 
   // Binds `name` inside the root filesystem of pid (the helper of scan; tests call it); -1

@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
 #include "shaudit/record.h"
@@ -61,6 +63,10 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
       collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
   handler_.set_containers(&containers_);
+  if (collector_ && !cfg.interposer.empty()) {
+    std::ifstream in(cfg.interposer, std::ios::binary);
+    genuine_interposer_.assign(std::istreambuf_iterator<char>(in), {});
+  }
   // Patterns were checked when the configuration was loaded.
   if (auto r = Redactor::make(cfg.redact_patterns)) redactor_ = std::move(*r);
   handler_.set_redactor(&redactor_);
@@ -364,7 +370,12 @@ void Receiver::flush_refusals(int64_t now) {
 
 void Receiver::scan_containers() {
   container_sockets_.scan(
-      [this](int fd) {
+      [this](int fd, const ContainerSockets::Found& f) {
+        // The image's own copy of the interposer counts as genuine when its bytes are.
+        if (collector_) {
+          if (auto id = ContainerSockets::interposer_copy(f.pid, genuine_interposer_))
+            collector_->allow_interposer(id->first, id->second);
+        }
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;

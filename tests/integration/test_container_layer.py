@@ -131,3 +131,31 @@ def test_a_hostile_image_cannot_make_shauditd_write_outside_it(tmp_path, daemon_
         assert d.stop() == 0
     finally:
         shutil.rmtree(escape, ignore_errors=True)
+
+
+def test_the_kernel_cross_check_inside_a_container(tmp_path, daemon_factory, runc, layer):
+    """eBPF on: the image's own copy of the interposer counts as genuine (same bytes as the
+    configured file), so the container's bash and what it runs are not bypasses; a static
+    binary (busybox) that the session runs is one, attributed to the container's session, with
+    host and container pids."""
+    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
+    cid = rf.container_id()
+    bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("p", "n", "c", "i:1"))
+    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
+    sh = PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
+                            "/bin/bash", "--norc", "--noprofile", "-i"))
+    assert sh.session(["/bin/dash -c 'echo in-dash $$'", "/bin/busybox cat /etc/group"]) == 0
+    recs = wait_for(lambda: (rs := read_records(d.log)) and any(r["type"] == "bypass" for r in rs)
+                    and any(r["type"] == "session_end" for r in rs) and rs, what="no bypass / session_end")
+    time.sleep(0.6)  # two cross-check windows: nothing more may come
+    recs = read_records(d.log)
+    start, = [r for r in recs if r["type"] == "session_start"]
+    assert start["container"]["id"] == cid
+    execs = [r["argv"] for r in recs if r["type"] == "exec" and r["session"] == start["session"]]
+    assert ["/bin/dash", "-c", "echo in-dash $$"] in execs and ["/bin/busybox", "cat", "/etc/group"] in execs
+    bypasses = [(r["kind"], r.get("exe")) for r in recs if r["type"] == "bypass"]
+    assert bypasses == [("unhooked_process", "/bin/busybox")], bypasses
+    b, = [r for r in recs if r["type"] == "bypass"]
+    assert b["session"] == start["session"]
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
