@@ -11,7 +11,10 @@ shaudit_install_deps() {
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest python3-yaml util-linux
       bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static
       iputils-ping rsyslog rsyslog-openssl openssl auditd make debootstrap lintian systemd-container
-      fakeroot systemd man-db runc)
+      fakeroot systemd man-db yamllint umoci runc)
+    # kubectl for the Kubernetes manifests' test; any kubectl on PATH will do (another package
+    # that provides one, such as the Kubernetes project's own `kubectl`, conflicts with it).
+    command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do
