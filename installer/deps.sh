@@ -6,7 +6,7 @@ set -euo pipefail
 shaudit_install_deps() {
   local pkgs=(cmake ninja-build g++ pkg-config libssl-dev libyaml-cpp-dev libfmt-dev libpam0g-dev
     clang libbpf-dev bpftool libaudit-dev libcurl4-openssl-dev zlib1g-dev libre2-dev
-    go-md2man python3 dpkg-dev file)
+    go-md2man python3 dpkg-dev file musl-tools musl-dev)
   if [ "${1:-}" = "--test" ]; then
     pkgs+=(clang libclang-rt-dev libgtest-dev libgmock-dev python3 python3-pytest python3-yaml util-linux
       bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static

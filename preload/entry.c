@@ -7,9 +7,13 @@
 #include <errno.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -40,8 +44,43 @@ static struct {
   read_fn read;
 } real;
 
+#if !defined(__GLIBC__)
+/* musl (the build for Alpine-style images) calls ELF constructors with no arguments: the
+ * registers that would hold argc, argv and envp hold whatever was there. The environment is
+ * `environ` (musl sets it before any constructor runs). argv is found where the kernel put it,
+ * on the initial stack just below the environment: [argc][argv...][NULL][envp...][NULL][auxv],
+ * with the strings above, up to the executable's name (AT_EXECFN) at the top. Every step is
+ * checked; when something else moved environ (an earlier constructor's setenv), no argv:
+ * sa_init then takes a shell on a terminal for interactive, and a non-interactive shell's
+ * hello names no argv. */
+static char** initial_argv(int* argc) {
+  char** env = environ;
+  const char* top = (const char*)getauxval(AT_EXECFN);
+  *argc = 0;
+  if (!env || !top || (const char*)env >= top || top - (const char*)env > (64L << 20) ||
+      env[-1] != NULL)
+    return NULL;
+  uintptr_t lo = (uintptr_t)env, hi = (uintptr_t)top;
+  char** end = env - 1; /* argv's terminating NULL */
+  for (uintptr_t n = 0; n < (hi - lo) / sizeof(char*); ++n) {
+    uintptr_t v = (uintptr_t)end[-1 - (ptrdiff_t)n];
+    if (v == n) { /* argc */
+      *argc = (int)n;
+      return end - n;
+    }
+    if (v <= lo || v > hi) return NULL; /* not a string on the initial stack */
+  }
+  return NULL;
+}
+#endif
+
+/* glibc passes argc, argv and envp to constructors (an extension); musl does not. */
 __attribute__((constructor)) static void shaudit_preload_init(int argc, char** argv, char** envp) {
   int saved = errno;
+#if !defined(__GLIBC__)
+  argv = initial_argv(&argc);
+  envp = environ;
+#endif
   real.execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
   real.execveat = (execveat_fn)dlsym(RTLD_NEXT, "execveat");
   real.fexecve = (fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
@@ -81,7 +120,15 @@ EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const
   const char* volatile p = path; /* may be "" with AT_EMPTY_PATH */
   sa_report_exec(p && p[0] ? p : NULL, argv, 0);
   errno = saved;
-  if (!real.execveat) return errno = ENOSYS, -1;
+  /* musl (1.2.3, Debian's) has no execveat(): a program reaches this one only through
+   * dlsym or its own declaration; it gets the system call, as from glibc's. */
+  if (!real.execveat) {
+#ifdef SYS_execveat
+    return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+#else
+    return errno = ENOSYS, -1;
+#endif
+  }
   return real.execveat(dirfd, path, argv, envp, flags);
 }
 
