@@ -19,8 +19,12 @@
  *                          LD_PRELOAD / SHAUDIT_SOCKET are in its environment; then
  *                          posix_spawns /bin/true "setuid-probe-marker".
  *
- * Exits 0 when everything it did behaved as a program without the interposer expects. */
+ * Exits 0 when everything it did behaved as a program without the interposer expects.
+ *
+ * It builds against glibc (CMake) and musl (tests/integration/test_musl_interposer.py compiles it
+ * with musl-gcc): musl has neither closefrom() nor execveat(). */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,6 +42,23 @@
 extern char** environ;
 
 static int failures;
+
+#if !defined(__GLIBC__)
+/* What glibc's closefrom() does. */
+static void closefrom(int lowfd) {
+  syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0U);
+}
+
+/* musl declares no execveat(): call the interposer's (its hook) when it is loaded, the
+ * system call otherwise. */
+typedef int (*execveat_fn)(int, const char*, char* const[], char* const[], int);
+static int execveat(int dirfd, const char* path, char* const argv[], char* const envp[],
+                    int flags) {
+  execveat_fn fn = (execveat_fn)dlsym(RTLD_DEFAULT, "execveat");
+  if (fn) return fn(dirfd, path, argv, envp, flags);
+  return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+#endif
 
 static void check(int ok, const char* what) {
   if (!ok) {
