@@ -85,8 +85,15 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
                     "libshaudit_preload.so)",
                     opts.interposer, std::strerror(errno))};
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
-  // The genuine interposer, by device and inode.
-  if (!opts.interposer.empty()) c->allow_interposer(interposer_st.st_dev, interposer_st.st_ino);
+  // The genuine interposer, by device and inode; and its musl build beside it, for musl
+  // programs (Alpine-style images through the runtime wrapper).
+  if (!opts.interposer.empty()) {
+    c->allow_interposer(interposer_st.st_dev, interposer_st.st_ino);
+    std::string musl =
+        opts.interposer.substr(0, opts.interposer.rfind('/') + 1) + "libshaudit_preload_musl.so";
+    struct stat mst;
+    if (::stat(musl.c_str(), &mst) == 0) c->allow_interposer(mst.st_dev, mst.st_ino);
+  }
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
   if (!c->rb_) return fail("ring buffer", errno);

@@ -64,8 +64,13 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
   handler_.set_containers(&containers_);
   if (collector_ && !cfg.interposer.empty()) {
-    std::ifstream in(cfg.interposer, std::ios::binary);
-    genuine_interposer_.assign(std::istreambuf_iterator<char>(in), {});
+    // The interposer's bytes, and its musl build's beside it (a copy in an image may be either).
+    std::string dir = cfg.interposer.substr(0, cfg.interposer.rfind('/') + 1);
+    for (const std::string& f : {cfg.interposer, dir + "libshaudit_preload_musl.so"}) {
+      std::ifstream in(f, std::ios::binary);
+      std::string bytes(std::istreambuf_iterator<char>(in), {});
+      if (!bytes.empty()) genuine_interposers_.push_back(std::move(bytes));
+    }
   }
   // Patterns were checked when the configuration was loaded.
   if (auto r = Redactor::make(cfg.redact_patterns)) redactor_ = std::move(*r);
@@ -373,8 +378,12 @@ void Receiver::scan_containers() {
       [this](int fd, const ContainerSockets::Found& f) {
         // The image's own copy of the interposer counts as genuine when its bytes are.
         if (collector_) {
-          if (auto id = ContainerSockets::interposer_copy(f.pid, genuine_interposer_))
-            collector_->allow_interposer(id->first, id->second);
+          for (const auto& genuine : genuine_interposers_) {
+            if (auto id = ContainerSockets::interposer_copy(f.pid, genuine)) {
+              collector_->allow_interposer(id->first, id->second);
+              break;
+            }
+          }
         }
         epoll_event ev{};
         ev.events = EPOLLIN;

@@ -61,8 +61,8 @@ class Receiver {
   ReportHandler handler_;
   ContainerLookup containers_;
   ContainerSockets container_sockets_;
-  int scan_fd_ = -1;                // a 1 s timer: look for new containers to reach into
-  std::string genuine_interposer_;  // the configured interposer's bytes (with eBPF)
+  int scan_fd_ = -1;  // a 1 s timer: look for new containers to reach into
+  std::vector<std::string> genuine_interposers_;  // the interposers' bytes (with eBPF)
   bpf::Collector* collector_ = nullptr;
   std::unique_ptr<CrossCheck> cc_;
   Redactor redactor_;
