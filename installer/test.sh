@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs test dependencies, builds shaudit (warnings are errors), and runs:
-#   1. the libFuzzer targets briefly (wire decoder, record-log parser),
+#   1. the libFuzzer targets briefly (wire decoder, record-log parser, rules, outputs, the
+#      OCI wrapper's config.json edit),
 #   2. the unit tests built with ASan+UBSan,
 #   3. a build of shauditd without eBPF (SHAUDIT_BPF=OFF),
 #   4. every test (unit + integration against real shauditd processes) with ctest.
@@ -18,9 +19,10 @@ FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-20}
 echo "== fuzz build (clang, libFuzzer + ASan/UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSHAUDIT_FUZZ=ON -DSHAUDIT_TESTS=OFF >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz outputs_fuzz
+cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz outputs_fuzz oci_config_fuzz
 # DIR/TARGET: the fuzzer is DIR/fuzz/TARGET.cc, its seed corpus DIR/fuzz/corpus/<TARGET minus _fuzz>.
-for dt in libshaudit/wire_fuzz libshaudit/log_fuzz libshaudit/rules_fuzz daemon/outputs_fuzz; do
+for dt in libshaudit/wire_fuzz libshaudit/log_fuzz libshaudit/rules_fuzz daemon/outputs_fuzz \
+    oci_runtime/oci_config_fuzz; do
   dir=${dt%/*} t=${dt#*/}
   corpus=$(mktemp -d)
   cp "$dir"/fuzz/corpus/"${t%_fuzz}"/* "$corpus"/
@@ -32,8 +34,8 @@ done
 
 echo "== unit tests with ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSHAUDIT_SANITIZE=ON -DSHAUDIT_WERROR=ON >/dev/null
-cmake --build build-asan -j"$JOBS" --target libshaudit_test outputs_format_test
-for t in libshaudit/libshaudit_test daemon/outputs_format_test; do
+cmake --build build-asan -j"$JOBS" --target libshaudit_test outputs_format_test oci_runtime_test
+for t in libshaudit/libshaudit_test daemon/outputs_format_test oci_runtime/oci_runtime_test; do
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/$t --gtest_brief=1
 done
 
