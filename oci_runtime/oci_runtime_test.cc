@@ -300,15 +300,22 @@ Result<ElfDeps> deps_of(const std::string& path) {
   return read_elf_deps(fd.get());
 }
 
+// The versions the interposer needs from libc.so.6 (a sanitizer build needs more libraries).
+std::vector<std::string> libc_versions_needed() {
+  auto d = deps_of(SHAUDIT_TEST_INTERPOSER);
+  if (!d) return {};
+  for (const auto& [file, versions] : d->version_needs)
+    if (file == "libc.so.6") return versions;
+  return {};
+}
+
 TEST(ElfDeps, TheInterposerNeedsLibcVersions) {
   auto d = deps_of(SHAUDIT_TEST_INTERPOSER);
   ASSERT_TRUE(d.ok()) << d.message();
   EXPECT_EQ(d->machine, EM_X86_64);
   EXPECT_EQ(d->elf_class, ELFCLASS64);
-  EXPECT_EQ(d->needed, std::vector<std::string>{"libc.so.6"});
-  ASSERT_EQ(d->version_needs.size(), 1u);
-  EXPECT_EQ(d->version_needs[0].first, "libc.so.6");
-  const auto& v = d->version_needs[0].second;
+  EXPECT_EQ(d->needed.back(), "libc.so.6");
+  const auto v = libc_versions_needed();
   EXPECT_NE(std::find(v.begin(), v.end(), "GLIBC_2.2.5"), v.end());
 }
 
@@ -316,9 +323,7 @@ TEST(ElfDeps, TheHostLibcDefinesThem) {
   auto libc = deps_of(kHostLibc);
   ASSERT_TRUE(libc.ok()) << libc.message();
   EXPECT_EQ(libc->version_defs.front(), "libc.so.6");
-  auto ours = deps_of(SHAUDIT_TEST_INTERPOSER);
-  ASSERT_TRUE(ours.ok());
-  for (const auto& v : ours->version_needs[0].second)
+  for (const auto& v : libc_versions_needed())
     EXPECT_NE(std::find(libc->version_defs.begin(), libc->version_defs.end(), v),
               libc->version_defs.end())
         << v;
@@ -419,9 +424,20 @@ struct Bundle {
     s.preload = SHAUDIT_TEST_INTERPOSER;
     s.state_dir = t.file("state");
   }
-  void glibc() {
+  // glibc's loader and the host's copy of every library the interposer needs (libc.so.6;
+  // in a sanitizer build also libasan and libubsan), at the same paths, but `except`.
+  void glibc(const std::string& except = "") {
     copy(kHostLoader, root + kHostLoader);
-    copy(kHostLibc, root + kHostLibc);
+    auto d = deps_of(SHAUDIT_TEST_INTERPOSER);
+    ASSERT_TRUE(d.ok()) << d.message();
+    for (const auto& lib : d->needed) {
+      if (lib == except) continue;
+      for (const char* dir : {"/lib/x86_64-linux-gnu/", "/usr/lib/x86_64-linux-gnu/"})
+        if (fs::exists(dir + lib)) {
+          copy(dir + lib, root + dir + lib);
+          break;
+        }
+    }
   }
   void config(const std::string& text, mode_t mode = 0644) {
     write_file(dir + "/config.json", text, mode);
@@ -553,20 +569,19 @@ TEST(PrepareBundle, ImageForAnotherMachineOrWithAnOldLibc) {
             "(shaudit.io/interposer: none; shauditd's socket is mounted)");
 
   Bundle old;
-  copy(kHostLoader, old.root + kHostLoader);
+  old.glibc("libc.so.6");
   copy(SHAUDIT_TEST_INTERPOSER, old.root + "/usr/lib64/libc.so.6");  // defines no versions
   old.config(kConfig);
   r = prepare_bundle(old.s, old.dir, "o");
   ASSERT_TRUE(r.ok()) << r.message();
-  auto d = deps_of(SHAUDIT_TEST_INTERPOSER);
   EXPECT_EQ(r->note, "container o: the image's /usr/lib64/libc.so.6 lacks " +
-                         d->version_needs[0].second[0] +
+                         libc_versions_needed().at(0) +
                          ", which the interposer needs (its glibc is older than the one the "
                          "interposer was built with): the interposer is not preloaded, it runs "
                          "unaudited (shaudit.io/interposer: none; shauditd's socket is mounted)");
 
   Bundle nolibc;
-  copy(kHostLoader, nolibc.root + kHostLoader);
+  nolibc.glibc("libc.so.6");
   nolibc.config(kConfig);
   r = prepare_bundle(nolibc.s, nolibc.dir, "n");
   ASSERT_TRUE(r.ok()) << r.message();
