@@ -321,3 +321,20 @@ def kill_pids(pids, sig=signal.SIGKILL):
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def _in_chroot():
+    """Whether this process runs in a chroot (its root is not PID 1's)."""
+    try:
+        a, b = os.stat("/"), os.stat("/proc/1/root")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+
+
+# runc containers need a real root: inside a chroot runc's pivot_root works on the mount
+# namespace's root, not the chroot's, so a container sees the chroot's files instead of its
+# bundle's (seen when the suite runs in a debootstrapped chroot). Everywhere else they run.
+NEEDS_REAL_ROOT = pytest.mark.skipif(
+    _in_chroot(), reason="runc containers do not work inside a chroot (the container gets the "
+    "chroot's root, not its bundle's): run the suite on a real root")

@@ -5,7 +5,6 @@ in the runtime's state directory, binds /run/shaudit/shaudit.sock inside it, and
 into with `runc exec -t` (what `kubectl exec -it` ends in) is recorded with its container, pod,
 namespace and image. A container that cannot take the socket gets a signed record saying so,
 and a hostile image cannot make shauditd write outside its root."""
-import json
 import os
 import secrets
 import shutil
@@ -17,13 +16,14 @@ from pathlib import Path
 import pytest
 
 import rootfs as rf
-from conftest import PRELOAD, read_records
+from conftest import NEEDS_REAL_ROOT, PRELOAD, read_records
 from ptyshell import PS1, PtyShell
 
 SRC = Path(__file__).resolve().parents[2]
 LAYER = SRC / "installer/container/build-layer.sh"
 
 pytestmark = [
+    NEEDS_REAL_ROOT,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runc containers)"),
     pytest.mark.skipif(not os.path.exists(rf.RUNC) or rf.BUSYBOX is None,
                        reason="needs runc and busybox-static (installer/deps.sh --test installs them)"),

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 import debroot
-from conftest import BUILD, kill_pids, read_records, run_cli
+from conftest import BUILD, NEEDS_REAL_ROOT, kill_pids, read_records, run_cli
 from ptyshell import PS1, PtyShell
 
 SRC = Path(__file__).resolve().parents[2]
@@ -572,6 +572,7 @@ def wait_socket(path: Path, timeout, alive):
     raise AssertionError(f"{path} did not accept connections within {timeout} s")
 
 
+@NEEDS_REAL_ROOT
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runc, mounts, dpkg into a root)")
 @_skip_without(*IMAGE_TOOLS)
 def test_node_image_runs_like_the_daemonset(node_image, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, public_daemon
+from conftest import BUILD, NEEDS_REAL_ROOT, public_daemon
 from ptyshell import PS1, PtyShell
 
 RUNC = shutil.which("runc")
@@ -34,8 +34,8 @@ IN_CONTAINER = "/usr/lib/shaudit/libshaudit_preload.so"
 if not RUNC:
     print("test_oci_runtime: skipped: runc is not installed (apt-get install runc; "
           "installer/deps.sh --test installs it)", file=sys.stderr)
-pytestmark = pytest.mark.skipif(
-    not RUNC, reason="runc is not installed (apt-get install runc; installer/deps.sh --test installs it)")
+pytestmark = [NEEDS_REAL_ROOT, pytest.mark.skipif(
+    not RUNC, reason="runc is not installed (apt-get install runc; installer/deps.sh --test installs it)")]
 
 
 # ---------------------------------------------------------------------------------------
