@@ -506,16 +506,23 @@ TEST(PrepareBundle, ExistingAnnotationsEnvAndTheirPreloadList) {
                 R"(],"annotations":{"shaudit.io/interposer":"glibc","a":"b"}})");
 }
 
+// prepare_bundle on b: the container starts without the interposer, for the reason `note`
+// gives (stderr's line), and config.json says so.
+void expect_not_preloaded(Bundle& b, const std::string& id, const std::string& note) {
+  auto r = prepare_bundle(b.s, b.dir, id);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->kind, Outcome::Kind::kNotPreloaded);
+  EXPECT_EQ(r->note, note);
+}
+
 TEST(PrepareBundle, StaticImage) {
   Bundle b;
   b.config(kConfig);
-  auto r = prepare_bundle(b.s, b.dir, "c3");
-  ASSERT_TRUE(r.ok()) << r.message();
-  EXPECT_EQ(r->kind, Outcome::Kind::kNotPreloaded);
-  EXPECT_EQ(r->note,
-            "container c3: no dynamic loader in the image (statically linked programs only): the "
-            "interposer is not preloaded, it runs unaudited (shaudit.io/interposer: none; "
-            "shauditd's socket is mounted)");
+  expect_not_preloaded(
+      b, "c3",
+      "container c3: no dynamic loader in the image (statically linked programs only): the "
+      "interposer is not preloaded, it runs unaudited (shaudit.io/interposer: none; "
+      "shauditd's socket is mounted)");
   EXPECT_EQ(
       b.config(),
       R"({"annotations":{"shaudit.io/interposer":"none","shaudit.io/reason":"no dynamic )"
@@ -560,30 +567,27 @@ TEST(PrepareBundle, ImageForAnotherMachineOrWithAnOldLibc) {
   fs::create_directories(b.root + "/lib");
   write_file(b.root + "/lib/ld-linux-aarch64.so.1", h);
   b.config(kConfig);
-  auto r = prepare_bundle(b.s, b.dir, "a");
-  ASSERT_TRUE(r.ok()) << r.message();
-  EXPECT_EQ(r->kind, Outcome::Kind::kNotPreloaded);
-  EXPECT_EQ(r->note,
-            "container a: the image's loader /lib/ld-linux-aarch64.so.1 is for AArch64, the "
-            "interposer for x86-64: the interposer is not preloaded, it runs unaudited "
-            "(shaudit.io/interposer: none; shauditd's socket is mounted)");
+  expect_not_preloaded(
+      b, "a",
+      "container a: the image's loader /lib/ld-linux-aarch64.so.1 is for AArch64, the "
+      "interposer for x86-64: the interposer is not preloaded, it runs unaudited "
+      "(shaudit.io/interposer: none; shauditd's socket is mounted)");
 
   Bundle old;
   old.glibc("libc.so.6");
   copy(SHAUDIT_TEST_INTERPOSER, old.root + "/usr/lib64/libc.so.6");  // defines no versions
   old.config(kConfig);
-  r = prepare_bundle(old.s, old.dir, "o");
-  ASSERT_TRUE(r.ok()) << r.message();
-  EXPECT_EQ(r->note, "container o: the image's /usr/lib64/libc.so.6 lacks " +
-                         libc_versions_needed().at(0) +
-                         ", which the interposer needs (its glibc is older than the one the "
-                         "interposer was built with): the interposer is not preloaded, it runs "
-                         "unaudited (shaudit.io/interposer: none; shauditd's socket is mounted)");
+  expect_not_preloaded(old, "o",
+                       "container o: the image's /usr/lib64/libc.so.6 lacks " +
+                           libc_versions_needed().at(0) +
+                           ", which the interposer needs (its glibc is older than the one the "
+                           "interposer was built with): the interposer is not preloaded, it runs "
+                           "unaudited (shaudit.io/interposer: none; shauditd's socket is mounted)");
 
   Bundle nolibc;
   nolibc.glibc("libc.so.6");
   nolibc.config(kConfig);
-  r = prepare_bundle(nolibc.s, nolibc.dir, "n");
+  auto r = prepare_bundle(nolibc.s, nolibc.dir, "n");
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_NE(r->note.find(": the image has no libc.so.6 (the interposer needs it): "),
             std::string::npos)

@@ -201,6 +201,19 @@ def wrapper_lines(err):
 # ---------------------------------------------------------------------------------------
 # a glibc image: preloaded, reporting to shauditd
 
+
+def starts_unchanged(env, b):
+    """Runs the wrapper on bundle b: the container starts and its config.json stays byte for
+    byte. Returns the container id and the wrapper's stderr lines."""
+    before = (b / "config.json").read_bytes()
+    cid = env.new_id()
+    rc, _, err = env.wrapper("run", "-d", "--bundle", b, cid)
+    assert rc == 0, err
+    assert env.status(cid) == "running"
+    assert (b / "config.json").read_bytes() == before
+    return cid, wrapper_lines(err)
+
+
 def test_interactive_bash_in_a_container_is_recorded(env, daemon_factory, public_dir):
     d = public_daemon(daemon_factory, public_dir).start()
     env.settings(d.socket)
@@ -298,14 +311,8 @@ def test_static_image_gets_the_socket_but_no_preload(env, daemon_factory, public
 
 def test_missing_interposer_starts_unaudited_with_config_json_unchanged(env, tmp_path, public_dir):
     env.settings(public_dir / "d.sock", preload=tmp_path / "no-such" / "libshaudit_preload.so")
-    b = env.bundle("b")
-    before = (b / "config.json").read_bytes()
-    cid = env.new_id()
-    rc, _, err = env.wrapper("run", "-d", "--bundle", b, cid)
-    assert rc == 0, err
-    assert env.status(cid) == "running"
-    assert (b / "config.json").read_bytes() == before
-    assert wrapper_lines(err) == [
+    cid, lines = starts_unchanged(env, env.bundle("b"))
+    assert lines == [
         f"{PREFIX}interposer {tmp_path}/no-such/libshaudit_preload.so: No such file or directory; "
         f"container {cid} runs unaudited (config.json unchanged)"]
 
@@ -374,14 +381,8 @@ def test_musl_image(env, public_dir):
 
 def test_opted_out_container_is_untouched(env, public_dir):
     env.settings(public_dir / "d.sock")
-    b = env.bundle("b", annotations={"shaudit.io/audit": "false"})
-    before = (b / "config.json").read_bytes()
-    cid = env.new_id()
-    rc, _, err = env.wrapper("run", "-d", "--bundle", b, cid)
-    assert rc == 0, err
-    assert env.status(cid) == "running"
-    assert (b / "config.json").read_bytes() == before
-    assert wrapper_lines(err) == [
+    cid, lines = starts_unchanged(env, env.bundle("b", annotations={"shaudit.io/audit": "false"}))
+    assert lines == [
         f'{PREFIX}container {cid} is annotated shaudit.io/audit: "false": it runs unaudited '
         "(config.json untouched)"]
     assert not env.state.exists()
@@ -441,28 +442,16 @@ def test_unparsable_config_json_is_passed_to_the_runtime(env, fake_runtime, publ
 
 def test_state_dir_that_cannot_be_written(env, public_dir):
     env.settings(public_dir / "d.sock", state_dir="/proc/version/shaudit")
-    b = env.bundle("b")
-    before = (b / "config.json").read_bytes()
-    cid = env.new_id()
-    rc, _, err = env.wrapper("run", "-d", "--bundle", b, cid)
-    assert rc == 0, err
-    assert env.status(cid) == "running"
-    assert (b / "config.json").read_bytes() == before
-    assert wrapper_lines(err) == [
+    cid, lines = starts_unchanged(env, env.bundle("b"))
+    assert lines == [
         f"{PREFIX}cannot create /proc/version/shaudit: Not a directory; container {cid} runs "
         "unaudited (config.json unchanged)"]
 
 
 def test_socket_in_a_shared_directory_is_refused(env):
     env.settings("/tmp/shauditd.sock")
-    b = env.bundle("b")
-    before = (b / "config.json").read_bytes()
-    cid = env.new_id()
-    rc, _, err = env.wrapper("run", "-d", "--bundle", b, cid)
-    assert rc == 0, err
-    assert env.status(cid) == "running"
-    assert (b / "config.json").read_bytes() == before
-    assert wrapper_lines(err) == [
+    cid, lines = starts_unchanged(env, env.bundle("b"))
+    assert lines == [
         f"{PREFIX}the socket's directory /tmp is mounted into every container, so it must be a "
         "directory of shauditd's own (like /run/shaudit), not /tmp; container "
         f"{cid} runs unaudited (config.json unchanged)"]
