@@ -332,9 +332,9 @@ def _in_chroot():
     return (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
 
 
-# runc containers need a real root: inside a chroot runc's pivot_root works on the mount
-# namespace's root, not the chroot's, so a container sees the chroot's files instead of its
-# bundle's (seen when the suite runs in a debootstrapped chroot). Everywhere else they run.
+# Containers (runc, systemd-nspawn) need a real root: inside a chroot their pivot_root works on
+# the mount namespace's root, not the chroot's, so a container sees the chroot's files instead
+# of its bundle's (seen when the suite runs in a debootstrapped chroot). Elsewhere they run.
 NEEDS_REAL_ROOT = pytest.mark.skipif(
-    _in_chroot(), reason="runc containers do not work inside a chroot (the container gets the "
-    "chroot's root, not its bundle's): run the suite on a real root")
+    _in_chroot(), reason="containers (runc, systemd-nspawn) do not work inside a chroot (the "
+    "container gets the chroot's root, not its own): run the suite on a real root")

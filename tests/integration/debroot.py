@@ -104,7 +104,9 @@ class Chroot:
     def argv(self, argv, env=None):
         """argv run as root inside the root, with a clean environment."""
         e = dict(TOOLS_ENV, **(env or {}))
-        return [shutil.which("nsenter"), f"--mount=/proc/{self.holder.pid}/ns/mnt", "chroot", str(self.root),
+        # -r: the holder's root too (when this suite itself runs in a chroot, the namespace's
+        # root is not ours).
+        return [shutil.which("nsenter"), "-t", str(self.holder.pid), "-m", "-r", "chroot", str(self.root),
                 "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in e.items()], *argv]
 
     def run(self, *argv, env=None, timeout=300, input=None):

@@ -559,7 +559,9 @@ class SshBed:
 
     def in_ns(self, argv):
         """argv run inside the namespace (nsenter keeps our credentials and session ids)."""
-        return [shutil.which("nsenter"), f"--mount=/proc/{self.proc.pid}/ns/mnt", "--", *argv]
+        # -r: its root too (when the suite itself runs in a chroot, the namespace's root is not
+        # ours).
+        return [shutil.which("nsenter"), "-t", str(self.proc.pid), "-m", "-r", "--", *argv]
 
     def stop(self):
         """Ends sshd and every process left in its namespace, by PID; the namespace (and
