@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import debroot
-from conftest import BUILD, NEEDS_REAL_ROOT, SHAUDITD, public_daemon, read_records
+from conftest import BUILD, SHAUDITD, public_daemon, read_records
 from ptyshell import PS1, PtyShell
 
 SRC = Path(__file__).resolve().parents[2]
@@ -407,7 +407,6 @@ def wait_records_daemon(d, pred, timeout=20):
         time.sleep(0.1)
 
 
-@NEEDS_REAL_ROOT
 def test_package_boots_under_systemd_and_records_an_ssh_login(root, chroot, deb, tmp_path):
     if not shutil.which("systemd-nspawn"):
         pytest.fail("systemd-nspawn is missing (package systemd-container)")
