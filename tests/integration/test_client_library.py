@@ -46,9 +46,11 @@ def test_the_prefix_holds_the_client_library_and_only_its_public_header(prefix):
     assert (lib / "pkgconfig" / "shaudit.pc").is_file()
     assert (lib / "cmake" / "shaudit" / "shauditConfig.cmake").is_file()
     assert (prefix / "share" / "man" / "man3" / "libshaudit.3").is_file()
-    # The engine is static inside shauditd and the CLI: no other shaudit library is installed.
+    # The engine is static inside shauditd and the CLI: no other shaudit library is installed
+    # (the interposers are preloaded, never linked; the musl one when the build made it).
+    musl = ["libshaudit_preload_musl.so"] if (BUILD / "preload" / "libshaudit_preload_musl.so").exists() else []
     assert sorted(p.name for p in lib.glob("libshaudit*")) == [
-        "libshaudit.so", "libshaudit.so.1", "libshaudit.so.1.0.0", "libshaudit_preload.so"]
+        "libshaudit.so", "libshaudit.so.1", "libshaudit.so.1.0.0", "libshaudit_preload.so", *musl]
 
 
 def test_exports_exactly_the_c_api_under_a_versioned_soname(prefix):
