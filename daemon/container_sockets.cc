@@ -45,16 +45,9 @@ int openat2_in_root(int root, const char* path, int flags) {
   return static_cast<int>(::syscall(SYS_openat2, root, path, &how, sizeof how));
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Field 22 of /proc/PID/stat: the start time in clock ticks since boot (0 when gone).
 uint64_t start_time(pid_t pid) {
-  std::string s = read_text("/proc/" + std::to_string(pid) + "/stat");
+  std::string s = read_file_head("/proc/" + std::to_string(pid) + "/stat");
   size_t p = s.rfind(')');
   if (p == std::string::npos) return 0;
   std::istringstream rest(s.substr(p + 2));
@@ -137,7 +130,7 @@ std::vector<ContainerSockets::Found> ContainerSockets::running() const {
         states.push_back(n->path() / "state.json");
     }
     for (const auto& st : states) {
-      std::string text = read_text(st.string());
+      std::string text = read_file_head(st.string());
       if (text.empty()) continue;
       auto v = json::parse(text);
       if (!v || !v->is_object()) continue;
@@ -149,12 +142,14 @@ std::vector<ContainerSockets::Found> ContainerSockets::running() const {
       if (!id || !pid || *pid <= 0 || bundle.empty()) continue;
       Found f;
       f.id = *id;
-      f.runtime = root.find("containerd") != std::string::npos ? "containerd" : "runc";
+      f.runtime = runtime_of_state_root(root);
       f.pid = static_cast<pid_t>(*pid);
       f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
-      f.bundle = bundle;
-      std::string cfg = read_text(bundle + "/config.json");
-      f.prepared = cfg.find("\"shaudit.io/interposer\"") != std::string::npos;
+      // Named as the records name it; shaudit-oci-runtime's annotation (`interposer`) says it
+      // prepared the container (the host's socket directory is bound in already).
+      f.container =
+          container_object(f.id, f.runtime, read_file_head(bundle + "/config.json", 4 << 20));
+      f.prepared = f.container.count("interposer") != 0;
       out.push_back(std::move(f));
     }
   }
@@ -201,8 +196,7 @@ void ContainerSockets::scan(
       on_listen(*fd, f);
     } else {
       by_id_[f.id] = -1;
-      on_unreachable(container_object(f.id, f.runtime, read_text(f.bundle + "/config.json")),
-                     fd.message());
+      on_unreachable(f.container, fd.message());
     }
   }
   for (auto it = by_id_.begin(); it != by_id_.end();) {

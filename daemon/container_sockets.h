@@ -33,9 +33,9 @@ class ContainerSockets {
   struct Found {
     std::string id, runtime;
     pid_t pid = 0;
-    uint64_t start = 0;     // init_process_start (clock ticks since boot)
-    std::string bundle;     // where config.json is
-    bool prepared = false;  // shaudit-oci-runtime bound the host socket in already
+    uint64_t start = 0;      // init_process_start (clock ticks since boot)
+    json::Object container;  // as records name it (container_object)
+    bool prepared = false;   // shaudit-oci-runtime bound the host socket in already
   };
 
   explicit ContainerSockets(std::vector<std::string> state_roots, std::string socket_name)

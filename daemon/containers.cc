@@ -16,7 +16,9 @@ bool is_hex64(std::string_view s) {
   return true;
 }
 
-std::string read_small(const std::string& path, size_t limit = 1 << 20) {
+}  // namespace
+
+std::string read_file_head(const std::string& path, size_t limit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {};
   std::string s(limit, '\0');
@@ -24,6 +26,14 @@ std::string read_small(const std::string& path, size_t limit = 1 << 20) {
   s.resize(static_cast<size_t>(in.gcount()));
   return s;
 }
+
+std::string runtime_of_state_root(std::string_view root) {
+  if (root.find("containerd") != std::string_view::npos) return "containerd";
+  if (root.find("crio") != std::string_view::npos) return "cri-o";
+  return "runc";
+}
+
+namespace {
 
 const std::string* annotation(const json::Object& ann, std::string_view key) {
   return json::get_string(ann, key);
@@ -101,7 +111,7 @@ std::string bundle_of_state(const json::Object& state) {
 }
 
 std::optional<json::Object> ContainerLookup::of_pid(pid_t pid) {
-  std::string cg = read_small("/proc/" + std::to_string(pid) + "/cgroup", 64 << 10);
+  std::string cg = read_file_head("/proc/" + std::to_string(pid) + "/cgroup", 64 << 10);
   if (cg.empty()) return std::nullopt;
   return of_cgroup(cg);
 }
@@ -120,16 +130,14 @@ std::optional<json::Object> ContainerLookup::of_cgroup(std::string_view cgroup) 
     for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec))
       candidates.push_back(d->path() / id / "state.json");
     for (const auto& st : candidates) {
-      std::string text = read_small(st.string());
+      std::string text = read_file_head(st.string());
       if (text.empty()) continue;
       auto state = json::parse(text);
       if (!state || !state->is_object()) continue;
       std::string bundle = bundle_of_state(state->as_object());
       if (bundle.empty()) continue;
-      runtime = root.find("containerd") != std::string::npos ? "containerd"
-                : root.find("crio") != std::string::npos     ? "cri-o"
-                                                             : "runc";
-      config = read_small(bundle + "/config.json", 4 << 20);
+      runtime = runtime_of_state_root(root);
+      config = read_file_head(bundle + "/config.json", 4 << 20);
       break;
     }
     if (!config.empty()) break;

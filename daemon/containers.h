@@ -31,6 +31,12 @@ std::string container_id_from_cgroup(std::string_view cgroup);
 json::Object container_object(std::string_view id, std::string_view runtime,
                               std::string_view config_json);
 
+// Up to limit bytes of a file ("" when it cannot be read).
+std::string read_file_head(const std::string& path, size_t limit = 1 << 20);
+
+// The runtime that keeps its state under root: "containerd", "cri-o" or "runc".
+std::string runtime_of_state_root(std::string_view root);
+
 // The bundle directory a runtime's state.json names: runc keeps it in config.labels as
 // "bundle=PATH". "" when there is none.
 std::string bundle_of_state(const json::Object& state);
