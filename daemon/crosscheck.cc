@@ -114,7 +114,8 @@ void CrossCheck::on_track(pid_t pid, bool hooked) {
   p.followed = true;
   // Its image started before the kernel followed it: whether it carries the interposer is what
   // the kernel recorded when the interposer initialised (not what the process says).
-  if (hooked) p.hooked.push_back(clock_ns(CLOCK_REALTIME) - 1);
+  // Every exec read so far came before what the kernel map says now.
+  if (hooked) p.hooked.push_back(++ord_);
 }
 
 void CrossCheck::on_kernel(const void* data, size_t size) {
@@ -123,6 +124,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
   std::memcpy(&h, data, sizeof h);
   int64_t ns = to_realtime(h.ts_ns);
   pid_t pid = static_cast<pid_t>(h.pid);
+  uint64_t ord = ++ord_;
   // The header's part of an event that waits for a decision.
   auto from_header = [&](KEvent& k) {
     k.ns = ns;
@@ -153,8 +155,10 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
         start = end + 1;
       }
       k.argv_hash = argv_hash(k.argv);
+      k.ord = ord;
       Proc& p = procs_[pid];
-      p.execs.push_back(ns);
+      p.execs.push_back(ord);
+      p.last_exec_ns = ns;
       p.loginuid = h.loginuid;
       p.sessionid = h.sessionid;
       if (p.execs.size() > 64) p.execs.erase(p.execs.begin());
@@ -183,6 +187,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       }
       c.execs.clear();
       c.hooked.clear();
+      c.last_exec_ns = 0;
       c.parent = pid;
       c.fork_ns = ns;
       c.exit_ns = 0;
@@ -201,7 +206,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
     }
     case SA_EV_HOOKED: {
       Proc& p = procs_[pid];
-      p.hooked.push_back(ns);
+      p.hooked.push_back(ord);
       if (p.hooked.size() > 64) p.hooked.erase(p.hooked.begin());
       break;
     }
@@ -432,14 +437,16 @@ bool CrossCheck::decide_exec(KExec& e) {
   // Its record was written when it was read (flush_fresh, which tick() runs first); a report
   // read since was linked to it then (on_exec_report).
   Proc& p = procs_[e.pid];
-  // The genuine interposer initialised in this image: the kernel saw it after this exec and
-  // before any later one.
+  // The genuine interposer initialised in this image: the kernel emitted it after this exec and
+  // before any later one. The kernel's order decides, not times: the interposer of the image
+  // before (env, a wrapper) initialises microseconds before its exec of the next one, closer
+  // than any clock could tell apart.
   bool hooked = false;
-  for (int64_t t : p.hooked) {
-    if (t < e.ns - kSlackNs / 20) continue;
+  for (uint64_t t : p.hooked) {
+    if (t < e.ord) continue;
     bool later_exec = false;
-    for (int64_t x : p.execs)
-      if (x > e.ns && x < t) later_exec = true;
+    for (uint64_t x : p.execs)
+      if (x > e.ord && x < t) later_exec = true;
     if (!later_exec) hooked = true;
   }
   if (!hooked && !(e.flags & SA_FLAG_SECUREEXEC) && !lost_between(e.ns, e.ns + opts_.window_ns)) {
@@ -598,7 +605,7 @@ bool CrossCheck::tick(int64_t now) {
     for (auto it = procs_.begin(); it != procs_.end();) {
       const Proc& p = it->second;
       int64_t last = std::max(p.fork_ns, p.exit_ns);
-      if (!p.execs.empty()) last = std::max(last, p.execs.back());
+      last = std::max(last, p.last_exec_ns);
       if (!p.reports.empty()) last = std::max(last, p.reports.back().ns);
       bool gone = p.exit_ns && p.exit_ns < now - keep;
       bool stale = procs_.size() > 16384 && last < now - 10 * opts_.window_ns && !p.followed;

@@ -118,6 +118,7 @@ class CrossCheck {
     std::string session, comm;
   };
   struct KExec : KEvent {
+    uint64_t ord;  // arrival number (kernel order)
     uint32_t loginuid, sessionid, flags;
     std::string filename, tty;
     std::vector<std::string> argv;
@@ -173,9 +174,12 @@ class CrossCheck {
   };
 
   struct Proc {
-    LazyDeque<Report> reports;    // recent line reports, oldest first
-    std::vector<int64_t> execs;   // kernel exec times, oldest first (at most 64)
-    std::vector<int64_t> hooked;  // kernel: the genuine interposer initialised (times, <= 64)
+    LazyDeque<Report> reports;  // recent line reports, oldest first
+    // Kernel events of this process in the order the kernel emitted them (one ring buffer:
+    // for one process, the order of what it did), as arrival numbers, oldest first (<= 64).
+    std::vector<uint64_t> execs;   // its execs
+    std::vector<uint64_t> hooked;  // the genuine interposer initialised in the image then
+    int64_t last_exec_ns = 0;
     pid_t parent = 0;
     int64_t fork_ns = 0;
     int64_t exit_ns = 0;                             // the kernel saw it exit (0: running)
@@ -187,6 +191,8 @@ class CrossCheck {
     uint8_t hash_key[16] = {};
     bool have_key = false;
   };
+
+  uint64_t ord_ = 0;  // kernel events read so far (their arrival numbers)
 
   bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);

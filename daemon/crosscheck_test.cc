@@ -187,6 +187,32 @@ TEST_F(CrossCheckTest, AnImageTheInterposerInitialisedInIsNoBypass) {
   EXPECT_FALSE(r[0].count("reported"));
 }
 
+TEST_F(CrossCheckTest, TheInterposerOfThePreviousImageDoesNotCoverTheNextExec) {
+  // `env -u LD_PRELOAD /bin/true` as a session's last line: env's interposer initialises, and
+  // env execs /bin/true a few microseconds later. The kernel's order (one ring buffer), not
+  // the times, says which image the interposer initialised in.
+  fork_ev(100, 101, 0);
+  exec_ev(101, 100, 1'000'000, "/usr/bin/env", {"env", "-u", "LD_PRELOAD", "/bin/true"});
+  hooked(101, 3'000'000);
+  exec_ev(101, 100, 3'000'040, "/bin/true", {"/bin/true"});
+  // And the same when the clocks put the hook a little after the exec it preceded.
+  fork_ev(100, 102, 0);
+  exec_ev(102, 100, 1'000'000, "/usr/bin/env", {"env", "-u", "LD_PRELOAD", "/bin/true"});
+  hooked(102, 3'000'100);
+  exec_ev(102, 100, 3'000'000, "/bin/true", {"/bin/true"});
+  ASSERT_TRUE(cc_.tick(rt(3'000'100 + kWindow + 1)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 6u);
+  std::vector<std::string> kinds;
+  for (const auto& x : r)
+    if (type(x) == "bypass") {
+      kinds.push_back(kind(x) + " " + std::to_string(x.at("pid").as_int()) + " " +
+                      x.at("exe").as_string());
+    }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"unhooked_process 101 /bin/true",
+                                             "unhooked_process 102 /bin/true"}));
+}
+
 TEST_F(CrossCheckTest, AReportWithTheKernelsArgvGivesTheKernelsRecordWithTheCommandLink) {
   report_then_exec("/usr/bin/cat", {"cat", "/etc/hostname"}, "/bin/cat", {"cat", "/etc/hostname"});
   ASSERT_TRUE(cc_.flush_fresh());

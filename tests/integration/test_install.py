@@ -14,6 +14,7 @@ cached as a tarball), never into the host's own /etc:
   systemd-nspawn: the service is active and an ssh login inside is recorded.
 - pam_shaudit's noninteractive=skip (the profile's setting): cron-like sessions are left alone.
 """
+import json
 import os
 import re
 import shutil
@@ -108,7 +109,7 @@ def wait_records(log: Path, pred, timeout=20):
         recs = debroot.read_records(log)
         if pred(recs):
             return recs
-        assert time.monotonic() < deadline, [r["type"] for r in recs][-30:]
+        assert time.monotonic() < deadline, "\n".join(json.dumps(r) for r in recs)[-30:]
         time.sleep(0.1)
 
 
@@ -403,7 +404,7 @@ def wait_records_daemon(d, pred, timeout=20):
         recs = read_records(d.log) if d.log.exists() else []
         if pred(recs):
             return recs
-        assert time.monotonic() < deadline, [r["type"] for r in recs]
+        assert time.monotonic() < deadline, "\n".join(json.dumps(r) for r in recs)
         time.sleep(0.1)
 
 
