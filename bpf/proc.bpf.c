@@ -8,11 +8,11 @@
 #include "vmlinux.h"
 /* clang-format on */
 
+#include "proc.h"
+
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-
-#include "proc.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -92,6 +92,25 @@ static __always_inline __u64* tracked_key(__u32 tgid) {
   return bpf_map_lookup_elem(&tracked, &tgid);
 }
 
+/* Set by shauditd before load: follow the processes container runtimes start (below). */
+const volatile __u32 follow_runtime_execs = 0;
+
+/* A process a container runtime started inside a pid namespace from outside it: `runc exec`
+ * (kubectl exec, docker exec, ctr task exec) joins the container's namespaces and execs the
+ * command, whose parent (runc) stays in an outer namespace. Not the container's first process
+ * (pid 1 of its namespace). Kernel facts only. */
+static __always_inline int runtime_exec(struct task_struct* p) {
+  struct pid* tp = BPF_CORE_READ(p, group_leader, thread_pid);
+  if (!tp) return 0;
+  __u32 level = BPF_CORE_READ(tp, level);
+  if (level == 0 || level >= 32) return 0;
+  struct upid up = {};
+  if (bpf_core_read(&up, sizeof up, &tp->numbers[level]) != 0 || up.nr == 1) return 0;
+  struct pid* pp = BPF_CORE_READ(p, real_parent, group_leader, thread_pid);
+  if (!pp) return 0;
+  return BPF_CORE_READ(pp, level) < level;
+}
+
 static __always_inline void fill_hdr(struct sa_event_hdr* h, __u32 type, struct task_struct* t,
                                      __u64 key) {
   h->type = type;
@@ -129,11 +148,21 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   __u32 tgid = BPF_CORE_READ(p, tgid);
   bpf_map_delete_elem(&hooked_pids, &tgid); /* a new image: it has not initialised anything */
   __u64* key = tracked_key(tgid);
-  if (!key) return 0;
+  __u32 runtime = 0;
+  if (!key) {
+    if (!follow_runtime_execs || !runtime_exec(p)) return 0;
+    /* A new session's key (shauditd names the session after it). */
+    __u64 k = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+    if (bpf_map_update_elem(&tracked, &tgid, &k, BPF_NOEXIST) != 0) return 0;
+    key = tracked_key(tgid);
+    if (!key) return 0;
+    runtime = 1;
+  }
   __u32 cpu = bpf_get_smp_processor_id();
   struct sa_exec_event* e = bpf_map_lookup_elem(&exec_scratch, &cpu);
   if (!e) return 0;
   fill_hdr(&e->h, SA_EV_EXEC, p, *key);
+  if (runtime) e->h.flags |= SA_FLAG_RUNTIME_EXEC;
   __u32 tid = BPF_CORE_READ(p, pid);
   bpf_map_delete_elem(&pending_exec, &tid); /* the attempt succeeded: this event is it */
   if (BPF_CORE_READ_BITFIELD(bprm, secureexec)) e->h.flags |= SA_FLAG_SECUREEXEC;
@@ -141,6 +170,18 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
       bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, filename));
   e->filename_len = n > 0 ? (__u32)n - 1 : 0;
   e->argc = BPF_CORE_READ(bprm, argc);
+  /* Its pid in its own pid namespace (a container's view): the last of the pid's numbers. */
+  struct pid* tp = BPF_CORE_READ(p, group_leader, thread_pid);
+  __u32 level = tp ? BPF_CORE_READ(tp, level) : 0;
+  e->ns_level = level;
+  e->ns_pid = e->h.pid;
+  e->pidns_ino = 0;
+  e->pad = 0;
+  struct upid up = {};
+  if (tp && level < 32 && bpf_core_read(&up, sizeof up, &tp->numbers[level]) == 0) {
+    e->ns_pid = (__u32)up.nr;
+    if (up.ns) e->pidns_ino = BPF_CORE_READ(up.ns, ns.inum);
+  }
   /* The new image's argument strings, as the kernel laid them out. */
   unsigned long start = BPF_CORE_READ(p, mm, arg_start);
   unsigned long end = BPF_CORE_READ(p, mm, arg_end);

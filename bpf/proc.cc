@@ -84,6 +84,7 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
         fmt::format("eBPF: interposer {}: {} (set `interposer` to the installed "
                     "libshaudit_preload.so)",
                     opts.interposer, std::strerror(errno))};
+  c->skel_->rodata->follow_runtime_execs = opts.follow_runtime_execs ? 1 : 0;
   if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
   // The genuine interposer, by device and inode; and its musl build beside it, for musl
   // programs (Alpine-style images through the runtime wrapper).

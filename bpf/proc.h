@@ -31,6 +31,9 @@ enum sa_event_type {
 #define SA_FLAG_LINE_CUT 0x4u
 #define SA_FLAG_ZLE 0x8u         /* the line came from zsh's zleread (metafied) */
 #define SA_FLAG_KNOWN_FILE 0x10u /* exec: a file shauditd has examined (in known_files) */
+/* exec: a container runtime started this process inside a pid namespace from outside it
+ * (`runc exec`): the kernel began following it under a new key, a session for shauditd to open */
+#define SA_FLAG_RUNTIME_EXEC 0x20u
 
 /* Common header of every event. */
 struct sa_event_hdr {
@@ -53,6 +56,10 @@ struct sa_exec_event {
   __u32 argc;
   __u32 filename_len;
   __u32 tty_len;
+  __u32 ns_pid;    /* its pid (tgid) as seen inside its own pid namespace (a container's pid) */
+  __u32 ns_level;  /* that namespace's depth: 0 is the initial namespace (ns_pid == pid) */
+  __u32 pidns_ino; /* that namespace's inode (/proc/PID/ns/pid) */
+  __u32 pad;
   char tty[SA_TTY_MAX];
   char filename[SA_PATH_MAX];
   char argv[SA_ARGV_MAX];

@@ -30,6 +30,9 @@ struct CollectorOptions {
   // The genuine interposer library: its announcement to the kernel is accepted only from code
   // in this file (SA_EV_HOOKED). Empty: no such events.
   std::string interposer;
+  // Follow, from its exec, every process a container runtime starts inside a container from
+  // outside it (runc exec), under a new key: an exec event flagged SA_FLAG_RUNTIME_EXEC.
+  bool follow_runtime_execs = false;
 };
 
 // Called for every event; data points at a struct from proc.h of size bytes.

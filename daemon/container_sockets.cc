@@ -117,45 +117,6 @@ Result<int> ContainerSockets::bind_inside(pid_t pid, uint64_t start, const std::
   return s.release();
 }
 
-std::vector<ContainerSockets::Found> ContainerSockets::running() const {
-  namespace fs = std::filesystem;
-  std::vector<Found> out;
-  for (const auto& root : state_roots_) {
-    std::vector<fs::path> states;
-    std::error_code ec;
-    for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec)) {
-      states.push_back(d->path() / "state.json");
-      std::error_code ec2;
-      for (fs::directory_iterator n(d->path(), ec2); !ec2 && n != end; n.increment(ec2))
-        states.push_back(n->path() / "state.json");
-    }
-    for (const auto& st : states) {
-      std::string text = read_file_head(st.string());
-      if (text.empty()) continue;
-      auto v = json::parse(text);
-      if (!v || !v->is_object()) continue;
-      const json::Object& o = v->as_object();
-      const std::string* id = json::get_string(o, "id");
-      const int64_t* pid = json::get_int(o, "init_process_pid");
-      const int64_t* start = json::get_int(o, "init_process_start");
-      std::string bundle = bundle_of_state(o);
-      if (!id || !pid || *pid <= 0 || bundle.empty()) continue;
-      Found f;
-      f.id = *id;
-      f.runtime = runtime_of_state_root(root);
-      f.pid = static_cast<pid_t>(*pid);
-      f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
-      // Named as the records name it; shaudit-oci-runtime's annotation (`interposer`) says it
-      // prepared the container (the host's socket directory is bound in already).
-      f.container =
-          container_object(f.id, f.runtime, read_file_head(bundle + "/config.json", 4 << 20));
-      f.prepared = f.container.count("interposer") != 0;
-      out.push_back(std::move(f));
-    }
-  }
-  return out;
-}
-
 std::optional<std::pair<uint64_t, uint64_t>> ContainerSockets::interposer_copy(
     pid_t pid, const std::string& genuine) {
   if (genuine.empty()) return std::nullopt;
@@ -179,11 +140,11 @@ std::optional<std::pair<uint64_t, uint64_t>> ContainerSockets::interposer_copy(
 }
 
 void ContainerSockets::scan(
-    const std::function<void(int, const Found&)>& on_listen,
+    const std::function<void(int, const RunningContainer&)>& on_listen,
     const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
     const std::function<void(int)>& on_closed) {
   std::set<std::string> live;
-  for (const Found& f : running()) {
+  for (const RunningContainer& f : running_containers(state_roots_)) {
     if (f.start != 0 && start_time(f.pid) != f.start) continue;  // stopped (state not yet gone)
     live.insert(f.id);
     if (by_id_.count(f.id) || f.prepared) continue;

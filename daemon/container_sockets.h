@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "containers.h"
 #include "shaudit/json.h"
 #include "shaudit/result.h"
 
@@ -30,14 +31,6 @@ namespace shaudit::daemon {
 class ContainerSockets {
  public:
   // A container found running, as the runtime's state says.
-  struct Found {
-    std::string id, runtime;
-    pid_t pid = 0;
-    uint64_t start = 0;      // init_process_start (clock ticks since boot)
-    json::Object container;  // as records name it (container_object)
-    bool prepared = false;   // shaudit-oci-runtime bound the host socket in already
-  };
-
   explicit ContainerSockets(std::vector<std::string> state_roots, std::string socket_name)
       : state_roots_(std::move(state_roots)), socket_name_(std::move(socket_name)) {}
   ~ContainerSockets();
@@ -48,7 +41,7 @@ class ContainerSockets {
   // listening socket bound inside it, or on_unreachable(container, reason) says why none can
   // be (once per container). Containers that are gone have their sockets closed
   // (on_closed(fd) first).
-  void scan(const std::function<void(int, const Found&)>& on_listen,
+  void scan(const std::function<void(int, const RunningContainer&)>& on_listen,
             const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
             const std::function<void(int)>& on_closed);
   bool is_listener(int fd) const { return by_fd_.count(fd) != 0; }
@@ -62,7 +55,6 @@ class ContainerSockets {
   // Binds `name` inside the root filesystem of pid (the helper of scan; tests call it); -1
   // when a live socket already answers there.
   static Result<int> bind_inside(pid_t pid, uint64_t start, const std::string& name);
-  std::vector<Found> running() const;
 
  private:
   std::vector<std::string> state_roots_;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "containers.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -108,6 +110,102 @@ std::string bundle_of_state(const json::Object& state) {
     if (s.rfind("bundle=", 0) == 0 && s.size() > 8 && s[7] == '/') return s.substr(7);
   }
   return {};
+}
+
+std::vector<RunningContainer> running_containers(const std::vector<std::string>& state_roots) {
+  namespace fs = std::filesystem;
+  std::vector<RunningContainer> out;
+  for (const auto& root : state_roots) {
+    std::vector<fs::path> states;
+    std::error_code ec;
+    for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec)) {
+      states.push_back(d->path() / "state.json");
+      std::error_code ec2;
+      for (fs::directory_iterator n(d->path(), ec2); !ec2 && n != end; n.increment(ec2))
+        states.push_back(n->path() / "state.json");
+    }
+    for (const auto& st : states) {
+      std::string text = read_file_head(st.string());
+      if (text.empty()) continue;
+      auto v = json::parse(text);
+      if (!v || !v->is_object()) continue;
+      const json::Object& o = v->as_object();
+      const std::string* id = json::get_string(o, "id");
+      const int64_t* pid = json::get_int(o, "init_process_pid");
+      const int64_t* start = json::get_int(o, "init_process_start");
+      std::string bundle = bundle_of_state(o);
+      if (!id || !pid || *pid <= 0 || bundle.empty()) continue;
+      RunningContainer f;
+      f.id = *id;
+      f.runtime = runtime_of_state_root(root);
+      f.pid = static_cast<pid_t>(*pid);
+      f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
+      // Named as the records name it; shaudit-oci-runtime's annotation (`interposer`) says it
+      // prepared the container (the host's socket directory is bound in already).
+      f.container =
+          container_object(f.id, f.runtime, read_file_head(bundle + "/config.json", 4 << 20));
+      f.prepared = f.container.count("interposer") != 0;
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+std::optional<json::Object> ContainerLookup::of_pid_namespace(uint64_t pidns_ino) {
+  if (!pidns_ino) return std::nullopt;
+  if (auto it = by_pidns_.find(pidns_ino); it != by_pidns_.end()) return it->second;
+  for (RunningContainer& c : running_containers(state_roots_)) {
+    struct stat st;
+    if (::stat(("/proc/" + std::to_string(c.pid) + "/ns/pid").c_str(), &st) != 0 ||
+        static_cast<uint64_t>(st.st_ino) != pidns_ino)
+      continue;
+    if (by_pidns_.size() >= 4096) by_pidns_.clear();
+    by_pidns_.emplace(pidns_ino, c.container);
+    return std::move(c.container);
+  }
+  return std::nullopt;
+}
+
+NsPid ns_pid_of_status(std::string_view status) {
+  NsPid r;
+  size_t at = status.find("\nNSpid:");
+  if (at == std::string_view::npos) return r;
+  std::string_view line = status.substr(at + 7);
+  line = line.substr(0, line.find('\n'));
+  unsigned fields = 0;
+  pid_t last = 0;
+  while (!line.empty()) {
+    size_t b = line.find_first_not_of(" \t");
+    if (b == std::string_view::npos) break;
+    line.remove_prefix(b);
+    size_t e = line.find_first_of(" \t");
+    std::string_view num = line.substr(0, e);
+    line = e == std::string_view::npos ? std::string_view{} : line.substr(e);
+    pid_t v = 0;
+    for (char ch : num) {
+      if (ch < '0' || ch > '9' || v > 100000000) return NsPid{};
+      v = v * 10 + (ch - '0');
+    }
+    if (num.empty()) return NsPid{};
+    last = v;
+    ++fields;
+  }
+  if (fields == 0) return r;
+  r.pid = last;
+  r.level = fields - 1;
+  return r;
+}
+
+bool ContainerLookup::started_by_runtime(pid_t pid, pid_t ppid) {
+  if (pid <= 0 || ppid <= 0) return false;
+  std::string own = container_id_from_cgroup(
+      read_file_head("/proc/" + std::to_string(pid) + "/cgroup", 64 << 10));
+  if (own.empty()) return false;
+  NsPid ns = ns_pid_of_status(read_file_head("/proc/" + std::to_string(pid) + "/status", 64 << 10));
+  if (ns.pid == 0 || ns.pid == 1) return false;  // unknown, or the container's init
+  std::string parent = container_id_from_cgroup(
+      read_file_head("/proc/" + std::to_string(ppid) + "/cgroup", 64 << 10));
+  return parent != own;
 }
 
 std::optional<json::Object> ContainerLookup::of_pid(pid_t pid) {

@@ -41,6 +41,25 @@ std::string runtime_of_state_root(std::string_view root);
 // "bundle=PATH". "" when there is none.
 std::string bundle_of_state(const json::Object& state);
 
+// A running container as a runtime's state directory describes it (STATE_ROOT/[NS/]ID/
+// state.json, written by the runtime as root).
+struct RunningContainer {
+  std::string id, runtime;
+  pid_t pid = 0;           // its first process (init_process_pid), a host pid
+  uint64_t start = 0;      // init_process_start (clock ticks since boot)
+  json::Object container;  // as records name it (container_object)
+  bool prepared = false;   // shaudit-oci-runtime bound the host socket in already
+};
+std::vector<RunningContainer> running_containers(const std::vector<std::string>& state_roots);
+
+// A process's pid inside its own pid namespace and that namespace's depth, from the NSpid
+// line of a /proc/PID/status text ("NSpid:\t4711\t7" -> {7, 1}); {0, 0} when absent.
+struct NsPid {
+  pid_t pid = 0;
+  unsigned level = 0;
+};
+NsPid ns_pid_of_status(std::string_view status);
+
 class ContainerLookup {
  public:
   explicit ContainerLookup(std::vector<std::string> state_roots)
@@ -49,10 +68,19 @@ class ContainerLookup {
   std::optional<json::Object> of_pid(pid_t pid);
   // The same from a cgroup text (tests; of_pid reads /proc/PID/cgroup).
   std::optional<json::Object> of_cgroup(std::string_view cgroup);
+  // Whether pid was started in its container by the container runtime from outside (what
+  // `runc exec` does for `kubectl exec` and `docker exec`): it runs in a container, its parent
+  // (ppid) does not run in that container, and it is not the container's first process (pid 1
+  // of its pid namespace). All three are kernel facts read from /proc.
+  static bool started_by_runtime(pid_t pid, pid_t ppid);
+  // The container whose first process runs in the pid namespace with inode pidns_ino (the
+  // kernel's exec event names it: the process itself may be gone by the time it is read).
+  std::optional<json::Object> of_pid_namespace(uint64_t pidns_ino);
 
  private:
   std::vector<std::string> state_roots_;
   std::unordered_map<std::string, json::Object> cache_;  // id -> object (bounded)
+  std::unordered_map<uint64_t, json::Object> by_pidns_;  // pid namespace inode -> object
 };
 
 }  // namespace shaudit::daemon

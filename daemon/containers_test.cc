@@ -4,6 +4,7 @@
 #include "containers.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -30,6 +31,26 @@ TEST(Containers, IdFromCgroupPaths) {
   EXPECT_EQ(container_id_from_cgroup("1:cpu:/kubepods/" + std::string(64, 'A')), "");
   EXPECT_EQ(container_id_from_cgroup("1:cpu:/kubepods/" + std::string(63, 'a')), "");
   EXPECT_EQ(container_id_from_cgroup("garbage without colons\n::\n"), "");
+}
+
+TEST(Containers, PidInItsOwnNamespace) {
+  auto ns = ns_pid_of_status("Name:\tbash\nTgid:\t4711\nNSpid:\t4711\t7\nNSpgid:\t4711\t7\n");
+  EXPECT_EQ(ns.pid, 7);
+  EXPECT_EQ(ns.level, 1u);
+  ns = ns_pid_of_status("Name:\tinit\nNSpid:\t900 12 1\n");
+  EXPECT_EQ(ns.pid, 1);
+  EXPECT_EQ(ns.level, 2u);
+  ns = ns_pid_of_status("Name:\tsshd\nNSpid:\t812\n");
+  EXPECT_EQ(ns.pid, 812);
+  EXPECT_EQ(ns.level, 0u);
+  for (const char* bad : {"", "Name:\tx\n", "Name:\tx\nNSpid:\t\n", "Name:\tx\nNSpid:\t12 x\n",
+                          "Name:\tx\nNSpid:\t99999999999999999999\n"}) {
+    ns = ns_pid_of_status(bad);
+    EXPECT_EQ(ns.pid, 0) << bad;
+  }
+  // This test runs on the host: not a process a container runtime started.
+  EXPECT_FALSE(ContainerLookup::started_by_runtime(getpid(), getppid()));
+  EXPECT_FALSE(ContainerLookup::started_by_runtime(0, 1));
 }
 
 TEST(Containers, ObjectFromCriAndCrioAnnotations) {

@@ -145,6 +145,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       k.flags = h.flags;
       k.filename = cstr(e->filename, sizeof e->filename);
       k.tty = cstr(e->tty, sizeof e->tty);
+      k.ns_pid = e->ns_pid;
+      k.ns_level = e->ns_level;
       size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
       std::string_view all(e->argv, n);
       size_t start = 0;
@@ -389,6 +391,7 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
   x["source"] = "bpf";
   x["pid"] = static_cast<int64_t>(e.pid);
   x["ppid"] = static_cast<int64_t>(e.ppid);
+  if (e.ns_level > 0) x["vpid"] = static_cast<int64_t>(e.ns_pid);
   record::set_bytes(x, "path", e.filename);
   std::vector<std::string_view> kargv(e.argv.begin(), e.argv.end());
   record::set_argv(x, redact_argv(opts_.redactor, kargv, x));
@@ -421,6 +424,7 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   if (!command.empty()) b["command"] = command;
   if (e) {
     b["ppid"] = static_cast<int64_t>(e->ppid);
+    if (e->ns_level > 0) b["vpid"] = static_cast<int64_t>(e->ns_pid);
     b["uid"] = static_cast<int64_t>(e->uid);
     record::set_bytes(b, "exe", e->filename);
   } else if (exe) {

@@ -120,6 +120,7 @@ class CrossCheck {
   struct KExec : KEvent {
     uint64_t ord;  // arrival number (kernel order)
     uint32_t loginuid, sessionid, flags;
+    uint32_t ns_pid = 0, ns_level = 0;  // its pid in its own pid namespace, and that depth
     std::string filename, tty;
     std::vector<std::string> argv;
     uint64_t argv_hash;

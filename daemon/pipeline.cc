@@ -393,6 +393,7 @@ int Pipeline::start() {
     co.ringbuf_bytes = static_cast<size_t>(cfg_.bpf_ringbuf_kib) * 1024;
     co.zle_modules = find_zle_modules();
     co.interposer = cfg_.interposer;
+    co.follow_runtime_execs = !cfg_.container_state_dirs.empty();
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
     });

@@ -88,6 +88,7 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
       (void)collector_->track(pid, CrossCheck::key_of(session));
       cc_->on_track(pid, collector_->interposer_initialised(pid));
     });
+    handler_.set_kernel_catch_up([this] { collector_->consume(); });
   }
 }
 
@@ -102,6 +103,29 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
     // (a file examined before is flagged by the kernel side: no stat for it).
     const auto* e = static_cast<const sa_exec_event*>(data);
     collector_->probe_if_bash(std::string(e->filename, strnlen(e->filename, sizeof e->filename)));
+  }
+  if (h.type == SA_EV_EXEC && (h.flags & SA_FLAG_RUNTIME_EXEC) &&
+      size >= offsetof(sa_exec_event, argv)) {
+    // A process a container runtime started in a container: its session opens before the
+    // records of what it runs.
+    const auto* e = static_cast<const sa_exec_event*>(data);
+    ReportHandler::RuntimeExec x;
+    x.pid = static_cast<pid_t>(h.pid);
+    x.ppid = static_cast<pid_t>(h.ppid);
+    x.vpid = static_cast<pid_t>(e->ns_pid);
+    x.uid = h.uid;
+    x.key = h.key;
+    x.pidns_ino = e->pidns_ino;
+    x.exe.assign(e->filename, strnlen(e->filename, sizeof e->filename));
+    x.tty.assign(e->tty, strnlen(e->tty, sizeof e->tty));
+    size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
+    std::string_view all(e->argv, n);
+    while (!all.empty()) {
+      size_t end = all.find('\0');
+      x.argv.emplace_back(all.substr(0, end));
+      all = end == std::string_view::npos ? std::string_view{} : all.substr(end + 1);
+    }
+    if (!handler_.open_runtime_session(x)) stopping_ = true;
   }
   cc_->on_kernel(data, size);
 }
@@ -130,8 +154,12 @@ void Receiver::kernel_tick(bool timer) {
   int64_t now = record::now_ns();
   // The drop counter is a system call to read: ten looks a second, or two per window when the
   // window is shorter (a loss is known before any decision about the time it covers).
-  if (timer && now - loss_checked_ns_ >= loss_check_every_ns_) check_kernel_loss(now);
-  if (!cc_->tick(now)) stopping_ = true;
+  if (now - loss_checked_ns_ >= loss_check_every_ns_) check_kernel_loss(now);
+  // Decisions are taken only for times the drop counter was read after: an event dropped
+  // before a decision's window closed is then always known as a loss (a busy shauditd whose
+  // timer lags would otherwise decide on a view it does not know is incomplete).
+  if (!cc_->tick(std::min(now, loss_checked_ns_))) stopping_ = true;
+  if (!handler_.end_gone_sessions()) stopping_ = true;
   // The timer runs every 20 ms while the kernel has something to say or decisions wait, and
   // every 200 ms once nothing did for a second: an idle shauditd wakes 5 times a second, not 50.
   // (A first exec of an unexamined file, and every report, wake it at once anyway.)
@@ -280,7 +308,12 @@ void Receiver::run() {
         (void)r;
         kernel_turn = true;
       } else if (pidfds_.count(fd)) {
-        // A session's entry process exited: its session ends (and its pidfd is closed).
+        // A session's entry process exited: its session ends (and its pidfd is closed), after
+        // the records of what the kernel saw it and its children run.
+        if (collector_) {
+          collector_->consume();
+          if (!cc_->flush_fresh()) stopping_ = true;
+        }
         if (!handler_.entry_exited(fd)) stopping_ = true;
       } else if (over_share(fd)) {
         // This reporter's uid already has its share of the queue waiting (records or bytes):
@@ -375,7 +408,7 @@ void Receiver::flush_refusals(int64_t now) {
 
 void Receiver::scan_containers() {
   container_sockets_.scan(
-      [this](int fd, const ContainerSockets::Found& f) {
+      [this](int fd, const RunningContainer& f) {
         // The image's own copy of the interposer counts as genuine when its bytes are.
         if (collector_) {
           for (const auto& genuine : genuine_interposers_) {

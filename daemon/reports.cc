@@ -201,7 +201,8 @@ void ReportHandler::base_fields(json::Object& r, const wire::Message& m, const u
   if (auto f = m.find(SHAUDIT_F_TTY)) record::set_bytes(r, "tty", f->data);
 }
 
-bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why) {
+bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why,
+                                  const std::vector<std::string_view>* argv) {
   Session s;
   s.user = user_name(uid);
   s.uid = uid;
@@ -230,10 +231,74 @@ bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why
   if (!p.tty.empty()) r["tty"] = p.tty;
   if (!p.audit_session.empty()) r["audit_session"] = p.audit_session;
   if (!p.loginuid.empty()) r["loginuid"] = p.loginuid;
+  if (argv) record::set_argv(r, redact_argv(redactor_, *argv, r));
   if (containers_) {
     if (auto c = containers_->of_pid(pid)) r["container"] = std::move(*c);
   }
   return push(std::move(r));
+}
+
+bool ReportHandler::open_runtime_session(const RuntimeExec& x) {
+  std::string id = CrossCheck::session_of(x.key);
+  if (sessions_.find(id)) return true;  // a key the kernel gave twice: already open
+  ProcFacts f = read_proc_facts(x.pid);
+  Session s;
+  s.id = id;
+  s.user = user_name(x.uid);
+  s.uid = x.uid;
+  s.service = "implicit";
+  s.tty = x.tty;
+  s.audit_session = f.audit_session;
+  s.loginuid = f.loginuid;
+  s.entry_pid = x.pid;
+  s.entry_start = f.ok ? f.start_time : 0;
+  s.implicit = true;
+  Session& opened = sessions_.open(std::move(s));
+  if (opened.id != id) {  // taken by another session: not this one's key, follow it unnamed
+    sessions_.close(opened.id);
+    return true;
+  }
+  if (opened.pidfd >= 0 && f.ok)
+    watch_(opened.pidfd);
+  else
+    gone_sessions_.push_back(opened.id);  // it ran and exited before its exec was read
+  if (cc_) cc_->on_track(x.pid, false);   // the kernel follows it already (since its exec)
+  Proc& p = procs_[x.pid];
+  p.session = opened.id;
+  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
+  json::Object r;
+  r["type"] = record::kSessionStart;
+  r["session"] = opened.id;
+  r["user"] = opened.user;
+  r["uid"] = static_cast<int64_t>(x.uid);
+  r["service"] = "implicit";
+  r["pid"] = static_cast<int64_t>(x.pid);
+  r["ppid"] = static_cast<int64_t>(x.ppid);
+  r["vpid"] = static_cast<int64_t>(x.vpid);
+  record::set_bytes(r, "exe", x.exe);
+  std::vector<std::string_view> argv(x.argv.begin(), x.argv.end());
+  record::set_argv(r, redact_argv(redactor_, argv, r));
+  if (!x.tty.empty()) r["tty"] = x.tty;
+  if (!opened.audit_session.empty()) r["audit_session"] = opened.audit_session;
+  if (!opened.loginuid.empty()) r["loginuid"] = opened.loginuid;
+  if (containers_) {
+    std::optional<json::Object> c = f.ok ? containers_->of_pid(x.pid) : std::nullopt;
+    if (!c) c = containers_->of_pid_namespace(x.pidns_ino);
+    if (c) r["container"] = std::move(*c);
+  }
+  // No runtime's state names its namespace: something else entered it from outside (nsenter,
+  // an unprivileged user's own namespaces). Followed all the same.
+  r["reason"] = r.count("container") ? "started in a container by its runtime"
+                                     : "started inside a pid namespace from outside it";
+  return push(std::move(r));
+}
+
+bool ReportHandler::end_gone_sessions() {
+  std::vector<std::string> ids;
+  ids.swap(gone_sessions_);
+  for (const auto& id : ids)
+    if (!end_session(id, "entry_exit")) return false;
+  return true;
 }
 
 bool ReportHandler::end_session(const std::string& id, const char* reason) {
@@ -395,14 +460,26 @@ bool ReportHandler::on_hello(const Ctx& c) {
   p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
   p.exe = m.text(SHAUDIT_F_EXE);
   p.tty = m.text(SHAUDIT_F_TTY);
+  // A shell in no session: the kernel may follow it already (a container runtime started it),
+  // with its exec event still waiting to be read.
+  if (p.shell && p.session.empty() && catch_up_) {
+    catch_up_();
+    resolve_session(pid, p);
+  }
   // An interactive shell on a terminal that no session registered opens one itself.
   if (p.shell && p.interactive && p.session.empty())
     return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
+  auto argv = m.all(SHAUDIT_F_ARGV);
+  // A shell the container runtime started in a container without a terminal (`kubectl exec
+  // POD -- sh -c '...'`, `docker exec CTR sh -c`): a session of its own, named by its argv.
+  // Kernel facts decide (cgroup, pid namespace, parent), not the report.
+  if (p.shell && p.session.empty() && containers_ &&
+      ContainerLookup::started_by_runtime(pid, p.ppid))
+    return open_implicit(pid, p, cred.uid, "shell started in a container by its runtime", &argv);
   // A non-interactive shell names its own argv: recorded as its exec when nobody reported
   // that exec (its parent ran without the interposer: sshd for `ssh host CMD`, cron, ...).
   bool reported = p.exec_reported;
   p.exec_reported = false;
-  auto argv = m.all(SHAUDIT_F_ARGV);
   if (argv.empty() || reported) return true;
   // In a session the kernel follows, its exec event is the record (written by the
   // cross-check, whoever started the shell).

@@ -72,6 +72,22 @@ class ReportHandler {
   std::string command_of(pid_t pid, pid_t ppid);
   // The entry process of a session exited (its pidfd became readable).
   bool entry_exited(int pidfd);
+  // Reads the kernel's events that are waiting (the receiver's collector): before a shell
+  // with no session opens one, the session the kernel may already follow it in is known.
+  void set_kernel_catch_up(std::function<void()> f) { catch_up_ = std::move(f); }
+  // The kernel began following a process a container runtime started in a container
+  // (SA_FLAG_RUNTIME_EXEC): a session named after the kernel's key, entered by that process.
+  struct RuntimeExec {
+    pid_t pid = 0, ppid = 0, vpid = 0;
+    uid_t uid = 0;
+    uint64_t key = 0, pidns_ino = 0;
+    std::string exe, tty;
+    std::vector<std::string> argv;
+  };
+  bool open_runtime_session(const RuntimeExec& x);
+  // Sessions whose entry had already exited when they were opened end now (after the
+  // kernel's events of that time were written).
+  bool end_gone_sessions();
 
  private:
   Proc& proc(pid_t pid, const wire::Message& m, uint64_t ino);
@@ -97,7 +113,8 @@ class ReportHandler {
   bool on_noncmd(const Ctx& c);
   json::Object record_for(const Ctx& c, std::string_view type);
   bool write(const Ctx& c, json::Object r);
-  bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why);
+  bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why,
+                     const std::vector<std::string_view>* argv = nullptr);
   bool end_session(const std::string& id, const char* reason);
   bool session_open(const wire::Message& m, const ucred& cred, uint64_t ino, std::string& reply);
   bool session_close(const wire::Message& m, const ucred& cred, std::string& reply);
@@ -111,6 +128,8 @@ class ReportHandler {
   const Redactor* redactor_ = nullptr;
   ContainerLookup* containers_ = nullptr;
   std::function<void(pid_t, const std::string&)> track_;
+  std::function<void()> catch_up_;
+  std::vector<std::string> gone_sessions_;
   std::unordered_map<uid_t, std::string> users_;
   std::unordered_map<pid_t, Proc> procs_;
 };

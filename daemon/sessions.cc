@@ -93,9 +93,9 @@ SessionRegistry::~SessionRegistry() {
 }
 
 Session& SessionRegistry::open(Session s) {
-  do {
-    s.id = new_id();
-  } while (sessions_.count(s.id));
+  // A session the kernel began following keeps the id its key names (the caller checked it
+  // is free).
+  while (s.id.empty() || sessions_.count(s.id)) s.id = new_id();
   s.start_ns = record::now_ns();
   s.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, s.entry_pid, 0));
   entries_[s.entry_pid] = s.id;

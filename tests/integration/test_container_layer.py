@@ -5,6 +5,7 @@ in the runtime's state directory, binds /run/shaudit/shaudit.sock inside it, and
 into with `runc exec -t` (what `kubectl exec -it` ends in) is recorded with its container, pod,
 namespace and image. A container that cannot take the socket gets a signed record saying so,
 and a hostile image cannot make shauditd write outside its root."""
+import json
 import os
 import secrets
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import rootfs as rf
-from conftest import NEEDS_REAL_ROOT, PRELOAD, read_records
+from conftest import NEEDS_REAL_ROOT, PRELOAD, kill_pids, read_records
 from ptyshell import PS1, PtyShell
 
 SRC = Path(__file__).resolve().parents[2]
@@ -159,3 +160,86 @@ def test_the_kernel_cross_check_inside_a_container(tmp_path, daemon_factory, run
     assert b["session"] == start["session"]
     assert d.stop() == 0
     assert d.verify().returncode == 0
+
+
+def test_what_the_runtime_starts_without_a_terminal_is_a_session(tmp_path, daemon_factory, runc, layer):
+    """`kubectl exec POD -- sh -c '...'` ends in `runc exec` without -t: the kernel follows the
+    process from its exec (its parent, runc, is outside the container's pid namespace), so the
+    session opens before its first command runs however fast it is, named by the kernel's argv
+    and its container; what it runs is recorded from the kernel with the container's pids
+    beside the host's, and a static binary it runs is a bypass of that session."""
+    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
+    cid = rf.container_id()
+    bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("web-0", "shop", "app", "app:1.0"))
+    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
+    reader = "read x < /tmp/example.txt; echo $x"
+    script = f"echo hello > /tmp/example.txt; /bin/bash -c '{reader}'; /bin/busybox true"
+    r = subprocess.run(runc.argv("exec", cid, "/bin/dash", "-c", script), stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"hello\n"), r.stderr
+    r = subprocess.run(runc.argv("exec", cid, "/bin/bash", "-c", "test -e /tmp/example.txt"),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+    def done():
+        rs = read_records(d.log)
+        return len([x for x in rs if x["type"] == "session_end"]) == 2 and any(x["type"] == "bypass" for x in rs)
+    try:
+        wait_for(done, what="no two session_end / bypass")
+    except AssertionError:
+        print("\n".join(json.dumps(x) for x in read_records(d.log)))
+        raise
+    time.sleep(0.6)  # two cross-check windows: nothing more may come
+    recs = read_records(d.log)
+    starts = [x for x in recs if x["type"] == "session_start"]
+    assert [(s["reason"], s["argv"], s["exe"]) for s in starts] == [
+        ("started in a container by its runtime", ["/bin/dash", "-c", script], "/bin/dash"),
+        ("started in a container by its runtime", ["/bin/bash", "-c", "test -e /tmp/example.txt"], "/bin/bash")]
+    first = starts[0]
+    assert first["service"] == "implicit" and "tty" not in first and 1 < first["vpid"] < first["pid"]
+    assert first["container"] == {"id": cid, "runtime": "runc", "pod": "web-0", "namespace": "shop",
+                                  "name": "app", "image": "app:1.0"}
+    execs = [x for x in recs if x["type"] == "exec" and x.get("session") == first["session"]]
+    assert [x["argv"] for x in execs] == [["/bin/dash", "-c", script], ["/bin/bash", "-c", reader],
+                                          ["/bin/busybox", "true"]]
+    # Host pids and the container's own (its pid namespace counts from 1: none of these is 1).
+    assert all(x["source"] == "bpf" and 1 < x["vpid"] < x["pid"] for x in execs), execs
+    assert execs[0]["pid"] == first["pid"] and execs[0]["vpid"] == first["vpid"]
+    bypasses = [x for x in recs if x["type"] == "bypass"]
+    assert [(x["kind"], x["exe"], x["session"]) for x in bypasses] == [
+        ("unhooked_process", "/bin/busybox", first["session"])], bypasses
+    b = bypasses[0]
+    assert (b["pid"], b["vpid"]) == (execs[2]["pid"], execs[2]["vpid"])
+    ends = [x for x in recs if x["type"] == "session_end"]
+    assert [(e["session"], e["reason"]) for e in ends] == [(s["session"], "entry_exit") for s in starts]
+    # Each session's records come between its start and its end.
+    seq = {x["seq"]: x for x in recs}
+    for s, e in zip(starts, ends):
+        inside = [x for x in recs if x.get("session") == s["session"] and x["type"] in ("exec", "command")]
+        assert all(s["seq"] < x["seq"] < e["seq"] for x in inside), (s, inside, e)
+    assert seq
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
+
+
+def test_entering_a_pid_namespace_from_outside_is_a_session(tmp_path, daemon_factory, runc):
+    """Not only runtimes: `nsenter -p` into a pid namespace (here one unshare made, no
+    container) is followed from its exec the same way, and says what it is."""
+    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
+    holder = subprocess.Popen(["unshare", "--pid", "--fork", "--", "/bin/sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        inner = wait_for(lambda: [int(p) for p in (Path(f"/proc/{holder.pid}/task/{holder.pid}/children")
+                                                   .read_text().split())], what="no process in the namespace")[0]
+        r = subprocess.run(["nsenter", "-t", str(inner), "-p", "--", "/bin/echo", "entered"],
+                           capture_output=True, timeout=30)
+        assert r.stdout == b"entered\n", r.stderr
+        recs = wait_for(lambda: (rs := read_records(d.log)) and any(x["type"] == "session_end" for x in rs) and rs,
+                        what="no session")
+        start, = [x for x in recs if x["type"] == "session_start"]
+        assert (start["reason"], start["argv"], start["exe"]) == (
+            "started inside a pid namespace from outside it", ["/bin/echo", "entered"], "/bin/echo")
+        assert "container" not in start and start["vpid"] == 2
+    finally:
+        kill_pids([holder.pid])
+        holder.wait()
+    assert d.stop() == 0
