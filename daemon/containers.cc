@@ -35,6 +35,13 @@ std::string runtime_of_state_root(std::string_view root) {
   return "runc";
 }
 
+std::string runtime_of_container(std::string_view root, std::string_view bundle) {
+  for (std::string_view dir :
+       {"/io.containerd.runtime.v2.task/", "/io.containerd.runtime.v1.linux/"})
+    if (bundle.find(dir) != std::string_view::npos) return "containerd";
+  return runtime_of_state_root(root);
+}
+
 namespace {
 
 const std::string* annotation(const json::Object& ann, std::string_view key) {
@@ -137,7 +144,7 @@ std::vector<RunningContainer> running_containers(const std::vector<std::string>&
       if (!id || !pid || *pid <= 0 || bundle.empty()) continue;
       RunningContainer f;
       f.id = *id;
-      f.runtime = runtime_of_state_root(root);
+      f.runtime = runtime_of_container(root, bundle);
       f.pid = static_cast<pid_t>(*pid);
       f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
       // Named as the records name it; shaudit-oci-runtime's annotation (`interposer`) says it
@@ -234,7 +241,7 @@ std::optional<json::Object> ContainerLookup::of_cgroup(std::string_view cgroup) 
       if (!state || !state->is_object()) continue;
       std::string bundle = bundle_of_state(state->as_object());
       if (bundle.empty()) continue;
-      runtime = runtime_of_state_root(root);
+      runtime = runtime_of_container(root, bundle);
       config = read_file_head(bundle + "/config.json", 4 << 20);
       break;
     }

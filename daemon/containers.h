@@ -37,6 +37,12 @@ std::string read_file_head(const std::string& path, size_t limit = 1 << 20);
 // The runtime that keeps its state under root: "containerd", "cri-o" or "runc".
 std::string runtime_of_state_root(std::string_view root);
 
+// The runtime of a container found under a state root, with the bundle its state names:
+// "containerd" when the bundle is one of containerd's shims' (STATE/io.containerd.runtime.v2.task/
+// NAMESPACE/ID, or v1's io.containerd.runtime.v1.linux), wherever its runc state is kept
+// (runc options' Root, `ctr run --runc-root`); else runtime_of_state_root(root).
+std::string runtime_of_container(std::string_view root, std::string_view bundle);
+
 // The bundle directory a runtime's state.json names: runc keeps it in config.labels as
 // "bundle=PATH". "" when there is none.
 std::string bundle_of_state(const json::Object& state);

@@ -113,5 +113,27 @@ TEST(Containers, LookupReadsTheRuntimesStateAndBundle) {
   EXPECT_FALSE(lookup.of_cgroup("0::/user.slice\n"));
 }
 
+TEST(Containers, ContainerdIsKnownByItsShimsBundleWhereverItsRuncStateIs) {
+  // containerd's runc v2 shim with its runc root elsewhere (runc options' Root, `ctr run
+  // --runc-root`): the state root's name says nothing, the bundle's place does.
+  shaudit::testing::TempDir dir;
+  std::filesystem::path root = dir.file("var/k8s-runc");
+  std::string bundle = dir.file("state/io.containerd.runtime.v2.task/k8s.io/" + kId);
+  write(bundle + "/config.json", R"({"annotations":{"io.kubernetes.cri.sandbox-name":"p"}})");
+  write(root / "k8s.io" / kId / "state.json", state(bundle));
+  ContainerLookup lookup({root.string()});
+  auto c = lookup.of_cgroup("1:pids:/k8s.io/" + kId + "\n");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(json::encode(*c), R"({"id":")" + kId + R"(","pod":"p","runtime":"containerd"})");
+
+  EXPECT_EQ(runtime_of_container("/run/x", "/run/containerd/io.containerd.runtime.v1.linux/moby/x"),
+            "containerd");
+  // Otherwise the state root names it, as before.
+  EXPECT_EQ(runtime_of_container("/run/containerd/runc", "/b"), "containerd");
+  EXPECT_EQ(runtime_of_container("/run/crio/runc", "/b"), "cri-o");
+  EXPECT_EQ(runtime_of_container("/run/runc", "/srv/bundles/x"), "runc");
+  EXPECT_EQ(runtime_of_container("/run/runc", "/srv/io.containerd.runtime.v2.taskx/x"), "runc");
+}
+
 }  // namespace
 }  // namespace shaudit::daemon

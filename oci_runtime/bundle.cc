@@ -233,7 +233,127 @@ bool lists(std::string_view list, std::string_view path) {
   return false;
 }
 
+// The last NAME=value entry of an environment, or env.rend().
+std::vector<std::string>::const_reverse_iterator env_entry(const std::vector<std::string>& env,
+                                                           std::string_view name) {
+  return std::find_if(env.rbegin(), env.rend(), [&](const std::string& e) {
+    return e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=';
+  });
+}
+
+// Adds to the "env" of a process object (config.json's "process", or the file of `runc exec
+// --process`): socket_env (SHAUDIT_SOCKET=...) unless the process sets SHAUDIT_SOCKET or
+// socket_env is empty, and with `preload` the interposer at the front of $LD_PRELOAD. Whether
+// anything is edited.
+Result<bool> edit_env(JsonEdits& edits, const JsonNode& process, const std::string& socket_env,
+                      bool preload) {
+  auto env_node = typed_field(process, "env", JsonNode::Type::kArray, "an array");
+  if (!env_node) return env_node.error();
+  auto env = string_items(*env_node, "\"env\"");
+  if (!env) return env.error();
+  std::vector<std::string> add;
+  bool replaced = false;
+  if (!socket_env.empty() && env_entry(*env, "SHAUDIT_SOCKET") == env->rend())
+    add.push_back(json_string(socket_env));
+  // $LD_PRELOAD as well as /etc/ld.so.preload: musl reads only the variable.
+  if (preload) {
+    auto it = env_entry(*env, "LD_PRELOAD");  // the last one is what the process gets
+    std::string value = it == env->rend() ? "" : it->substr(sizeof("LD_PRELOAD=") - 1);
+    if (!lists(value, kInterposerInContainer)) {
+      std::string e =
+          std::string("LD_PRELOAD=") + kInterposerInContainer + (value.empty() ? "" : ":" + value);
+      if (it == env->rend()) {
+        add.push_back(json_string(e));
+      } else {
+        edits.replace_value((*env_node)->items[static_cast<size_t>(env->rend() - it) - 1],
+                            json_string(e));
+        replaced = true;
+      }
+    }
+  }
+  if (*env_node)
+    edits.append_items(**env_node, add);
+  else if (!add.empty())
+    edits.update_object(process, {{"env", array_json(add)}});
+  return replaced || !add.empty();
+}
+
+// A JSON file of at most kMaxConfig bytes, scanned; errors name the file.
+struct JsonFile {
+  std::string text;
+  JsonNode doc;
+};
+Result<JsonFile> read_json_object(const std::string& path) {
+  auto text = read_small_file(path, kMaxConfig);
+  if (!text) return text.error();
+  auto doc = scan_json(*text);
+  if (!doc) return make_error(path + ": " + doc.message());
+  if (!doc->is_object()) return make_error(path + ": not a JSON object");
+  return JsonFile{std::move(*text), std::move(*doc)};
+}
+
+// The bundle runc's state ROOT/ID/state.json names: its config's label "bundle=PATH".
+std::optional<std::string> bundle_of_runc_state(const std::string& root, const std::string& id) {
+  auto state = read_json_object(root + "/" + id + "/state.json");
+  if (!state) return std::nullopt;
+  auto config = typed_field(state->doc, "config", JsonNode::Type::kObject, "an object");
+  if (!config || !*config) return std::nullopt;
+  auto labels = typed_field(**config, "labels", JsonNode::Type::kArray, "an array");
+  if (!labels || !*labels) return std::nullopt;
+  for (const auto& l : (*labels)->items)
+    if (l.is_string() && l.string.rfind("bundle=/", 0) == 0) return l.string.substr(7);
+  return std::nullopt;
+}
+
 }  // namespace
+
+Result<bool> prepare_exec(const std::string& runc_root, const std::string& id,
+                          const std::string& process_file) {
+  if (!valid_container_id(id)) return false;  // runc refuses it
+  auto bundle = bundle_of_runc_state(runc_root, id);
+  if (!bundle) return false;  // not a container of runc's (runc says what is wrong)
+  auto cfg = read_json_object(*bundle + "/config.json");
+  if (!cfg) return false;
+  // Only a container prepare_bundle prepared: its annotation, and what it gave the container's
+  // process.
+  auto annotations = typed_field(cfg->doc, "annotations", JsonNode::Type::kObject, "an object");
+  if (!annotations || !*annotations) return false;
+  auto note = map_entry(**annotations, kInterposerAnnotation);
+  if (!note || !*note || !(*note)->value.is_string()) return false;
+  const std::string& libc = (*note)->value.string;
+  if (libc != "glibc" && libc != "musl" && libc != "none") return false;
+  std::string socket_env;  // the one the container's process has (prepare_bundle's, or its own)
+  auto cfg_process = typed_field(cfg->doc, "process", JsonNode::Type::kObject, "an object");
+  if (cfg_process && *cfg_process) {
+    auto env_node = typed_field(**cfg_process, "env", JsonNode::Type::kArray, "an array");
+    if (env_node) {
+      if (auto env = string_items(*env_node, "\"env\""); env) {
+        auto it = env_entry(*env, "SHAUDIT_SOCKET");
+        if (it != env->rend()) socket_env = *it;
+      }
+    }
+  }
+
+  struct stat st;
+  if (::stat(process_file.c_str(), &st) != 0)
+    return make_error(fmt::format("cannot stat {}: {}", process_file, std::strerror(errno)));
+  auto process = read_json_object(process_file);
+  if (!process) return process.error();
+  JsonEdits edits(process->text);
+  auto changed = edit_env(edits, process->doc, socket_env, libc != "none");
+  if (!changed) return make_error(process_file + ": " + changed.message());
+  if (!*changed) return false;
+  auto edited = edits.apply();
+  if (!edited) return edited.error();
+  if (auto check = scan_json(*edited); !check)
+    return make_error(fmt::format("internal error: the edited {} does not parse: {}", process_file,
+                                  check.message()));
+  std::optional<Owner> owner;
+  if (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) owner = Owner{st.st_uid, st.st_gid};
+  if (auto r = write_file_atomic(process_file, *edited, st.st_mode & 07777, owner); !r)
+    return r.error();
+  return true;
+}
 
 bool valid_container_id(std::string_view id) {
   if (id.empty() || id == "." || id == "..") return false;
@@ -371,41 +491,8 @@ Result<Outcome> prepare_bundle(const Settings& s, const std::string& bundle,
 
   auto process = typed_field(*doc, "process", JsonNode::Type::kObject, "an object");
   if (!process) return where(process.error());
-  if (*process) {  // without one runc refuses the container anyway
-    auto env_node = typed_field(**process, "env", JsonNode::Type::kArray, "an array");
-    if (!env_node) return where(env_node.error());
-    auto env = string_items(*env_node, "\"env\"");
-    if (!env) return where(env.error());
-    std::vector<std::string> add;
-    auto set = [&](std::string_view name) {
-      return std::find_if(env->rbegin(), env->rend(), [&](const std::string& e) {
-        return e.size() > name.size() && e.compare(0, name.size(), name) == 0 &&
-               e[name.size()] == '=';
-      });
-    };
-    if (set("SHAUDIT_SOCKET") == env->rend()) add.push_back(json_string(socket_env));
-    // $LD_PRELOAD as well as /etc/ld.so.preload: musl reads only the variable, and the
-    // interposer is active outside a login session only when the variable names it (loaded
-    // from ld.so.preload alone it is in host-wide mode: active in registered PAM sessions
-    // only, and a container's processes are in none).
-    if (preload) {
-      auto it = set("LD_PRELOAD");  // the last one is what the process gets
-      std::string value = it == env->rend() ? "" : it->substr(sizeof("LD_PRELOAD=") - 1);
-      if (!lists(value, kInterposerInContainer)) {
-        std::string e = std::string("LD_PRELOAD=") + kInterposerInContainer +
-                        (value.empty() ? "" : ":" + value);
-        if (it == env->rend())
-          add.push_back(json_string(e));
-        else
-          edits.replace_value((*env_node)->items[static_cast<size_t>(env->rend() - it) - 1],
-                              json_string(e));
-      }
-    }
-    if (*env_node)
-      edits.append_items(**env_node, add);
-    else if (!add.empty())
-      edits.update_object(**process, {{"env", array_json(add)}});
-  }
+  if (*process)  // without one runc refuses the container anyway
+    if (auto r = edit_env(edits, **process, socket_env, preload); !r) return where(r.error());
   if (!root_changes.empty()) edits.update_object(*doc, root_changes);
   auto edited = edits.apply();
   if (!edited) return edited.error();

@@ -34,6 +34,21 @@ struct Outcome {
 // ld.so.preload may have been left in the state directory).
 Result<Outcome> prepare_bundle(const Settings& s, const std::string& bundle, const std::string& id);
 
+// Before `runc exec --process FILE` in container `id`: containerd's shim (and so `kubectl exec`,
+// `docker exec`, `ctr task exec`) writes FILE from its own copy of the container's spec, not
+// from config.json, so the process would lack what prepare_bundle added to the environment.
+// For a container prepare_bundle prepared (its bundle, named by runc's state
+// RUNC_ROOT/ID/state.json, has a config.json annotated shaudit.io/interposer), adds the same
+// to FILE: the container's $SHAUDIT_SOCKET unless FILE sets one, and (glibc, musl) the
+// interposer at the front of $LD_PRELOAD. FILE is replaced atomically with its mode and owner.
+// false: nothing to do (not such a container, or FILE has both already); an error only for
+// such a container whose FILE could not be edited (it is as it was).
+Result<bool> prepare_exec(const std::string& runc_root, const std::string& id,
+                          const std::string& process_file);
+
+// runc's --root when none is given (as root).
+inline constexpr const char* kRuncDefaultRoot = "/run/runc";
+
 // The generated ld.so.preload of container id (when its image had one of its own).
 std::string container_preload_file(const Settings& s, const std::string& id);
 

@@ -16,6 +16,28 @@ constexpr std::array<std::string_view, 5> kGlobalValueOptions = {"root", "log", 
 constexpr std::array<std::string_view, 6> kCreateValueOptions = {
     "bundle", "b", "console-socket", "pidfd-socket", "pid-file", "preserve-fds"};
 
+// exec's options that take a value (exec.go).
+constexpr std::array<std::string_view, 18> kExecValueOptions = {
+    "console-socket",
+    "pidfd-socket",
+    "cwd",
+    "env",
+    "e",
+    "user",
+    "u",
+    "additional-gids",
+    "g",
+    "process",
+    "p",
+    "pid-file",
+    "process-label",
+    "apparmor",
+    "cap",
+    "c",
+    "preserve-fds",
+    "cgroup",
+};
+
 template <size_t N>
 bool contains(const std::array<std::string_view, N>& list, std::string_view name) {
   return std::find(list.begin(), list.end(), name) != list.end();
@@ -63,11 +85,17 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     Option o = classify(args[i]);
     if (!o.is_option) break;
     if (is_help(o.name)) c.help = true;
-    if (!o.has_value && contains(kGlobalValueOptions, o.name)) ++i;  // its value
+    std::string_view value = o.value;
+    if (!o.has_value && contains(kGlobalValueOptions, o.name)) {
+      if (++i >= args.size()) break;  // runc: "flag needs an argument"
+      value = args[i];
+    }
+    if (o.name == "root") c.root = std::string(value);
   }
   if (i >= args.size()) return c;
   c.subcommand = args[i++];
-  // The subcommand's options and operands; options may follow the first operand.
+  // The subcommand's options and operands; options may follow the first operand, but exec's.
+  const bool exec = c.subcommand == "exec";
   bool operands_only = false;
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -78,14 +106,20 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     }
     if (!o.is_option) {
       if (c.id.empty()) c.id = a;
+      if (exec) break;  // the rest is the command to run
       continue;
     }
     if (o.name == "help" || o.name == "h") c.help = true;
-    if (!contains(kCreateValueOptions, o.name)) continue;  // boolean or another's option
+    if (!(exec ? contains(kExecValueOptions, o.name) : contains(kCreateValueOptions, o.name)))
+      continue;  // boolean or another's option
     std::string_view value = o.value;
     if (!o.has_value) {
       if (i + 1 >= args.size()) break;  // runc: "flag needs an argument"
       value = args[++i];
+    }
+    if (exec) {
+      if (o.name == "process" || o.name == "p") c.process = std::string(value);
+      continue;
     }
     // runc changes into a non-empty bundle; an empty one is the current directory.
     if (o.name == "bundle" || o.name == "b") c.bundle = value.empty() ? "." : std::string(value);
@@ -95,6 +129,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
 
 bool creates_container(const CommandLine& c) {
   return !c.help && (c.subcommand == "create" || c.subcommand == "run");
+}
+
+bool execs_process_file(const CommandLine& c) {
+  return !c.help && c.subcommand == "exec" && !c.process.empty();
 }
 
 }  // namespace shaudit::oci

@@ -3,7 +3,8 @@
 // active in every container it creates, then runs the real runtime with the same arguments.
 // It never stops a container from starting: whatever goes wrong, it says so in one line on
 // stderr and runs the real runtime on the bundle as it was. Only create and run write to
-// stderr (but when no runtime at all can be run).
+// stderr (but when no runtime at all can be run, or exec's process file could not be edited).
+// `exec --process FILE` (containerd's shim) gets the environment create gave the container.
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,12 +83,22 @@ int main(int argc, char** argv) {
     } else if (!r->note.empty()) {
       say(r->note);
     }
+  } else if (execs_process_file(cl)) {
+    // containerd's shim: the process comes from a file written from containerd's copy of the
+    // spec, which lacks the environment create gave the container's process (whatever the
+    // settings say now: what the container was given is in its bundle).
+    if (auto r = prepare_exec(cl.root.empty() ? kRuncDefaultRoot : cl.root, cl.id, cl.process); !r)
+      say(
+          fmt::format("{}; the process exec starts in container {} gets no $SHAUDIT_SOCKET or "
+                      "$LD_PRELOAD from the wrapper ({} unchanged)",
+                      r.message(), cl.id, cl.process));
   } else if (settings && cl.subcommand == "delete" && valid_container_id(cl.id)) {
     // The container's own generated ld.so.preload, if it had one: it is mounted already
     // (runc create set the mounts up), and nothing reads it again.
     ::unlink(container_preload_file(*settings, cl.id).c_str());
   }
-  // Every other command is passed on without a word: containerd reads the combined stdout and
-  // stderr of `runc state` and `runc ps` as JSON.
+  // Every other command is passed on without a word (exec, but when its file could not be
+  // edited): containerd reads the combined stdout and stderr of `runc state` and `runc ps` as
+  // JSON.
   run_runtime(runtime, argv, creates_container(cl));
 }

@@ -88,6 +88,31 @@ TEST(CommandLine, PassThrough) {
   EXPECT_EQ(d.id, "x");
 }
 
+TEST(CommandLine, ContainerdShimExec) {
+  // containerd's runc v2 shim (go-runc): the process comes from a file.
+  auto c = cl({"--root", "/run/containerd/runc/k8s.io", "--log", "/run/x/log.json", "--log-format",
+               "json", "exec", "--process", "/tmp/runc-process123", "--detach", "--pid-file",
+               "/run/x/e1.pid", "--console-socket", "/tmp/pty.sock", "abc"});
+  EXPECT_EQ(c.subcommand, "exec");
+  EXPECT_EQ(c.id, "abc");
+  EXPECT_EQ(c.root, "/run/containerd/runc/k8s.io");
+  EXPECT_EQ(c.process, "/tmp/runc-process123");
+  EXPECT_TRUE(execs_process_file(c));
+  EXPECT_FALSE(creates_container(c));
+  EXPECT_EQ(cl({"--root=/r", "exec", "-p=/f", "x"}).process, "/f");
+  EXPECT_EQ(cl({"--root=/r", "exec", "-p=/f", "x"}).root, "/r");
+  EXPECT_EQ(cl({"-root", "/r", "exec", "-p", "/f", "x"}).root, "/r");
+  // Options with values before the id; what follows the id is the command, its options too.
+  c = cl(
+      {"exec", "-t", "--env", "A=1", "-u", "0:0", "--cwd", "/", "x", "/bin/sh", "--process", "y"});
+  EXPECT_EQ(c.id, "x");
+  EXPECT_EQ(c.process, "");
+  EXPECT_FALSE(execs_process_file(c));
+  EXPECT_EQ(cl({"exec", "-e", "P=--process", "x", "sh"}).process, "");
+  EXPECT_FALSE(execs_process_file(cl({"exec", "--process", "/f", "--help", "x"})));
+  EXPECT_EQ(cl({"state", "x"}).root, "");
+}
+
 TEST(ContainerId, RuncRule) {
   EXPECT_TRUE(valid_container_id("0123abc_+-.X"));
   EXPECT_FALSE(valid_container_id(""));
@@ -687,6 +712,135 @@ TEST(PrepareBundle, MissingSocketDirectoryIsCreated) {
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_TRUE(fs::is_directory(b.t.file("run/shaudit")));
   EXPECT_EQ(shaudit::testing::file_mode(b.t.file("run/shaudit")), 0755);
+}
+
+// ---------------------------------------------------------------------------------------
+// prepare_exec: `runc exec --process FILE` as containerd's shim runs it
+
+// A bundle prepared by prepare_bundle, runc's state for it under runc_root, and a process
+// file as containerd's shim writes it (0600, from containerd's copy of the spec).
+struct ExecSetup : Bundle {
+  std::string runc_root = t.file("runc/k8s.io");
+  std::string process = t.file("runc-process42");
+  std::string id = "c1";
+
+  void state(const std::string& bundle) {
+    fs::create_directories(runc_root + "/" + id);
+    write_file(runc_root + "/" + id + "/state.json",
+               R"({"id":")" + id +
+                   R"(","init_process_pid":1,"config":{"rootfs":"/r","labels":[)"
+                   R"("io.kubernetes.cri.sandbox-name=p","bundle=)" +
+                   bundle + R"("]}})");
+  }
+  void prepare(const std::string& config = kConfig) {
+    b_config(config);
+    auto r = prepare_bundle(s, dir, id);
+    ASSERT_TRUE(r.ok()) << r.message();
+    state(dir);
+  }
+  void b_config(const std::string& text) { config(text); }
+  Result<bool> exec(const std::string& file_text) {
+    write_file(process, file_text, 0600);
+    return prepare_exec(runc_root, id, process);
+  }
+  std::string file() const { return read_file(process); }
+};
+
+const std::string kShimProcess =
+    R"({"user":{"uid":0,"gid":0},"args":["/bin/bash"],"env":["PATH=/bin","TERM=xterm"],"cwd":"/"})";
+
+TEST(PrepareExec, TheProcessGetsWhatTheContainersProcessGot) {
+  ExecSetup e;
+  e.glibc();
+  e.prepare();
+  auto r = e.exec(kShimProcess);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(
+      e.file(),
+      R"({"user":{"uid":0,"gid":0},"args":["/bin/bash"],"env":["PATH=/bin","TERM=xterm",)"
+      R"("SHAUDIT_SOCKET=/run/shaudit/d.sock","LD_PRELOAD=/usr/lib/shaudit/libshaudit_preload.so"],)"
+      R"("cwd":"/"})");
+  EXPECT_EQ(shaudit::testing::file_mode(e.process), 0600);
+  // Done already (runc exec without a file, a retried exec): nothing changes.
+  const std::string once = e.file();
+  write_file(e.process, once, 0600);
+  r = prepare_exec(e.runc_root, e.id, e.process);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(e.file(), once);
+  // No temporary file is left beside the process file.
+  EXPECT_EQ(std::distance(fs::directory_iterator(e.t.file("")), fs::directory_iterator()), 5);
+
+  // `ctr run --rootfs` gives a process without "env"; the process's own LD_PRELOAD and
+  // SHAUDIT_SOCKET are kept, after the interposer and instead of the container's.
+  r = e.exec(R"({"args":["sh"],"cwd":"/"})");
+  ASSERT_TRUE(r.ok() && *r) << r.message();
+  EXPECT_EQ(
+      e.file(),
+      R"({"env":["SHAUDIT_SOCKET=/run/shaudit/d.sock","LD_PRELOAD=/usr/lib/shaudit/libshaudit_preload.so"],)"
+      R"("args":["sh"],"cwd":"/"})");
+  r = e.exec(R"({"env":["LD_PRELOAD=/x.so","SHAUDIT_SOCKET=/mine"],"args":["sh"]})");
+  ASSERT_TRUE(r.ok() && *r) << r.message();
+  EXPECT_EQ(
+      e.file(),
+      R"({"env":["LD_PRELOAD=/usr/lib/shaudit/libshaudit_preload.so:/x.so","SHAUDIT_SOCKET=/mine"],)"
+      R"("args":["sh"]})");
+}
+
+TEST(PrepareExec, StaticImageGetsTheSocketOnly) {
+  ExecSetup e;
+  e.prepare();
+  auto r = e.exec(kShimProcess);
+  ASSERT_TRUE(r.ok() && *r) << r.message();
+  EXPECT_EQ(e.file(),
+            R"({"user":{"uid":0,"gid":0},"args":["/bin/bash"],"env":["PATH=/bin","TERM=xterm",)"
+            R"("SHAUDIT_SOCKET=/run/shaudit/d.sock"],"cwd":"/"})");
+}
+
+TEST(PrepareExec, ContainersItDidNotPrepareAreLeftAlone) {
+  ExecSetup e;
+  e.glibc();
+  // Opted out: config.json untouched, no annotation.
+  e.b_config(R"({"root":{"path":"rootfs"},"annotations":{"shaudit.io/audit":"false"}})");
+  ASSERT_TRUE(prepare_bundle(e.s, e.dir, e.id).ok());
+  e.state(e.dir);
+  auto r = e.exec(kShimProcess);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(e.file(), kShimProcess);
+  // An annotation that is not the wrapper's word.
+  e.b_config(
+      R"({"annotations":{"shaudit.io/interposer":"maybe"},"process":{"env":["SHAUDIT_SOCKET=/x"]}})");
+  r = e.exec(kShimProcess);
+  ASSERT_TRUE(r.ok() && !*r) << r.message();
+  // No runc state for the id, a state without a bundle, an id runc refuses: nothing to say.
+  e.prepare();
+  r = prepare_exec(e.runc_root, "other", e.process);
+  ASSERT_TRUE(r.ok() && !*r) << r.message();
+  r = prepare_exec(e.runc_root, "../k8s.io/c1", e.process);
+  ASSERT_TRUE(r.ok() && !*r) << r.message();
+  e.state("relative/bundle");
+  r = e.exec(kShimProcess);
+  ASSERT_TRUE(r.ok() && !*r) << r.message();
+  EXPECT_EQ(e.file(), kShimProcess);
+}
+
+TEST(PrepareExec, AProcessFileItCannotEditIsLeftAsItWas) {
+  ExecSetup e;
+  e.glibc();
+  e.prepare();
+  auto err = [&](const std::string& text) {
+    auto r = e.exec(text);
+    EXPECT_EQ(e.file(), text);
+    return r.ok() ? std::string("ok") : r.message();
+  };
+  EXPECT_EQ(err(R"({"env":)"), e.process + ": JSON error at byte 7: unexpected end of input");
+  EXPECT_EQ(err(R"({"env":[1]})"), e.process + ": an item of \"env\" is not a string");
+  EXPECT_EQ(err(R"({"Env":[]})"), e.process + ": \"env\" is spelled \"Env\"");
+  fs::remove(e.process);
+  auto r = prepare_exec(e.runc_root, e.id, e.process);
+  EXPECT_EQ(r.message(), "cannot stat " + e.process + ": No such file or directory");
 }
 
 TEST(Files, CleanPath) {
