@@ -15,6 +15,9 @@ shaudit_install_deps() {
     # kubectl for the Kubernetes manifests' test; any kubectl on PATH will do (another package
     # that provides one, such as the Kubernetes project's own `kubectl`, conflicts with it).
     command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+    # containerd and ctr for test_containerd (a private instance; the system's is not used). Any
+    # on PATH will do: Docker's containerd.io conflicts with Debian's package.
+    { command -v containerd && command -v ctr; } >/dev/null || pkgs+=(containerd)
   fi
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -21,10 +21,8 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +30,8 @@ import pytest
 import yaml
 
 import debroot
-from conftest import BUILD, NEEDS_REAL_ROOT, kill_pids, read_records, run_cli
+from containerd_fixture import PrivateContainerd
+from conftest import BUILD, NEEDS_REAL_ROOT, read_records, run_cli
 from ptyshell import PS1, PtyShell
 
 SRC = Path(__file__).resolve().parents[2]
@@ -663,58 +662,22 @@ def test_node_image_runs_like_the_daemonset(node_image, tmp_path):
         print(log.read_text(errors="replace") if log.exists() else "")
 
 
-CONTAINERD_CONFIG = """version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
-                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "{d}/containerd.sock"
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-[debug]
-  address = ""
-"""
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containerd)")
 @_skip_without(*IMAGE_TOOLS, "containerd", "ctr")
 def test_node_image_imports_into_containerd(node_image):
     """The README's `ctr -n k8s.io images import` gives the image the name the kubelet looks
     up for `image: shaudit-node:0.1.0` (docker.io/library/shaudit-node:0.1.0)."""
     _, tar = node_image
-    d = Path(tempfile.mkdtemp(prefix="shaudit-containerd-", dir="/tmp"))
-    (d / "config.toml").write_text(CONTAINERD_CONFIG.format(d=d))
-    proc = subprocess.Popen(["containerd", "--config", str(d / "config.toml")], stdin=subprocess.DEVNULL,
-                            stdout=open(d / "containerd.log", "wb"), stderr=subprocess.STDOUT)
+    ctrd = PrivateContainerd(namespace="k8s.io")
     try:
-        ctr = ["ctr", "--address", str(d / "containerd.sock"), "-n", "k8s.io"]
-        deadline = time.monotonic() + 60
-        while subprocess.run(ctr + ["version"], capture_output=True).returncode != 0:
-            assert proc.poll() is None and time.monotonic() < deadline, (d / "containerd.log").read_text()
-            time.sleep(0.2)
-        r = subprocess.run(ctr + ["images", "import", str(tar)], capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
-        r = subprocess.run(ctr + ["images", "ls", "-q"], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
+        ctrd.start()
+        ctrd.run_ctr("images", "import", tar, timeout=600)
+        r = ctrd.run_ctr("images", "ls", "-q")
         assert "docker.io/library/" + IMAGE in r.stdout.split(), r.stdout
-        r = subprocess.run(ctr + ["images", "check"], capture_output=True, text=True, timeout=60)
+        r = ctrd.run_ctr("images", "check")
         assert re.search(r"docker\.io/library/shaudit-node:0\.1\.0\s.*complete", r.stdout), r.stdout
     finally:
-        kill_pids([proc.pid], signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            kill_pids([proc.pid])
-            proc.wait()
-        # Snapshots the import unpacked may be mounted until containerd is gone.
-        with open("/proc/self/mounts") as f:
-            for line in reversed(f.read().splitlines()):
-                target = line.split()[1]
-                if target.startswith(str(d) + "/"):
-                    subprocess.run(["umount", "-l", target], capture_output=True)
-        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)
+        ctrd.stop()
 
 
 @_skip_without(*IMAGE_TOOLS, "skopeo")
