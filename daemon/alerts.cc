@@ -82,6 +82,9 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     if (type) a["ref_type"] = *type;
     if (session) a["session"] = *session;
     if (auto p = json::get_int(rec, "pid")) a["pid"] = *p;
+    // The session's container (pod, namespace, ...): what an alert's reader and the outputs'
+    // labels need, without the session's start at hand.
+    if (ctx.container) a["container"] = *ctx.container;
     out.push_back(std::move(a));
   }
   return out;

@@ -182,8 +182,25 @@ std::string sanitize_label_name(std::string_view name) {
 
 std::optional<std::string> label_value(const json::Object& rec, const std::string& field) {
   auto it = rec.find(field);
-  if (it == rec.end()) return std::nullopt;
-  const json::Value& v = it->second;
+  const json::Value* found = it == rec.end() ? nullptr : &it->second;
+  // "container.namespace": a field of an object field (a top-level name with a dot wins).
+  if (!found && field.find('.') != std::string::npos) {
+    const json::Object* obj = &rec;
+    std::string_view rest = field;
+    while (obj) {
+      size_t dot = rest.find('.');
+      auto f = obj->find(rest.substr(0, dot));
+      if (f == obj->end()) return std::nullopt;
+      if (dot == std::string_view::npos) {
+        found = &f->second;
+        break;
+      }
+      obj = f->second.is_object() ? &f->second.as_object() : nullptr;
+      rest.remove_prefix(dot + 1);
+    }
+  }
+  if (!found) return std::nullopt;
+  const json::Value& v = *found;
   if (const std::string* s = v.if_string())
     return s->empty() ? std::nullopt : std::optional<std::string>(*s);
   if (const int64_t* i = v.if_int()) return std::to_string(*i);

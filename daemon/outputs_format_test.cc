@@ -312,6 +312,19 @@ TEST(OutputsFormat, LokiLabelNamesAndOverrides) {
             R"j("team_name":"sec"},"values":[["0","{\"1st\":\"x\",\"a-b\":true,\"n\":5,)j"
             R"j(\"type\":\"seal\",\"x\":[1]}"]]}]})j");
   EXPECT_EQ(loki_push_json({}, {}, {}), R"({"streams":[]})");
+  // A dotted name reaches into an object field (an alert's container); a top-level field
+  // whose name has the dot wins; what is no string, number or boolean gives no label.
+  const std::string a =
+      R"j({"container":{"id":"c1","namespace":"shop","pod":"web-0"},"k.x":"top","type":"alert"})j";
+  json::Object ao = parse_obj(a);
+  EXPECT_EQ(
+      loki_push_json(
+          {{a, &ao}},
+          {"container.namespace", "container.pod", "k.x", "container", "container.pod.x", "type.x"},
+          {}),
+      R"j({"streams":[{"stream":{"container_namespace":"shop","container_pod":"web-0",)j"
+      R"j("job":"shaudit","k_x":"top"},"values":[["0","{\"container\":{\"id\":\"c1\",)j"
+      R"j(\"namespace\":\"shop\",\"pod\":\"web-0\"},\"k.x\":\"top\",\"type\":\"alert\"}"]]}]})j");
 }
 
 TEST(OutputsFormat, OtlpLogs) {

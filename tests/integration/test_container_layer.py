@@ -168,7 +168,12 @@ def test_what_the_runtime_starts_without_a_terminal_is_a_session(tmp_path, daemo
     session opens before its first command runs however fast it is, named by the kernel's argv
     and its container; what it runs is recorded from the kernel with the container's pids
     beside the host's, and a static binary it runs is a bypass of that session."""
-    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- rule: busybox in a pod\n"
+                     "  condition: evt.type = exec and k8s.ns.name = shop and proc.exe = /bin/busybox\n"
+                     "  output: busybox in %k8s.ns.name/%k8s.pod.name\n  priority: NOTICE\n")
+    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300,
+                       rules=[str(rules)]).start()
     cid = rf.container_id()
     bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("web-0", "shop", "app", "app:1.0"))
     wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
@@ -210,6 +215,11 @@ def test_what_the_runtime_starts_without_a_terminal_is_a_session(tmp_path, daemo
         ("unhooked_process", "/bin/busybox", first["session"])], bypasses
     b = bypasses[0]
     assert (b["pid"], b["vpid"]) == (execs[2]["pid"], execs[2]["vpid"])
+    # Rules see the session's container; the alert carries it (for its readers and for
+    # outputs' labels, e.g. Loki's container.namespace and container.pod).
+    alert, = [x for x in recs if x["type"] == "alert"]
+    assert (alert["output"], alert["session"], alert["container"]) == (
+        "busybox in shop/web-0", first["session"], first["container"])
     ends = [x for x in recs if x["type"] == "session_end"]
     assert [(e["session"], e["reason"]) for e in ends] == [(s["session"], "entry_exit") for s in starts]
     # Each session's records come between its start and its end.
