@@ -161,6 +161,13 @@ stage_files() {
   render "$SRC/installer/system/shauditd.yaml.in" >"$STAGE/etc/shaudit/shauditd.yaml"
   chmod 0600 "$STAGE/etc/shaudit/shauditd.yaml"  # output credentials go in it
   install -m 0644 "$SRC/daemon/rules/default.yaml" "$STAGE/etc/shaudit/rules.d/00-default.yaml"
+  # shaudit-oci-runtime's settings: used only once a container runtime is pointed at the
+  # wrapper (nothing here does that); the musl interposer named when the build made one.
+  local musl_line='#preload_musl:'
+  [ -e "$STAGE$LIBDIR/libshaudit_preload_musl.so" ] && musl_line="preload_musl: $LIBDIR/libshaudit_preload_musl.so"
+  render "$SRC/installer/system/oci-runtime.yaml.in" | sed -e "s|^#preload_musl:\$|$musl_line|" \
+    >"$STAGE/etc/shaudit/oci-runtime.yaml"
+  chmod 0644 "$STAGE/etc/shaudit/oci-runtime.yaml"
   install -d -m 0755 "$STAGE/lib/systemd/system"
   render "$SRC/installer/system/shauditd.service.in" >"$STAGE/lib/systemd/system/shauditd.service"
   chmod 0644 "$STAGE/lib/systemd/system/shauditd.service"

@@ -126,9 +126,14 @@ def test_install_sh_round_trip(root, chroot):
                     (f"{MULTIARCH[1:]}/security/pam_shaudit.so", 0o644), (PRELOAD[1:], 0o644),
                     ("etc/shaudit/shauditd.yaml", 0o600), ("etc/shaudit/rules.d/00-default.yaml", 0o644),
                     ("etc/shaudit/signing.key", 0o600), ("lib/systemd/system/shauditd.service", 0o644),
-                    ("usr/share/pam-configs/shaudit", 0o644)]:
+                    ("usr/share/pam-configs/shaudit", 0o644), ("etc/shaudit/oci-runtime.yaml", 0o644)]:
         assert (root / f).is_file(), f
         assert (root / f).stat().st_mode & 0o7777 == mode, f
+    # The runtime wrapper's settings, for the prefix, naming the musl interposer when it was built.
+    oci = (root / "etc/shaudit/oci-runtime.yaml").read_text()
+    assert 'BinaryName = "/usr/sbin/shaudit-oci-runtime"' in oci and f"#preload: {PRELOAD}\n" in oci
+    musl = f"{MULTIARCH}/libshaudit_preload_musl.so"
+    assert (f"\npreload_musl: {musl}\n" in oci) == (root / musl.lstrip("/")).exists(), oci
     for d in ("var/log/shaudit", "var/lib/shaudit"):
         assert (root / d).stat().st_mode & 0o7777 == 0o700, d
     assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/shauditd.service") == \
@@ -250,10 +255,12 @@ def test_deb_install_records_a_su_session_then_remove_and_purge(root, chroot, de
     for f in ("/usr/sbin/shauditd", "/usr/bin/shaudit", f"{MULTIARCH}/security/pam_shaudit.so", PRELOAD,
               f"{MULTIARCH}/libshaudit.so.1", "/etc/shaudit/shauditd.yaml", "/etc/shaudit/rules.d/00-default.yaml",
               "/lib/systemd/system/shauditd.service", "/usr/share/pam-configs/shaudit",
-              "/usr/share/doc/shaudit/copyright", "/usr/share/doc/shaudit/changelog.gz"):
+              "/usr/share/doc/shaudit/copyright", "/usr/share/doc/shaudit/changelog.gz",
+              "/etc/shaudit/oci-runtime.yaml"):
         assert f in listed and (root / f.lstrip("/")).exists(), f
     conffiles = ok(chroot.run("dpkg-query", "-W", "-f=${Conffiles}", "shaudit")).stdout
-    assert "/etc/shaudit/shauditd.yaml" in conffiles and "/etc/shaudit/rules.d/00-default.yaml" in conffiles
+    assert all(f in conffiles for f in ("/etc/shaudit/shauditd.yaml", "/etc/shaudit/rules.d/00-default.yaml",
+                                        "/etc/shaudit/oci-runtime.yaml")), conffiles
     assert (root / "etc/shaudit/signing.key").stat().st_mode & 0o777 == 0o600
     assert (root / "etc/shaudit/shauditd.yaml").stat().st_mode & 0o777 == 0o600
     for f in ("common-session", "common-session-noninteractive"):
@@ -290,8 +297,8 @@ def test_deb_install_records_a_su_session_then_remove_and_purge(root, chroot, de
     # masked, as Debian does for removed services).
     ok(chroot.run("dpkg", "-r", "shaudit"))
     etc = {k: v for k, v in debroot.differences(before, debroot.snapshot(root)).items() if k.startswith("/etc/")}
-    assert sorted(etc) == ["/etc/shaudit", "/etc/shaudit/rules.d", "/etc/shaudit/rules.d/00-default.yaml",
-                           "/etc/shaudit/shauditd.yaml", "/etc/shaudit/signing.key", "/etc/shaudit/signing.key.pub",
+    assert sorted(etc) == ["/etc/shaudit", "/etc/shaudit/oci-runtime.yaml", "/etc/shaudit/rules.d",
+                           "/etc/shaudit/rules.d/00-default.yaml", "/etc/shaudit/shauditd.yaml", "/etc/shaudit/signing.key", "/etc/shaudit/signing.key.pub",
                            "/etc/systemd/system/multi-user.target.wants/shauditd.service",
                            "/etc/systemd/system/shauditd.service"]
     assert etc["/etc/systemd/system/shauditd.service"][1] == ("link", "/dev/null")
