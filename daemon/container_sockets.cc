@@ -142,11 +142,15 @@ std::optional<std::pair<uint64_t, uint64_t>> ContainerSockets::interposer_copy(
 void ContainerSockets::scan(
     const std::function<void(int, const RunningContainer&)>& on_listen,
     const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
-    const std::function<void(int)>& on_closed) {
+    const std::function<void(int)>& on_closed,
+    const std::function<void(const RunningContainer&)>& on_new) {
   std::set<std::string> live;
-  for (const RunningContainer& f : running_containers(state_roots_)) {
+  std::vector<const RunningContainer*> fresh;
+  const std::vector<RunningContainer> running = running_containers(state_roots_);
+  for (const RunningContainer& f : running) {
     if (f.start != 0 && start_time(f.pid) != f.start) continue;  // stopped (state not yet gone)
     live.insert(f.id);
+    if (seen_.insert(f.id).second) fresh.push_back(&f);
     if (by_id_.count(f.id) || f.prepared) continue;
     auto fd = bind_inside(f.pid, f.start, socket_name_);
     if (fd && *fd < 0) {
@@ -172,6 +176,11 @@ void ContainerSockets::scan(
     }
     it = by_id_.erase(it);
   }
+  for (auto it = seen_.begin(); it != seen_.end();)
+    it = live.count(*it) ? std::next(it) : seen_.erase(it);
+  // After the socket is in place: what it reaches is settled.
+  if (on_new)
+    for (const RunningContainer* f : fresh) on_new(*f);
 }
 
 }  // namespace shaudit::daemon

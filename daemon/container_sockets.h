@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,9 +42,11 @@ class ContainerSockets {
   // listening socket bound inside it, or on_unreachable(container, reason) says why none can
   // be (once per container). Containers that are gone have their sockets closed
   // (on_closed(fd) first).
+  // on_new(container) sees each running container once (prepared by the wrapper or not).
   void scan(const std::function<void(int, const RunningContainer&)>& on_listen,
             const std::function<void(const json::Object&, const std::string&)>& on_unreachable,
-            const std::function<void(int)>& on_closed);
+            const std::function<void(int)>& on_closed,
+            const std::function<void(const RunningContainer&)>& on_new = {});
   bool is_listener(int fd) const { return by_fd_.count(fd) != 0; }
   // The interposer copy inside pid's root (/usr/lib/shaudit/libshaudit_preload.so, opened
   // within that root) when its bytes are `genuine` (the configured interposer file's whole
@@ -58,6 +61,7 @@ class ContainerSockets {
 
  private:
   std::vector<std::string> state_roots_;
+  std::set<std::string> seen_;  // running containers on_new was called for
   std::string socket_name_;
   std::map<std::string, int> by_id_;  // container id -> listening fd (-1: unreachable, noted)
   std::map<int, std::string> by_fd_;

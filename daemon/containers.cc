@@ -149,9 +149,17 @@ std::vector<RunningContainer> running_containers(const std::vector<std::string>&
       f.start = start && *start > 0 ? static_cast<uint64_t>(*start) : 0;
       // Named as the records name it; shaudit-oci-runtime's annotation (`interposer`) says it
       // prepared the container (the host's socket directory is bound in already).
-      f.container =
-          container_object(f.id, f.runtime, read_file_head(bundle + "/config.json", 4 << 20));
+      std::string config = read_file_head(bundle + "/config.json", 4 << 20);
+      f.container = container_object(f.id, f.runtime, config);
       f.prepared = f.container.count("interposer") != 0;
+      if (auto cfg = json::parse(config); cfg && cfg->is_object()) {
+        auto a = cfg->as_object().find(std::string_view("annotations"));
+        if (a != cfg->as_object().end() && a->second.is_object()) {
+          const json::Object& ann = a->second.as_object();
+          if (auto v = json::get_string(ann, "shaudit.io/audit")) f.audit_annotation = *v;
+          if (auto v = json::get_string(ann, "shaudit.io/reason")) f.reason_annotation = *v;
+        }
+      }
       out.push_back(std::move(f));
     }
   }

@@ -55,6 +55,8 @@ struct RunningContainer {
   uint64_t start = 0;      // init_process_start (clock ticks since boot)
   json::Object container;  // as records name it (container_object)
   bool prepared = false;   // shaudit-oci-runtime bound the host socket in already
+  // Its bundle's shaudit.io/audit and shaudit.io/reason annotations ("" when absent).
+  std::string audit_annotation, reason_annotation;
 };
 std::vector<RunningContainer> running_containers(const std::vector<std::string>& state_roots);
 

@@ -63,7 +63,7 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
       collector_(collector) {
   buf_ = new char[SHAUDIT_WIRE_MAX_MESSAGE];
   handler_.set_containers(&containers_);
-  if (collector_ && !cfg.interposer.empty()) {
+  if (!cfg.interposer.empty()) {
     // The interposer's bytes, and its musl build's beside it (a copy in an image may be either).
     std::string dir = cfg.interposer.substr(0, cfg.interposer.rfind('/') + 1);
     for (const std::string& f : {cfg.interposer, dir + "libshaudit_preload_musl.so"}) {
@@ -442,7 +442,35 @@ void Receiver::scan_containers() {
             json::get_string(container, "id") ? *json::get_string(container, "id") : "?", reason);
         if (!q_.push(std::move(r))) stopping_ = true;
       },
-      [this](int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); });
+      [this](int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); },
+      [this](const RunningContainer& f) {
+        // A container none of whose processes can report (no interposer in it): said once,
+        // signed, with why, so an auditor can tell a quiet container from a blind one.
+        std::string reason;
+        auto interposer = json::get_string(f.container, "interposer");
+        if (f.prepared) {
+          if (!interposer || *interposer != "none") return;
+          reason = "shaudit-oci-runtime left it without an interposer" +
+                   (f.reason_annotation.empty() ? std::string() : ": " + f.reason_annotation);
+        } else {
+          if (genuine_interposers_.empty()) return;  // nothing to tell a genuine copy by
+          for (const auto& genuine : genuine_interposers_)
+            if (ContainerSockets::interposer_copy(f.pid, genuine)) return;
+          reason = f.audit_annotation == "false"
+                       ? "opted out (annotation shaudit.io/audit: \"false\")"
+                       : "its image carries no shaudit interposer and shaudit-oci-runtime did not "
+                         "prepare it";
+        }
+        json::Object r;
+        r["type"] = "container_unaudited";
+        r["container"] = f.container;
+        r["reason"] = reason;
+        r["evidence"] = fmt::format(
+            "lines typed in container {} are not reported; with eBPF on, what its runtime "
+            "starts there is still a session, and its execs are the kernel's records",
+            f.id);
+        if (!q_.push(std::move(r))) stopping_ = true;
+      });
 }
 
 void Receiver::accept_clients(int listen_fd) {

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -315,6 +316,42 @@ def test_missing_interposer_starts_unaudited_with_config_json_unchanged(env, tmp
     assert lines == [
         f"{PREFIX}interposer {tmp_path}/no-such/libshaudit_preload.so: No such file or directory; "
         f"container {cid} runs unaudited (config.json unchanged)"]
+
+
+def test_shauditd_names_each_container_no_process_of_which_can_report(env, daemon_factory, public_dir, tmp_path):
+    """Each container that runs without an interposer gets one signed container_unaudited
+    record saying why: opted out, an image the wrapper could not preload (static), a wrapper
+    that failed (config.json unchanged). An audited container gets none."""
+    d = public_daemon(daemon_factory, public_dir, container_state_dirs=[str(env.runc_root)]).start()
+    env.settings(d.socket)
+    audited = env.new_id()
+    rc, _, err = env.wrapper("run", "-d", "--bundle", env.bundle("ok"), audited)
+    assert rc == 0, err
+    opted_out, _ = starts_unchanged(env, env.bundle("out", annotations={"shaudit.io/audit": "false"}))
+    static = env.new_id()
+    rc, _, err = env.wrapper("run", "-d", "--bundle", env.bundle("static", glibc=False), static)
+    assert rc == 0, err
+    env.settings(d.socket, preload=tmp_path / "no-such" / "libshaudit_preload.so")
+    failed, _ = starts_unchanged(env, env.bundle("failed"))
+    deadline = time.monotonic() + 15
+    while True:
+        recs = [r for r in d.records() if r["type"] == "container_unaudited"] if d.log.exists() else []
+        if len(recs) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    time.sleep(1.2)  # one more look at the state directory: nothing twice, nothing for `audited`
+    recs = {r["container"]["id"]: r for r in d.records() if r["type"] == "container_unaudited"}
+    assert sorted(recs) == sorted([opted_out, static, failed]), recs
+    assert recs[opted_out]["reason"] == 'opted out (annotation shaudit.io/audit: "false")'
+    assert recs[static]["reason"] == ("shaudit-oci-runtime left it without an interposer: no dynamic "
+                                      "loader in the image (statically linked programs only)")
+    assert recs[static]["container"]["interposer"] == "none"
+    assert recs[failed]["reason"] == ("its image carries no shaudit interposer and shaudit-oci-runtime "
+                                      "did not prepare it")
+    assert all(r["evidence"].startswith(f"lines typed in container {cid} are not reported")
+               for cid, r in recs.items())
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
 
 
 def test_old_glibc_image_is_not_preloaded(env, public_dir):
