@@ -568,6 +568,48 @@ static int tty_shell_named(const char* exe) {
   return SA_SHELL_NONE;
 }
 
+/* Long options that take the next argument as their value (bash). */
+static int long_takes_value(const char* name, const char* opt) {
+  if (strcmp(name, "bash") == 0)
+    return strcmp(opt, "--rcfile") == 0 || strcmp(opt, "--init-file") == 0;
+  return 0;
+}
+
+SA_HIDDEN int sa_shell_args(const char* name, int argc, char* const argv[]) {
+  /* Option letters that take the next argument as their value, per shell. */
+  const char* takes = "o";
+  if (strcmp(name, "bash") == 0)
+    takes = "oO";
+  else if (strcmp(name, "mksh") == 0 || strcmp(name, "lksh") == 0)
+    takes = "oT";
+  else if (strcmp(name, "ksh") == 0 || strcmp(name, "ksh93") == 0)
+    takes = "oR";
+  int runs = 0, i = 1;
+  while (i < argc && argv[i]) {
+    const char* a = argv[i];
+    if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0) {
+      ++i;
+      break;
+    }
+    if (a[0] == '-' && a[1] == '-') { /* a long option; some take the next argument */
+      i += 1 + (long_takes_value(name, a) && i + 1 < argc);
+      continue;
+    }
+    if ((a[0] != '-' && a[0] != '+') || a[1] == 0) break; /* the first operand */
+    int values = 0;
+    for (const char* c = a + 1; *c; ++c) {
+      if (a[0] == '-' && *c == 'c') runs |= SA_ARGS_COMMAND;
+      if (a[0] == '-' && *c == 's') runs |= SA_ARGS_STDIN;
+      if (strchr(takes, *c)) ++values;
+    }
+    i += 1 + values;
+  }
+  /* An operand: the command string's name with -c, a positional parameter with -s, else the
+   * script to run. */
+  if (i < argc && argv[i] && !(runs & (SA_ARGS_COMMAND | SA_ARGS_STDIN))) runs |= SA_ARGS_FILE;
+  return runs;
+}
+
 static void read_self_exe(void) {
   ssize_t n = readlink("/proc/self/exe", S_exe, sizeof S_exe - 1);
   S_exe[n > 0 ? n : 0] = 0;
@@ -636,16 +678,12 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
   }
   if (S.shell != SA_SHELL_NONE && !S_exe[0]) read_self_exe();
   if (S.shell != SA_SHELL_NONE) {
-    int has_c = 0, has_file = 0;
-    for (int i = 1; i < argc && argv; ++i) {
-      if (!argv[i]) break;
-      if (argv[i][0] == '-' && strchr(argv[i], 'c') && argv[i][1] != '-')
-        has_c = 1;
-      else if (argv[i][0] != '-' && argv[i][0] != '+')
-        has_file = 1;
-    }
+    const char* name = S.shell == SA_SHELL_BASH  ? "bash"
+                       : S.shell == SA_SHELL_ZSH ? "zsh"
+                                                 : base_name(S_exe[0] ? S_exe : execfn);
+    int runs = argv ? sa_shell_args(name, argc, argv) : 0;
     struct termios t;
-    S.interactive = !has_c && !has_file && ioctl(0, TCGETS, &t) == 0;
+    S.interactive = !(runs & (SA_ARGS_COMMAND | SA_ARGS_FILE)) && ioctl(0, TCGETS, &t) == 0;
     if (!S.interactive) S_self_argv = argv;
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
     /* A shell says hello: who it is, its terminal, its argv when not interactive. Other

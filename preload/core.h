@@ -25,6 +25,17 @@ void sa_fini(void);
 int sa_enabled(void);
 int sa_shell_kind(void);
 
+/* What a shell's own arguments say it runs: SA_ARGS_COMMAND (-c: a command string),
+ * SA_ARGS_FILE (a script file), SA_ARGS_STDIN (-s: commands from standard input, the other
+ * arguments are positional parameters), or 0 (its input: interactive on a terminal). Options
+ * that take a value (-o vi, +o emacs, bash's -O extglob, --rcfile F, --init-file F, mksh's
+ * -T TTY, ksh93's -R FILE) are skipped with their value; `--` or `-` ends the options. name:
+ * the shell's base name (bash, zsh, dash, ksh, mksh, ...). */
+#define SA_ARGS_COMMAND 1
+#define SA_ARGS_FILE 2
+#define SA_ARGS_STDIN 4
+int sa_shell_args(const char* name, int argc, char* const argv[]);
+
 /* Exec family: report an attempt before the real call. flags: SA_EXEC_SEARCH resolves a
  * bare name through PATH (the p variants); SA_EXEC_SPAWN says a new child runs it
  * (posix_spawn, system, popen), not this process. */

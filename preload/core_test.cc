@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "shaudit/siphash.h"
 #include "shaudit/zsh_meta.h"
@@ -52,4 +53,49 @@ TEST(Core, DisabledBeforeInitReportsNothing) {
   EXPECT_EQ(sa_shell_kind(), 0);
   sa_report_line("ls", 2, 0);  // must be a no-op, not a crash
   EXPECT_EQ(sa_socket_fd(), -1);
+}
+
+namespace {
+int args(const char* shell, std::vector<const char*> v) {
+  v.insert(v.begin(), shell);
+  v.push_back(nullptr);
+  return sa_shell_args(shell, static_cast<int>(v.size() - 1), const_cast<char* const*>(v.data()));
+}
+}  // namespace
+
+TEST(ShellArgs, OptionsThatTakeAValueAreNotScripts) {
+  // Interactive: nothing but options, whatever their values.
+  for (auto v : std::vector<std::vector<const char*>>{{},
+                                                      {"-o", "vi"},
+                                                      {"+o", "emacs"},
+                                                      {"-O", "extglob"},
+                                                      {"+O", "extglob"},
+                                                      {"--rcfile", "/etc/x"},
+                                                      {"--init-file", "f"},
+                                                      {"--norc", "--noprofile", "-i"},
+                                                      {"-eo", "vi", "-O", "globstar", "--login"},
+                                                      {"-o", "vi", "-i"}})
+    EXPECT_EQ(args("bash", v), 0) << (v.empty() ? "" : v[0]);
+  EXPECT_EQ(args("zsh", {"-o", "vi", "-f"}), 0);
+  EXPECT_EQ(args("ksh", {"-o", "emacs"}), 0);
+  EXPECT_EQ(args("ksh93", {"-R", "xref", "-i"}), 0);
+  EXPECT_EQ(args("mksh", {"-T", "/dev/tty2", "-o", "vi"}), 0);
+  EXPECT_EQ(args("dash", {"-o", "vi"}), 0);
+  // A script, after the options and their values, or after `--`.
+  EXPECT_EQ(args("bash", {"-o", "vi", "script.sh"}), SA_ARGS_FILE);
+  EXPECT_EQ(args("bash", {"--rcfile", "f", "script.sh", "a"}), SA_ARGS_FILE);
+  EXPECT_EQ(args("bash", {"--", "-script"}), SA_ARGS_FILE);
+  EXPECT_EQ(args("dash", {"script"}), SA_ARGS_FILE);
+  // -O takes a value only for bash: for zsh it is an option letter, `x` the script.
+  EXPECT_EQ(args("zsh", {"-O", "x"}), SA_ARGS_FILE);
+  EXPECT_EQ(args("bash", {"-O", "x"}), 0);
+  // A command string, alone or in a cluster; -s: standard input, operands are parameters.
+  EXPECT_EQ(args("bash", {"-c", "echo hi"}), SA_ARGS_COMMAND);
+  EXPECT_EQ(args("bash", {"-ec", "echo hi", "name"}), SA_ARGS_COMMAND);
+  EXPECT_EQ(args("dash", {"-o", "vi", "-c", "echo"}), SA_ARGS_COMMAND);
+  EXPECT_EQ(args("bash", {"-s", "a", "b"}), SA_ARGS_STDIN);
+  EXPECT_EQ(args("bash", {"+c"}), 0);  // +c is not -c
+  // A value option at the end with nothing after it, and a NULL-ended short argv.
+  EXPECT_EQ(args("bash", {"-o"}), 0);
+  EXPECT_EQ(args("bash", {"--rcfile"}), 0);
 }

@@ -2,10 +2,6 @@
 """Host capture: real dash, bash and zsh on real pseudo-terminals with the interposer
 preloaded, reporting to a real shauditd. Every typed line must arrive byte-exact, in order,
 with the execs it caused linked to it and its exit status."""
-import base64
-import os
-import shutil
-import time
 
 import pytest
 
@@ -190,3 +186,29 @@ def test_sessions_and_tree_views(daemon, work):
     assert out[8] == f"│    └─ [{execs[('/bin/true', '2')]['pid']}] /bin/true 2"
     assert out[9] == "├─ $ exit"
     assert out[10].startswith("└─ ended (entry_exit) after ") and out[10].endswith(": 4 commands, 1 failed")
+
+
+@pytest.mark.parametrize("argv", [
+    ["/bin/bash", "--norc", "--noprofile", "-o", "vi"],
+    ["/bin/bash", "--rcfile", "RC", "+o", "emacs", "-O", "extglob"],
+    ["/bin/bash", "--init-file", "RC", "-o", "emacs"],
+    ["/bin/zsh", "-o", "vi", "-f"],
+    ["/bin/dash", "-o", "vi"],
+], ids=lambda a: " ".join(a[1:]))
+def test_a_shell_started_with_option_values_is_interactive(daemon, work, argv):
+    """`bash -o vi`, `zsh -o vi`: the option's value is no script name. Before, such a shell
+    opened no session and its lines went unrecorded."""
+    rc = work / "rc"
+    rc.write_text(f"PS1='{PS1}'\n")
+    argv = [str(rc) if a == "RC" else a for a in argv]
+    sh = PtyShell(argv, env=shell_env(daemon), cwd=str(work))
+    try:
+        sh.wait_prompt()
+        sh.line("echo typed > typed.txt")
+    finally:
+        sh.exit()
+    recs = daemon.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs))
+    start, = [r for r in recs if r["type"] == "session_start"]
+    assert (start["service"], start["pid"]) == ("implicit", sh.pid)
+    assert [r["text"] for r in recs if r["type"] == "command"] == ["echo typed > typed.txt", "exit"]
+    assert (work / "typed.txt").read_text() == "typed\n"
