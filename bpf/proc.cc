@@ -129,6 +129,14 @@ Result<void> Collector::track(pid_t pid, uint64_t key) {
   return {};
 }
 
+void Collector::untrack(pid_t pid, uint64_t key) {
+  __u32 k = static_cast<__u32>(pid);
+  __u64 v = 0;
+  // Only while it is still under that key (the pid may be another process's by now).
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tracked), &k, &v) == 0 && v == key)
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.tracked), &k);
+}
+
 Result<void> Collector::probe_lines(const std::string& path, bool zle) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)

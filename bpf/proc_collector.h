@@ -51,6 +51,9 @@ class Collector {
   int consume();         // delivers waiting events; returns how many
   // Starts tracking a process (a session's entry) and, by fork, its descendants.
   Result<void> track(pid_t pid, uint64_t key);
+  // Stops following pid, if it is still followed under key (its descendants forked since
+  // keep the key until they exit).
+  void untrack(pid_t pid, uint64_t key);
   // Adds the line probe of the binary at path: readline's rl_deprep_terminal() (bash and
   // copies) or zleread() (zsh's zle module); a binary (by device and inode) is probed once.
   Result<void> probe_lines(const std::string& path, bool zle);

@@ -118,10 +118,20 @@ void CrossCheck::on_track(pid_t pid, bool hooked) {
   if (hooked) p.hooked.push_back(++ord_);
 }
 
+void CrossCheck::ignore_key(uint64_t key) {
+  if (!ignored_keys_.insert(key).second) return;
+  ignored_order_.push_back(key);
+  if (ignored_order_.size() > 4096) {
+    ignored_keys_.erase(ignored_order_.front());
+    ignored_order_.pop_front();
+  }
+}
+
 void CrossCheck::on_kernel(const void* data, size_t size) {
   sa_event_hdr h;
   if (size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
+  if (!ignored_keys_.empty() && ignored_keys_.count(h.key)) return;
   int64_t ns = to_realtime(h.ts_ns);
   pid_t pid = static_cast<pid_t>(h.pid);
   uint64_t ord = ++ord_;
@@ -203,7 +213,20 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
     }
     case SA_EV_EXIT: {
       auto it = procs_.find(pid);
-      if (it != procs_.end()) it->second.exit_ns = ns;
+      if (it == procs_.end()) break;
+      Proc& c = it->second;
+      c.exit_ns = ns;
+      if (size < sizeof(sa_exit_event) || !c.parent || c.command.empty()) break;
+      auto par = procs_.find(c.parent);
+      if (par == procs_.end()) break;
+      // Its shell's latest command's last-forked child, and how it ended (wait status).
+      Proc& sh = par->second;
+      int32_t code = static_cast<const sa_exit_event*>(data)->exit_code;
+      if (sh.child_command != c.command || c.fork_ns >= sh.child_fork_ns) {
+        sh.child_command = c.command;
+        sh.child_fork_ns = c.fork_ns;
+        sh.child_status = (code & 0x7f) ? 128 + (code & 0x7f) : (code >> 8) & 0xff;
+      }
       break;
     }
     case SA_EV_HOOKED: {
@@ -622,6 +645,12 @@ bool CrossCheck::tick(int64_t now) {
     }
   }
   return true;
+}
+
+int CrossCheck::derived_status(pid_t shell, const std::string& command) const {
+  auto it = procs_.find(shell);
+  if (it == procs_.end() || command.empty() || it->second.child_command != command) return -1;
+  return it->second.child_status;
 }
 
 bool CrossCheck::flush() {

@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "proc.h"
@@ -73,6 +74,9 @@ class CrossCheck {
   // Kernel events were lost (ring buffer full) between these times (realtime): decisions
   // that need the kernel's complete view of that time are not taken.
   void on_kernel_loss(int64_t since_ns, int64_t until_ns);
+  // Kernel events under this key are not this shauditd's to decide (a process the kernel
+  // began following that is in none of its containers): dropped from now on (bounded).
+  void ignore_key(uint64_t key);
   // Whether the kernel follows pid (it forked, exec'd or was tracked in a session).
   bool follows(pid_t pid) const;
   // What the kernel's events say of a followed process whose fork the kernel reported (its
@@ -91,6 +95,11 @@ class CrossCheck {
   bool tick(int64_t now_ns);
   // Decides everything still pending (at shutdown).
   bool flush();
+  // The exit status of the process shell forked last for its typed command `command` (the
+  // kernel's exit event: a signal gives 128 + its number), or -1 when it forked none that
+  // exited: what a shell that reports no statuses (dash, bash --noediting) ended that command
+  // with, derived.
+  int derived_status(pid_t shell, const std::string& command) const;
   // Exec reports held for checking, and their bytes (for tests and stats).
   size_t held() const { return held_.size(); }
   // Nothing waits for a decision.
@@ -189,11 +198,18 @@ class CrossCheck {
     uint64_t ino = 0;     // its pidfs inode, from the fork event (0: unknown)
     uint64_t key = 0;     // the session key the kernel followed it under
     std::string command;  // the typed command it runs for (its own line, or its parent's at fork)
+    // Of a shell: the exit status of the child it forked last for its current command (the
+    // kernel's exit events), for shells that do not report statuses themselves.
+    std::string child_command;
+    int64_t child_fork_ns = 0;
+    int child_status = -1;
     uint8_t hash_key[16] = {};
     bool have_key = false;
   };
 
   uint64_t ord_ = 0;  // kernel events read so far (their arrival numbers)
+  std::unordered_set<uint64_t> ignored_keys_;
+  std::deque<uint64_t> ignored_order_;
 
   bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);

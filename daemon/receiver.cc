@@ -132,7 +132,14 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
       x.argv.emplace_back(all.substr(0, end));
       all = end == std::string_view::npos ? std::string_view{} : all.substr(end + 1);
     }
-    if (!handler_.open_runtime_session(x)) stopping_ = true;
+    bool stop = false;
+    if (!handler_.open_runtime_session(x, stop)) {
+      // In none of our containers: not followed, and what it already started is dropped.
+      collector_->untrack(x.pid, x.key);
+      cc_->ignore_key(x.key);
+      return;
+    }
+    if (stop) stopping_ = true;
   }
   cc_->on_kernel(data, size);
 }

@@ -238,10 +238,19 @@ bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why
   return push(std::move(r));
 }
 
-bool ReportHandler::open_runtime_session(const RuntimeExec& x) {
+bool ReportHandler::open_runtime_session(const RuntimeExec& x, bool& stop) {
   std::string id = CrossCheck::session_of(x.key);
   if (sessions_.find(id)) return true;  // a key the kernel gave twice: already open
   ProcFacts f = read_proc_facts(x.pid);
+  std::optional<json::Object> container;
+  if (containers_) {
+    container = f.ok ? containers_->of_pid(x.pid) : std::nullopt;
+    if (!container) container = containers_->of_pid_namespace(x.pidns_ino);
+  }
+  // Only a container whose runtime's state is in container_state_dirs (a cgroup path alone
+  // names no runtime: another engine's container, or a look-alike).
+  const std::string* runtime = container ? json::get_string(*container, "runtime") : nullptr;
+  if (!runtime || *runtime == "unknown") return false;
   Session s;
   s.id = id;
   s.user = user_name(x.uid);
@@ -254,9 +263,9 @@ bool ReportHandler::open_runtime_session(const RuntimeExec& x) {
   s.entry_start = f.ok ? f.start_time : 0;
   s.implicit = true;
   Session& opened = sessions_.open(std::move(s));
-  if (opened.id != id) {  // taken by another session: not this one's key, follow it unnamed
+  if (opened.id != id) {  // taken by another session: not this one's key
     sessions_.close(opened.id);
-    return true;
+    return false;
   }
   if (opened.pidfd >= 0 && f.ok)
     watch_(opened.pidfd);
@@ -281,16 +290,10 @@ bool ReportHandler::open_runtime_session(const RuntimeExec& x) {
   if (!x.tty.empty()) r["tty"] = x.tty;
   if (!opened.audit_session.empty()) r["audit_session"] = opened.audit_session;
   if (!opened.loginuid.empty()) r["loginuid"] = opened.loginuid;
-  if (containers_) {
-    std::optional<json::Object> c = f.ok ? containers_->of_pid(x.pid) : std::nullopt;
-    if (!c) c = containers_->of_pid_namespace(x.pidns_ino);
-    if (c) r["container"] = std::move(*c);
-  }
-  // No runtime's state names its namespace: something else entered it from outside (nsenter,
-  // an unprivileged user's own namespaces). Followed all the same.
-  r["reason"] = r.count("container") ? "started in a container by its runtime"
-                                     : "started inside a pid namespace from outside it";
-  return push(std::move(r));
+  r["container"] = std::move(*container);
+  r["reason"] = "started in a container by its runtime";
+  if (!push(std::move(r))) stop = true;
+  return true;
 }
 
 bool ReportHandler::end_gone_sessions() {
@@ -323,6 +326,10 @@ bool ReportHandler::entry_exited(int pidfd) {
   Session* s = sessions_.by_pidfd(pidfd);
   if (!s) return true;
   std::string id = s->id;
+  // Its last command's status, when the shell reported none (dash's `exit` forks nothing:
+  // none; a command that ended the shell, say `exec false`, has its own exit).
+  if (auto it = procs_.find(s->entry_pid); it != procs_.end() && it->second.unsettled)
+    if (!derive_status(s->entry_pid, it->second)) return false;
   return end_session(id, "entry_exit");
 }
 
@@ -473,7 +480,8 @@ bool ReportHandler::on_hello(const Ctx& c) {
   // A shell the container runtime started in a container without a terminal (`kubectl exec
   // POD -- sh -c '...'`, `docker exec CTR sh -c`): a session of its own, named by its argv.
   // Kernel facts decide (cgroup, pid namespace, parent), not the report.
-  if (p.shell && p.session.empty() && containers_ &&
+  // (With eBPF the kernel side decides this at the exec, before the shell runs anything.)
+  if (!cc_ && p.shell && p.session.empty() && containers_ &&
       ContainerLookup::started_by_runtime(pid, p.ppid))
     return open_implicit(pid, p, cred.uid, "shell started in a container by its runtime", &argv);
   // A non-interactive shell names its own argv: recorded as its exec when nobody reported
@@ -521,6 +529,10 @@ bool ReportHandler::on_line(const Ctx& c) {
   } else if (Session* s = sessions_.find(p.session)) {
     ++s->commands;
   }
+  // The command before ended without a status from its shell: the kernel's says it.
+  if (cmd_no && !(flags & SHAUDIT_LINE_CONTINUATION) && p.unsettled && p.unsettled != cmd_no) {
+    if (!derive_status(c.pid, p)) return false;
+  }
   const wire::Field* t = m.find(SHAUDIT_F_TEXT);
   record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
   if (flags & SHAUDIT_LINE_CUT) {
@@ -531,7 +543,28 @@ bool ReportHandler::on_line(const Ctx& c) {
     r["truncated_by"] = "message";
   }
   record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
+  if (cmd_no && !(flags & SHAUDIT_LINE_CONTINUATION)) p.unsettled = cmd_no;
   return write(c, std::move(r));
+}
+
+bool ReportHandler::derive_status(pid_t pid, Proc& p) {
+  uint64_t n = p.unsettled;
+  p.unsettled = 0;
+  if (!cc_ || !n) return true;
+  if (catch_up_) catch_up_();  // its children's exit events, read
+  std::string command = fmt::format("{}.{}", pid, n);
+  int status = cc_->derived_status(pid, command);
+  if (status < 0) return true;  // nothing it started ended: no status to tell
+  json::Object r;
+  r["type"] = record::kCommandStatus;
+  r["command"] = command;
+  r["exit_status"] = static_cast<int64_t>(status);
+  r["derived"] = true;
+  r["pid"] = static_cast<int64_t>(pid);
+  if (!p.session.empty()) r["session"] = p.session;
+  if (status != 0)
+    if (Session* s = sessions_.find(p.session)) ++s->failed;
+  return push(std::move(r));
 }
 
 bool ReportHandler::on_exec(const Ctx& c) {
@@ -579,6 +612,7 @@ bool ReportHandler::on_status(const Ctx& c) {
   auto status = static_cast<int64_t>(m.number(SHAUDIT_F_STATUS));
   r["exit_status"] = status;
   r["duration_ns"] = static_cast<int64_t>(m.number(SHAUDIT_F_DURATION_NS));
+  if (p.unsettled == m.number(SHAUDIT_F_CMD_NO)) p.unsettled = 0;
   if (status != 0)
     if (Session* s = sessions_.find(p.session)) ++s->failed;
   return write(c, std::move(r));

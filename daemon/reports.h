@@ -39,6 +39,7 @@ struct Proc {
   std::vector<uint64_t> spawned;  // argv hashes it reported for children it spawned
   bool shell = false, interactive = false;
   std::string exe, tty;
+  uint64_t unsettled = 0;  // its last typed command whose status it did not report (number)
 };
 
 class ReportHandler {
@@ -84,7 +85,10 @@ class ReportHandler {
     std::string exe, tty;
     std::vector<std::string> argv;
   };
-  bool open_runtime_session(const RuntimeExec& x);
+  // False when it runs in none of the containers the runtimes' state directories name (not
+  // this shauditd's to follow: another runtime, a user's own namespaces); the caller stops
+  // following it. Sets stop when the queue closed.
+  bool open_runtime_session(const RuntimeExec& x, bool& stop);
   // Sessions whose entry had already exited when they were opened end now (after the
   // kernel's events of that time were written).
   bool end_gone_sessions();
@@ -116,6 +120,8 @@ class ReportHandler {
   bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why,
                      const std::vector<std::string_view>* argv = nullptr);
   bool end_session(const std::string& id, const char* reason);
+  // A command_status derived from the kernel for a command whose shell reported none.
+  bool derive_status(pid_t pid, Proc& p);
   bool session_open(const wire::Message& m, const ucred& cred, uint64_t ino, std::string& reply);
   bool session_close(const wire::Message& m, const ucred& cred, std::string& reply);
   void base_fields(json::Object& r, const wire::Message& m, const ucred& cred, const Proc& p);

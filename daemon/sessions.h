@@ -47,8 +47,8 @@ class SessionRegistry {
   SessionRegistry(const SessionRegistry&) = delete;
   SessionRegistry& operator=(const SessionRegistry&) = delete;
 
-  // Registers a session: assigns its id (unless s.id names a free one) and start time, opens a pidfd on its entry and
-  // publishes its audit session id.
+  // Registers a session: assigns its id (unless s.id names a free one) and start time, opens a
+  // pidfd on its entry and publishes its audit session id.
   Session& open(Session s);
   std::optional<Session> close(const std::string& id);
 

@@ -617,3 +617,52 @@ def test_host_wide_mode_is_no_bypass(daemon_factory, work, tmp_path):
     assert not bypasses(recs), brief(bypasses(recs))
     v = d.verify()
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit statuses a shell does not report
+
+
+@pytest.mark.parametrize("argv", [["/bin/dash", "-i"], ["/bin/bash", "--norc", "--noprofile", "--noediting", "-i"]],
+                         ids=["dash", "bash --noediting"])
+def test_a_shell_that_reports_no_status_gets_the_kernels(daemon_factory, work, argv):
+    """dash and bash without readline report no command status: the kernel's exit of the
+    process the shell forked last for a command gives it (`derived: true`), and session_end
+    counts the failures. A command that forks nothing has no status to derive."""
+    d = cc_daemon(daemon_factory)
+    sh = PtyShell(argv, env=shell_env(d), cwd=str(work))
+    lines = ["ls / > /dev/null", "/bin/false", "ls /no-such-dir 2> /dev/null", "echo builtin",
+             "/bin/true | /bin/false", "sh -c 'kill -9 $$'", "true"]
+    try:
+        sh.wait_prompt()
+        for line in lines:
+            sh.line(line)
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    recs = d.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs))
+    cmds = {r["command"]: r["text"] for r in recs if r["type"] == "command"}
+    derived = [(cmds[r["command"]], r["exit_status"]) for r in recs
+               if r["type"] == "command_status" and r.get("derived")]
+    assert derived == [("ls / > /dev/null", 0), ("/bin/false", 1), ("ls /no-such-dir 2> /dev/null", 2),
+                       ("/bin/true | /bin/false", 1), ("sh -c 'kill -9 $$'", 137)]
+    assert not [r for r in recs if r["type"] == "command_status" and not r.get("derived")]
+    end, = [r for r in recs if r["type"] == "session_end"]
+    assert (end["commands"], end["failed_commands"]) == (len(lines) + 1, 4)
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
+
+
+def test_a_shell_that_reports_statuses_gets_no_derived_ones(daemon_factory, work):
+    d = cc_daemon(daemon_factory)
+    sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(work))
+    try:
+        sh.wait_prompt()
+        sh.line("/bin/false")
+        sh.line("ls / > /dev/null")
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    recs = d.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs))
+    assert [(r["exit_status"], r.get("derived")) for r in recs if r["type"] == "command_status"] == \
+        [(1, None), (0, None)]
