@@ -650,7 +650,16 @@ T="$1"; SHAUDIT="$2"; SHAUDITD="$3"; PRELOAD="$4"; DEFAULT_PRELOAD="$5"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$T/etc-up,workdir=$T/etc-work" /etc || exit 90
 # The interposer where the default configuration expects it (the collector probes that file).
 mkdir -p "$T/libdir" && cp "$PRELOAD" "$T/libdir/" || exit 90
-mount --bind "$T/libdir" "$(dirname "$DEFAULT_PRELOAD")" || exit 90
+D=$(dirname "$DEFAULT_PRELOAD")
+# A directory the host lacks (nothing installed under /usr/local yet) is made in a tmpfs over
+# its nearest existing ancestor below /usr/local, in this namespace only.
+if [ ! -d "$D" ]; then
+  A=$D
+  while [ ! -d "$A" ]; do A=$(dirname "$A"); done
+  case "$A" in /usr/local/?*) ;; *) echo "no mount point for $D" >&2; exit 90 ;; esac
+  mount -t tmpfs tmpfs "$A" && mkdir -p "$D" || exit 90
+fi
+mount --bind "$T/libdir" "$D" || exit 90
 mount -t tmpfs tmpfs /run || exit 90
 mount -t tmpfs tmpfs /var/log || exit 90
 mkdir -p /etc/shaudit
