@@ -201,6 +201,20 @@ void ReportHandler::base_fields(json::Object& r, const wire::Message& m, const u
   if (auto f = m.find(SHAUDIT_F_TTY)) record::set_bytes(r, "tty", f->data);
 }
 
+// The fields of an implicit session's session_start (counted as opened).
+json::Object ReportHandler::implicit_start(const Session& opened, pid_t pid, pid_t ppid) {
+  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
+  json::Object r;
+  r["type"] = record::kSessionStart;
+  r["session"] = opened.id;
+  r["user"] = opened.user;
+  r["uid"] = opened.uid;
+  r["service"] = "implicit";
+  r["pid"] = static_cast<int64_t>(pid);
+  r["ppid"] = static_cast<int64_t>(ppid);
+  return r;
+}
+
 bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why,
                                   const std::vector<std::string_view>* argv) {
   Session s;
@@ -217,16 +231,8 @@ bool ReportHandler::open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why
   if (opened.pidfd >= 0) watch_(opened.pidfd);
   if (track_) track_(pid, opened.id);
   p.session = opened.id;
-  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
-  json::Object r;
-  r["type"] = record::kSessionStart;
-  r["session"] = opened.id;
-  r["user"] = opened.user;
-  r["uid"] = static_cast<int64_t>(uid);
-  r["service"] = "implicit";
+  json::Object r = implicit_start(opened, pid, p.ppid);
   r["reason"] = why;
-  r["pid"] = static_cast<int64_t>(pid);
-  r["ppid"] = static_cast<int64_t>(p.ppid);
   if (!p.exe.empty()) r["exe"] = p.exe;
   if (!p.tty.empty()) r["tty"] = p.tty;
   if (!p.audit_session.empty()) r["audit_session"] = p.audit_session;
@@ -272,17 +278,8 @@ bool ReportHandler::open_runtime_session(const RuntimeExec& x, bool& stop) {
   else
     gone_sessions_.push_back(opened.id);  // it ran and exited before its exec was read
   if (cc_) cc_->on_track(x.pid, false);   // the kernel follows it already (since its exec)
-  Proc& p = procs_[x.pid];
-  p.session = opened.id;
-  stats_.sessions_opened.fetch_add(1, std::memory_order_relaxed);
-  json::Object r;
-  r["type"] = record::kSessionStart;
-  r["session"] = opened.id;
-  r["user"] = opened.user;
-  r["uid"] = static_cast<int64_t>(x.uid);
-  r["service"] = "implicit";
-  r["pid"] = static_cast<int64_t>(x.pid);
-  r["ppid"] = static_cast<int64_t>(x.ppid);
+  procs_[x.pid].session = opened.id;
+  json::Object r = implicit_start(opened, x.pid, x.ppid);
   r["vpid"] = static_cast<int64_t>(x.vpid);
   record::set_bytes(r, "exe", x.exe);
   std::vector<std::string_view> argv(x.argv.begin(), x.argv.end());

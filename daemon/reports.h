@@ -119,6 +119,7 @@ class ReportHandler {
   bool write(const Ctx& c, json::Object r);
   bool open_implicit(pid_t pid, Proc& p, uid_t uid, const char* why,
                      const std::vector<std::string_view>* argv = nullptr);
+  json::Object implicit_start(const Session& opened, pid_t pid, pid_t ppid);
   bool end_session(const std::string& id, const char* reason);
   // A command_status derived from the kernel for a command whose shell reported none.
   bool derive_status(pid_t pid, Proc& p);

@@ -72,6 +72,21 @@ def wait_for(pred, timeout=15, what=""):
         time.sleep(0.05)
 
 
+def audited_container(tmp_path, daemon_factory, runc, layer, annotations, **config):
+    """shauditd with eBPF reaching into a base-layer container it found: (daemon, id, bundle)."""
+    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300, **config).start()
+    cid = rf.container_id()
+    bundle = container(tmp_path, runc, layer, cid, annotations)
+    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
+    return d, cid, bundle
+
+
+def bash_in(runc, cid):
+    """`runc exec -t` of an interactive bash in the container, on a pty."""
+    return PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
+                              "/bin/bash", "--norc", "--noprofile", "-i"))
+
+
 def test_shauditd_reaches_into_a_container_with_the_base_layer(tmp_path, daemon_factory, runc, layer):
     d = daemon_factory(container_state_dirs=[str(runc.root)]).start()
     cid = rf.container_id()
@@ -81,8 +96,7 @@ def test_shauditd_reaches_into_a_container_with_the_base_layer(tmp_path, daemon_
     sock = bundle / "rootfs/run/shaudit/shaudit.sock"
     wait_for(sock.is_socket, what="shauditd did not bind its socket inside the container")
     assert sock.stat().st_mode & 0o777 == 0o666
-    sh = PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
-                            "/bin/bash", "--norc", "--noprofile", "-i"))
+    sh = bash_in(runc, cid)
     assert sh.session(['echo "hello world" > /tmp/example.txt', "cat /tmp/example.txt"]) == 0
     assert (bundle / "rootfs/tmp/example.txt").read_text() == "hello world\n"
     recs = wait_for(lambda: (rs := read_records(d.log)) and any(r["type"] == "session_end" for r in rs) and rs,
@@ -139,12 +153,8 @@ def test_the_kernel_cross_check_inside_a_container(tmp_path, daemon_factory, run
     configured file), so the container's bash and what it runs are not bypasses; a static
     binary (busybox) that the session runs is one, attributed to the container's session, with
     host and container pids."""
-    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
-    cid = rf.container_id()
-    bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("p", "n", "c", "i:1"))
-    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
-    sh = PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
-                            "/bin/bash", "--norc", "--noprofile", "-i"))
+    d, cid, bundle = audited_container(tmp_path, daemon_factory, runc, layer, rf.cri_annotations("p", "n", "c", "i:1"))
+    sh = bash_in(runc, cid)
     assert sh.session(["/bin/dash -c 'echo in-dash $$'", "/bin/busybox cat /etc/group"]) == 0
     recs = wait_for(lambda: (rs := read_records(d.log)) and any(r["type"] == "bypass" for r in rs)
                     and any(r["type"] == "session_end" for r in rs) and rs, what="no bypass / session_end")
@@ -172,11 +182,8 @@ def test_what_the_runtime_starts_without_a_terminal_is_a_session(tmp_path, daemo
     rules.write_text("- rule: busybox in a pod\n"
                      "  condition: evt.type = exec and k8s.ns.name = shop and proc.exe = /bin/busybox\n"
                      "  output: busybox in %k8s.ns.name/%k8s.pod.name\n  priority: NOTICE\n")
-    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300,
-                       rules=[str(rules)]).start()
-    cid = rf.container_id()
-    bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("web-0", "shop", "app", "app:1.0"))
-    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
+    d, cid, bundle = audited_container(tmp_path, daemon_factory, runc, layer,
+                                       rf.cri_annotations("web-0", "shop", "app", "app:1.0"), rules=[str(rules)])
     reader = "read x < /tmp/example.txt; echo $x"
     script = f"echo hello > /tmp/example.txt; /bin/bash -c '{reader}'; /bin/busybox true"
     r = subprocess.run(runc.argv("exec", cid, "/bin/dash", "-c", script), stdin=subprocess.DEVNULL,
@@ -257,12 +264,8 @@ def test_a_bash_of_the_image_without_the_interposer_is_caught_reading_lines(tmp_
     """Root in the container deletes the image's /etc/ld.so.preload and starts bash without
     LD_PRELOAD: the image's own bash (not the host's) gets the line probe, so what it reads is
     an unreported_input bypass of the session, besides its unhooked_process."""
-    d = daemon_factory(container_state_dirs=[str(runc.root)], bpf="on", crosscheck_window_ms=300).start()
-    cid = rf.container_id()
-    bundle = container(tmp_path, runc, layer, cid, rf.cri_annotations("p", "n", "c", "i:1"))
-    wait_for((bundle / "rootfs/run/shaudit/shaudit.sock").is_socket, what="no socket inside")
-    sh = PtyShell(runc.argv("exec", "-t", "--env", f"PS1={PS1}", "--env", "TERM=dumb", cid,
-                            "/bin/bash", "--norc", "--noprofile", "-i"))
+    d, cid, bundle = audited_container(tmp_path, daemon_factory, runc, layer, rf.cri_annotations("p", "n", "c", "i:1"))
+    sh = bash_in(runc, cid)
     sh.wait_prompt()
     sh.line("rm /etc/ld.so.preload")
     sh.line("env -u LD_PRELOAD /bin/bash --norc --noprofile -i")
