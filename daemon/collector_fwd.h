@@ -16,6 +16,7 @@ class Collector {
   int epoll_fd() const { return -1; }
   int consume() { return 0; }
   void track(pid_t, uint64_t) {}
+  void untrack(pid_t, uint64_t) {}
   bool probe_if_bash(const std::string&) { return false; }
   uint64_t dropped() const { return 0; }
   bool interposer_initialised(pid_t) const { return false; }
