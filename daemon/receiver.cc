@@ -101,15 +101,8 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
       size >= offsetof(sa_exec_event, argv)) {
     // A bash under any name or path gets its readline() probed as soon as a session runs it
     // (a file examined before is flagged by the kernel side: no stat for it).
-    // The file is named as the process sees it: through its own root (a container's image,
-    // another mount namespace) or, for a relative name, its working directory; shauditd's own
-    // view of that name, when the process is gone already.
     const auto* e = static_cast<const sa_exec_event*>(data);
-    std::string file(e->filename, strnlen(e->filename, sizeof e->filename));
-    std::string seen = fmt::format("/proc/{}/{}/{}", h.pid, file.starts_with('/') ? "root" : "cwd",
-                                   file.starts_with('/') ? file.substr(1) : file);
-    struct stat st;
-    collector_->probe_if_bash(::stat(seen.c_str(), &st) == 0 ? seen : file);
+    collector_->probe_if_bash(std::string(e->filename, strnlen(e->filename, sizeof e->filename)));
   }
   if (h.type == SA_EV_EXEC && (h.flags & SA_FLAG_RUNTIME_EXEC) &&
       size >= offsetof(sa_exec_event, argv)) {

@@ -548,7 +548,7 @@ bool ReportHandler::derive_status(pid_t pid, Proc& p) {
   uint64_t n = p.unsettled;
   p.unsettled = 0;
   if (!cc_ || !n) return true;
-  if (catch_up_) catch_up_();  // its children's exit events, read
+  // (no catch-up here: reading the kernel now would give forks it has not read yet the new command)
   std::string command = fmt::format("{}.{}", pid, n);
   int status = cc_->derived_status(pid, command);
   if (status < 0) return true;  // nothing it started ended: no status to tell
