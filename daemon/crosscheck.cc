@@ -118,6 +118,20 @@ void CrossCheck::on_track(pid_t pid, bool hooked) {
   if (hooked) p.hooked.push_back(++ord_);
 }
 
+std::vector<std::string> CrossCheck::exec_argv(const sa_exec_event* e, size_t size) {
+  std::vector<std::string> argv;
+  size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
+  std::string_view all(e->argv, n);
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find('\0', start);
+    if (end == std::string_view::npos) end = all.size();
+    argv.emplace_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  return argv;
+}
+
 void CrossCheck::ignore_key(uint64_t key) {
   if (!ignored_keys_.insert(key).second) return;
   ignored_order_.push_back(key);
@@ -157,15 +171,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       k.tty = cstr(e->tty, sizeof e->tty);
       k.ns_pid = e->ns_pid;
       k.ns_level = e->ns_level;
-      size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
-      std::string_view all(e->argv, n);
-      size_t start = 0;
-      while (start < all.size()) {
-        size_t end = all.find('\0', start);
-        if (end == std::string_view::npos) end = all.size();
-        k.argv.emplace_back(all.substr(start, end - start));
-        start = end + 1;
-      }
+      k.argv = exec_argv(e, size);
       k.argv_hash = argv_hash(k.argv);
       k.ord = ord;
       Proc& p = procs_[pid];

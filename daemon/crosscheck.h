@@ -74,6 +74,8 @@ class CrossCheck {
   // Kernel events were lost (ring buffer full) between these times (realtime): decisions
   // that need the kernel's complete view of that time are not taken.
   void on_kernel_loss(int64_t since_ns, int64_t until_ns);
+  // The argument strings of an exec event of size bytes (at least offsetof(argv)).
+  static std::vector<std::string> exec_argv(const sa_exec_event* e, size_t size);
   // Kernel events under this key are not this shauditd's to decide (a process the kernel
   // began following that is in none of its containers): dropped from now on (bounded).
   void ignore_key(uint64_t key);

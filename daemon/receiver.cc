@@ -118,13 +118,7 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
     x.pidns_ino = e->pidns_ino;
     x.exe.assign(e->filename, strnlen(e->filename, sizeof e->filename));
     x.tty.assign(e->tty, strnlen(e->tty, sizeof e->tty));
-    size_t n = std::min<size_t>(e->argv_len, size - offsetof(sa_exec_event, argv));
-    std::string_view all(e->argv, n);
-    while (!all.empty()) {
-      size_t end = all.find('\0');
-      x.argv.emplace_back(all.substr(0, end));
-      all = end == std::string_view::npos ? std::string_view{} : all.substr(end + 1);
-    }
+    x.argv = CrossCheck::exec_argv(e, size);
     bool stop = false;
     if (!handler_.open_runtime_session(x, stop)) {
       // In none of our containers: not followed, and what it already started is dropped.

@@ -544,11 +544,12 @@ bool ReportHandler::on_line(const Ctx& c) {
   return write(c, std::move(r));
 }
 
+// From the kernel's events read so far: reading more here, while the new line is already the
+// shell's command, would link forks of the old command to it.
 bool ReportHandler::derive_status(pid_t pid, Proc& p) {
   uint64_t n = p.unsettled;
   p.unsettled = 0;
   if (!cc_ || !n) return true;
-  // (no catch-up here: reading the kernel now would give forks it has not read yet the new command)
   std::string command = fmt::format("{}.{}", pid, n);
   int status = cc_->derived_status(pid, command);
   if (status < 0) return true;  // nothing it started ended: no status to tell
