@@ -365,6 +365,96 @@ int BPF_KRETPROBE(zleread_ret, const char* ret) {
   return line_returned(ret, SA_FLAG_ZLE);
 }
 
+/* What a tracked process reads from a terminal, as the kernel delivered it: a read() of a
+ * terminal device (a pseudo-terminal's slave side, a virtual console or serial line, /dev/tty,
+ * /dev/console), its bytes copied at the system call's exit. In canonical mode a read returns
+ * the edited line, in raw mode (line editors) the keys. shauditd keeps them for the programs
+ * whose lines no interposer captures exactly (a static shell, fish, a shell in a terminal mode
+ * its hook does not see). The master side of a pseudo-terminal (tmux, a terminal emulator,
+ * sshd) reads what programs write: not input, not taken. Entry only remembers the buffer. */
+struct pending_read {
+  __u64 buf; /* user pointer */
+  __u32 fd;
+  __u32 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32); /* tid */
+  __type(value, struct pending_read);
+} pending_reads SEC(".maps");
+
+/* The terminal behind fd of the current task, or NULL when fd is no terminal's input side. */
+static __always_inline struct tty_struct* input_tty(struct task_struct* t, __u32 fd) {
+  struct fdtable* fdt = BPF_CORE_READ(t, files, fdt);
+  if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds)) return NULL;
+  struct file** fds = BPF_CORE_READ(fdt, fd);
+  struct file* f = NULL;
+  if (bpf_probe_read_kernel(&f, sizeof f, &fds[fd]) != 0 || !f) return NULL;
+  struct inode* ino = BPF_CORE_READ(f, f_inode);
+  if (!ino || (BPF_CORE_READ(ino, i_mode) & 0170000) != 0020000) return NULL; /* S_IFCHR */
+  __u32 rdev = BPF_CORE_READ(ino, i_rdev);
+  __u32 major = rdev >> 20, minor = rdev & 0xfffff;
+  /* 136-143: pseudo-terminal slaves; 4: consoles and serial lines; 5: /dev/tty (0) and
+   * /dev/console (1), not /dev/ptmx (2, a master). */
+  if (!((major >= 136 && major <= 143) || major == 4 || (major == 5 && minor <= 1))) return NULL;
+  struct tty_file_private* priv = BPF_CORE_READ(f, private_data);
+  if (!priv) return NULL;
+  return BPF_CORE_READ(priv, tty);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int handle_read_enter(struct trace_event_raw_sys_enter* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!tracked_key((__u32)(id >> 32))) return 0;
+  struct pending_read r = {};
+  r.fd = (__u32)ctx->args[0];
+  r.buf = (__u64)ctx->args[1];
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  if (!input_tty(t, r.fd)) return 0;
+  __u32 tid = (__u32)id;
+  bpf_map_update_elem(&pending_reads, &tid, &r, BPF_ANY);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int handle_read_exit(struct trace_event_raw_sys_exit* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tid = (__u32)id;
+  struct pending_read* pr = bpf_map_lookup_elem(&pending_reads, &tid);
+  if (!pr) return 0;
+  struct pending_read r = *pr;
+  bpf_map_delete_elem(&pending_reads, &tid);
+  long ret = ctx->ret;
+  if (ret <= 0) return 0;
+  __u64* key = tracked_key((__u32)(id >> 32));
+  if (!key) return 0;
+  __u64 k = *key;
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  struct tty_struct* tty = input_tty(t, r.fd);
+  if (!tty) return 0;
+  __u32 lflag = BPF_CORE_READ(tty, termios.c_lflag);
+  /* A read of a terminal returns at most 4 KiB (the line discipline's buffer): up to four
+   * events. */
+  for (int i = 0; i < 4; ++i) {
+    __u64 off = (__u64)i * SA_INPUT_MAX;
+    if (off >= (__u64)ret) break;
+    __u64 n = (__u64)ret - off;
+    if (n > SA_INPUT_MAX) n = SA_INPUT_MAX;
+    struct sa_input_event* e = reserve_event(sizeof(*e), SA_EV_INPUT, t, k);
+    if (!e) return 0;
+    e->lflag = lflag;
+    e->pad = 0;
+    long m = bpf_probe_read_kernel_str(e->tty, sizeof e->tty, &tty->name);
+    e->tty_len = m > 0 ? (__u32)m - 1 : 0;
+    e->len = 0;
+    if (bpf_probe_read_user(e->data, (__u32)n, (const char*)r.buf + off) == 0) e->len = (__u32)n;
+    submit_event(e);
+  }
+  return 0;
+}
+
 /* The genuine interposer initialised in this process: it makes a prctl() system call with an
  * option no kernel knows (SA_PRCTL_MARK; the call fails with EINVAL), and the instruction that
  * made it must lie in an executable mapping of a file in genuine_interposers: the library file

@@ -14,6 +14,7 @@
 #define SA_LINE_MAX 4096u         /* bytes of a readline/zleread line; cut beyond, flagged */
 #define SA_PATH_MAX 256u          /* exec filename bytes */
 #define SA_TTY_MAX 32u
+#define SA_INPUT_MAX 1024u /* terminal input bytes per event (a longer read comes as several) */
 #define SA_COMM_MAX 16u
 
 enum sa_event_type {
@@ -22,8 +23,10 @@ enum sa_event_type {
   SA_EV_FORK = 3,    /* sched_process_fork: a tracked process got a child (now tracked) */
   SA_EV_EXIT = 4,    /* sched_process_exit of a tracked thread-group leader */
   SA_EV_LINE = 5,    /* readline()/zleread() returned a line in a tracked process */
-  SA_EV_HOOKED = 6   /* the genuine interposer (the configured library file) initialised in a
+  SA_EV_HOOKED = 6,  /* the genuine interposer (the configured library file) initialised in a
                       * tracked process: this image carries it. No socket involved. */
+  SA_EV_INPUT = 7    /* a tracked process read these bytes from a terminal (read() of a
+                      * terminal device's input side, at the system call's exit) */
 };
 
 #define SA_FLAG_ARGV_CUT 0x1u
@@ -88,6 +91,16 @@ struct sa_exit_event {
 
 struct sa_hooked_event {
   struct sa_event_hdr h;
+};
+
+struct sa_input_event {
+  struct sa_event_hdr h;
+  __u32 len;     /* bytes in data[] */
+  __u32 lflag;   /* the terminal's local modes at the read (termios c_lflag: ICANON, ECHO) */
+  __u32 tty_len; /* bytes in tty[] */
+  __u32 pad;
+  char tty[SA_TTY_MAX];
+  char data[SA_INPUT_MAX];
 };
 
 struct sa_line_event {

@@ -2,6 +2,7 @@
 #include "crosscheck.h"
 
 #include <fmt/format.h>
+#include <termios.h>
 #include <time.h>
 
 #include <algorithm>
@@ -175,6 +176,9 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       k.argv_hash = argv_hash(k.argv);
       k.ord = ord;
       Proc& p = procs_[pid];
+      end_input(p, k);  // what the image before typed without an Enter
+      p.input_checked = false;
+      p.exe = k.filename;
       p.execs.push_back(ord);
       p.last_exec_ns = ns;
       p.loginuid = h.loginuid;
@@ -222,6 +226,12 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       if (it == procs_.end()) break;
       Proc& c = it->second;
       c.exit_ns = ns;
+      if (c.input) {
+        KEvent k;
+        from_header(k);
+        end_input(c, k);
+        c.input.reset();
+      }
       if (size < sizeof(sa_exit_event) || !c.parent || c.command.empty()) break;
       auto par = procs_.find(c.parent);
       if (par == procs_.end()) break;
@@ -250,6 +260,16 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       l.text = (h.flags & SA_FLAG_ZLE) ? unmetafy(std::move(text)) : std::move(text);
       l.cut = h.flags & SA_FLAG_LINE_CUT;
       lines_.push_back(std::move(l));
+      // The kernel's own account of the line read last from the terminal (readline or zle
+      // returned it after its Enter, in the kernel's order).
+      if (TtyLine* last = procs_[pid].last_input) last->covered = true;
+      break;
+    }
+    case SA_EV_INPUT: {
+      if (size < offsetof(sa_input_event, data)) return;
+      KEvent k;
+      from_header(k);
+      on_input(k, static_cast<const sa_input_event*>(data), size, procs_[pid]);
       break;
     }
     default:
@@ -260,6 +280,12 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
 void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string& session,
                            int64_t recv_ns) {
   (void)session;
+  if (m.type == SHAUDIT_MSG_HELLO) {
+    Proc& p = procs_[pid];
+    p.hello_ns = recv_ns;
+    p.hello_flags = m.number(SHAUDIT_F_HELLO_FLAGS);
+    return;
+  }
   if (m.type != SHAUDIT_MSG_LINE && m.type != SHAUDIT_MSG_NONCMD) return;
   Report r;
   r.ns = recv_ns;
@@ -427,6 +453,8 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
   if (!e.tty.empty()) x["tty"] = e.tty;
   if (e.flags & SA_FLAG_SECUREEXEC) x["secure_exec"] = true;
   if (e.flags & SA_FLAG_ARGV_CUT) x["truncated"] = true;
+  if (auto c = x.find("command"); c != x.end() && c->second.is_string())
+    e.command = c->second.as_string();
   return q_.push(std::move(x));
 }
 
@@ -440,7 +468,8 @@ std::string CrossCheck::command_for(pid_t pid, pid_t ppid) {
 
 bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                              const std::string& session, std::string evidence,
-                             const std::vector<std::string>* argv, const std::string* exe) {
+                             const std::vector<std::string>* argv, const std::string* exe,
+                             const std::string* command_id) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
   json::Object b;
   b["type"] = record::kBypass;
@@ -449,7 +478,11 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   b["pid"] = static_cast<int64_t>(pid);
   if (!session.empty()) b["session"] = session;
   b["evidence"] = std::move(evidence);
-  std::string command = command_for(pid, e ? e->ppid : 0);
+  // An exec's bypass names the command its exec record named (the program may have read lines
+  // of its own since).
+  std::string command = command_id                   ? *command_id
+                        : e && !e->command.empty() ? e->command
+                                                   : command_for(pid, e ? e->ppid : 0);
   if (!command.empty()) b["command"] = command;
   if (e) {
     b["ppid"] = static_cast<int64_t>(e->ppid);
@@ -616,6 +649,14 @@ bool CrossCheck::tick(int64_t now) {
     if (!decide_line(lines_.front())) return false;
     lines_.pop_front();
   }
+  while (!captures_.empty() && captures_.front().ns + opts_.window_ns <= now) {
+    if (!decide_capture(captures_.front())) return false;
+    captures_.pop_front();
+  }
+  while (!inputs_.empty() && inputs_.front().ns + opts_.window_ns + kSlackNs <= now) {
+    if (!decide_input(inputs_.front())) return false;
+    inputs_.pop_front();
+  }
   // Held reports are in order of receipt (shauditd's clock): the head is always the first due.
   while (!held_.empty() && held_.front().ns + opts_.window_ns + kSlackNs <= now) {
     Held& h = held_.front();
@@ -640,6 +681,7 @@ bool CrossCheck::tick(int64_t now) {
       int64_t last = std::max(p.fork_ns, p.exit_ns);
       last = std::max(last, p.last_exec_ns);
       if (!p.reports.empty()) last = std::max(last, p.reports.back().ns);
+      if (p.input && p.input->pending()) last = now;  // a line still being typed
       bool gone = p.exit_ns && p.exit_ns < now - keep;
       bool stale = procs_.size() > 16384 && last < now - 10 * opts_.window_ns && !p.followed;
       if (gone || stale) {
@@ -651,6 +693,176 @@ bool CrossCheck::tick(int64_t now) {
     }
   }
   return true;
+}
+
+// ---------------------------------------------------------------- terminal input
+
+namespace {
+
+// Programs that read commands: their own lines are kept even when read with echo off.
+bool shell_named(std::string_view exe) {
+  auto slash = exe.rfind('/');
+  std::string_view b = slash == std::string_view::npos ? exe : exe.substr(slash + 1);
+  static constexpr std::string_view kShells[] = {
+      "sh",   "dash", "bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh",
+      "posh", "yash", "fish", "tcsh",  "csh", "ash", "busybox"};
+  return std::find(std::begin(kShells), std::end(kShells), b) != std::end(kShells);
+}
+
+std::string base_of(const std::string& exe) {
+  auto slash = exe.rfind('/');
+  return slash == std::string::npos ? exe : exe.substr(slash + 1);
+}
+
+}  // namespace
+
+// The kernel saw the genuine interposer initialise in the process's current image.
+bool CrossCheck::image_hooked(const Proc& p) const {
+  return !p.hooked.empty() && (p.execs.empty() || p.hooked.back() > p.execs.back());
+}
+
+// The process's lines are reported by its interposer: an interactive shell the interposer
+// captures (its hello says so) in an image that carries the genuine interposer (the kernel
+// says so), or a readline program (SHAUDIT_HELLO_REPL).
+bool CrossCheck::exact_capable(const Proc& p) const {
+  if (!image_hooked(p) || !p.hello_ns || p.hello_ns < p.last_exec_ns - kSlackNs) return false;
+  bool shell = (p.hello_flags & SHAUDIT_HELLO_SHELL) && (p.hello_flags & SHAUDIT_HELLO_INTERACTIVE);
+  return shell || (p.hello_flags & SHAUDIT_HELLO_REPL);
+}
+
+void CrossCheck::on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p) {
+  std::string tty = cstr(e->tty, std::min<size_t>(e->tty_len, sizeof e->tty));
+  if (!p.input_checked) {
+    p.input_checked = true;
+    CaptureCheck c;
+    static_cast<KEvent&>(c) = k;
+    c.tty = tty;
+    c.exe = p.exe;
+    c.image = p.execs.empty() ? 0 : p.execs.back();
+    c.command = command_for(k.pid, k.ppid);  // what it was started for
+    captures_.push_back(std::move(c));
+  }
+  if (!p.input) p.input = std::make_unique<TtyLineEditor>();
+  size_t n = std::min<size_t>(e->len, size - offsetof(sa_input_event, data));
+  std::vector<TtyLineEditor::Line> done;
+  p.input->feed(std::string_view(e->data, n), e->lflag & ICANON, e->lflag & ECHO, done);
+  for (auto& l : done) queue_input(p, k, std::move(l), tty, false);
+}
+
+void CrossCheck::end_input(Proc& p, const KEvent& k) {
+  if (!p.input || !p.input->pending()) return;
+  TtyLineEditor::Line l = p.input->take_partial();
+  if (!l.text.empty()) queue_input(p, k, std::move(l), {}, true);
+}
+
+void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
+                             const std::string& tty, bool unterminated) {
+  TtyLine t;
+  static_cast<KEvent&>(t) = k;
+  t.line = std::move(l);
+  t.tty = tty;
+  t.exe = p.exe.empty() ? t.comm : p.exe;
+  t.hooked = image_hooked(p);
+  t.exact_capable = exact_capable(p);
+  t.unterminated = unterminated;
+  // A program no interposer reports: this line is its current command from now on, in the
+  // kernel's own order (what it forks next runs for it).
+  if (!t.exact_capable && !t.line.text.empty()) {
+    t.command = fmt::format("{}.k{}", k.pid, ++p.input_lines);
+    p.command = t.command;
+  }
+  inputs_.push_back(std::move(t));
+  if (p.last_input) p.last_input->next_ns = k.ns;
+  p.last_input = &inputs_.back();
+}
+
+bool CrossCheck::decide_capture(const CaptureCheck& c) {
+  Proc& p = procs_[c.pid];
+  if ((p.execs.empty() ? 0 : p.execs.back()) != c.image) return true;  // it exec'd since
+  if (exact_capable(p)) return true;
+  bool hooked = image_hooked(p);
+  json::Object r;
+  r["type"] = record::kCapture;
+  r["capture"] = "none";
+  r["pid"] = static_cast<int64_t>(c.pid);
+  r["ppid"] = static_cast<int64_t>(c.ppid);
+  r["uid"] = static_cast<int64_t>(c.uid);
+  if (opts_.user_of)
+    if (std::string u = opts_.user_of(c.uid); !u.empty()) r["user"] = u;
+  if (!c.session.empty()) r["session"] = c.session;
+  record::set_bytes(r, "exe", c.exe.empty() ? c.comm : c.exe);
+  record::set_bytes(r, "comm", c.comm);
+  if (!c.tty.empty()) r["tty"] = c.tty;
+  r["interposer"] = hooked;
+  std::string why;
+  if (!hooked)
+    why = "no interposer in this image (a static binary, or LD_PRELOAD removed)";
+  else if (p.hello_flags & SHAUDIT_HELLO_SHELL)
+    why = "a shell reading its terminal but not as an interactive shell (a script or -s from "
+          "the terminal, or the shell's input is a pipe)";
+  else
+    why = "a program that reads its terminal itself: the interposer captures the lines of "
+          "bash, zsh, dash and the shells and readline programs it knows, not this one's";
+  r["reason"] = why + "; what it reads from the terminal is recorded as the kernel saw it, "
+                      "rebuilt into lines (reconstructed: true)";
+  if (!c.command.empty()) r["command"] = c.command;
+  return q_.push(std::move(r));
+}
+
+bool CrossCheck::decide_input(TtyLine& l) {
+  Proc& p = procs_[l.pid];
+  const TtyLineEditor::Line& line = l.line;
+  if (p.last_input == &l) p.last_input = nullptr;
+  if (line.text.empty() && !line.unknown_keys) return true;  // Enter alone
+  // Accounted for: the kernel's readline/zle probe saw this line returned (covered), or the
+  // genuine interposer of that image reported a line or non-command input after its Enter and
+  // before the next line's.
+  if (l.covered) return true;
+  int64_t until = l.next_ns ? l.next_ns : l.ns + opts_.window_ns + kSlackNs;
+  if (l.hooked)
+    for (Report& r : p.reports)
+      if (!r.input_used && r.ns >= l.ns - kSlackNs && r.ns < until) {
+        r.input_used = true;
+        return true;
+      }
+  bool shell = l.exact_capable || shell_named(l.exe);
+  // Typed while echo was off in canonical mode: a password prompt's answer, never recorded;
+  // a shell's own command line read so is still a command.
+  if (line.canonical && line.echo_off && !shell) return true;
+  // A reporting shell's `read` builtin (one byte per read, in canonical mode): its input, not
+  // a command, as the interposer treats it.
+  if (l.exact_capable && line.canonical && line.one_byte) return true;
+  json::Object r;
+  r["type"] = record::kCommand;
+  r["pid"] = static_cast<int64_t>(l.pid);
+  r["ppid"] = static_cast<int64_t>(l.ppid);
+  r["uid"] = static_cast<int64_t>(l.uid);
+  if (opts_.user_of)
+    if (std::string u = opts_.user_of(l.uid); !u.empty()) r["user"] = u;
+  if (!l.session.empty()) r["session"] = l.session;
+  if (!l.tty.empty()) r["tty"] = l.tty;
+  r["shell"] = base_of(l.exe);
+  std::string command = l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines)
+                                          : l.command;
+  r["command"] = command;
+  bool redacted_before = r.count("redacted") > 0;
+  record::set_bytes(r, "text", redact_text(opts_.redactor, line.text, r));
+  // The raw keys carry what the redaction took out of the text: kept only when it took nothing.
+  if (r.count("redacted") == redacted_before) record::set_bytes(r, "keys", line.keys);
+  r["reconstructed"] = true;
+  if (!line.canonical) r["raw_mode"] = true;
+  if (line.unknown_keys) r["unknown_keys"] = true;
+  if (line.echo_off) r["echo_off"] = true;
+  if (line.cut) r["truncated"] = true;
+  if (l.unterminated) r["unterminated"] = true;
+  if (!q_.push(std::move(r))) return false;
+  if (!l.exact_capable) return true;
+  return push_bypass(
+      "uncaptured_input", "high", nullptr, l.pid, l.session,
+      fmt::format("{} (pid {}) read a line from its terminal that its interposer did not report "
+                  "(a terminal mode its hook does not see); recorded from the kernel as command {}",
+                  base_of(l.exe), l.pid, command),
+      nullptr, &l.exe, &command);
 }
 
 int CrossCheck::derived_status(pid_t shell, const std::string& command) const {

@@ -20,6 +20,16 @@
 //                     reported, as a command or as announced non-command input
 //   forged_report     an exec report that no kernel exec (with that argv) or failed attempt
 //                     confirms: it contradicts the kernel
+//   uncaptured_input  a shell whose lines the interposer captures read a line from its terminal
+//                     that it did not report (a terminal mode its hook does not see: bash
+//                     without its editor after `stty -icanon`); the line is recorded as the
+//                     kernel saw it
+// Terminal input (SA_EV_INPUT, what each followed process read from a terminal) is the
+// never-silent path: a program reading a terminal whose lines no interposer captures exactly
+// (a static shell, fish, tcsh, a REPL, `cat | sh`) gets a `capture` record naming it
+// (`capture: "none"`, its exe and why) once per image, and each line it read is a `command`
+// record rebuilt from the kernel's bytes (`reconstructed: true`, the raw `keys`). Lines read
+// with echo off in canonical mode (a password prompt) stay out, except a shell's own.
 // Reports that went missing (a gap in report numbers, a refused connection) are loss, never
 // bypass. Memory is bounded per uid: exec reports held beyond the bound are written unchecked
 // and a `loss` record (cause crosscheck_capacity) says whose.
@@ -42,6 +52,7 @@
 #include "shaudit/redact.h"
 #include "shaudit/wire_codec.h"
 #include "stats.h"
+#include "tty_input.h"
 
 namespace shaudit::daemon {
 
@@ -50,6 +61,7 @@ struct CrossCheckOptions {
   const Redactor* redactor = nullptr;     // applied to what the kernel captured too
   std::vector<std::string> allowlist;     // exe paths whose unhooked runs are low severity
   size_t held_bytes_per_uid = 16u << 20;  // exec reports held for checking, per uid
+  std::function<std::string(uid_t)> user_of;  // a uid's name, for the records made here
 };
 
 class CrossCheck {
@@ -105,7 +117,10 @@ class CrossCheck {
   // Exec reports held for checking, and their bytes (for tests and stats).
   size_t held() const { return held_.size(); }
   // Nothing waits for a decision.
-  bool idle() const { return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty(); }
+  bool idle() const {
+    return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty() &&
+           inputs_.empty() && captures_.empty();
+  }
 
   static constexpr uint32_t kUnset = 4294967295u;  // a loginuid or audit session id not set
 
@@ -121,6 +136,7 @@ class CrossCheck {
     std::string prefix;  // a long line's first SA_LINE_MAX bytes (the kernel may cut there)
     uint64_t input_len = 0, input_hash = 0;
     bool used = false;
+    bool input_used = false;  // it accounts for a line the kernel saw read from the terminal
   };
   struct KEvent {  // from the event header
     int64_t ns;    // realtime
@@ -135,12 +151,30 @@ class CrossCheck {
     std::string filename, tty;
     std::vector<std::string> argv;
     uint64_t argv_hash;
+    std::string command;    // the typed command its exec record names
     bool recorded = false;  // its exec record was written (matched by a report)
     bool reported = false;
   };
   struct KLine : KEvent {
     std::string text;
     bool cut;
+  };
+  // A line a process read from its terminal, rebuilt from the kernel's bytes, waiting for the
+  // report (or kernel readline/zle line) that accounts for it.
+  struct TtyLine : KEvent {
+    TtyLineEditor::Line line;
+    std::string tty, exe, command;
+    bool exact_capable = false;  // its image reports its lines (a hooked interactive shell)
+    bool hooked = false;         // its image carries the genuine interposer
+    bool unterminated = false;   // read without an Enter before the process exited or exec'd
+    bool covered = false;        // the kernel saw readline/zle return it
+    int64_t next_ns = 0;         // when the process's next line was complete (0: none yet)
+  };
+  // The first terminal read of an image: is it captured? (decided after the window, when its
+  // interposer's hello, if any, has arrived)
+  struct CaptureCheck : KEvent {
+    std::string tty, exe, command;
+    uint64_t image = 0;  // the exec (arrival number) of the image it read in (0: before any)
   };
   struct Held {  // an exec report waiting for its kernel exec
     pid_t pid;   // the reporter
@@ -207,6 +241,14 @@ class CrossCheck {
     int child_status = -1;
     uint8_t hash_key[16] = {};
     bool have_key = false;
+    // Its terminal input (SA_EV_INPUT) and what decides whether it is captured already.
+    std::unique_ptr<TtyLineEditor> input;
+    uint64_t input_lines = 0;      // lines rebuilt from it so far
+    bool input_checked = false;    // a CaptureCheck was queued for its current image
+    std::string exe;               // its current image's file (from the exec event)
+    int64_t hello_ns = 0;          // the interposer's last hello from it (received)
+    uint64_t hello_flags = 0;      // SHAUDIT_HELLO_*
+    TtyLine* last_input = nullptr; // its latest line waiting in inputs_
   };
 
   uint64_t ord_ = 0;  // kernel events read so far (their arrival numbers)
@@ -216,6 +258,14 @@ class CrossCheck {
   bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);
   bool decide_held(Held& h);
+  bool decide_input(TtyLine& l);
+  bool decide_capture(const CaptureCheck& c);
+  void on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p);
+  void end_input(Proc& p, const KEvent& k);
+  void queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l, const std::string& tty,
+                   bool unterminated);
+  bool image_hooked(const Proc& p) const;
+  bool exact_capable(const Proc& p) const;
   bool matches(const KExec& e, const Held& h) const;
   bool try_match(KExec& e);
   bool pairs(const KExec& e, const Held& h) const;
@@ -226,7 +276,8 @@ class CrossCheck {
   std::string command_for(pid_t pid, pid_t ppid);
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                    const std::string& session, std::string evidence,
-                   const std::vector<std::string>* argv, const std::string* exe = nullptr);
+                   const std::vector<std::string>* argv, const std::string* exe = nullptr,
+                   const std::string* command_id = nullptr);
   bool flush_capacity_loss(int64_t now);
   int64_t to_realtime(uint64_t boot_ns) const {
     return static_cast<int64_t>(boot_ns) + boot_to_real_;
@@ -242,6 +293,8 @@ class CrossCheck {
   std::vector<KExec*> fresh_;                       // read since the last flush_fresh()
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events
   std::deque<KLine> lines_;
+  std::deque<TtyLine> inputs_;
+  std::deque<CaptureCheck> captures_;
   std::deque<Held> held_;  // in order of receipt, so of deadline
   // Indexes (a deque keeps its elements in place when pushed or popped at either end): the
   // undecided kernel execs by pid and by parent, the held reports by reporter.

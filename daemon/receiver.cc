@@ -81,6 +81,7 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     o.window_ns = static_cast<int64_t>(cfg.crosscheck_window_ms) * 1000000;
     loss_check_every_ns_ = std::min<int64_t>(100000000, o.window_ns / 2);
     o.allowlist = cfg.unhooked_allowlist;
+    o.user_of = [this](uid_t uid) { return handler_.user_name(uid); };
     cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
       return handler_.command_of(pid, ppid);
     });

@@ -540,6 +540,7 @@ bool ReportHandler::on_line(const Ctx& c) {
     r["truncated_by"] = "message";
   }
   record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
+  if (flags & SHAUDIT_LINE_ECHO_OFF) r["echo_off"] = true;
   if (cmd_no && !(flags & SHAUDIT_LINE_CONTINUATION)) p.unsettled = cmd_no;
   return write(c, std::move(r));
 }

@@ -92,13 +92,14 @@ class ReportHandler {
   // Sessions whose entry had already exited when they were opened end now (after the
   // kernel's events of that time were written).
   bool end_gone_sessions();
+  // A uid's name (cached), empty when the system has none.
+  const std::string& user_name(uid_t uid);
 
  private:
   Proc& proc(pid_t pid, const wire::Message& m, uint64_t ino);
   Proc* ancestor_facts(pid_t pid);
   bool is_self_or_ancestor(pid_t pid, pid_t candidate);
   const std::string& resolve_session(pid_t pid, Proc& p);
-  const std::string& user_name(uid_t uid);
   bool push(json::Object r);
   // A report of a process, past the checks every report gets (identity, session, numbering),
   // handed to the handler of its kind.

@@ -25,6 +25,7 @@ static struct {
   int* cont;
   int* last_status;
   void** completion;
+  int* executing_builtin;
 } B;
 
 /* Readline calls this after a line was accepted (or at EOF). */
@@ -59,6 +60,7 @@ SA_HIDDEN void sa_bash_install(void) {
   B.cont = (int*)dlsym(RTLD_DEFAULT, "current_command_line_count");
   B.completion = (void**)dlsym(RTLD_DEFAULT, "rl_attempted_completion_function");
   B.last_status = (int*)dlsym(RTLD_DEFAULT, "last_command_exit_value");
+  B.executing_builtin = (int*)dlsym(RTLD_DEFAULT, "executing_builtin");
   if (!B.deprep_var || !B.line || !B.done || !B.eof || !B.cont || !B.completion) return;
   B.old_deprep = *B.deprep_var;
   *B.deprep_var = bash_deprep;
@@ -66,4 +68,8 @@ SA_HIDDEN void sa_bash_install(void) {
     B.old_prep = *B.prep_var;
     *B.prep_var = bash_prep;
   }
+}
+
+SA_HIDDEN int sa_bash_in_builtin(void) {
+  return B.executing_builtin ? *B.executing_builtin != 0 : 1;
 }

@@ -903,10 +903,13 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
     /* The canonical line limit is 4095 bytes plus the newline; a line that reaches it was
      * cut by the terminal. */
     uint32_t flags = SHAUDIT_LINE_TTY_READ | (S.tty_len >= 4095 ? SHAUDIT_LINE_CUT : 0);
-    if (echo_off)
+    /* With echo off: a password read by bash's `read -s` stays out; the shell's own command
+     * line read so (`stty -echo` to hide what is typed) is still a command. dash and the other
+     * tty shells read their `read` builtin's input one byte at a time (not here). */
+    if (echo_off && S.shell == SA_SHELL_BASH && sa_bash_in_builtin())
       sa_report_noncmd(S.tty_buf, S.tty_len, SHAUDIT_INPUT_ECHO_OFF);
     else
-      sa_report_line(S.tty_buf, S.tty_len, flags);
+      sa_report_line(S.tty_buf, S.tty_len, flags | (echo_off ? SHAUDIT_LINE_ECHO_OFF : 0));
     S.tty_len = 0;
     p = nl + 1;
     len -= take + 1;

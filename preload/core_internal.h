@@ -10,5 +10,7 @@
 
 /* bash (bash.c): hooks readline's prep/deprep functions; called by sa_init for bash. */
 SA_HIDDEN void sa_bash_install(void);
+/* Whether bash is running a builtin (its `read`), not reading a command line: 1 when unknown. */
+SA_HIDDEN int sa_bash_in_builtin(void);
 
 #endif

@@ -32,6 +32,7 @@ inline constexpr std::string_view kBypass = "bypass";
 inline constexpr std::string_view kAlert = "alert";
 inline constexpr std::string_view kCommandStatus = "command_status";
 inline constexpr std::string_view kNoncmdInput = "noncmd_input";
+inline constexpr std::string_view kCapture = "capture";
 
 // Seal reasons.
 inline constexpr std::string_view kSealInterval = "interval";
