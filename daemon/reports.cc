@@ -461,18 +461,24 @@ bool ReportHandler::on_hello(const Ctx& c) {
   stats_.hellos.fetch_add(1, std::memory_order_relaxed);
   uint64_t flags = m.number(SHAUDIT_F_HELLO_FLAGS);
   p.shell = flags & SHAUDIT_HELLO_SHELL;
+  p.repl = flags & SHAUDIT_HELLO_REPL;
   p.interactive = flags & SHAUDIT_HELLO_INTERACTIVE;
   p.exe = m.text(SHAUDIT_F_EXE);
   p.tty = m.text(SHAUDIT_F_TTY);
-  // A shell in no session: the kernel may follow it already (a container runtime started it),
-  // with its exec event still waiting to be read.
-  if (p.shell && p.session.empty() && catch_up_) {
+  // A shell, or a readline program at its first line (`kubectl exec -it POD -- python3`), in no
+  // session: the kernel may follow it already (a container runtime started it), with its exec
+  // event still waiting to be read.
+  const bool reads_lines = p.shell || p.repl;
+  if (reads_lines && p.session.empty() && catch_up_) {
     catch_up_();
     resolve_session(pid, p);
   }
-  // An interactive shell on a terminal that no session registered opens one itself.
-  if (p.shell && p.interactive && p.session.empty())
-    return open_implicit(pid, p, cred.uid, "interactive shell outside any session");
+  // An interactive shell (or readline program) on a terminal that no session registered opens
+  // one itself.
+  if (reads_lines && p.interactive && p.session.empty())
+    return open_implicit(pid, p, cred.uid,
+                         p.shell ? "interactive shell outside any session"
+                                 : "interactive readline program outside any session");
   auto argv = m.all(SHAUDIT_F_ARGV);
   // A shell the container runtime started in a container without a terminal (`kubectl exec
   // POD -- sh -c '...'`, `docker exec CTR sh -c`): a session of its own, named by its argv.
@@ -541,7 +547,11 @@ bool ReportHandler::on_line(const Ctx& c) {
   }
   record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
   if (flags & SHAUDIT_LINE_ECHO_OFF) r["echo_off"] = true;
-  if (cmd_no && !(flags & SHAUDIT_LINE_CONTINUATION)) p.unsettled = cmd_no;
+  // A line a readline program (python3, psql, gdb, ...) read: `shell` names that program. It
+  // reports no exit status (its lines are not commands run to completion).
+  const bool repl = flags & SHAUDIT_LINE_REPL;
+  if (repl) r["kind"] = "repl";
+  if (cmd_no && !(flags & SHAUDIT_LINE_CONTINUATION) && !repl) p.unsettled = cmd_no;
   return write(c, std::move(r));
 }
 

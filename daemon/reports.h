@@ -38,6 +38,7 @@ struct Proc {
   bool exec_reported = false;     // its current image's exec was reported before it ran
   std::vector<uint64_t> spawned;  // argv hashes it reported for children it spawned
   bool shell = false, interactive = false;
+  bool repl = false;  // reads lines through readline/libedit (hello SHAUDIT_HELLO_REPL)
   std::string exe, tty;
   uint64_t unsettled = 0;  // its last typed command whose status it did not report (number)
 };

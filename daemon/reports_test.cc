@@ -156,5 +156,42 @@ TEST_F(ReportHandlerTest, AnInteractiveShellOutsideAnySessionOpensAnImplicitOne)
   EXPECT_EQ(stats_.sessions_opened.load(), 1u);
 }
 
+TEST_F(ReportHandlerTest, AReadlineProgramsLineIsACommandOfKindReplWithNoStatusOwed) {
+  send(SHAUDIT_MSG_HELLO, 1,
+       {{SHAUDIT_F_EXE, "/usr/bin/python3.11"},
+        {SHAUDIT_F_HELLO_FLAGS, u64(SHAUDIT_HELLO_REPL | SHAUDIT_HELLO_INTERACTIVE)},
+        {SHAUDIT_F_TTY, "/dev/pts/9"}});
+  send(SHAUDIT_MSG_LINE, 2,
+       {{SHAUDIT_F_SHELL, "python3"},
+        {SHAUDIT_F_CMD_NO, u64(1)},
+        {SHAUDIT_F_LINE_FLAGS, u64(SHAUDIT_LINE_REPL)},
+        {SHAUDIT_F_TEXT, "os.system(\"id\")"}});
+  send(SHAUDIT_MSG_EXEC, 3,
+       {{SHAUDIT_F_PATH, "/bin/sh"},
+        {SHAUDIT_F_CMD_PID, u64(static_cast<uint64_t>(me_.pid))},
+        {SHAUDIT_F_CMD_NO, u64(1)},
+        {SHAUDIT_F_ARGV, "sh"},
+        {SHAUDIT_F_ARGV, "-c"},
+        {SHAUDIT_F_ARGV, "id"}});
+  send(SHAUDIT_MSG_LINE, 4,
+       {{SHAUDIT_F_SHELL, "minish"}, {SHAUDIT_F_CMD_NO, u64(2)}, {SHAUDIT_F_TEXT, "ls"}});
+  auto r = records();
+  ASSERT_EQ(r.size(), 4u);
+  // Interactive on a terminal outside any session: a session of its own, as a shell's.
+  EXPECT_EQ(str(r[0], "type"), "session_start");
+  EXPECT_EQ(str(r[0], "reason"), "interactive readline program outside any session");
+  EXPECT_EQ(str(r[1], "type"), "command");
+  EXPECT_EQ(str(r[1], "text"), "os.system(\"id\")");
+  EXPECT_EQ(str(r[1], "shell"), "python3");
+  EXPECT_EQ(str(r[1], "kind"), "repl");
+  EXPECT_EQ(str(r[1], "command"), cmd(1));
+  EXPECT_EQ(str(r[1], "session"), str(r[0], "session"));
+  EXPECT_EQ(str(r[2], "type"), "exec");
+  EXPECT_EQ(str(r[2], "command"), cmd(1));
+  // A shell's line has no kind, and no status is owed for the line before it.
+  EXPECT_EQ(str(r[3], "type"), "command");
+  EXPECT_EQ(r[3].count("kind"), 0u);
+}
+
 }  // namespace
 }  // namespace shaudit::daemon

@@ -46,6 +46,7 @@ struct sa_child_slot {
 static struct {
   int enabled;
   int shell;
+  int repl; /* reads lines through readline/libedit (repl.c): named repl_name */
   int interactive;
   int host_wide;
   int secure;
@@ -412,7 +413,7 @@ static void build_hello(struct sa_msg* m, char* stack, size_t cap) {
   msg_begin(m, stack, cap, hello_size(), SHAUDIT_MSG_HELLO);
   if (S_exe[0]) msg_add(m, SHAUDIT_F_EXE, S_exe, strlen(S_exe));
   if (S.session[0]) msg_add_str(m, SHAUDIT_F_SESSION, S.session);
-  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) |
+  uint64_t hf = (S.shell ? SHAUDIT_HELLO_SHELL : 0) | (S.repl ? SHAUDIT_HELLO_REPL : 0) |
                 (S.interactive ? SHAUDIT_HELLO_INTERACTIVE : 0) |
                 (S.host_wide ? SHAUDIT_HELLO_HOST_WIDE : 0) | (S.secure ? SHAUDIT_HELLO_SECURE : 0);
   msg_add_u64(m, SHAUDIT_F_HELLO_FLAGS, hf);
@@ -806,7 +807,10 @@ SA_HIDDEN void sa_report_shell_command(const char* cmd) {
   sa_report_exec("/bin/sh", argv, SA_EXEC_SPAWN);
 }
 
+static char S_repl_name[64]; /* sa_repl_begin */
+
 static const char* shell_name(void) {
+  if (S.repl) return S_repl_name;
   switch (S.shell) {
     case SA_SHELL_BASH:
       return "bash";
@@ -855,6 +859,21 @@ SA_HIDDEN void sa_report_status(int status) {
   msg_add_u64(&m, SHAUDIT_F_DURATION_NS, (uint64_t)(mono_ns() - S.cmd_start_ns));
   msg_send(&m);
   msg_end(&m);
+}
+
+SA_HIDDEN int sa_repl_begin(const char* name) {
+  if (!S.enabled || S.shell != SA_SHELL_NONE || !is_owner()) return 0;
+  if (S.repl) return 1;
+  size_t n = strlen(name);
+  if (n >= sizeof S_repl_name) n = sizeof S_repl_name - 1;
+  memcpy(S_repl_name, name, n);
+  S_repl_name[n] = 0;
+  S.repl = 1;
+  struct termios t;
+  S.interactive = ioctl(0, TCGETS, &t) == 0;
+  if (!S_exe[0]) read_self_exe();
+  send_hello();
+  return 1;
 }
 
 SA_HIDDEN void sa_report_noncmd(const char* text, size_t len, uint32_t kind) {

@@ -47,6 +47,11 @@ void sa_report_shell_command(const char* cmd);
 
 /* A typed line (without trailing newline). flags: SHAUDIT_LINE_* from wire.h. */
 void sa_report_line(const char* text, size_t len, uint32_t flags);
+/* A program that reads lines through readline or libedit (repl.c) accepted its first line:
+ * from now on its lines are reported as that program's (SHELL name, SHAUDIT_LINE_REPL), after
+ * a hello that says so. 1 when this process reports them: not a shell the interposer captures
+ * otherwise, not a vfork child. name: the program's name (copied; cut to 63 bytes). */
+int sa_repl_begin(const char* name);
 /* Input that is not a command (read -e, vared, echo off): only length and keyed hash. */
 void sa_report_noncmd(const char* text, size_t len, uint32_t kind);
 /* Exit status of the previous typed command (at the next prompt). */

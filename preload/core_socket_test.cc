@@ -395,4 +395,40 @@ TEST(CoreSocket, ContinuationLinesAndALineCutToTheMessageLimit) {
   close(conn);
 }
 
+TEST(CoreSocket, AReadlineProgramSaysHelloAtItsFirstLineAndNamesItsLines) {
+  Peer peer(8);
+  ASSERT_TRUE(peer.ok());
+  Child c = RunCore(peer.path(), [](int, int) {
+    if (!sa_repl_begin("python3")) return 1;
+    Line("import os", SHAUDIT_LINE_REPL);
+    if (!sa_repl_begin("other")) return 2;  // once begun, the name stays
+    Line("os.system('id')", SHAUDIT_LINE_REPL);
+    pid_t g = vfork();
+    if (g == 0) _exit(sa_repl_begin("python3") ? 3 : 0);  // a vfork child reports no lines
+    int st = 0;
+    if (waitpid(g, &st, 0) != g || st != 0) return 3;
+    return 0;
+  });
+  ASSERT_GT(c.pid, 0);
+  ASSERT_EQ(c.Wait(), 0);
+  int conn = peer.Accept();
+  ASSERT_GE(conn, 0);
+  Msg m;
+  ASSERT_EQ(Recv(conn, &m), 1);
+  EXPECT_EQ(m.h.type, SHAUDIT_MSG_HELLO);
+  EXPECT_EQ(m.h.report_seq, 1u);
+  // (the test's standard input may or may not be a terminal)
+  EXPECT_EQ(m.U64(SHAUDIT_F_HELLO_FLAGS) & ~uint64_t{SHAUDIT_HELLO_INTERACTIVE},
+            uint64_t{SHAUDIT_HELLO_REPL});
+  EXPECT_NE(m.Find(SHAUDIT_F_EXE), nullptr);
+  ASSERT_EQ(Recv(conn, &m), 1);
+  ExpectLine(m, 2, "import os", 1, 0, SHAUDIT_LINE_REPL);
+  EXPECT_EQ(m.Str(SHAUDIT_F_SHELL), "python3");
+  ASSERT_EQ(Recv(conn, &m), 1);
+  ExpectLine(m, 3, "os.system('id')", 2, 0, SHAUDIT_LINE_REPL);
+  EXPECT_EQ(m.Str(SHAUDIT_F_SHELL), "python3");
+  EXPECT_EQ(Recv(conn, &m), 0);
+  close(conn);
+}
+
 }  // namespace

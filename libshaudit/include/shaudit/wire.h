@@ -76,7 +76,9 @@ enum shaudit_field_tag {
 #define SHAUDIT_LINE_CONTINUATION 0x1u /* PS2 / here-document line of the current command */
 #define SHAUDIT_LINE_CUT 0x2u          /* the terminal delivered only part (canonical limit) */
 #define SHAUDIT_LINE_TTY_READ 0x4u     /* captured from read() on the terminal */
-#define SHAUDIT_LINE_ECHO_OFF 0x20u    /* the shell read its command line with terminal echo off */
+/* a line a readline/libedit program (python3, psql, gdb, ...) accepted: SHELL names it */
+#define SHAUDIT_LINE_REPL 0x8u
+#define SHAUDIT_LINE_ECHO_OFF 0x20u /* the shell read its command line with terminal echo off */
 
 /* SHAUDIT_F_INPUT_KIND */
 #define SHAUDIT_INPUT_READ_E 1u   /* bash read -e */
@@ -88,7 +90,8 @@ enum shaudit_field_tag {
 #define SHAUDIT_HELLO_INTERACTIVE 0x2u /* ... running interactively on a terminal */
 #define SHAUDIT_HELLO_HOST_WIDE 0x4u   /* loaded through /etc/ld.so.preload */
 #define SHAUDIT_HELLO_SECURE 0x8u      /* secure-execution mode (setuid etc.) */
-#define SHAUDIT_HELLO_REPL 0x10u       /* a readline program whose accepted lines it reports */
+/* a program that reads lines through readline or libedit (said at its first line) */
+#define SHAUDIT_HELLO_REPL 0x10u
 
 /* Field flags. */
 #define SHAUDIT_FIELD_TRUNCATED 0x1u /* the sender cut this field to fit */
