@@ -178,7 +178,11 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
     if (auto it = status.find(cmd); it != status.end())
       st = fmt::format("  => exit {} in {}", num(*it->second, "exit_status"),
                        duration(num(*it->second, "duration_ns")));
-    std::printf("├─ $ %s%s\n", printable(str(*ls[0], "text")).c_str(), ls.size() == 1 ? st.c_str() : "");
+    // A readline program's line (python3, gdb, ...) is shown after that program's name.
+    std::string prompt =
+        str(*ls[0], "kind") == "repl" ? printable(str(*ls[0], "shell")) + ">" : "$";
+    std::printf("├─ %s %s%s\n", prompt.c_str(), printable(str(*ls[0], "text")).c_str(),
+                ls.size() == 1 ? st.c_str() : "");
     for (size_t i = 1; i < ls.size(); ++i)
       std::printf("│  > %s%s\n", printable(str(*ls[i], "text")).c_str(),
                   i + 1 == ls.size() ? st.c_str() : "");

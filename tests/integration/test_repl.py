@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from ptyshell import PS1
+from conftest import run_cli
 from test_capture import LEFT, UP, start_shell
 
 PYTHON = "/usr/bin/python3"  # Debian's: its readline module links libreadline.so.8
@@ -90,6 +91,15 @@ def test_python3_lines_and_the_execs_they_cause(daemon, work):
     assert not [r for r in recs if r["type"] == "command_status"
                 and r["command"] in {c["command"] for c in cmds}]
     assert daemon.stop() == 0 and daemon.verify().returncode == 0
+    # The session's tree shows its lines after the program's name, with the execs they caused.
+    tree = run_cli("show", daemon.log, "--session", bash[0]["session"], "--tree")
+    assert tree.returncode == 0, tree.stderr
+    lines = tree.stdout.splitlines()
+    at = lines.index('├─ python3> os.system("id -u > out.txt")')
+    assert lines[at + 1:at + 3] == [f"│    └─ [{shells[0]['pid']}] sh -c 'id -u > out.txt'",
+                                    f"│    └─ [{ids[0]['pid']}] id -u"]
+    assert "├─ python3> import os" in lines
+    assert [l for l in lines if l.startswith(f"├─ $ {PYTHON} -q  => exit 0 in ")]
 
 
 def test_python3_input_typed_with_echo_off_is_never_recorded(daemon, work):
