@@ -5,6 +5,7 @@ Each line such a program accepts is a `command` record of that program (`shell` 
 `kind` "repl"), byte-exact after editing and history recall, and the execs it causes link to
 it; input typed with the terminal's echo off (passwords) never appears in a record."""
 
+import os
 import shutil
 
 import pytest
@@ -61,7 +62,12 @@ def check_repl_records(bash, cmds, expected, name):
     assert all("kind" not in b for b in bash)
 
 
-def test_python3_lines_and_the_execs_they_cause(daemon, work):
+@pytest.mark.parametrize("bpf", ["off", "on"])
+def test_python3_lines_and_the_execs_they_cause(daemon_factory, work, bpf):
+    if bpf == "on" and os.geteuid() != 0:
+        pytest.skip("the eBPF collector needs root")
+    # With the collector the kernel's exec events are the exec records (`source: "bpf"`).
+    daemon = daemon_factory(bpf=bpf).start()
     steps = [
         "import os\r",
         'os.system("id -u > out.txt")\r',
@@ -87,10 +93,14 @@ def test_python3_lines_and_the_execs_they_cause(daemon, work):
     # python3 itself runs for bash's line.
     py = [e for e in execs if e["argv"] == [PYTHON, "-q"]]
     assert len(py) == 1 and py[0]["command"] == bash[0]["command"]
+    assert all(e["source"] == ("bpf" if bpf == "on" else "report") for e in ids + shells + py)
+    assert not [r for r in recs if r["type"] == "bypass"]
     # No line of it owes a status (it is not a shell): none is derived or reported.
     assert not [r for r in recs if r["type"] == "command_status"
                 and r["command"] in {c["command"] for c in cmds}]
     assert daemon.stop() == 0 and daemon.verify().returncode == 0
+    if bpf == "on":
+        return  # (the tree leaves the kernel's exec records out: a bypass line says them)
     # The session's tree shows its lines after the program's name, with the execs they caused.
     tree = run_cli("show", daemon.log, "--session", bash[0]["session"], "--tree")
     assert tree.returncode == 0, tree.stderr
