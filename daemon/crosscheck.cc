@@ -178,6 +178,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       Proc& p = procs_[pid];
       end_input(p, k);  // what the image before typed without an Enter
       p.input_checked = false;
+      p.capture_said = false;
+      p.silent_shell = false;
       p.exe = k.filename;
       p.execs.push_back(ord);
       p.last_exec_ns = ns;
@@ -262,7 +264,13 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       lines_.push_back(std::move(l));
       // The kernel's own account of the line read last from the terminal (readline or zle
       // returned it after its Enter, in the kernel's order).
-      if (TtyLine* last = procs_[pid].last_input) last->covered = true;
+      if (Proc& p = procs_[pid]; TtyLine* last = p.last_input) {
+        last->covered = true;
+        // No record will carry the line's rebuilt command: what it forks from now on runs for
+        // the command it ran for before (the kernel's line is a bypass record, not a command).
+        if (!last->command.empty() && p.command == last->command) p.command = last->prev_command;
+        last->command.clear();
+      }
       break;
     }
     case SA_EV_INPUT: {
@@ -291,6 +299,7 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
   r.ns = recv_ns;
   r.type = m.type;
   Proc& p = procs_[pid];
+  p.reported_ns = recv_ns;
   if (m.type == SHAUDIT_MSG_LINE) {
     // The shell's current typed command: what it forks from now on runs for it.
     if (uint64_t n = m.number(SHAUDIT_F_CMD_NO)) p.command = fmt::format("{}.{}", pid, n);
@@ -468,8 +477,7 @@ std::string CrossCheck::command_for(pid_t pid, pid_t ppid) {
 
 bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                              const std::string& session, std::string evidence,
-                             const std::vector<std::string>* argv, const std::string* exe,
-                             const std::string* command_id) {
+                             const std::vector<std::string>* argv, const std::string* exe) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
   json::Object b;
   b["type"] = record::kBypass;
@@ -480,9 +488,7 @@ bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec
   b["evidence"] = std::move(evidence);
   // An exec's bypass names the command its exec record named (the program may have read lines
   // of its own since).
-  std::string command = command_id                   ? *command_id
-                        : e && !e->command.empty() ? e->command
-                                                   : command_for(pid, e ? e->ppid : 0);
+  std::string command = e && !e->command.empty() ? e->command : command_for(pid, e ? e->ppid : 0);
   if (!command.empty()) b["command"] = command;
   if (e) {
     b["ppid"] = static_cast<int64_t>(e->ppid);
@@ -703,9 +709,9 @@ namespace {
 bool shell_named(std::string_view exe) {
   auto slash = exe.rfind('/');
   std::string_view b = slash == std::string_view::npos ? exe : exe.substr(slash + 1);
-  static constexpr std::string_view kShells[] = {
-      "sh",   "dash", "bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh",
-      "posh", "yash", "fish", "tcsh",  "csh", "ash", "busybox"};
+  static constexpr std::string_view kShells[] = {"sh",    "dash", "bash", "rbash",  "zsh",  "ksh",
+                                                 "ksh93", "mksh", "lksh", "posh",   "yash", "fish",
+                                                 "tcsh",  "csh",  "ash",  "busybox"};
   return std::find(std::begin(kShells), std::end(kShells), b) != std::end(kShells);
 }
 
@@ -732,7 +738,10 @@ bool CrossCheck::exact_capable(const Proc& p) const {
 
 void CrossCheck::on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p) {
   std::string tty = cstr(e->tty, std::min<size_t>(e->tty_len, sizeof e->tty));
-  if (!p.input_checked) {
+  bool canonical = e->lflag & ICANON, echo = e->lflag & ECHO;
+  // (A password prompt's read, canonical with echo off, does not make a program one whose
+  // lines are uncaptured: what it reads is never recorded anyway.)
+  if (!p.input_checked && !(canonical && !echo)) {
     p.input_checked = true;
     CaptureCheck c;
     static_cast<KEvent&>(c) = k;
@@ -745,7 +754,7 @@ void CrossCheck::on_input(const KEvent& k, const sa_input_event* e, size_t size,
   if (!p.input) p.input = std::make_unique<TtyLineEditor>();
   size_t n = std::min<size_t>(e->len, size - offsetof(sa_input_event, data));
   std::vector<TtyLineEditor::Line> done;
-  p.input->feed(std::string_view(e->data, n), e->lflag & ICANON, e->lflag & ECHO, done);
+  p.input->feed(std::string_view(e->data, n), canonical, echo, done);
   for (auto& l : done) queue_input(p, k, std::move(l), tty, false);
 }
 
@@ -767,8 +776,9 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
   t.unterminated = unterminated;
   // A program no interposer reports: this line is its current command from now on, in the
   // kernel's own order (what it forks next runs for it).
-  if (!t.exact_capable && !t.line.text.empty()) {
+  if ((!t.exact_capable || p.silent_shell) && !t.line.text.empty()) {
     t.command = fmt::format("{}.k{}", k.pid, ++p.input_lines);
+    t.prev_command = p.command;
     p.command = t.command;
   }
   inputs_.push_back(std::move(t));
@@ -779,7 +789,24 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
 bool CrossCheck::decide_capture(const CaptureCheck& c) {
   Proc& p = procs_[c.pid];
   if ((p.execs.empty() ? 0 : p.execs.back()) != c.image) return true;  // it exec'd since
-  if (exact_capable(p)) return true;
+  if (exact_capable(p) || p.capture_said) return true;
+  p.capture_said = true;
+  std::string why;
+  if (!image_hooked(p))
+    why = "no interposer in this image (a static binary, or LD_PRELOAD removed)";
+  else if (p.hello_flags & SHAUDIT_HELLO_SHELL)
+    why =
+        "a shell reading its terminal but not as an interactive shell (a script or -s from "
+        "the terminal, or the shell's input is a pipe)";
+  else
+    why =
+        "a program that reads its terminal itself: the interposer captures the lines of "
+        "bash, zsh, dash and the shells and readline programs it knows, not this one's";
+  return write_capture(c, why);
+}
+
+bool CrossCheck::write_capture(const CaptureCheck& c, const std::string& why) {
+  Proc& p = procs_[c.pid];
   bool hooked = image_hooked(p);
   json::Object r;
   r["type"] = record::kCapture;
@@ -794,17 +821,9 @@ bool CrossCheck::decide_capture(const CaptureCheck& c) {
   record::set_bytes(r, "comm", c.comm);
   if (!c.tty.empty()) r["tty"] = c.tty;
   r["interposer"] = hooked;
-  std::string why;
-  if (!hooked)
-    why = "no interposer in this image (a static binary, or LD_PRELOAD removed)";
-  else if (p.hello_flags & SHAUDIT_HELLO_SHELL)
-    why = "a shell reading its terminal but not as an interactive shell (a script or -s from "
-          "the terminal, or the shell's input is a pipe)";
-  else
-    why = "a program that reads its terminal itself: the interposer captures the lines of "
-          "bash, zsh, dash and the shells and readline programs it knows, not this one's";
-  r["reason"] = why + "; what it reads from the terminal is recorded as the kernel saw it, "
-                      "rebuilt into lines (reconstructed: true)";
+  r["reason"] = why +
+                "; what it reads from the terminal is recorded as the kernel saw it, "
+                "rebuilt into lines (reconstructed: true)";
   if (!c.command.empty()) r["command"] = c.command;
   return q_.push(std::move(r));
 }
@@ -816,7 +835,7 @@ bool CrossCheck::decide_input(TtyLine& l) {
   if (line.text.empty() && !line.unknown_keys) return true;  // Enter alone
   // Accounted for: the kernel's readline/zle probe saw this line returned (covered), or the
   // genuine interposer of that image reported a line or non-command input after its Enter and
-  // before the next line's.
+  // before the next line's (reports are timed by the kernel when sent: SO_TIMESTAMPNS).
   if (l.covered) return true;
   int64_t until = l.next_ns ? l.next_ns : l.ns + opts_.window_ns + kSlackNs;
   if (l.hooked)
@@ -832,6 +851,26 @@ bool CrossCheck::decide_input(TtyLine& l) {
   // A reporting shell's `read` builtin (one byte per read, in canonical mode): its input, not
   // a command, as the interposer treats it.
   if (l.exact_capable && line.canonical && line.one_byte) return true;
+  // A shell the interposer knows that never reported a line in this image: its line editor
+  // reads keys the interposer does not follow (yash, busybox ash as Alpine's /bin/sh). Named
+  // once, like any program it does not capture; not a bypass. One that did report lines and
+  // now read one it did not: a bypass (a terminal mode its hook does not see).
+  bool never_reported = !p.reported_ns || p.reported_ns < p.last_exec_ns;
+  bool bypass = l.exact_capable && !never_reported;
+  if (l.exact_capable && never_reported && !p.capture_said) {
+    p.capture_said = true;
+    p.silent_shell = true;  // its next lines name the commands they start
+    CaptureCheck c;
+    static_cast<KEvent&>(c) = l;
+    c.tty = l.tty;
+    c.exe = l.exe;
+    c.command = command_for(l.pid, l.ppid);
+    c.image = p.execs.empty() ? 0 : p.execs.back();
+    if (!write_capture(c,
+                       "a shell whose line editor reads keys the interposer does not follow: "
+                       "it reported none of its lines"))
+      return false;
+  }
   json::Object r;
   r["type"] = record::kCommand;
   r["pid"] = static_cast<int64_t>(l.pid);
@@ -842,8 +881,8 @@ bool CrossCheck::decide_input(TtyLine& l) {
   if (!l.session.empty()) r["session"] = l.session;
   if (!l.tty.empty()) r["tty"] = l.tty;
   r["shell"] = base_of(l.exe);
-  std::string command = l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines)
-                                          : l.command;
+  std::string command =
+      l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines) : l.command;
   r["command"] = command;
   bool redacted_before = r.count("redacted") > 0;
   record::set_bytes(r, "text", redact_text(opts_.redactor, line.text, r));
@@ -856,13 +895,24 @@ bool CrossCheck::decide_input(TtyLine& l) {
   if (line.cut) r["truncated"] = true;
   if (l.unterminated) r["unterminated"] = true;
   if (!q_.push(std::move(r))) return false;
-  if (!l.exact_capable) return true;
-  return push_bypass(
-      "uncaptured_input", "high", nullptr, l.pid, l.session,
-      fmt::format("{} (pid {}) read a line from its terminal that its interposer did not report "
-                  "(a terminal mode its hook does not see); recorded from the kernel as command {}",
-                  base_of(l.exe), l.pid, command),
-      nullptr, &l.exe, &command);
+  if (!bypass) return true;
+  stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
+  json::Object b;
+  b["type"] = record::kBypass;
+  b["kind"] = "uncaptured_input";
+  b["severity"] = "high";
+  b["pid"] = static_cast<int64_t>(l.pid);
+  b["uid"] = static_cast<int64_t>(l.uid);
+  if (!l.session.empty()) b["session"] = l.session;
+  record::set_bytes(b, "exe", l.exe);
+  record::set_bytes(b, "text", redact_text(opts_.redactor, line.text, b));
+  b["argv"] = json::Array{};
+  b["command"] = command;
+  b["evidence"] = fmt::format(
+      "{} (pid {}) read a line from its terminal that its interposer did not report (a terminal "
+      "mode its hook does not see); recorded from the kernel as command {}",
+      base_of(l.exe), l.pid, command);
+  return q_.push(std::move(b));
 }
 
 int CrossCheck::derived_status(pid_t shell, const std::string& command) const {

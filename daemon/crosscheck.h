@@ -58,9 +58,9 @@ namespace shaudit::daemon {
 
 struct CrossCheckOptions {
   int64_t window_ns = 1'000'000'000;
-  const Redactor* redactor = nullptr;     // applied to what the kernel captured too
-  std::vector<std::string> allowlist;     // exe paths whose unhooked runs are low severity
-  size_t held_bytes_per_uid = 16u << 20;  // exec reports held for checking, per uid
+  const Redactor* redactor = nullptr;         // applied to what the kernel captured too
+  std::vector<std::string> allowlist;         // exe paths whose unhooked runs are low severity
+  size_t held_bytes_per_uid = 16u << 20;      // exec reports held for checking, per uid
   std::function<std::string(uid_t)> user_of;  // a uid's name, for the records made here
 };
 
@@ -118,8 +118,8 @@ class CrossCheck {
   size_t held() const { return held_.size(); }
   // Nothing waits for a decision.
   bool idle() const {
-    return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty() &&
-           inputs_.empty() && captures_.empty();
+    return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty() && inputs_.empty() &&
+           captures_.empty();
   }
 
   static constexpr uint32_t kUnset = 4294967295u;  // a loginuid or audit session id not set
@@ -164,6 +164,7 @@ class CrossCheck {
   struct TtyLine : KEvent {
     TtyLineEditor::Line line;
     std::string tty, exe, command;
+    std::string prev_command;    // the process's command before this line became it
     bool exact_capable = false;  // its image reports its lines (a hooked interactive shell)
     bool hooked = false;         // its image carries the genuine interposer
     bool unterminated = false;   // read without an Enter before the process exited or exec'd
@@ -243,12 +244,15 @@ class CrossCheck {
     bool have_key = false;
     // Its terminal input (SA_EV_INPUT) and what decides whether it is captured already.
     std::unique_ptr<TtyLineEditor> input;
-    uint64_t input_lines = 0;      // lines rebuilt from it so far
-    bool input_checked = false;    // a CaptureCheck was queued for its current image
-    std::string exe;               // its current image's file (from the exec event)
-    int64_t hello_ns = 0;          // the interposer's last hello from it (received)
-    uint64_t hello_flags = 0;      // SHAUDIT_HELLO_*
-    TtyLine* last_input = nullptr; // its latest line waiting in inputs_
+    uint64_t input_lines = 0;       // lines rebuilt from it so far
+    bool input_checked = false;     // a CaptureCheck was queued for its current image
+    bool capture_said = false;      // its capture record was written for its current image
+    bool silent_shell = false;      // a shell the interposer knows that reports none of its lines
+    int64_t reported_ns = 0;        // its last line or non-command report (received)
+    std::string exe;                // its current image's file (from the exec event)
+    int64_t hello_ns = 0;           // the interposer's last hello from it (received)
+    uint64_t hello_flags = 0;       // SHAUDIT_HELLO_*
+    TtyLine* last_input = nullptr;  // its latest line waiting in inputs_
   };
 
   uint64_t ord_ = 0;  // kernel events read so far (their arrival numbers)
@@ -260,6 +264,7 @@ class CrossCheck {
   bool decide_held(Held& h);
   bool decide_input(TtyLine& l);
   bool decide_capture(const CaptureCheck& c);
+  bool write_capture(const CaptureCheck& c, const std::string& why);
   void on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p);
   void end_input(Proc& p, const KEvent& k);
   void queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l, const std::string& tty,
@@ -276,8 +281,7 @@ class CrossCheck {
   std::string command_for(pid_t pid, pid_t ppid);
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                    const std::string& session, std::string evidence,
-                   const std::vector<std::string>* argv, const std::string* exe = nullptr,
-                   const std::string* command_id = nullptr);
+                   const std::vector<std::string>* argv, const std::string* exe = nullptr);
   bool flush_capacity_loss(int64_t now);
   int64_t to_realtime(uint64_t boot_ns) const {
     return static_cast<int64_t>(boot_ns) + boot_to_real_;

@@ -498,6 +498,9 @@ void Receiver::accept_clients(int listen_fd) {
     }
     int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    // The kernel stamps each report when it is sent: its time is the kernel's, not the
+    // sender's claim, and not how late shauditd got to read it.
+    ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -526,8 +529,8 @@ void Receiver::close_client(int fd) {
 
 // Reads up to max_messages from one client; false when it is closed.
 bool Receiver::read_client(int fd, int max_messages) {
-  alignas(cmsghdr) char
-      cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * 32)];
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)) +
+                             CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(int) * 32)];
   size_t taken = 0;
   for (int k = 0; k < max_messages && (max_messages > kMessagesPerTurn || taken < kBytesPerTurn);
        ++k) {
@@ -561,6 +564,12 @@ bool Receiver::read_client(int fd, int max_messages) {
       if (c->cmsg_level != SOL_SOCKET) continue;
       if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
         cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
+      } else if (c->cmsg_type == SCM_TIMESTAMPNS && c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
+        // When the kernel queued it (realtime): the report's time for the cross-check.
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        int64_t sent = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+        if (sent > 0 && sent <= recv_ns) recv_ns = sent;
       } else if (c->cmsg_type == kScmPidfd && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
         // The sender's pidfd, attached by the kernel: its inode identifies the process.
         int pidfd;

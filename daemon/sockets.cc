@@ -109,6 +109,9 @@ Result<int> make_socket(const std::string& path, int type, unsigned mode,
     // reused pid is never taken for the process that had it before. Older kernels: ignored,
     // and the process's start time is read from /proc for every message instead.
     ::setsockopt(fd, SOL_SOCKET, kSoPassPidfd, &on, sizeof on);
+    // ... and the kernel's time of sending (where the kernel passes it on to connections not
+    // accepted yet; the receiver sets it on each accepted one too).
+    ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   }
   if (::listen(fd, SOMAXCONN) != 0) {
     int e = errno;

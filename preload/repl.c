@@ -70,13 +70,22 @@ static void* real_symbol(void** slot, const char* name, const void* caller, cons
   ((__typeof__(R.field))real_symbol((void**)&R.field, name, __builtin_return_address(0), \
                                     (const void*)(self)))
 
-/* One accepted line (len bytes, no newline). An empty line is not recorded. */
-static void repl_line(const char* line, size_t len) {
-  if (len == 0) return;
+/* The program reads lines through the library: it says so (its hello) before it reads its
+ * terminal, so shauditd knows from its first key that its lines are reported. */
+static int repl_begin(void) {
+  int saved = errno;
   const char* execfn = (const char*)getauxval(AT_EXECFN);
   const char* name = execfn ? strrchr(execfn, '/') : NULL;
   name = name ? name + 1 : execfn ? execfn : "";
-  if (!sa_repl_begin(name[0] ? name : "repl")) return;
+  int r = sa_repl_begin(name[0] ? name : "repl");
+  errno = saved;
+  return r;
+}
+
+/* One accepted line (len bytes, no newline). An empty line is not recorded. */
+static void repl_line(const char* line, size_t len) {
+  if (len == 0) return;
+  if (!repl_begin()) return;
   struct termios t;
   if (ioctl(0, TCGETS, &t) == 0 && !(t.c_lflag & ECHO))
     sa_report_noncmd(line, len, SHAUDIT_INPUT_ECHO_OFF);
@@ -89,6 +98,7 @@ EXPORT char* readline(const char* prompt) {
   readline_fn real = REAL(readline, "readline", readline);
   errno = saved;
   if (!real) return NULL; /* no readline behind this one: end of input */
+  if (R.depth == 0) repl_begin();
   ++R.depth;
   char* line = real(prompt);
   --R.depth;
@@ -117,6 +127,7 @@ EXPORT void rl_callback_handler_install(const char* prompt, line_handler_fn hand
       REAL(handler_install, "rl_callback_handler_install", rl_callback_handler_install);
   errno = saved;
   if (!real) return;
+  if (handler) repl_begin();
   /* A program that saved readline's rl_linefunc (this wrapper) and installs it again keeps
    * its own handler. */
   if (handler != repl_handler) R.handler = handler;
@@ -143,6 +154,7 @@ EXPORT const char* el_gets(void* el, int* count) {
     if (count) *count = 0;
     return NULL;
   }
+  if (R.depth == 0) repl_begin();
   const char* line = real(el, count);
   if (line && count && *count > 0 && R.depth == 0) {
     saved = errno;
