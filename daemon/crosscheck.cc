@@ -176,6 +176,9 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       k.argv_hash = argv_hash(k.argv);
       k.ord = ord;
       Proc& p = procs_[pid];
+      // The command it runs for as the kernel's tree says at this exec (its own later lines
+      // must not rename it).
+      k.command = p.command;
       end_input(p, k);  // what the image before typed without an Enter
       p.input_checked = false;
       p.capture_said = false;
@@ -292,6 +295,13 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
     Proc& p = procs_[pid];
     p.hello_ns = recv_ns;
     p.hello_flags = m.number(SHAUDIT_F_HELLO_FLAGS);
+    // Read after a line it read from its terminal: that line's rebuilt command is withdrawn
+    // from the process (its own report names its lines and what they start).
+    if (TtyLine* last = p.last_input;
+        last && exact_capable(p) && !last->command.empty() && p.command == last->command) {
+      p.command = last->prev_command;
+      last->command.clear();
+    }
     return;
   }
   if (m.type != SHAUDIT_MSG_LINE && m.type != SHAUDIT_MSG_NONCMD) return;
@@ -450,7 +460,8 @@ bool CrossCheck::emit_exec(KExec& e, Held* h) {
     if (e.loginuid != kUnset) x["loginuid"] = std::to_string(e.loginuid);
     if (e.sessionid != kUnset) x["audit_session"] = std::to_string(e.sessionid);
     if (!e.session.empty()) x["session"] = e.session;
-    if (std::string c = command_for(e.pid, e.ppid); !c.empty()) x["command"] = c;
+    std::string c = e.command.empty() ? command_for(e.pid, e.ppid) : e.command;
+    if (!c.empty()) x["command"] = c;
   }
   x["source"] = "bpf";
   x["pid"] = static_cast<int64_t>(e.pid);
@@ -660,7 +671,11 @@ bool CrossCheck::tick(int64_t now) {
     captures_.pop_front();
   }
   while (!inputs_.empty() && inputs_.front().ns + opts_.window_ns + kSlackNs <= now) {
-    if (!decide_input(inputs_.front())) return false;
+    TtyLine& l = inputs_.front();
+    // A process that reports its lines whose report is not here yet (a loaded machine: the
+    // reporter not scheduled, shauditd behind on its sockets): up to one more window.
+    if (!l.covered && now < l.ns + 2 * opts_.window_ns && awaits_report(l)) break;
+    if (!decide_input(l)) return false;
     inputs_.pop_front();
   }
   // Held reports are in order of receipt (shauditd's clock): the head is always the first due.
@@ -828,6 +843,16 @@ bool CrossCheck::write_capture(const CaptureCheck& c, const std::string& why) {
   return q_.push(std::move(r));
 }
 
+// The line came from an image that reports its lines, and no report accounts for it yet.
+bool CrossCheck::awaits_report(const TtyLine& l) {
+  Proc& p = procs_[l.pid];
+  if (!l.hooked || !(l.exact_capable || exact_capable(p)) || l.line.text.empty()) return false;
+  int64_t until = l.next_ns ? l.next_ns : INT64_MAX;
+  for (const Report& r : p.reports)
+    if (!r.input_used && r.ns >= l.ns - kSlackNs && r.ns < until) return false;
+  return true;
+}
+
 bool CrossCheck::decide_input(TtyLine& l) {
   Proc& p = procs_[l.pid];
   const TtyLineEditor::Line& line = l.line;
@@ -837,7 +862,9 @@ bool CrossCheck::decide_input(TtyLine& l) {
   // genuine interposer of that image reported a line or non-command input after its Enter and
   // before the next line's (reports are timed by the kernel when sent: SO_TIMESTAMPNS).
   if (l.covered) return true;
-  int64_t until = l.next_ns ? l.next_ns : l.ns + opts_.window_ns + kSlackNs;
+  // Its hello may have been read after the line (a loaded machine).
+  if (!l.exact_capable && l.hooked && exact_capable(p)) l.exact_capable = true;
+  int64_t until = l.next_ns ? l.next_ns : INT64_MAX;
   if (l.hooked)
     for (Report& r : p.reports)
       if (!r.input_used && r.ns >= l.ns - kSlackNs && r.ns < until) {

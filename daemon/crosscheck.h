@@ -263,6 +263,7 @@ class CrossCheck {
   bool decide_line(const KLine& l);
   bool decide_held(Held& h);
   bool decide_input(TtyLine& l);
+  bool awaits_report(const TtyLine& l);
   bool decide_capture(const CaptureCheck& c);
   bool write_capture(const CaptureCheck& c, const std::string& why);
   void on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p);

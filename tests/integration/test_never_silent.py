@@ -7,12 +7,13 @@ from the bytes the kernel handed them (`reconstructed: true`, the raw `keys`). s
 with `bpf: on`; real programs on real pseudo-terminals inside an audited bash."""
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
 
 from conftest import built
-from ptyshell import PS1, PtyShell
+from ptyshell import PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
 from test_crosscheck import bypasses, cc_daemon
 
@@ -254,3 +255,69 @@ def test_exactly_captured_programs_get_no_capture_record(daemon_factory, work):
         assert t in texts, (t, texts)
     assert rebuilt(recs) == [] and of(recs, "capture") == []
     assert bypasses(recs) == []
+
+
+MUX = {
+    # name: (start a detached pane running an audited bash, type a line into it, stop it)
+    "tmux": ("tmux -S {w}/mux.sock new-session -d -s t -x 80 -y 24 'bash --norc --noprofile -i'",
+             "tmux -S {w}/mux.sock send-keys -t t 'echo in-pane > pane.txt' Enter",
+             "tmux -S {w}/mux.sock kill-server"),
+    "screen": ("screen -dmS shaudit-test-{p} bash --norc --noprofile -i",
+               "screen -S shaudit-test-{p} -X stuff 'echo in-pane > pane.txt\\n'",
+               "screen -S shaudit-test-{p} -X quit"),
+}
+
+
+@pytest.mark.parametrize("mux", list(MUX))
+def test_a_multiplexer_pane_opened_in_a_session_is_in_that_session(daemon_factory, work, mux):
+    """The multiplexer's server is forked from the session, so the kernel follows it and the
+    shells in its panes: their lines are that session's (same session id, not a new implicit
+    one), whoever later types into the pane."""
+    if not shutil.which(mux):
+        pytest.skip(f"{mux} is not installed")
+    d = cc_daemon(daemon_factory)
+    sh = audited_bash(d, work)
+    start, send, stop = (c.format(w=work, p=os.getpid()) for c in MUX[mux])
+    try:
+        sh.line(start)
+        time.sleep(1.0)  # the pane's shell starts
+        sh.line(send)
+        recs = d.wait_for(lambda rs: any(r.get("text") == "echo in-pane > pane.txt"
+                                         for r in of(rs, "command")))
+        sh.line(stop)
+    finally:
+        sh.kill()
+    assert (work / "pane.txt").read_text() == "in-pane\n"
+    outer = of(recs, "command", sh.pid)[0]
+    (pane,) = [r for r in of(recs, "command") if r["text"] == "echo in-pane > pane.txt"]
+    assert pane["pid"] != sh.pid and pane["shell"] == "bash"
+    assert pane["session"] == outer["session"]
+    assert [r["session"] for r in of(recs, "session_start")] == [outer["session"]]
+    assert rebuilt(recs) == [] and bypasses(recs) == []
+
+
+def test_a_pane_of_a_server_started_elsewhere_is_not_the_attachers(daemon_factory, work):
+    """A tmux server started outside the audited session (here by the test, as a user's
+    systemd service would): its pane's shell opens an implicit session of its own, and what is
+    typed into that pane from the audited session (send-keys, as an attached client types) is
+    recorded there, not in the session of whoever attached."""
+    d = cc_daemon(daemon_factory)
+    sockp = work / "outside.sock"
+    env = shell_env(d)
+    subprocess.run(["tmux", "-S", str(sockp), "new-session", "-d", "-s", "o", "-x", "80", "-y", "24",
+                    "bash --norc --noprofile -i"], env=env, cwd=str(work), check=True)
+    sh = audited_bash(d, work)
+    try:
+        time.sleep(1.0)
+        sh.line(f"tmux -S {sockp} send-keys -t o 'echo outside > out.txt' Enter")
+        recs = d.wait_for(lambda rs: any(r.get("text") == "echo outside > out.txt"
+                                         for r in of(rs, "command")))
+    finally:
+        sh.kill()
+        subprocess.run(["tmux", "-S", str(sockp), "kill-server"], check=False)
+    outer = of(recs, "command", sh.pid)[0]
+    (pane,) = [r for r in of(recs, "command") if r["text"] == "echo outside > out.txt"]
+    assert pane["session"] != outer["session"]
+    starts = {r["session"]: r for r in of(recs, "session_start")}
+    assert starts[pane["session"]]["service"] == "implicit"
+    assert starts[pane["session"]]["pid"] == pane["pid"]
