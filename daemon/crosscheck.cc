@@ -223,7 +223,13 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       c.key = h.key;
       c.loginuid = h.loginuid;  // the parent's, which the child inherited
       c.sessionid = h.sessionid;
-      if (auto par = procs_.find(pid); par != procs_.end()) c.command = par->second.command;
+      if (auto par = procs_.find(pid); par != procs_.end()) {
+        // The shell's command at the fork: a line it reported after the fork (by the kernel's
+        // send time) is not what this child runs for, even when shauditd read that report
+        // before this fork event.
+        const Proc& sh = par->second;
+        c.command = sh.command_ns > ns ? sh.prev_command : sh.command;
+      }
       break;
     }
     case SA_EV_EXIT: {
@@ -312,7 +318,14 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
   p.reported_ns = recv_ns;
   if (m.type == SHAUDIT_MSG_LINE) {
     // The shell's current typed command: what it forks from now on runs for it.
-    if (uint64_t n = m.number(SHAUDIT_F_CMD_NO)) p.command = fmt::format("{}.{}", pid, n);
+    if (uint64_t n = m.number(SHAUDIT_F_CMD_NO)) {
+      std::string command = fmt::format("{}.{}", pid, n);
+      if (command != p.command) {
+        p.prev_command = std::move(p.command);
+        p.command = std::move(command);
+        p.command_ns = recv_ns;
+      }
+    }
     if (auto f = m.find(SHAUDIT_F_TEXT)) {
       r.text_hash = text_hash(f->data);
       r.text_len = f->data.size();
@@ -794,7 +807,9 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
   if ((!t.exact_capable || p.silent_shell) && !t.line.text.empty()) {
     t.command = fmt::format("{}.k{}", k.pid, ++p.input_lines);
     t.prev_command = p.command;
+    p.prev_command = p.command;
     p.command = t.command;
+    p.command_ns = 0;  // set in the kernel's own order
   }
   inputs_.push_back(std::move(t));
   if (p.last_input) p.last_input->next_ns = k.ns;

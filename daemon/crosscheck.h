@@ -235,6 +235,10 @@ class CrossCheck {
     uint64_t ino = 0;     // its pidfs inode, from the fork event (0: unknown)
     uint64_t key = 0;     // the session key the kernel followed it under
     std::string command;  // the typed command it runs for (its own line, or its parent's at fork)
+    // When a report made `command` its command (the kernel's send time; 0: set in the kernel's
+    // order), and the one before: a fork earlier than that report runs for the one before.
+    int64_t command_ns = 0;
+    std::string prev_command;
     // Of a shell: the exit status of the child it forked last for its current command (the
     // kernel's exit events), for shells that do not report statuses themselves.
     std::string child_command;
