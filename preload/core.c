@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core_internal.h"
+#include "lineedit.h"
 #include "shaudit/siphash.h"
 #include "shaudit/wire.h"
 #include "shaudit/wire_connect.h"
@@ -687,6 +688,7 @@ SA_HIDDEN void sa_init(int argc, char** argv, char** envp) {
     S.interactive = !(runs & (SA_ARGS_COMMAND | SA_ARGS_FILE)) && ioctl(0, TCGETS, &t) == 0;
     if (!S.interactive) S_self_argv = argv;
     if (S.shell == SA_SHELL_BASH) sa_bash_install();
+    if (S.shell == SA_SHELL_TTY && S.interactive) sa_le_init(name, argc, argv, envp);
     /* A shell says hello: who it is, its terminal, its argv when not interactive. Other
      * programs say nothing until they have something to report (the kernel knows they carry
      * the interposer, see announce_to_kernel). */
@@ -905,6 +907,7 @@ SA_HIDDEN void sa_after_read(int fd, const void* buf, ssize_t n) {
    * (the read builtin reads one byte at a time: its input is not a command). */
   if (!S.enabled || fd != 0 || n <= 0 || !is_owner()) return;
   if (S.shell != SA_SHELL_TTY && S.shell != SA_SHELL_BASH) return;
+  if (sa_le_active && sa_le_after_read(fd, buf, n)) return; /* ksh93, mksh: lineedit.c */
   if (n == 1 && S.tty_len == 0) return;
   struct termios t;
   if (ioctl(fd, TCGETS, &t) != 0 || !(t.c_lflag & ICANON)) return;

@@ -18,6 +18,7 @@
 
 #include "core.h"
 #include "core_internal.h"
+#include "lineedit.h"
 
 extern char** environ;
 
@@ -31,6 +32,7 @@ typedef int (*spawn_fn)(pid_t*, const char*, const posix_spawn_file_actions_t*,
 typedef int (*system_fn)(const char*);
 typedef FILE* (*popen_fn)(const char*, const char*);
 typedef ssize_t (*read_fn)(int, void*, size_t);
+typedef ssize_t (*write_fn)(int, const void*, size_t);
 
 static struct {
   execve_fn execve;
@@ -42,6 +44,7 @@ static struct {
   system_fn system;
   popen_fn popen;
   read_fn read;
+  write_fn write;
 } real;
 
 #if !defined(__GLIBC__)
@@ -92,6 +95,7 @@ __attribute__((constructor)) static void shaudit_preload_init(int argc, char** a
   real.system = (system_fn)dlsym(RTLD_NEXT, "system");
   real.popen = (popen_fn)dlsym(RTLD_NEXT, "popen");
   real.read = (read_fn)dlsym(RTLD_NEXT, "read");
+  real.write = (write_fn)dlsym(RTLD_NEXT, "write");
   sa_init(argc, argv, envp);
   errno = saved;
 }
@@ -271,6 +275,17 @@ EXPORT ssize_t read(int fd, void* buf, size_t count) {
   if (fd == 0 && n > 0 && sa_shell_kind() >= SA_SHELL_BASH) {
     int saved = errno;
     sa_after_read(fd, buf, n);
+    errno = saved;
+  }
+  return n;
+}
+
+/* ksh93's history file and mksh's echo (lineedit.c); a test of one int for other programs. */
+EXPORT ssize_t write(int fd, const void* buf, size_t count) {
+  ssize_t n = real.write ? real.write(fd, buf, count) : (errno = ENOSYS, -1);
+  if (n > 0 && sa_le_active) {
+    int saved = errno;
+    sa_le_after_write(fd, buf, n);
     errno = saved;
   }
   return n;

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Host capture: real dash, bash and zsh on real pseudo-terminals with the interposer
+"""Host capture: real dash, bash, zsh, ksh93 and mksh on real pseudo-terminals with the interposer
 preloaded, reporting to a real shauditd. Every typed line must arrive byte-exact, in order,
 with the execs it caused linked to it and its exit status."""
+
+import os
+import time
 
 import pytest
 
@@ -12,8 +15,17 @@ SHELLS = {
     "dash": ["/bin/dash", "-i"],
     "bash": ["/bin/bash", "--norc", "--noprofile", "-i"],
     "zsh": ["/bin/zsh", "-f", "-i"],
+    # ksh93u+m: each command is taken from its history-file write (exact in every mode).
+    "ksh-emacs": ["/usr/bin/ksh", "-o", "emacs", "-i"],
+    "ksh-vi": ["/usr/bin/ksh", "-o", "vi", "-i"],
+    # mksh: rebuilt from the keys its editor read (preload/lineedit.c); its prompts come from
+    # $ENV (mksh does not take PS1 from the environment).
+    "mksh-emacs": ["/usr/bin/mksh", "-o", "emacs", "-i"],
+    "mksh-vi": ["/usr/bin/mksh", "-o", "vi", "-i"],
 }
-UP, LEFT, BS = "\x1b[A", "\x1b[D", "\x7f"
+# The name the interposer reports for each (the executable's: /usr/bin/ksh -> ksh93).
+SHELL_NAME = {"ksh-emacs": "ksh93", "ksh-vi": "ksh93", "mksh-emacs": "mksh", "mksh-vi": "mksh"}
+UP, LEFT, BS, ESC = "\x1b[A", "\x1b[D", "\x7f", "\x1b"
 
 
 def shell_env(daemon, **extra):
@@ -32,9 +44,22 @@ def shell_env(daemon, **extra):
 
 
 def start_shell(daemon, name, cwd, **extra):
+    if name.startswith("mksh"):
+        rc = cwd / ".mkshrc-test"
+        rc.write_text(f"PS1='{PS1}'\nPS2='{PS2}'\n")
+        extra.setdefault("ENV", str(rc))
     sh = PtyShell(SHELLS[name], env=shell_env(daemon, **extra), cwd=str(cwd))
     sh.wait_prompt()
     return sh
+
+
+def type_keys(sh, keys, delay=0.003):
+    """Types keys as a terminal sends them: each character's bytes in one write (ksh93u+m's
+    emacs editor garbles a UTF-8 character whose bytes arrive in separate reads, with or
+    without the interposer)."""
+    for ch in keys:
+        os.write(sh.fd, ch.encode())
+        time.sleep(delay)
 
 
 def commands_of(records, pid):
@@ -48,7 +73,14 @@ def wait_commands(daemon, pid, n, timeout=10):
 # The seed's acceptance lines plus the cases the issue names. Each entry: what to type
 # (keystrokes), the prompt to wait for after it, and the exact line the shell received.
 def script(name, work):
-    edit = [("echo helo" + LEFT + "l" + "\r", PS1, "echo hello")] if name != "dash" else []
+    vi = name.endswith("-vi")
+    # vi: ESC puts the cursor on the last character, `i` inserts before it, `k` recalls.
+    left_edit = "echo helo" + (ESC + "i" if vi else LEFT) + "l" + "\r"
+    edit = [(left_edit, PS1, "echo hello")] if name != "dash" else []
+    long_line = "echo " + "x" * 1500 + " > long.txt"
+    # ksh93u+m's vi editor keeps 1013 bytes of a line and drops the rest (with a bell): the
+    # shell runs the cut line, and that is what is recorded.
+    long_ran = long_line[:1013] if name == "ksh-vi" else long_line
     steps = [
         ("ls /bin > /dev/null\r", PS1, "ls /bin > /dev/null"),
         ("mkdir " + str(work / "hellofalco") + "\r", PS1, "mkdir " + str(work / "hellofalco")),
@@ -68,19 +100,22 @@ def script(name, work):
         ("EOF\r", PS1, "EOF"),
         ('echo "héllo wörld ✓" > utf8.txt\r', PS1, 'echo "héllo wörld ✓" > utf8.txt'),
     ]
-    if name in ("bash", "zsh"):
-        steps.append((UP + "\r", PS1, 'echo "héllo wörld ✓" > utf8.txt'))  # history recall
+    if name != "dash":
+        recall = (ESC + "k" if vi else UP) + "\r"
+        steps.append((recall, PS1, 'echo "héllo wörld ✓" > utf8.txt'))  # history recall
         steps.append(("cat heredo\t> tab.txt\r", PS1, "cat heredoc.txt > tab.txt"))  # completion
+    steps.append((long_line + "\r", PS1, long_ran))
     return steps
 
 
-@pytest.mark.parametrize("name", ["dash", "bash", "zsh"])
+@pytest.mark.parametrize("name", ["dash", "bash", "zsh", "ksh-emacs", "ksh-vi", "mksh-emacs",
+                                  "mksh-vi"])
 def test_typed_lines_arrive_exactly(daemon, work, name):
     sh = start_shell(daemon, name, work)
     steps = script(name, work)
     try:
         for keys, prompt, _ in steps:
-            sh.type(keys)
+            type_keys(sh, keys)
             sh.wait_prompt(prompt)
     finally:
         sh.exit()
@@ -88,7 +123,7 @@ def test_typed_lines_arrive_exactly(daemon, work, name):
     cmds = wait_commands(daemon, sh.pid, len(expected))
     assert [c["text"] for c in cmds] == expected
     for c in cmds:
-        assert c["shell"] == name
+        assert c["shell"] == SHELL_NAME.get(name, name)
         assert c["user"] == "root" and c["uid"] == 0
         assert c["cwd"] == str(work)
         assert c["session"] == cmds[0]["session"]
@@ -102,6 +137,8 @@ def test_typed_lines_arrive_exactly(daemon, work, name):
     assert (work / "utf8.txt").read_text(encoding="utf-8") == "héllo wörld ✓\n"
     if name != "dash":
         assert (work / "tab.txt").read_text() == "line one\n"
+    if name != "ksh-vi":
+        assert (work / "long.txt").read_text() == "x" * 1500 + "\n"
 
     recs = daemon.records()
     by_text = {}
@@ -120,9 +157,10 @@ def test_typed_lines_arrive_exactly(daemon, work, name):
     echo_cmd = by_text['echo "hello world" > example.txt']["command"]
     assert not [e for e in execs if e.get("command") == echo_cmd]
 
-    # Continuation lines are grouped with the command they continue (bash and zsh say
-    # which lines continue a command; dash does not, so each of its lines stands alone).
-    if name == "dash":
+    # Continuation lines are grouped with the command they continue (bash, zsh and ksh93's
+    # history say which lines continue a command; dash and mksh do not, so each of their
+    # lines stands alone).
+    if name == "dash" or name.startswith("mksh"):
         rc = daemon.stop()
         assert rc == 0 and daemon.verify().returncode == 0
         return
@@ -212,3 +250,37 @@ def test_a_shell_started_with_option_values_is_interactive(daemon, work, argv):
     assert (start["service"], start["pid"]) == ("implicit", sh.pid)
     assert [r["text"] for r in recs if r["type"] == "command"] == ["echo typed > typed.txt", "exit"]
     assert (work / "typed.txt").read_text() == "typed\n"
+
+
+@pytest.mark.parametrize("name,extra,read_recorded", [
+    ("ksh-emacs", {}, False),
+    ("ksh-vi", {}, False),
+    # ksh93 with its history on /dev/null: still written to, still exact.
+    ("ksh-emacs", {"HISTFILE": "/dev/null"}, False),
+    # ksh93 with no history file at all: the lines come from the emulation of its editor, which
+    # also reads the read builtin's input (raw, like a command line): that input is recorded as
+    # a line (flagged SHAUDIT_LINE_EDITOR | SHAUDIT_LINE_EDITOR_UNSURE on the wire).
+    ("ksh-emacs", {"HISTFILE": "/nonexistent/dir/history"}, True),
+    ("mksh-emacs", {}, False),
+    ("mksh-vi", {}, False),
+], ids=["ksh-emacs", "ksh-vi", "ksh-histfile-devnull", "ksh-no-histfile", "mksh-emacs",
+        "mksh-vi"])
+def test_ksh_and_mksh_read_builtin_input_is_no_command(daemon, work, name, extra, read_recorded):
+    """ksh93: the read builtin's input goes through the line editor too, but never into the
+    history file; mksh: its read builtin reads in canonical mode, one byte at a time."""
+    sh = start_shell(daemon, name, work, **extra)
+    try:
+        type_keys(sh, "read x\r")
+        sh.expect("read x")
+        time.sleep(0.3)
+        type_keys(sh, "secret words\r")
+        sh.wait_prompt()
+        type_keys(sh, "echo $x > got.txt\r")
+        sh.wait_prompt()
+    finally:
+        sh.exit()
+    expected = ["read x"] + (["secret words"] if read_recorded else []) + [
+        "echo $x > got.txt", "exit"]
+    cmds = wait_commands(daemon, sh.pid, len(expected))
+    assert [c["text"] for c in cmds] == expected
+    assert (work / "got.txt").read_text() == "secret words\n"

@@ -78,7 +78,13 @@ enum shaudit_field_tag {
 #define SHAUDIT_LINE_TTY_READ 0x4u     /* captured from read() on the terminal */
 /* a line a readline/libedit program (python3, psql, gdb, ...) accepted: SHELL names it */
 #define SHAUDIT_LINE_REPL 0x8u
+/* Assembled by the interposer's emulation of the shell's line editor from the keys it read
+ * (mksh; ksh93 without a history file), not taken from the shell. */
+#define SHAUDIT_LINE_EDITOR 0x10u
 #define SHAUDIT_LINE_ECHO_OFF 0x20u /* the shell read its command line with terminal echo off */
+/* ... and the emulation met a key it cannot follow (or ksh93's): the text may differ from what
+ * the shell ran. Proposed: the daemon does not show it yet. */
+#define SHAUDIT_LINE_EDITOR_UNSURE 0x40u
 
 /* SHAUDIT_F_INPUT_KIND */
 #define SHAUDIT_INPUT_READ_E 1u   /* bash read -e */
