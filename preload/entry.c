@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -33,6 +34,12 @@ typedef int (*system_fn)(const char*);
 typedef FILE* (*popen_fn)(const char*, const char*);
 typedef ssize_t (*read_fn)(int, void*, size_t);
 typedef ssize_t (*write_fn)(int, const void*, size_t);
+#ifdef __GLIBC__
+typedef unsigned long ioctl_req; /* glibc: int ioctl(int, unsigned long, ...) */
+#else
+typedef int ioctl_req; /* musl: int ioctl(int, int, ...) */
+#endif
+typedef int (*ioctl_fn)(int, ioctl_req, ...);
 
 static struct {
   execve_fn execve;
@@ -45,6 +52,7 @@ static struct {
   popen_fn popen;
   read_fn read;
   write_fn write;
+  ioctl_fn ioctl;
 } real;
 
 #if !defined(__GLIBC__)
@@ -96,6 +104,7 @@ __attribute__((constructor)) static void shaudit_preload_init(int argc, char** a
   real.popen = (popen_fn)dlsym(RTLD_NEXT, "popen");
   real.read = (read_fn)dlsym(RTLD_NEXT, "read");
   real.write = (write_fn)dlsym(RTLD_NEXT, "write");
+  real.ioctl = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
   sa_init(argc, argv, envp);
   errno = saved;
 }
@@ -282,6 +291,11 @@ EXPORT ssize_t read(int fd, void* buf, size_t count) {
 
 /* ksh93's history file and mksh's echo (lineedit.c); a test of one int for other programs. */
 EXPORT ssize_t write(int fd, const void* buf, size_t count) {
+  if (!real.write) { /* called before the constructor (another library's): resolve now */
+    int saved = errno;
+    real.write = (write_fn)dlsym(RTLD_NEXT, "write");
+    errno = saved;
+  }
   ssize_t n = real.write ? real.write(fd, buf, count) : (errno = ENOSYS, -1);
   if (n > 0 && sa_le_active) {
     int saved = errno;
@@ -289,4 +303,26 @@ EXPORT ssize_t write(int fd, const void* buf, size_t count) {
     errno = saved;
   }
   return n;
+}
+
+/* mksh asks the terminal's size before each prompt: what tells its command lines from its read
+ * builtin's input when it reads in canonical mode (lineedit.c). The third argument is passed on
+ * as the pointer-sized value it is in the calling convention. */
+EXPORT int ioctl(int fd, ioctl_req request, ...) {
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!real.ioctl) { /* called before the constructor (another library's): resolve now */
+    int saved = errno;
+    real.ioctl = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+    errno = saved;
+  }
+  int r = real.ioctl ? real.ioctl(fd, request, arg) : (errno = ENOSYS, -1);
+  if (r == 0 && request == TIOCGWINSZ && sa_le_active) {
+    int saved = errno;
+    sa_le_after_winsz(fd);
+    errno = saved;
+  }
+  return r;
 }

@@ -539,6 +539,12 @@ static struct {
   char hbuf[SA_LE_MAX];
   size_t hlen;
   int hcut;
+  /* mksh without an editor: canonical lines, one byte a read */
+  int winsz;    /* the shell asked the terminal's size: it is about to prompt */
+  int cstarted; /* a canonical line is under way ... */
+  int ccmd;     /* ... and is a command line (a prompt came before it) */
+  char cbuf[4096];
+  size_t clen;
   struct sa_le ed;
 } K;
 
@@ -659,10 +665,45 @@ static void history_write(const char* p, size_t n) {
   }
 }
 
+/* mksh with no editor (set +o emacs +o vi) reads its command lines in canonical mode, one
+ * byte a read, like its read builtin. Before each prompt (PS1 and PS2, even an empty one) it
+ * asks the terminal's size (TIOCGWINSZ); the read builtin does not. */
+static void canonical_read(const unsigned char* p, size_t n, int echo_off) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!K.cstarted) {
+      K.cstarted = 1;
+      K.ccmd = K.winsz;
+      K.winsz = 0;
+    }
+    if (p[i] != '\n') {
+      if (K.clen < sizeof K.cbuf) K.cbuf[K.clen++] = (char)p[i];
+      continue;
+    }
+    if (K.ccmd && echo_off)
+      sa_report_noncmd(K.cbuf, K.clen, SHAUDIT_INPUT_ECHO_OFF);
+    else if (K.ccmd)
+      sa_report_line(K.cbuf, K.clen,
+                     SHAUDIT_LINE_TTY_READ | (K.clen >= 4095 ? SHAUDIT_LINE_CUT : 0));
+    K.clen = 0;
+    K.cstarted = 0;
+  }
+}
+
+void sa_le_after_winsz(int fd) {
+  (void)fd;
+  if (K.kind == LE_MKSH && getpid() == K.owner) K.winsz = 1;
+}
+
 int sa_le_after_read(int fd, const void* buf, ssize_t n) {
   if (!K.kind || getpid() != K.owner) return 0;
   struct termios t;
-  if (ioctl(fd, TCGETS, &t) != 0 || (t.c_lflag & ICANON)) return 0;
+  if (ioctl(fd, TCGETS, &t) != 0) return 0;
+  if (t.c_lflag & ICANON) {
+    if (K.kind != LE_MKSH) return 0;
+    canonical_read(buf, (size_t)n, !(t.c_lflag & ECHO));
+    return 1;
+  }
+  K.winsz = 0; /* the editor's line: its prompt is consumed */
   if (K.kind == LE_KSH93 && (K.input_seen || history_ok())) {
     K.input_seen = 1;
     return 1;
@@ -672,6 +713,7 @@ int sa_le_after_read(int fd, const void* buf, ssize_t n) {
     if (!K.ed.started) {
       struct winsize ws;
       K.ed.cols = ioctl(2, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+      K.winsz = 0; /* our own question (the ioctl hook saw it) */
     }
     int r = sa_le_key(&K.ed, p[i]);
     if (r == SA_LE_ACCEPT) {

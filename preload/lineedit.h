@@ -64,6 +64,8 @@ void sa_le_init(const char* name, int argc, char* const argv[], char** envp);
 /* 1 when the read was taken here (a raw-mode read of the line editor). */
 int sa_le_after_read(int fd, const void* buf, ssize_t n);
 void sa_le_after_write(int fd, const void* buf, ssize_t n);
+/* The shell asked fd's window size (TIOCGWINSZ): mksh does so before each prompt. */
+void sa_le_after_winsz(int fd);
 extern int sa_le_active; /* a shell whose writes matter (ksh93, mksh) */
 
 #ifdef __cplusplus

@@ -12,7 +12,7 @@ PAM = BUILD / "pam_module" / "pam_shaudit.so"
 
 INTERPOSED = {"execve", "execveat", "fexecve", "execv", "execvp", "execvpe", "execl", "execlp",
               "execle", "posix_spawn", "posix_spawnp", "system", "popen", "read", "write",
-              "zleread",
+              "ioctl", "zleread",
               # readline and libedit programs (repl.c)
               "readline", "rl_callback_handler_install", "rl_callback_read_char", "el_gets"}
 

@@ -22,9 +22,15 @@ SHELLS = {
     # $ENV (mksh does not take PS1 from the environment).
     "mksh-emacs": ["/usr/bin/mksh", "-o", "emacs", "-i"],
     "mksh-vi": ["/usr/bin/mksh", "-o", "vi", "-i"],
+    # mksh without an editor: canonical lines, one byte a read (like its read builtin).
+    "mksh-noedit": ["/usr/bin/mksh", "+o", "emacs", "+o", "vi", "-i"],
 }
 # The name the interposer reports for each (the executable's: /usr/bin/ksh -> ksh93).
-SHELL_NAME = {"ksh-emacs": "ksh93", "ksh-vi": "ksh93", "mksh-emacs": "mksh", "mksh-vi": "mksh"}
+SHELL_NAME = {"ksh-emacs": "ksh93", "ksh-vi": "ksh93", "mksh-emacs": "mksh", "mksh-vi": "mksh",
+              "mksh-noedit": "mksh"}
+# The terminal edits these shells' lines (canonical mode): no cursor keys, no recall, no
+# completion.
+NO_EDITOR = ("dash", "mksh-noedit")
 UP, LEFT, BS, ESC = "\x1b[A", "\x1b[D", "\x7f", "\x1b"
 
 
@@ -76,7 +82,7 @@ def script(name, work):
     vi = name.endswith("-vi")
     # vi: ESC puts the cursor on the last character, `i` inserts before it, `k` recalls.
     left_edit = "echo helo" + (ESC + "i" if vi else LEFT) + "l" + "\r"
-    edit = [(left_edit, PS1, "echo hello")] if name != "dash" else []
+    edit = [(left_edit, PS1, "echo hello")] if name not in NO_EDITOR else []
     long_line = "echo " + "x" * 1500 + " > long.txt"
     # ksh93u+m's vi editor keeps 1013 bytes of a line and drops the rest (with a bell): the
     # shell runs the cut line, and that is what is recorded.
@@ -100,7 +106,7 @@ def script(name, work):
         ("EOF\r", PS1, "EOF"),
         ('echo "héllo wörld ✓" > utf8.txt\r', PS1, 'echo "héllo wörld ✓" > utf8.txt'),
     ]
-    if name != "dash":
+    if name not in NO_EDITOR:
         recall = (ESC + "k" if vi else UP) + "\r"
         steps.append((recall, PS1, 'echo "héllo wörld ✓" > utf8.txt'))  # history recall
         steps.append(("cat heredo\t> tab.txt\r", PS1, "cat heredoc.txt > tab.txt"))  # completion
@@ -109,7 +115,7 @@ def script(name, work):
 
 
 @pytest.mark.parametrize("name", ["dash", "bash", "zsh", "ksh-emacs", "ksh-vi", "mksh-emacs",
-                                  "mksh-vi"])
+                                  "mksh-vi", "mksh-noedit"])
 def test_typed_lines_arrive_exactly(daemon, work, name):
     sh = start_shell(daemon, name, work)
     steps = script(name, work)
@@ -135,7 +141,7 @@ def test_typed_lines_arrive_exactly(daemon, work, name):
     assert (work / "loop.txt").read_text() == "a\nb\n"
     assert (work / "heredoc.txt").read_text() == "line one\n"
     assert (work / "utf8.txt").read_text(encoding="utf-8") == "héllo wörld ✓\n"
-    if name != "dash":
+    if name not in NO_EDITOR:
         assert (work / "tab.txt").read_text() == "line one\n"
     if name != "ksh-vi":
         assert (work / "long.txt").read_text() == "x" * 1500 + "\n"
@@ -263,11 +269,14 @@ def test_a_shell_started_with_option_values_is_interactive(daemon, work, argv):
     ("ksh-emacs", {"HISTFILE": "/nonexistent/dir/history"}, True),
     ("mksh-emacs", {}, False),
     ("mksh-vi", {}, False),
+    ("mksh-noedit", {}, False),
 ], ids=["ksh-emacs", "ksh-vi", "ksh-histfile-devnull", "ksh-no-histfile", "mksh-emacs",
-        "mksh-vi"])
+        "mksh-vi", "mksh-noedit"])
 def test_ksh_and_mksh_read_builtin_input_is_no_command(daemon, work, name, extra, read_recorded):
     """ksh93: the read builtin's input goes through the line editor too, but never into the
-    history file; mksh: its read builtin reads in canonical mode, one byte at a time."""
+    history file; mksh: its read builtin reads in canonical mode, one byte at a time, as its
+    command lines do without an editor (told apart by the window-size question before each
+    prompt)."""
     sh = start_shell(daemon, name, work, **extra)
     try:
         type_keys(sh, "read x\r")
