@@ -502,14 +502,12 @@ int sa_le_key(struct sa_le* e, unsigned char c) {
 
 void sa_le_output(struct sa_le* e, const void* buf, size_t n) {
   const unsigned char* p = buf;
-  if (!e->started) { /* the prompt: keep its last line */
-    for (size_t i = 0; i < n; ++i) {
-      if (p[i] == '\n' || p[i] == '\r') {
-        e->prompt_len = 0;
-      } else if (e->prompt_len < SA_LE_PROMPT) {
-        e->prompt[e->prompt_len++] = p[i];
-      }
-    }
+  if (!e->started) { /* the prompt: keep its last line (scanned from the end) */
+    size_t from = n;
+    while (from > 0 && p[from - 1] != '\n' && p[from - 1] != '\r') --from;
+    if (from > 0) e->prompt_len = 0;
+    for (size_t i = from; i < n && e->prompt_len < SA_LE_PROMPT; ++i)
+      e->prompt[e->prompt_len++] = p[i];
     return;
   }
   if (!e->sync) return;
@@ -736,6 +734,8 @@ void sa_le_after_write(int fd, const void* buf, ssize_t n) {
     if (getpid() == K.owner) history_write(buf, (size_t)n);
     return;
   }
-  if ((fd == 1 || fd == 2) && (!K.ed.started || K.ed.sync) && getpid() == K.owner)
+  /* The echo matters to the emulation only: not to ksh93 with its history file. */
+  if ((fd == 1 || fd == 2) && (!K.ed.started || K.ed.sync) &&
+      (K.kind == LE_MKSH || K.hist_fd < 0) && getpid() == K.owner)
     sa_le_output(&K.ed, buf, (size_t)n);
 }
