@@ -677,11 +677,11 @@ static void canonical_read(const unsigned char* p, size_t n, int echo_off) {
       if (K.clen < sizeof K.cbuf) K.cbuf[K.clen++] = (char)p[i];
       continue;
     }
-    if (K.ccmd && echo_off)
-      sa_report_noncmd(K.cbuf, K.clen, SHAUDIT_INPUT_ECHO_OFF);
-    else if (K.ccmd)
+    /* Typed with echo off (stty -echo to hide it) a command line is still a command. */
+    if (K.ccmd)
       sa_report_line(K.cbuf, K.clen,
-                     SHAUDIT_LINE_TTY_READ | (K.clen >= 4095 ? SHAUDIT_LINE_CUT : 0));
+                     SHAUDIT_LINE_TTY_READ | (K.clen >= 4095 ? SHAUDIT_LINE_CUT : 0) |
+                         (echo_off ? SHAUDIT_LINE_ECHO_OFF : 0));
     K.clen = 0;
     K.cstarted = 0;
   }

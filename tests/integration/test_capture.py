@@ -293,3 +293,27 @@ def test_ksh_and_mksh_read_builtin_input_is_no_command(daemon, work, name, extra
     cmds = wait_commands(daemon, sh.pid, len(expected))
     assert [c["text"] for c in cmds] == expected
     assert (work / "got.txt").read_text() == "secret words\n"
+
+
+def test_mksh_noedit_echo_off_lines_are_still_commands(daemon, work):
+    """As dash's: mksh's own command lines read with echo off (`stty -echo`) are commands,
+    marked echo_off; its read builtin's input read so (a password) stays out."""
+    sh = start_shell(daemon, "mksh-noedit", work)
+    try:
+        sh.line("stty -echo")
+        sh.line(": blind line")       # read with echo off
+        sh.line("read pw", prompt=None)  # the read builtin, echo still off
+        time.sleep(0.3)
+        sh.line("hunter2")
+        sh.line("stty echo")
+        sh.line('echo "${#pw}" > pwlen.txt')
+    finally:
+        sh.exit()
+    expected = ["stty -echo", ": blind line", "read pw", "stty echo", 'echo "${#pw}" > pwlen.txt',
+                "exit"]
+    cmds = wait_commands(daemon, sh.pid, len(expected))
+    assert [c["text"] for c in cmds] == expected
+    assert [c["text"] for c in cmds if c.get("echo_off")] == [": blind line", "read pw",
+                                                              "stty echo"]
+    assert (work / "pwlen.txt").read_text() == "7\n"
+    assert not any("hunter2" in line for line in daemon.log.read_text().splitlines())
