@@ -280,6 +280,11 @@ EXPORT FILE* popen(const char* cmd, const char* mode) {
 /* ------------------------------------------------------------------ terminal input */
 
 EXPORT ssize_t read(int fd, void* buf, size_t count) {
+  if (fd == 0 && sa_le_active) { /* ksh93: lines its history did not take (lineedit.c) */
+    int saved = errno;
+    sa_le_before_read(fd);
+    errno = saved;
+  }
   ssize_t n = real.read ? real.read(fd, buf, count) : (errno = ENOSYS, -1);
   if (fd == 0 && n > 0 && sa_shell_kind() >= SA_SHELL_BASH) {
     int saved = errno;

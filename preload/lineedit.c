@@ -537,6 +537,12 @@ static struct {
   char hbuf[SA_LE_MAX];
   size_t hlen;
   int hcut;
+  /* Lines ksh93's editor read (Enter) that no history record held yet, and the last one's
+   * text as the emulation saw it: see sa_le_before_read. */
+  size_t pend;
+  int pend_nl; /* the editor echoed the newline that ends the pending line */
+  char ptext[1024];
+  size_t plen;
   /* mksh without an editor: canonical lines, one byte a read */
   int winsz;    /* the shell asked the terminal's size: it is about to prompt */
   int cstarted; /* a canonical line is under way ... */
@@ -647,6 +653,10 @@ static void report_history(void) {
   follow_mode((const unsigned char*)p, n);
   K.hlen = 0;
   K.hcut = 0;
+  size_t lines = 1;
+  for (size_t i = 0; i < n; ++i) lines += p[i] == '\n';
+  K.pend = K.pend > lines ? K.pend - lines : 0;
+  if (!K.pend) K.pend_nl = 0;
 }
 
 static void history_write(const char* p, size_t n) {
@@ -658,7 +668,6 @@ static void history_write(const char* p, size_t n) {
   char last = p[n - 1];
   if (K.hist_regular ? last == 0 : last == '\n') {
     K.input_seen = 0;
-    sa_le_reset(&K.ed);
     report_history();
   }
 }
@@ -687,6 +696,23 @@ static void canonical_read(const unsigned char* p, size_t n, int echo_off) {
   }
 }
 
+/* ksh93 writes a command's history record after the Enter of its last line (after echoing the
+ * newline), before it prompts or runs anything. A line it read that no record held by then is
+ * its read builtin's input, or a line of a command still being typed (PS2; its record comes
+ * with the command's last line). Either way it is reported as non-command input (length and
+ * keyed hash) at the shell's next output (a prompt, the command's output) or, with none, at its
+ * next read of the terminal: the kernel-side cross-check looks for a report between a line's
+ * Enter and the next line's. The command lines themselves come from the record. */
+static void flush_pending(void) {
+  for (; K.pend; --K.pend) sa_report_noncmd(K.ptext, K.plen, SHAUDIT_INPUT_EDITOR_LINE);
+  K.pend_nl = 0;
+}
+
+void sa_le_before_read(int fd) {
+  if (fd != 0 || K.kind != LE_KSH93 || !K.pend || getpid() != K.owner) return;
+  flush_pending();
+}
+
 void sa_le_after_winsz(int fd) {
   (void)fd;
   if (K.kind == LE_MKSH && getpid() == K.owner) K.winsz = 1;
@@ -704,6 +730,18 @@ int sa_le_after_read(int fd, const void* buf, ssize_t n) {
   K.winsz = 0; /* the editor's line: its prompt is consumed */
   if (K.kind == LE_KSH93 && (K.input_seen || history_ok())) {
     K.input_seen = 1;
+    /* The lines come from the history records; the keys are followed only to know where a
+     * line ends (sa_le_before_read). */
+    const unsigned char* k = buf;
+    for (ssize_t i = 0; i < n; ++i) {
+      int r = sa_le_key(&K.ed, k[i]);
+      if (r == SA_LE_ACCEPT) {
+        ++K.pend;
+        K.plen = K.ed.len < sizeof K.ptext ? K.ed.len : sizeof K.ptext;
+        memcpy(K.ptext, K.ed.buf, K.plen);
+      }
+      if (r != SA_LE_MORE) sa_le_reset(&K.ed);
+    }
     return 1;
   }
   const unsigned char* p = buf;
@@ -733,6 +771,19 @@ void sa_le_after_write(int fd, const void* buf, ssize_t n) {
   if (K.kind == LE_KSH93 && fd >= 10 && fd == K.hist_fd) {
     if (getpid() == K.owner) history_write(buf, (size_t)n);
     return;
+  }
+  if (K.kind == LE_KSH93 && K.pend && (fd == 1 || fd == 2) && getpid() == K.owner) {
+    /* The editor finishes the line on the screen (the cursor to its end, then a newline); what
+     * it writes after that newline, with no record before it, is the next prompt or output. */
+    const char* p = buf;
+    ssize_t i = 0;
+    if (!K.pend_nl) {
+      i = n;
+      while (i > 0 && p[i - 1] != '\n') --i;
+      K.pend_nl = i > 0; /* i: just after the newline, or 0: the line's own echo, not yet */
+    }
+    while (i < n && (p[i] == '\r' || p[i] == '\n')) ++i;
+    if (K.pend_nl && i < n) flush_pending();
   }
   /* The echo matters to the emulation only: not to ksh93 with its history file. */
   if ((fd == 1 || fd == 2) && (!K.ed.started || K.ed.sync) &&

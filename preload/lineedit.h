@@ -63,6 +63,8 @@ void sa_le_remember(struct sa_le* e, const unsigned char* line, size_t len);
 void sa_le_init(const char* name, int argc, char* const argv[], char** envp);
 /* 1 when the read was taken here (a raw-mode read of the line editor). */
 int sa_le_after_read(int fd, const void* buf, ssize_t n);
+/* The shell is about to read fd (0: its terminal). */
+void sa_le_before_read(int fd);
 void sa_le_after_write(int fd, const void* buf, ssize_t n);
 /* The shell asked fd's window size (TIOCGWINSZ): mksh does so before each prompt. */
 void sa_le_after_winsz(int fd);

@@ -22,7 +22,8 @@ import pytest
 
 from conftest import built, kill_pids, run_cli, stats
 from ptyshell import PS1, PtyShell
-from test_capture import PRELOAD, SHELLS, shell_env
+from test_capture import (PRELOAD, SHELLS, script, shell_env, start_shell, type_keys,
+                          wait_commands)
 from test_pam_ssh import Users
 
 TESTS = Path(__file__).resolve().parent
@@ -666,3 +667,39 @@ def test_a_shell_that_reports_statuses_gets_no_derived_ones(daemon_factory, work
     recs = d.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs))
     assert [(r["exit_status"], r.get("derived")) for r in recs if r["type"] == "command_status"] == \
         [(1, None), (0, None)]
+
+
+@pytest.mark.parametrize("name", ["ksh-emacs", "ksh-vi", "mksh-emacs", "mksh-vi", "mksh-noedit"])
+def test_ksh_and_mksh_lines_are_all_accounted_for(daemon_factory, work, name):
+    """ksh93's command records come from its history file, written after a command's last line:
+    its earlier (PS2) lines and its read builtin's input are reported as non-command input when
+    it prompts again, so the kernel's lines all find a report in time (no reconstructed command,
+    no uncaptured_input bypass). mksh reports each line at its Enter; its read builtin reads one
+    byte at a time in canonical mode, as the cross-check expects of a reporting shell."""
+    d = cc_daemon(daemon_factory)
+    sh = start_shell(d, name, work)
+    steps = script(name, work)
+    try:
+        for keys, prompt, _ in steps:
+            type_keys(sh, keys)
+            sh.wait_prompt(prompt)
+        type_keys(sh, "read x\r")
+        sh.expect("read x")
+        time.sleep(0.3)
+        type_keys(sh, "secret words\r")
+        sh.wait_prompt()
+        time.sleep(2 * WINDOW_MS / 1000 + 0.3)  # every decision taken
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    expected = [t for _, _, t in steps] + ["read x", "exit"]
+    cmds = wait_commands(d, sh.pid, len(expected))
+    recs = d.records()
+    assert [c["text"] for c in cmds] == expected
+    assert not [c for c in cmds if c.get("reconstructed")]
+    assert not [r for r in recs if r["type"] == "bypass"]
+    noncmd = [r for r in recs if r["type"] == "noncmd_input" and r["pid"] == sh.pid]
+    if name.startswith("ksh"):  # for, do, cat <<EOF, the here-document's line, the read input
+        assert [r["length"] for r in noncmd] == [12, 22, 23, 8, 12]
+    else:
+        assert noncmd == []

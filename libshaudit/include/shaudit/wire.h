@@ -90,6 +90,10 @@ enum shaudit_field_tag {
 #define SHAUDIT_INPUT_READ_E 1u   /* bash read -e */
 #define SHAUDIT_INPUT_VARED 2u    /* zsh vared */
 #define SHAUDIT_INPUT_ECHO_OFF 3u /* read while terminal echo was off (passwords) */
+/* a line ksh93's editor read that no history record held when it read on: its read builtin's
+ * input, or a line of a command still being typed (whose command records follow). Proposed: the
+ * daemon shows it as "other" for now. */
+#define SHAUDIT_INPUT_EDITOR_LINE 4u
 
 /* SHAUDIT_F_HELLO_FLAGS */
 #define SHAUDIT_HELLO_SHELL 0x1u       /* a shell the interposer captures lines from */
