@@ -24,6 +24,8 @@ const char* input_kind(uint64_t k) {
       return "vared";
     case SHAUDIT_INPUT_ECHO_OFF:
       return "echo_off";
+    case SHAUDIT_INPUT_EDITOR_LINE:
+      return "editor_line";
     default:
       return "other";
   }
@@ -547,6 +549,10 @@ bool ReportHandler::on_line(const Ctx& c) {
   }
   record::set_bytes(r, "shell", m.text(SHAUDIT_F_SHELL));
   if (flags & SHAUDIT_LINE_ECHO_OFF) r["echo_off"] = true;
+  // Rebuilt by the interposer from the keys it saw the shell read (mksh's editor), not taken
+  // from the shell; unknown_keys: keys it could not follow (the line may differ).
+  if (flags & SHAUDIT_LINE_EDITOR) r["emulated"] = true;
+  if (flags & SHAUDIT_LINE_EDITOR_UNSURE) r["unknown_keys"] = true;
   // A line a readline program (python3, psql, gdb, ...) read: `shell` names that program. It
   // reports no exit status (its lines are not commands run to completion).
   const bool repl = flags & SHAUDIT_LINE_REPL;

@@ -193,5 +193,42 @@ TEST_F(ReportHandlerTest, AReadlineProgramsLineIsACommandOfKindReplWithNoStatusO
   EXPECT_EQ(r[3].count("kind"), 0u);
 }
 
+TEST_F(ReportHandlerTest, LineFlagsSayHowTheInterposerGotTheLine) {
+  send(SHAUDIT_MSG_HELLO, 1,
+       {{SHAUDIT_F_EXE, "/usr/bin/mksh"},
+        {SHAUDIT_F_HELLO_FLAGS, u64(SHAUDIT_HELLO_SHELL | SHAUDIT_HELLO_INTERACTIVE)},
+        {SHAUDIT_F_TTY, "/dev/pts/9"}});
+  send(SHAUDIT_MSG_LINE, 2,
+       {{SHAUDIT_F_SHELL, "mksh"},
+        {SHAUDIT_F_CMD_NO, u64(1)},
+        {SHAUDIT_F_LINE_FLAGS, u64(SHAUDIT_LINE_EDITOR)},
+        {SHAUDIT_F_TEXT, "echo hello"}});
+  send(SHAUDIT_MSG_LINE, 3,
+       {{SHAUDIT_F_SHELL, "mksh"},
+        {SHAUDIT_F_CMD_NO, u64(2)},
+        {SHAUDIT_F_LINE_FLAGS, u64(SHAUDIT_LINE_EDITOR | SHAUDIT_LINE_EDITOR_UNSURE)},
+        {SHAUDIT_F_TEXT, "echo maybe"}});
+  send(SHAUDIT_MSG_LINE, 4,
+       {{SHAUDIT_F_SHELL, "dash"},
+        {SHAUDIT_F_CMD_NO, u64(3)},
+        {SHAUDIT_F_LINE_FLAGS, u64(SHAUDIT_LINE_TTY_READ | SHAUDIT_LINE_ECHO_OFF)},
+        {SHAUDIT_F_TEXT, ": hidden from the screen"}});
+  send(SHAUDIT_MSG_NONCMD, 5,
+       {{SHAUDIT_F_INPUT_KIND, u64(SHAUDIT_INPUT_EDITOR_LINE)},
+        {SHAUDIT_F_INPUT_LEN, u64(3)},
+        {SHAUDIT_F_INPUT_HASH, u64(7)},
+        {SHAUDIT_F_HASH_KEY, std::string(16, 'k')}});
+  auto r = records();
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(r[1].at("emulated").as_bool(), true);
+  EXPECT_EQ(r[1].count("unknown_keys"), 0u);
+  EXPECT_EQ(r[2].at("emulated").as_bool(), true);
+  EXPECT_EQ(r[2].at("unknown_keys").as_bool(), true);
+  EXPECT_EQ(r[3].at("echo_off").as_bool(), true);
+  EXPECT_EQ(r[3].count("emulated"), 0u);
+  EXPECT_EQ(str(r[4], "type"), "noncmd_input");
+  EXPECT_EQ(str(r[4], "kind"), "editor_line");
+}
+
 }  // namespace
 }  // namespace shaudit::daemon

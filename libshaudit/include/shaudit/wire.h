@@ -83,7 +83,7 @@ enum shaudit_field_tag {
 #define SHAUDIT_LINE_EDITOR 0x10u
 #define SHAUDIT_LINE_ECHO_OFF 0x20u /* the shell read its command line with terminal echo off */
 /* ... and the emulation met a key it cannot follow (or ksh93's): the text may differ from what
- * the shell ran. Proposed: the daemon does not show it yet. */
+ * the shell ran. Records: `emulated: true`, `unknown_keys: true`. */
 #define SHAUDIT_LINE_EDITOR_UNSURE 0x40u
 
 /* SHAUDIT_F_INPUT_KIND */
@@ -91,8 +91,8 @@ enum shaudit_field_tag {
 #define SHAUDIT_INPUT_VARED 2u    /* zsh vared */
 #define SHAUDIT_INPUT_ECHO_OFF 3u /* read while terminal echo was off (passwords) */
 /* a line ksh93's editor read that no history record held when it read on: its read builtin's
- * input, or a line of a command still being typed (whose command records follow). Proposed: the
- * daemon shows it as "other" for now. */
+ * input, or a line of a command still being typed (whose command records follow): kind
+ * `editor_line` */
 #define SHAUDIT_INPUT_EDITOR_LINE 4u
 
 /* SHAUDIT_F_HELLO_FLAGS */
