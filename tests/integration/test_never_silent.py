@@ -22,7 +22,8 @@ pytestmark = [
     pytest.mark.skipif(not built(PRELOAD).exists(), reason="build the interposer first"),
 ]
 
-BS, LEFT, CTRL_B, CTRL_E, CTRL_U, CTRL_W = "\x7f", "\x1b[D", "\x02", "\x05", "\x15", "\x17"
+BS, LEFT, UP = "\x7f", "\x1b[D", "\x1b[A"
+CTRL_B, CTRL_E, CTRL_U, CTRL_W = "\x02", "\x05", "\x15", "\x17"
 LONG = "x" * 900  # busybox's line editor keeps 1024 bytes a line
 
 
@@ -41,6 +42,15 @@ def type_keys(sh, keys, delay=0.003):
         os.write(sh.fd, bytes([b]))
         time.sleep(delay)
         sh._read(0)
+
+
+def recall_key(name):
+    return "\x10" if name == "yash" else UP  # (^P: yash knows the cursor keys only in keypad mode)
+
+
+def rebuilt_recall(recs, pid, name):
+    (r,) = [r for r in rebuilt(recs, pid) if r["keys"][:-1] == recall_key(name)]
+    return r
 
 
 def audited_bash(d, work):
@@ -71,6 +81,12 @@ def typed_lines(name):
     if name != "tcsh":  # (tcsh's ^W kills the region, not the word)
         lines.insert(3, ("echo one two" + CTRL_W + "three > f4.txt", "echo one three > f4.txt",
                          "f4.txt", "one three"))
+    # A command over several lines: each physical line is rebuilt as it was typed.
+    loop = {"fish": ["for i in a b", "echo $i >> f8.txt", "end"],
+            "tcsh": ["foreach i (a b)", "echo $i >> f8.txt", "end"]}.get(
+                name, ["for i in a b", "do echo $i >> f8.txt", "done"])
+    for i, part in enumerate(loop):
+        lines.append((part, part, "f8.txt" if i == len(loop) - 1 else None, "a\nb"))
     return lines
 
 
@@ -99,17 +115,19 @@ def test_a_shell_without_a_hook_is_named_and_its_lines_rebuilt(daemon_factory, w
         for i, (keys, text, _, _) in enumerate(lines):
             type_keys(sh, keys + "\r")
             d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= i + 1, timeout=10)
-        sh.type("getconf PAGESIZE > f7.txt\r")  # an external program (not a busybox applet)
+        sh.type("getconf PAGESIZE >> f7.txt\r")  # an external program (not a busybox applet)
         d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= len(lines) + 1, timeout=10)
+        type_keys(sh, recall_key(name) + "\r")  # runs getconf again
+        d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= len(lines) + 2, timeout=10)
         sh.type("exit\r")
         sh.wait_prompt()
         sh.line("true")
-        recs = d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= len(lines) + 2, timeout=10)
+        recs = d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= len(lines) + 3, timeout=10)
     finally:
         sh.kill()
-    got = rebuilt(recs, pid)
+    got = [r for r in rebuilt(recs, pid) if r is not rebuilt_recall(recs, pid, name)]
     assert [r["text"] for r in got] == [t for _, t, _, _ in lines] + [
-        "getconf PAGESIZE > f7.txt", "exit"]
+        "getconf PAGESIZE >> f7.txt", "exit"]
     session = of(recs, "command", sh.pid)[0]["session"]
     for r in got:
         assert r["shell"] == os.path.basename(exe) and r["session"] == session
@@ -118,7 +136,13 @@ def test_a_shell_without_a_hook_is_named_and_its_lines_rebuilt(daemon_factory, w
     assert got[0]["keys"][:-1] == lines[0][0]  # backspaces and all
     # What the shell ran is what the record says.
     for _, _, f, content in lines:
-        assert (work / f).read_text(encoding="utf-8") == content + "\n", f
+        if f:
+            assert (work / f).read_text(encoding="utf-8") == content + "\n", f
+    # History recall: the rebuild cannot know the recalled line; it says so, with the keys.
+    recall = rebuilt_recall(recs, pid, name)
+    assert recall["text"] == "" and recall["unknown_keys"] is True
+    pages = (work / "f7.txt").read_text().split()  # (yash sets noclobber: appended)
+    assert len(pages) == 2 and pages[0].isdigit() and pages[0] == pages[1]
     # One capture record, before its first line, naming it and why.
     caps = of(recs, "capture", pid)
     assert len(caps) == 1, caps
@@ -130,7 +154,7 @@ def test_a_shell_without_a_hook_is_named_and_its_lines_rebuilt(daemon_factory, w
     assert c["command"] == bash_line["command"]  # what it was started for
     # The external program a rebuilt line started names that line (the kernel's order).
     env = [r for r in of(recs, "exec") if r["argv"] == ["getconf", "PAGESIZE"]]
-    assert len(env) == 1 and env[0]["command"] == got[len(lines)]["command"], env
+    assert [r["command"] for r in env] == [got[len(lines)]["command"], recall["command"]], env
     # A static shell started in the session is a bypass; a dynamically linked one, not.
     own = [b for b in bypasses(recs) if b["pid"] == pid]
     if hooked:
