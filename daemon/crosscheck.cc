@@ -586,21 +586,30 @@ bool CrossCheck::decide_line(const KLine& l) {
       return true;
     }
   }
+  return push_input_bypass(
+      "unreported_input", l, l.comm, l.text, l.cut, command_for(l.pid, l.ppid),
+      fmt::format("{} (pid {}) read this line from its terminal; no interposer reported it", l.comm,
+                  l.pid));
+}
+
+// A line a shell read from its terminal that no report accounts for (text: what it read).
+bool CrossCheck::push_input_bypass(const char* kind, const KEvent& k, const std::string& exe,
+                                   const std::string& text, bool cut, const std::string& command,
+                                   std::string evidence) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
   json::Object b;
   b["type"] = record::kBypass;
-  b["kind"] = "unreported_input";
+  b["kind"] = kind;
   b["severity"] = "high";
-  b["pid"] = static_cast<int64_t>(l.pid);
-  b["uid"] = static_cast<int64_t>(l.uid);
-  if (!l.session.empty()) b["session"] = l.session;
-  b["exe"] = l.comm;
-  record::set_bytes(b, "text", redact_text(opts_.redactor, l.text, b));  // what the shell read
-  if (l.cut) b["truncated"] = true;
+  b["pid"] = static_cast<int64_t>(k.pid);
+  b["uid"] = static_cast<int64_t>(k.uid);
+  if (!k.session.empty()) b["session"] = k.session;
+  record::set_bytes(b, "exe", exe);
+  record::set_bytes(b, "text", redact_text(opts_.redactor, text, b));
+  if (cut) b["truncated"] = true;
   b["argv"] = json::Array{};
-  b["evidence"] = fmt::format(
-      "{} (pid {}) read this line from its terminal; no interposer reported it", l.comm, l.pid);
-  if (std::string c = command_for(l.pid, l.ppid); !c.empty()) b["command"] = c;
+  b["evidence"] = std::move(evidence);
+  if (!command.empty()) b["command"] = command;
   return q_.push(std::move(b));
 }
 
@@ -938,23 +947,11 @@ bool CrossCheck::decide_input(TtyLine& l) {
   if (l.unterminated) r["unterminated"] = true;
   if (!q_.push(std::move(r))) return false;
   if (!bypass) return true;
-  stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
-  json::Object b;
-  b["type"] = record::kBypass;
-  b["kind"] = "uncaptured_input";
-  b["severity"] = "high";
-  b["pid"] = static_cast<int64_t>(l.pid);
-  b["uid"] = static_cast<int64_t>(l.uid);
-  if (!l.session.empty()) b["session"] = l.session;
-  record::set_bytes(b, "exe", l.exe);
-  record::set_bytes(b, "text", redact_text(opts_.redactor, line.text, b));
-  b["argv"] = json::Array{};
-  b["command"] = command;
-  b["evidence"] = fmt::format(
-      "{} (pid {}) read a line from its terminal that its interposer did not report (a terminal "
-      "mode its hook does not see); recorded from the kernel as command {}",
-      base_of(l.exe), l.pid, command);
-  return q_.push(std::move(b));
+  return push_input_bypass(
+      "uncaptured_input", l, l.exe, line.text, line.cut, command,
+      fmt::format("{} (pid {}) read a line from its terminal that its interposer did not report (a "
+                  "terminal mode its hook does not see); recorded from the kernel as command {}",
+                  base_of(l.exe), l.pid, command));
 }
 
 int CrossCheck::derived_status(pid_t shell, const std::string& command) const {

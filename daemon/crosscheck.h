@@ -267,6 +267,9 @@ class CrossCheck {
   bool decide_line(const KLine& l);
   bool decide_held(Held& h);
   bool decide_input(TtyLine& l);
+  bool push_input_bypass(const char* kind, const KEvent& k, const std::string& exe,
+                         const std::string& text, bool cut, const std::string& command,
+                         std::string evidence);
   bool awaits_report(const TtyLine& l);
   bool decide_capture(const CaptureCheck& c);
   bool write_capture(const CaptureCheck& c, const std::string& why);
