@@ -109,13 +109,13 @@ int cmd_verify(const std::vector<std::string>& args) {
   if (logs.empty()) return usage_error("verify needs a LOG");
   if (opts.keys.empty()) return usage_error("verify needs --pubkey KEY.pub");
   auto rep = verify_logs(logs, opts);
-  for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
+  // (Notes and errors may quote what a log holds: made visible.)
+  for (const auto& n : rep.notes) print_line("note: " + n);
   if (!rep.ok) {
     if (rep.bad_seq)
-      std::printf("FAILED at seq %llu: %s\n", static_cast<unsigned long long>(*rep.bad_seq),
-                  rep.error.c_str());
+      print_line(fmt::format("FAILED at seq {}: {}", *rep.bad_seq, rep.error));
     else
-      std::printf("FAILED: %s\n", rep.error.c_str());
+      print_line("FAILED: " + rep.error);
     return 1;
   }
   if (opts.allow_open && rep.unsealed > 0)
@@ -132,10 +132,8 @@ int cmd_verify(const std::vector<std::string>& args) {
                                                      : "; ends with a closing seal");
   if (!opts.remote_seals.empty()) {
     if (rep.remote_latest_seq)
-      std::printf("%llu remote seal(s) match the log (latest: seq %llu at %s)\n",
-                  static_cast<unsigned long long>(rep.remote_matched),
-                  static_cast<unsigned long long>(*rep.remote_latest_seq),
-                  rep.remote_latest_time.c_str());
+      print_line(fmt::format("{} remote seal(s) match the log (latest: seq {} at {})",
+                             rep.remote_matched, *rep.remote_latest_seq, rep.remote_latest_time));
     else
       std::printf("%llu remote seal(s) match the log\n",
                   static_cast<unsigned long long>(rep.remote_matched));
@@ -152,14 +150,14 @@ std::string detail(const json::Object& o, const std::string& type) {
     auto v = json::get_int(o, k);
     return v ? std::to_string(*v) : std::string("?");
   };
-  if (type == "command") return printable(str("text")) + (o.count("truncated") ? " [cut]" : "");
+  if (type == "command") return str("text") + (o.count("truncated") ? " [cut]" : "");
   if (type == "exec" || type == "bypass") {
     std::string out;
     for (const auto& a : record::get_argv(o)) out += (out.empty() ? "" : " ") + shell_quote(a);
     if (type == "bypass" && out.empty()) out = str("text");  // unreported_input: the line
     if (type == "bypass") out = fmt::format("[{}] {}", str("kind"), out);
     if (type == "exec" && str("source") == "bpf") out = "(kernel) " + out;
-    return printable(out);
+    return out;
   }
   if (type == "start")
     return fmt::format("shauditd {} started on {} (previous run: {}, key {})", str("version"),
@@ -227,8 +225,9 @@ void show_line(const std::string& line, const ShowFilter& f, const std::string& 
   if (auto pid = json::get_int(o, "pid"); pid && user != "-") user += fmt::format("[{}]", *pid);
   // Bypass records stand out: the kernel saw something the interposer did not report.
   if (type == "bypass") type = "!! BYPASS";
-  std::printf("%-30s  %-12s  %-16s  %-13s  %s\n", get("time").c_str(), get("session").c_str(),
-              user.c_str(), type.c_str(), detail(o, get("type")).c_str());
+  // Every field may come from a reporter or a user: the whole line is made visible.
+  print_line(fmt::format("{:<30}  {:<12}  {:<16}  {:<13}  {}", get("time"), get("session"), user,
+                         type, detail(o, get("type"))));
 }
 
 int cmd_show(const std::vector<std::string>& args) {

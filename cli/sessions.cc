@@ -113,14 +113,15 @@ int cmd_sessions(const std::vector<std::string>& args) {
     if (from.empty()) from = str(s.start, "tty", "-");
     std::string dur = s.end ? duration(num(*s.end, "duration_ns")) : std::string("open");
     std::string st;
-    for (const auto& [code, n] : s.statuses) st += fmt::format("{}{}x{}", st.empty() ? "" : " ", code, n);
+    for (const auto& [code, n] : s.statuses)
+      st += fmt::format("{}{}x{}", st.empty() ? "" : " ", code, n);
     if (st.empty()) st = "-";
     std::string service = str(s.start, "service");
-    if (auto p = json::get_string(s.start, "parent_session")) service += " (in " + p->substr(0, 8) + ")";
-    std::printf("%-16s  %-12s  %-10s  %-22s  %-30s  %-9s  %8lld  %s\n", id.c_str(),
-                str(s.start, "user", "?").c_str(), service.c_str(), from.c_str(),
-                str(s.start, "time").c_str(), dur.c_str(), static_cast<long long>(s.commands),
-                st.c_str());
+    if (auto p = json::get_string(s.start, "parent_session"))
+      service += " (in " + p->substr(0, 8) + ")";
+    print_line(fmt::format("{:<16}  {:<12}  {:<10}  {:<22}  {:<30}  {:<9}  {:>8}  {}", id,
+                           str(s.start, "user", "?"), service, from, str(s.start, "time"), dur,
+                           s.commands, st));
   }
   return 0;
 }
@@ -130,10 +131,10 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
   if (!load(logs, recs)) return 1;
   const json::Object* start = nullptr;
   const json::Object* end = nullptr;
-  std::vector<std::string> commands;                    // in typed order
+  std::vector<std::string> commands;  // in typed order
   std::map<std::string, std::vector<const json::Object*>> lines, execs;
   std::map<std::string, const json::Object*> status;
-  std::vector<const json::Object*> loose;               // execs/bypasses linked to no command
+  std::vector<const json::Object*> loose;  // execs/bypasses linked to no command
   for (const auto& r : recs) {
     if (str(r, "session") != session) continue;
     std::string type = str(r, "type"), cmd = str(r, "command");
@@ -160,17 +161,17 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
     return 1;
   }
   if (start)
-    std::printf("session %s  %s (uid %lld)  %s%s%s  %s\n", session.c_str(),
-                str(*start, "user", "?").c_str(), static_cast<long long>(num(*start, "uid", -1)),
-                str(*start, "service").c_str(),
-                str(*start, "remote_host").empty() ? "" : " from ",
-                str(*start, "remote_host").c_str(), str(*start, "time").c_str());
+    print_line(fmt::format("session {}  {} (uid {})  {}{}{}  {}", session, str(*start, "user", "?"),
+                           num(*start, "uid", -1), str(*start, "service"),
+                           str(*start, "remote_host").empty() ? "" : " from ",
+                           str(*start, "remote_host"), str(*start, "time")));
   auto exec_line = [](const json::Object& e) {
     std::string argv;
     for (const auto& a : record::get_argv(e)) argv += (argv.empty() ? "" : " ") + shell_quote(a);
     if (argv.empty()) argv = str(e, "text");  // unreported_input: the line the kernel saw
-    std::string mark = str(e, "type") == "bypass" ? fmt::format("!! BYPASS [{}] ", str(e, "kind")) : "";
-    return fmt::format("{}[{}] {}", mark, num(e, "pid"), printable(argv));
+    std::string mark =
+        str(e, "type") == "bypass" ? fmt::format("!! BYPASS [{}] ", str(e, "kind")) : "";
+    return fmt::format("{}[{}] {}", mark, num(e, "pid"), argv);
   };
   for (const auto& cmd : commands) {
     const auto& ls = lines[cmd];
@@ -179,30 +180,28 @@ int print_session_tree(const std::vector<std::string>& logs, const std::string& 
       st = fmt::format("  => exit {} in {}", num(*it->second, "exit_status"),
                        duration(num(*it->second, "duration_ns")));
     // A readline program's line (python3, gdb, ...) is shown after that program's name.
-    std::string prompt =
-        str(*ls[0], "kind") == "repl" ? printable(str(*ls[0], "shell")) + ">" : "$";
-    std::printf("├─ %s %s%s\n", prompt.c_str(), printable(str(*ls[0], "text")).c_str(),
-                ls.size() == 1 ? st.c_str() : "");
+    std::string prompt = str(*ls[0], "kind") == "repl" ? str(*ls[0], "shell") + ">" : "$";
+    print_line(fmt::format("├─ {} {}{}", prompt, str(*ls[0], "text"), ls.size() == 1 ? st : ""));
     for (size_t i = 1; i < ls.size(); ++i)
-      std::printf("│  > %s%s\n", printable(str(*ls[i], "text")).c_str(),
-                  i + 1 == ls.size() ? st.c_str() : "");
-    for (const auto* e : execs[cmd]) std::printf("│    └─ %s\n", exec_line(*e).c_str());
+      print_line(fmt::format("│  > {}{}", str(*ls[i], "text"), i + 1 == ls.size() ? st : ""));
+    for (const auto* e : execs[cmd]) print_line(fmt::format("│    └─ {}", exec_line(*e)));
   }
   for (const auto* r : loose) {
     std::string type = str(*r, "type");
     if (type == "exec" || type == "bypass")
-      std::printf("├─ (no typed command) %s\n", exec_line(*r).c_str());
+      print_line(fmt::format("├─ (no typed command) {}", exec_line(*r)));
     else if (type == "loss")
-      std::printf("├─ !! %lld report(s) lost from pid %lld\n", static_cast<long long>(num(*r, "missing")),
+      std::printf("├─ !! %lld report(s) lost from pid %lld\n",
+                  static_cast<long long>(num(*r, "missing")),
                   static_cast<long long>(num(*r, "pid")));
     else if (type == "noncmd_input")
-      std::printf("├─ (%s input, %lld bytes, not recorded)\n", str(*r, "kind").c_str(),
-                  static_cast<long long>(num(*r, "length")));
+      print_line(
+          fmt::format("├─ ({} input, {} bytes, not recorded)", str(*r, "kind"), num(*r, "length")));
   }
   if (end)
-    std::printf("└─ ended (%s) after %s: %lld commands, %lld failed\n", str(*end, "reason").c_str(),
-                duration(num(*end, "duration_ns")).c_str(), static_cast<long long>(num(*end, "commands")),
-                static_cast<long long>(num(*end, "failed_commands")));
+    print_line(fmt::format("└─ ended ({}) after {}: {} commands, {} failed", str(*end, "reason"),
+                           duration(num(*end, "duration_ns")), num(*end, "commands"),
+                           num(*end, "failed_commands")));
   else
     std::printf("└─ (still open)\n");
   return 0;

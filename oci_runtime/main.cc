@@ -30,7 +30,7 @@ namespace {
 constexpr const char* kFallbackRuntimes[] = {"/usr/sbin/runc", "/usr/bin/runc"};
 
 void say(const std::string& line) {
-  std::fprintf(stderr, "shaudit-oci-runtime: %s\n", cli::printable(line).c_str());
+  std::fprintf(stderr, "shaudit-oci-runtime: %s\n", cli::visible(line).c_str());
 }
 
 bool is_this_program(const std::string& path) {

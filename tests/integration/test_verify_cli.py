@@ -396,3 +396,46 @@ def test_allow_open_after_an_interval_seal(daemon_factory):
         assert res.stdout == "OK: 3 records, 1 seals; chain intact; all records sealed\n"
     finally:
         assert d.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# What an admin's terminal receives: every string the CLI prints from a record is visible-safe.
+
+HOSTILE = {
+    "c0": "\x1b[2J\x1b]0;owned\x07",
+    "c1": "\u009b2J",
+    "bidi": "rm -rf \u202e/ ~\u202c",
+    "zero_width": "su\u200bdo",
+}
+
+
+def test_show_and_sessions_print_no_terminal_controls(tmp_path):
+    """A log whose records carry escape sequences, C1 controls, bidi overrides and zero-width
+    characters (typed text, a reporter-claimed tty, an alert's output): `shaudit show`,
+    `shaudit sessions` and the session tree print each of them as a visible escape."""
+    log = tmp_path / "hostile.jsonl"
+    t = "2026-12-05T12:00:00.000000000Z"
+    recs = [
+        {"type": "session_start", "session": "s1", "user": "eve", "uid": 1000,
+         "service": "implicit", "tty": "/dev/pts/1" + HOSTILE["c0"], "time": t, "seq": 1},
+        {"type": "command", "session": "s1", "user": "eve", "pid": 7, "command": "7.1",
+         "shell": "bash", "text": " ".join(HOSTILE.values()), "time": t, "seq": 2},
+        {"type": "alert", "session": "s1", "user": "eve", "rule": "r" + HOSTILE["c1"],
+         "output": "typed " + HOSTILE["bidi"] + HOSTILE["c0"], "time": t, "seq": 3},
+    ]
+    log.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs),
+                   encoding="utf-8")
+    outs = [run_cli("show", log), run_cli("sessions", log),
+            run_cli("show", log, "--session", "s1", "--tree")]
+    for r in outs:
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+        for bad in ("\x1b", "\x07", "\u009b", "\u202e", "\u202c", "\u200b"):
+            assert bad not in out, (bad, out)
+    show, sessions, tree = (r.stdout for r in outs)
+    assert "\\x1b[2J\\x1b]0;owned\\x07 \\u{009B}2J rm -rf \\u{202E}/ ~\\u{202C} su\\u{200B}do" in show
+    assert "[r\\u{009B}2J] typed rm -rf \\u{202E}/ ~\\u{202C}\\x1b[2J" in show
+    assert "/dev/pts/1\\x1b[2J\\x1b]0;owned\\x07" in sessions
+    assert "su\\u{200B}do" in tree
+    # --json prints the lines unchanged (for machines; JSON escapes what it must).
+    assert run_cli("show", log, "--json").stdout == log.read_text(encoding="utf-8")
