@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // HTTP outputs through libcurl: slack, loki, webhook, falcosidekick, otlp.
 //
-// 2xx: delivered. 408, 429, 5xx, or no answer (connect error, timeout): retried, honouring
-// Retry-After (seconds or an HTTP date). Any other status: refused for good (logged).
+// 2xx: delivered. 408, 429, 5xx (OTLP: only 429, 502, 503, 504, as its specification says), or
+// no answer (connect error, timeout): retried, honouring Retry-After (seconds or an HTTP date,
+// at most retry_max_ms). Any other status: refused for good (logged).
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <zlib.h>
@@ -213,8 +214,12 @@ class HttpSink : public Sink {
     if (status >= 200 && status < 300) return Delivery::ok();
     std::string why = fmt::format("POST {}: HTTP {}{}{}", cfg_.url, status,
                                   resp.empty() ? "" : ": ", resp.substr(0, 200));
-    if (status == 408 || status == 429 || status >= 500)
-      return Delivery::retry(why, parse_retry_after(retry_after));
+    // OTLP/HTTP says which answers may be retried (429, 502, 503, 504); others, 500 included,
+    // are refused for good and named. The other destinations: 408, 429 and every 5xx.
+    bool again = cfg_.type == OutputType::kOtlp
+                     ? status == 429 || status == 502 || status == 503 || status == 504
+                     : status == 408 || status == 429 || status >= 500;
+    if (again) return Delivery::retry(why, parse_retry_after(retry_after));
     return Delivery::refused(why);
   }
 

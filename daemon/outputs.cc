@@ -277,10 +277,12 @@ class Output {
       } else {
         ++retries_;
         last_error_ = d.error;
-        // Exponential back-off from 100 ms up to retry_max_ms, or what the destination asked.
-        int64_t ms = std::min<int64_t>(static_cast<int64_t>(cfg_.retry_max_ms),
-                                       100LL << std::min(attempts, 16));
-        if (d.retry_after_ms >= 0) ms = std::min<int64_t>(d.retry_after_ms, 3600000);
+        // Exponential back-off from 100 ms up to retry_max_ms, or the pause the destination
+        // asked for (Retry-After), also at most retry_max_ms. A pause already over (a date in
+        // the past, a skewed clock) is no pause: the back-off applies, never a busy loop.
+        int64_t cap = static_cast<int64_t>(cfg_.retry_max_ms);
+        int64_t ms = std::min<int64_t>(cap, 100LL << std::min(attempts, 16));
+        if (d.retry_after_ms > 0) ms = std::min<int64_t>(d.retry_after_ms, cap);
         ++attempts;
         next_try = Clock::now() + std::chrono::milliseconds(ms);
       }

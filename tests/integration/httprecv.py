@@ -14,6 +14,7 @@ class Receiver:
         """tls: (certfile, keyfile) to serve HTTPS."""
         self.requests = []  # (path, {lower-case header: value}, body bytes as sent)
         self.plan = []  # answers for the next requests: (status, {header: value})
+        self.times = []  # when each request arrived (time.monotonic())
         self.lock = threading.Lock()
         recv = self
 
@@ -25,6 +26,7 @@ class Receiver:
                 body = self.rfile.read(n)
                 with recv.lock:
                     recv.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    recv.times.append(time.monotonic())
                     status, extra = recv.plan.pop(0) if recv.plan else (200, {})
                 reply = b"{}" if status < 300 else b'{"error":"planned"}'
                 self.send_response(status)

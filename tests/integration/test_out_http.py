@@ -435,3 +435,83 @@ def test_after_a_crash_the_spool_catches_up_from_the_log(daemon_factory, recv):
     d.start()
     assert d.stderr().count("missing from its spool") == 1
     assert d.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrying: Retry-After in the past or huge, recovery after an outage, OTLP's retry policy.
+
+PAST = "Mon, 01 Jan 2024 00:00:00 GMT"
+
+
+def test_a_retry_after_in_the_past_is_no_busy_loop(daemon_factory, recv):
+    """A Retry-After date already past (or a skewed clock) asks for no pause: the back-off
+    (100 ms doubling) applies, never a loop of immediate retries."""
+    recv.plan = [(429, {"Retry-After": PAST})] * 5
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": recv.url("/"),
+                                 "events": "records", "seals": False, "batch_wait_ms": 0}]).start()
+    emit(d.socket, "line", "first")
+    recv.wait(lambda rs: len(rs) >= 6, timeout=15)
+    gaps = [b - a for a, b in zip(recv.times, recv.times[1:6])]
+    # 100, 200, 400, 800, 1600 ms: each retry waits at least the back-off step.
+    for i, g in enumerate(gaps):
+        assert g >= 0.1 * 2 ** i * 0.9, gaps
+    s = outputs(d)["hook"]
+    assert s["retries"] == 5 and s["failed"] == 0 and s["delivered"] >= 1
+    assert d.stop() == 0
+
+
+def test_a_huge_retry_after_is_capped_by_retry_max_ms(daemon_factory, recv):
+    recv.plan = [(503, {"Retry-After": "86400"})]
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook", "url": recv.url("/"),
+                                 "events": "records", "seals": False, "batch_wait_ms": 0,
+                                 "retry_max_ms": 500}]).start()
+    emit(d.socket, "line", "first")
+    recv.wait(lambda rs: len(rs) >= 2, timeout=10)
+    assert 0.45 <= recv.times[1] - recv.times[0] < 3.0, recv.times
+    assert d.stop() == 0
+
+
+def test_delivery_resumes_within_5_s_of_recovery(daemon_factory, recv):
+    """The destination is down for 14 s (connections refused) with the default retry_max_ms:
+    the back-off stops growing at 4 s, so the first delivery comes within 5 s of its return
+    (at a 60 s ceiling it came ~11 s after), and a down destination got one try per 4 s."""
+    port = recv.port
+    recv.close()
+    d = daemon_factory(outputs=[{"name": "hook", "type": "webhook",
+                                 "url": f"http://127.0.0.1:{port}/", "events": "records",
+                                 "seals": False, "batch_wait_ms": 0}]).start()
+    emit(d.socket, "line", "during the outage")
+    time.sleep(14)
+    tries = outputs(d)["hook"]["retries"]
+    assert 5 <= tries <= 12, tries  # 0.1, 0.2, ... 3.2, then every 4 s
+    back = Receiver(port=port)
+    try:
+        t0 = time.monotonic()
+        back.wait(lambda rs: any(b"during the outage" in b for _, _, b in rs), timeout=10)
+        assert back.times[0] - t0 < 5.0, back.times[0] - t0
+    finally:
+        back.close()
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("status,retried", [(500, False), (400, False), (429, True), (502, True),
+                                            (503, True), (504, True)])
+def test_otlp_retries_only_what_its_specification_allows(daemon_factory, recv, rules, status,
+                                                         retried):
+    recv.plan = [(status, {})]
+    d = daemon_factory(rules=[str(rules)],
+                       outputs=[{"name": "otel", "type": "otlp", "url": recv.url("/v1/logs"),
+                                 "seals": False, "retry_max_ms": 200}]).start()
+    emit(d.socket, "line", "cat /etc/shadow")
+    recv.wait(lambda rs: len(rs) >= 1)
+    if retried:
+        recv.wait(lambda rs: len(rs) >= 2)
+        s = outputs(d)["otel"]
+        assert s["retries"] == 1 and s["failed"] == 0
+    else:
+        errs = d.wait_for(lambda rs: any(r["type"] == "output_error" for r in rs))
+        err = next(r for r in errs if r["type"] == "output_error")
+        assert err["output_name"] == "otel" and f"HTTP {status}" in err["error"]
+        time.sleep(0.5)
+        assert len(recv.requests) == 1  # not retried
+    assert d.stop() == 0

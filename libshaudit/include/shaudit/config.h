@@ -51,7 +51,7 @@ struct OutputConfig {
   uint64_t timeout_ms = 5000;
   uint64_t batch_max = 100;       // records per request (slack, falcosidekick: always 1)
   uint64_t batch_wait_ms = 10;    // wait this long for more records before a partial batch
-  uint64_t retry_max_ms = 60000;  // back-off ceiling between retries
+  uint64_t retry_max_ms = 4000;  // back-off ceiling between retries (and Retry-After's)
   uint64_t spool_max_mib = 64;    // disk spool bound (remote outputs)
   bool operator==(const OutputConfig&) const = default;
 };
