@@ -138,7 +138,8 @@ class HttpSink : public Sink {
         break;
       }
       case OutputType::kLoki:
-        body = outfmt::loki_push_json(line_records(), cfg_.labels, {});
+        // Every stream carries this host (and job): records themselves name it only in `start`.
+        body = outfmt::loki_push_json(line_records(), cfg_.labels, {{"host", ctx_.hostname}});
         gz = cfg_.gzip;
         break;
       case OutputType::kOtlp:

@@ -135,6 +135,7 @@ def test_loki_push_is_gzipped_with_tenant_and_labels(daemon_factory, recv):
                 rec = json.loads(line)
                 assert stream["stream"]["type"] == rec["type"]
                 assert isinstance(ts, str) and int(ts) > 0
+                assert stream["stream"]["host"] == socket.gethostname()  # on every stream
                 if rec["type"] == "command" and rec["text"] == "mkdir /hellofalco":
                     found = True
                     assert stream["stream"]["user"] == rec["user"]
@@ -514,4 +515,26 @@ def test_otlp_retries_only_what_its_specification_allows(daemon_factory, recv, r
         assert err["output_name"] == "otel" and f"HTTP {status}" in err["error"]
         time.sleep(0.5)
         assert len(recv.requests) == 1  # not retried
+    assert d.stop() == 0
+
+
+def test_loki_default_labels_are_low_cardinality_and_name_the_host(daemon_factory, recv):
+    """Several hosts must never merge into one stream: every stream carries host and job, whatever
+    the record type (records name their host only in `start`); by default no user or session
+    label (they are in the line)."""
+    d = daemon_factory(outputs=[{"name": "loki", "type": "loki", "url": recv.url("/loki/api/v1/push"),
+                                 "events": "records", "gzip": False}]).start()
+    emit(d.socket, "line", "id")
+    recv.wait(lambda rs: any(json.loads(line).get("text") == "id" for body in recv.bodies()
+                             for st in body["streams"] for _, line in st["values"]))
+    types = set()
+    for body in recv.bodies():
+        for stream in body["streams"]:
+            labels = stream["stream"]
+            rec_types = {json.loads(line)["type"] for _, line in stream["values"]}
+            assert set(labels) == {"job", "host", "type"}, labels
+            assert labels["job"] == "shaudit" and labels["host"] == socket.gethostname()
+            assert rec_types == {labels["type"]}
+            types |= rec_types
+    assert {"start", "command"} <= types
     assert d.stop() == 0

@@ -46,7 +46,8 @@ struct OutputConfig {
   bool tls_verify = true;   // TLS: verify the peer's certificate and name
   std::string ca_file, cert_file, key_file;  // TLS: trust anchors, client certificate and key
   std::string tenant;                        // loki: X-Scope-OrgID
-  std::vector<std::string> labels = {"type", "host", "user"};  // loki: record fields as labels
+  // loki: record fields as stream labels (host and job are always there); low cardinality only
+  std::vector<std::string> labels = {"type"};
   bool gzip = true;                                            // loki: gzip the request body
   uint64_t timeout_ms = 5000;
   uint64_t batch_max = 100;       // records per request (slack, falcosidekick: always 1)
