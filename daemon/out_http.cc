@@ -133,8 +133,9 @@ class HttpSink : public Sink {
       case OutputType::kFalcosidekick: {
         const std::string* t = json::get_string(*batch[0].rec, "type");
         body = t && *t == record::kAlert
-                   ? outfmt::falco_json(*batch[0].rec, ctx_.hostname)
-                   : outfmt::falco_json(as_falco_alert(*batch[0].rec), ctx_.hostname);
+                   ? outfmt::falco_json(*batch[0].rec, ctx_.hostname, batch[0].id)
+                   : outfmt::falco_json(as_falco_alert(*batch[0].rec), ctx_.hostname,
+                                        batch[0].id);  // the record's own id, not the event's
         break;
       }
       case OutputType::kLoki:

@@ -391,7 +391,8 @@ std::string record_id(std::string_view line) {
   return crypto::to_hex(crypto::sha256(strip_newline(line))).substr(0, 32);
 }
 
-std::string falco_json(const json::Object& alert, std::string_view hostname) {
+std::string falco_json(const json::Object& alert, std::string_view hostname,
+                       std::string_view record_id_given) {
   const bool alert_type = is_alert(alert);
   const int64_t ns = record_time(alert).value_or(0);
   const char* priority = rules::priority_name(priority_or_warning(alert));
@@ -432,7 +433,8 @@ std::string falco_json(const json::Object& alert, std::string_view hostname) {
   json::Array tags;
   for (const auto& t : tag_set) tags.emplace_back(t);
 
-  std::string id = record_id(json::encode(alert));
+  std::string id = record_id_given.size() >= 32 ? std::string(record_id_given.substr(0, 32))
+                                               : record_id(json::encode(alert));
   json::Object o;
   o["hostname"] = json::to_valid_utf8(hostname);
   o["output"] = std::move(output);

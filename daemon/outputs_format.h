@@ -80,11 +80,14 @@ std::string record_id(std::string_view line);
 //   tags           the rule's tags, sorted and unique (Falco keeps them in a set); [] if none
 //   time           the record time, RFC 3339 UTC with 9 fractional digits (the Unix epoch
 //                  when the record has no valid time)
-//   uuid           the record id (record_id of json::encode(alert)) in 8-4-4-4-12 UUID layout,
-//                  stable across redeliveries (falcosidekick's FalcoPayload has "uuid")
+//   uuid           the record id in 8-4-4-4-12 UUID layout: `id` when given (the id of the
+//                  log line the event was made from: a non-alert record is sent as an event
+//                  built from it), else record_id of json::encode(alert); stable across
+//                  redeliveries (falcosidekick's FalcoPayload has "uuid")
 // Meant for alert records; another record type is still formatted, with its type as rule and
 // its text (or output) as output.
-std::string falco_json(const json::Object& alert, std::string_view hostname);
+std::string falco_json(const json::Object& alert, std::string_view hostname,
+                       std::string_view id = {});
 
 // A Slack incoming-webhook body {"text": "..."} in Slack mrkdwn.
 // Alert (lines joined by '\n'):

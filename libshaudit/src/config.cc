@@ -81,7 +81,8 @@ const OutputTypeInfo kOutputTypes[] = {
     {OutputType::kSlack, "slack", "url", &OutputConfig::url, /*seals=*/false},
     {OutputType::kLoki, "loki", "url", &OutputConfig::url},
     {OutputType::kWebhook, "webhook", "url", &OutputConfig::url},
-    {OutputType::kFalcosidekick, "falcosidekick", "url", &OutputConfig::url},
+    // (falcosidekick forwards every event to each of its destinations: seals would be noise)
+    {OutputType::kFalcosidekick, "falcosidekick", "url", &OutputConfig::url, /*seals=*/false},
     {OutputType::kOtlp, "otlp", "url", &OutputConfig::url},
 };
 

@@ -538,3 +538,23 @@ def test_loki_default_labels_are_low_cardinality_and_name_the_host(daemon_factor
             types |= rec_types
     assert {"start", "command"} <= types
     assert d.stop() == 0
+
+
+def test_falcosidekick_uuid_is_the_record_id_and_no_seals_by_default(daemon_factory, recv):
+    """Every event's uuid is the id of the log record it was made from (not only alerts'), so
+    falcosidekick's destinations can tell a redelivery; seals are not posted unless asked (they
+    would be forwarded to every destination)."""
+    d = daemon_factory(outputs=[{"name": "fsk", "type": "falcosidekick", "url": recv.url("/"),
+                                 "events": "records", "batch_wait_ms": 0}]).start()
+    emit(d.socket, "line", "ls /bin")
+    recv.wait(lambda rs: any(b"ls /bin" in b for _, _, b in rs))
+    time.sleep(0.5)  # seals would have been written by now (seal_interval_ms 100)
+    by_seq = {json.loads(l)["seq"]: l for l in d.lines()}
+    assert any(json.loads(l)["type"] == "seal" for l in by_seq.values())
+    events = recv.bodies()
+    assert events and not [e for e in events if e["rule"] == "shaudit seal"]
+    for ev in events:
+        line = by_seq[ev["output_fields"]["shaudit.seq"]]
+        rid = line_hash(line.encode())[:32]
+        assert ev["uuid"] == f"{rid[:8]}-{rid[8:12]}-{rid[12:16]}-{rid[16:20]}-{rid[20:]}", ev
+    assert d.stop() == 0
