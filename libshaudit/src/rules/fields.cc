@@ -28,6 +28,8 @@ constexpr FieldInfo kFields[] = {
     {"k8s.pod.name", Field::kK8sPod, false},
     {"bypass.kind", Field::kBypassKind, false},
     {"evt.type", Field::kEvtType, false},
+    // What the record is about, as text: a command's line, else the argv (an exec, a bypass).
+    {"evt.text", Field::kEvtText, false},
 };
 
 }  // namespace

@@ -45,6 +45,7 @@ enum class Field {
   kK8sPod,
   kBypassKind,
   kEvtType,
+  kEvtText,
 };
 
 struct FieldInfo {
