@@ -813,7 +813,11 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
   t.unterminated = unterminated;
   // A program no interposer reports: this line is its current command from now on, in the
   // kernel's own order (what it forks next runs for it).
-  if ((!t.exact_capable || p.silent_shell) && (!t.line.text.empty() || t.line.unknown_keys)) {
+  // (Not for an image that reports its own lines, hello or not: its report names the command,
+  // and may have been read before this line's bytes.)
+  bool reports_lines = t.hooked && p.reported_ns && p.reported_ns >= p.last_exec_ns;
+  if (((!t.exact_capable && !reports_lines) || p.silent_shell) &&
+      (!t.line.text.empty() || t.line.unknown_keys)) {
     t.command = fmt::format("{}.k{}", k.pid, ++p.input_lines);
     t.prev_command = p.command;
     p.prev_command = p.command;
