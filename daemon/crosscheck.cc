@@ -848,21 +848,27 @@ bool CrossCheck::decide_capture(const CaptureCheck& c) {
   return write_capture(c, why);
 }
 
+// Who read the terminal, as the kernel says: the block a capture record and a rebuilt line's
+// command record share.
+void CrossCheck::kernel_identity(json::Object& r, const KEvent& e, const std::string& tty) {
+  r["pid"] = static_cast<int64_t>(e.pid);
+  r["ppid"] = static_cast<int64_t>(e.ppid);
+  r["uid"] = static_cast<int64_t>(e.uid);
+  if (opts_.user_of)
+    if (std::string u = opts_.user_of(e.uid); !u.empty()) r["user"] = u;
+  if (!e.session.empty()) r["session"] = e.session;
+  if (!tty.empty()) r["tty"] = tty;
+}
+
 bool CrossCheck::write_capture(const CaptureCheck& c, const std::string& why) {
   Proc& p = procs_[c.pid];
   bool hooked = image_hooked(p);
   json::Object r;
   r["type"] = record::kCapture;
   r["capture"] = "none";
-  r["pid"] = static_cast<int64_t>(c.pid);
-  r["ppid"] = static_cast<int64_t>(c.ppid);
-  r["uid"] = static_cast<int64_t>(c.uid);
-  if (opts_.user_of)
-    if (std::string u = opts_.user_of(c.uid); !u.empty()) r["user"] = u;
-  if (!c.session.empty()) r["session"] = c.session;
+  kernel_identity(r, c, c.tty);
   record::set_bytes(r, "exe", c.exe.empty() ? c.comm : c.exe);
   record::set_bytes(r, "comm", c.comm);
-  if (!c.tty.empty()) r["tty"] = c.tty;
   r["interposer"] = hooked;
   r["reason"] = why +
                 "; what it reads from the terminal is recorded as the kernel saw it, "
@@ -928,13 +934,7 @@ bool CrossCheck::decide_input(TtyLine& l) {
   }
   json::Object r;
   r["type"] = record::kCommand;
-  r["pid"] = static_cast<int64_t>(l.pid);
-  r["ppid"] = static_cast<int64_t>(l.ppid);
-  r["uid"] = static_cast<int64_t>(l.uid);
-  if (opts_.user_of)
-    if (std::string u = opts_.user_of(l.uid); !u.empty()) r["user"] = u;
-  if (!l.session.empty()) r["session"] = l.session;
-  if (!l.tty.empty()) r["tty"] = l.tty;
+  kernel_identity(r, l, l.tty);
   r["shell"] = base_of(l.exe);
   std::string command =
       l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines) : l.command;

@@ -272,6 +272,7 @@ class CrossCheck {
                          std::string evidence);
   bool awaits_report(const TtyLine& l);
   bool decide_capture(const CaptureCheck& c);
+  void kernel_identity(json::Object& r, const KEvent& e, const std::string& tty);
   bool write_capture(const CaptureCheck& c, const std::string& why);
   void on_input(const KEvent& k, const sa_input_event* e, size_t size, Proc& p);
   void end_input(Proc& p, const KEvent& k);
