@@ -451,32 +451,36 @@ std::string falco_json(const json::Object& alert, std::string_view hostname,
 }
 
 std::string slack_json(const json::Object& rec, std::string_view hostname) {
+  // Everything that comes from the record or the person goes in one code block, where Slack
+  // applies no formatting (*bold*, _italic_, ~strike~, links, mentions); & < > are escaped
+  // there too, as Slack asks for all text, and backticks cannot form a fence.
   std::vector<std::string> who;
-  if (auto u = user_of(rec)) who.push_back("user: " + slack_escape(*u));
+  if (auto u = user_of(rec)) who.push_back("user: " + one_line(*u));
   std::string host(str_or(rec, "host", hostname));
-  if (!host.empty()) who.push_back("host: " + slack_escape(host));
-  if (auto s = session_of(rec)) who.push_back("session: " + slack_escape(*s));
-  std::string who_line;
+  if (!host.empty()) who.push_back("host: " + one_line(host));
+  if (auto s = session_of(rec)) who.push_back("session: " + one_line(*s));
+  std::string block;
   for (const auto& w : who) {
-    if (!who_line.empty()) who_line += "  ";
-    who_line += w;
+    if (!block.empty()) block += "  ";
+    block += w;
   }
   const char* priority = rules::priority_name(priority_or_warning(rec));
 
   std::string text;
+  std::string cmd;
   if (is_alert(rec)) {
-    text = fmt::format("*{}* ({})", slack_escape(str_or(rec, "rule")), priority);
-    if (!who_line.empty()) text += "\n" + who_line;
-    const std::string* cmd = output_field(rec, "cmd.text");
-    if (!cmd) cmd = output_field(rec, "evt.text");
-    if (!cmd) cmd = json::get_string(rec, "output");
-    if (cmd) text += "\n```\n" + slack_escape(*cmd) + "\n```";
+    text = fmt::format("*{}* ({})", slack_escape(one_line(str_or(rec, "rule"))), priority);
+    const std::string* c = output_field(rec, "cmd.text");
+    if (!c) c = output_field(rec, "evt.text");
+    if (!c) c = json::get_string(rec, "output");
+    if (c) cmd = *c;
   } else {
-    text = fmt::format("*{}* ({})", slack_escape(str_or(rec, "type", "record")), priority);
-    if (!who_line.empty()) text += " " + who_line;
-    std::string cmd = one_line(command_text(rec));
-    if (!cmd.empty()) text += ": " + slack_escape(cmd);
+    text =
+        fmt::format("*{}* ({})", slack_escape(one_line(str_or(rec, "type", "record"))), priority);
+    cmd = one_line(command_text(rec));
   }
+  if (!cmd.empty()) block += (block.empty() ? "" : "\n") + cmd;
+  if (!block.empty()) text += "\n```\n" + slack_escape(block) + "\n```";
   json::Object o;
   o["text"] = std::move(text);
   return json::encode(o);

@@ -89,20 +89,21 @@ std::string record_id(std::string_view line);
 std::string falco_json(const json::Object& alert, std::string_view hostname,
                        std::string_view id = {});
 
-// A Slack incoming-webhook body {"text": "..."} in Slack mrkdwn.
-// Alert (lines joined by '\n'):
-//   *<rule>* (<priority>)
-//   user: <u>  host: <h>  session: <s>          (the parts that are known)
+// A Slack incoming-webhook body {"text": "..."} in Slack mrkdwn (lines joined by '\n'):
+//   *<rule>* (<priority>)               an alert; any other record: *<type>* (<priority>)
 //   ```
-//   <command: output_fields["cmd.text"], else the alert output>
-//   ```
-// Any other record, one line:
-//   *<type>* (<priority>) user: <u>  host: <h>  session: <s>: <text | argv | exe>
-// with line breaks and tabs of the text turned into spaces. The host is the record's "host"
-// or else the hostname argument; the user is "user" or else output_fields["user.name"].
-// Everything taken from the record has & < > escaped as &amp; &lt; &gt;, and every backtick
-// is followed by a zero-width space (U+200B), so a command cannot close the code block
-// early or open one (the text still reads the same).
+//   user: <u>  host: <h>  session: <s>  (the parts that are known; no line when none is)
+//   <command>                           (no line when there is none)
+//   ```                                 (no block when both lines are absent)
+// Only the rule name or record type and the priority are outside the code block, so Slack's
+// formatting (*bold*, _italic_, ~strike~, <links|and>, <!channel>) never applies to what the
+// person typed or to their name. The command of an alert is output_fields["cmd.text"], else
+// output_fields["evt.text"], else the alert output (line breaks kept); of another record its
+// text, argv or exe on one line (line breaks and tabs turned into spaces). The host is the
+// record's "host" or else the hostname argument; the user is "user" or else
+// output_fields["user.name"]. Everything taken from the record has & < > escaped as &amp;
+// &lt; &gt; (Slack's escaping), and every backtick is followed by a zero-width space (U+200B),
+// so a command cannot close the code block early or open one (the text still reads the same).
 std::string slack_json(const json::Object& rec, std::string_view hostname);
 
 // A Loki push body for POST /loki/api/v1/push:

@@ -230,8 +230,8 @@ TEST(OutputsFormat, FalcoNeverEmptyFieldsEvenForBareRecords) {
 
 TEST(OutputsFormat, SlackAlert) {
   EXPECT_EQ(slack_json(parse_obj(kAlertLine), "vm"),
-            R"j({"text":"*Read shadow file* (Warning)\nuser: alice  host: vm  )j"
-            R"j(session: 4fd7966485e0ab52\n```\ncat /etc/shadow\n```"})j");
+            R"j({"text":"*Read shadow file* (Warning)\n```\nuser: alice  host: vm  )j"
+            R"j(session: 4fd7966485e0ab52\ncat /etc/shadow\n```"})j");
   // A command that tries to close the code block and ping the channel.
   std::string line = R"j({"output":"x","output_fields":{"cmd.text":"echo ```; <!channel> & rm"},)j"
                      R"j("priority":"Critical","rule":"R <1>","type":"alert"})j";
@@ -246,25 +246,42 @@ TEST(OutputsFormat, SlackAlert) {
   EXPECT_EQ(fences, 2u);
   // Without cmd.text the alert output goes in the code block.
   EXPECT_EQ(slack_json(parse_obj(kOldAlertLine), "vm"),
-            R"j({"text":"*r* (Critical)\nhost: vm  session: s1\n```\no\n```"})j");
+            R"j({"text":"*r* (Critical)\n```\nhost: vm  session: s1\no\n```"})j");
+  // The user's name and the session are in the block too: no _italic_ or *bold* from them.
+  EXPECT_EQ(slack_json(parse_obj(R"j({"output":"o","output_fields":{"evt.text":"a\nb",)j"
+                                 R"j("user.name":"_x_"},"priority":"Notice","rule":"r",)j"
+                                 R"j("session":"*s*","type":"alert"})j"),
+                       ""),
+            R"j({"text":"*r* (Notice)\n```\nuser: _x_  session: *s*\na\nb\n```"})j");
 }
 
 TEST(OutputsFormat, SlackOtherRecords) {
   EXPECT_EQ(slack_json(parse_obj(kCommandLine), "ignored"),
-            R"j({"text":"*command* (Informational) user: alice  host: vm  )j"
-            R"j(session: 4fd7966485e0ab52: cat /etc/shadow"})j");
-  EXPECT_EQ(slack_json(parse_obj(kBypassLine), "h1"),
-            R"j({"text":"*bypass* (Critical) user: root  host: h1: /tmp/.x/busybox sh -c id"})j");
-  EXPECT_EQ(slack_json(parse_obj(kSealLine), "h1"), R"j({"text":"*seal* (Debug) host: h1"})j");
+            R"j({"text":"*command* (Informational)\n```\nuser: alice  host: vm  )j"
+            R"j(session: 4fd7966485e0ab52\ncat /etc/shadow\n```"})j");
+  EXPECT_EQ(
+      slack_json(parse_obj(kBypassLine), "h1"),
+      R"j({"text":"*bypass* (Critical)\n```\nuser: root  host: h1\n/tmp/.x/busybox sh -c id\n```"})j");
+  EXPECT_EQ(slack_json(parse_obj(kSealLine), "h1"),
+            R"j({"text":"*seal* (Debug)\n```\nhost: h1\n```"})j");
+  EXPECT_EQ(slack_json(parse_obj(R"j({"type":"seal"})j"), ""), R"j({"text":"*seal* (Debug)"})j");
   std::string out = slack_json(parse_obj(kNastyLine), "h1");
-  EXPECT_EQ(out, R"j({"text":"*command* (Informational) user: bøb  host: h1  session: s\"1]: )j"
-                 R"j(printf \"héllo `)j" +
-                     kZwsp + "`" + kZwsp + "`" + kZwsp + "x`" + kZwsp + "`" + kZwsp + "`" + kZwsp +
-                     R"j( ] \\ 'q'\" &lt;b&gt;&amp;"})j");
+  EXPECT_EQ(out,
+            R"j({"text":"*command* (Informational)\n```\nuser: bøb  host: h1  session: s\"1]\n)j"
+            R"j(printf \"héllo `)j" +
+                kZwsp + "`" + kZwsp + "`" + kZwsp + "x`" + kZwsp + "`" + kZwsp + "`" + kZwsp +
+                R"j( ] \\ 'q'\" &lt;b&gt;&amp;\n```"})j");
   parse_payload(out);
-  // Line breaks in a typed line stay on one Slack line.
+  // Line breaks in a typed line stay on one line.
   EXPECT_EQ(slack_json(parse_obj(R"({"text":"a\nb\tc","type":"command"})"), ""),
-            R"j({"text":"*command* (Informational): a b c"})j");
+            R"j({"text":"*command* (Informational)\n```\na b c\n```"})j");
+  // Slack's markup in typed text stays inside the code block, escaped: no bold, no mention,
+  // no link (issue 16).
+  EXPECT_EQ(slack_json(parse_obj(R"j({"text":"*bold* <!channel> <http://x|y> a&b > c",)j"
+                                 R"j("type":"command","user":"u_1_"})j"),
+                       ""),
+            R"j({"text":"*command* (Informational)\n```\nuser: u_1_\n)j"
+            R"j(*bold* &lt;!channel&gt; &lt;http://x|y&gt; a&amp;b &gt; c\n```"})j");
 }
 
 TEST(OutputsFormat, LokiStreamsGroupedByLabels) {

@@ -558,3 +558,56 @@ def test_falcosidekick_uuid_is_the_record_id_and_no_seals_by_default(daemon_fact
         rid = line_hash(line.encode())[:32]
         assert ev["uuid"] == f"{rid[:8]}-{rid[8:12]}-{rid[12:16]}-{rid[16:20]}-{rid[20:]}", ev
     assert d.stop() == 0
+
+
+# ---- payloads against what their consumers accept (issue 16) ------------------------------
+
+ZWSP = "\u200b"
+# Slack's markup in a typed line: bold, italics, a channel mention, a link, entities, a fence.
+SLACK_TYPED = "echo *bold* _it_ <!channel> <http://evil.example|click> a&b > c ```x``` channel"
+SLACK_RULES = """
+- rule: Slack marker
+  condition: evt.type = command and cmd.text contains channel
+  output: "%user.name typed %cmd.text"
+  priority: CRITICAL
+  tags: [test]
+"""
+
+
+def slack_escape(s):
+    """Slack's escaping (& < >) plus a zero-width space after each backtick (no fence)."""
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("`", "`" + ZWSP))
+
+
+def test_slack_keeps_what_a_person_typed_in_the_code_block(daemon_factory, recv, tmp_path):
+    """With events: records, a command's text (and the user, host and session) is inside the
+    code block, escaped, as it is for an alert: Slack's *bold*, <!channel> and <url|links> in a
+    typed line are shown, never applied. Exact payloads."""
+    rules = tmp_path / "slack-rules.yaml"
+    rules.write_text(SLACK_RULES)
+    d = daemon_factory(rules=[str(rules)],
+                       outputs=[{"name": "slack", "type": "slack", "url": recv.url("/services/T/B/X"),
+                                 "events": "records", "minimum_priority": "informational"}]).start()
+    cp, _ = emit(d.socket, "line", SLACK_TYPED)
+    assert cp.returncode == 0, cp.stderr
+    recv.wait(lambda rs: sum(b"channel" in b for _, _, b in rs) >= 2)
+    assert d.stop() == 0
+    recs = d.records()
+    cmd = next(r for r in recs if r["type"] == "command" and r["text"] == SLACK_TYPED)
+    alert = next(r for r in recs if r["type"] == "alert")
+    texts = [b["text"] for b in recv.bodies()]
+
+    def block(rec, command):
+        host = rec.get("host") or socket.gethostname()
+        user = rec.get("user") or rec.get("output_fields", {}).get("user.name")
+        who = "  ".join(f"{k}: {v}" for k, v in (("user", user), ("host", host),
+                                                  ("session", rec.get("session"))) if v)
+        return "\n```\n" + slack_escape(who + "\n" + command) + "\n```"
+
+    assert cmd.get("user")
+    assert f"*command* (Informational){block(cmd, SLACK_TYPED)}" in texts, texts
+    assert f"*Slack marker* (Critical){block(alert, SLACK_TYPED)}" in texts, texts
+    for t in texts:  # whatever the record: one code block, nothing after it
+        assert t.count("```") in (0, 2) and (t.count("```") == 0 or t.endswith("\n```")), t
+        assert "<" not in t and ">" not in t, t
