@@ -82,6 +82,10 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
     if (type) a["ref_type"] = *type;
     if (session) a["session"] = *session;
     if (auto p = json::get_int(rec, "pid")) a["pid"] = *p;
+    // Who acted, as the matched record says: outputs that index by person (auditd's
+    // `ausearch -ui`, syslog's uid SD-PARAM, OTLP's user.name) find the alert with the act.
+    for (const char* k : {"user", "uid", "loginuid", "audit_session"})
+      if (auto it = rec.find(std::string_view(k)); it != rec.end()) a[k] = it->second;
     // The session's container (pod, namespace, ...): what an alert's reader and the outputs'
     // labels need, without the session's start at hand.
     if (ctx.container) a["container"] = *ctx.container;

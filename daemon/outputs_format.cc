@@ -656,7 +656,9 @@ std::string audit_message(const json::Object& rec) {
   std::string cmd;
   bool have_cmd = false;
   if (type == record::kAlert) {
-    if (const std::string* r = json::get_string(rec, "rule")) append_audit_string(out, "rule", *r);
+    // info: a field auparse interprets as an encoded string (its typetab: AUPARSE_TYPE_ESCAPED),
+    // so `ausearch -i` shows a rule name with spaces decoded; a "rule" field stayed hex.
+    if (const std::string* r = json::get_string(rec, "rule")) append_audit_string(out, "info", *r);
     append_audit_bare(out, "priority", rules::priority_name(priority_or_warning(rec)));
     const std::string* c = output_field(rec, "cmd.text");
     if (!c) c = output_field(rec, "evt.text");  // (the default rules' templates)

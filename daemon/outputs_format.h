@@ -160,12 +160,14 @@ std::string audit_nv(std::string_view name, std::string_view value);
 // audit_log_user_command). The kernel stamps such messages with shauditd's own pid, uid,
 // auid and ses, so the person's identity travels in the body:
 //   shaudit_type=<type> shaudit_session=".." user=".." uid=N loginuid=N audit_session=N
-//   pid=N seq=N shaudit_id=<record id> [kind=..] [rule=".." priority=<Priority>] cmd=..
+//   pid=N seq=N shaudit_id=<record id> [kind=..] [info=".." priority=<Priority>] cmd=..
 // Integers, types, priorities and ids are bare tokens; strings from the person's side go
 // through audit_nv (cmd is therefore hex whenever it has a space). cmd is the record's text,
 // or its argv joined by spaces (exec, bypass), or for an alert output_fields["cmd.text"];
 // longer than 2048 bytes it is cut there and cmd_len=<full length> follows. The record id
-// is named shaudit_id rather than id because auparse interprets "id" as a uid. Absent fields
+// is named shaudit_id rather than id because auparse interprets "id" as a uid. An alert's rule
+// name is info=: a field auparse's type table interprets as an encoded string (as cmd), so
+// `ausearch -i` shows it decoded (an unknown name such as "rule" stays hex). Absent fields
 // are left out.
 std::string audit_message(const json::Object& rec);
 

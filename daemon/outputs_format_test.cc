@@ -458,7 +458,20 @@ TEST(OutputsFormat, AuditMessage) {
             "shaudit_type=alert shaudit_session=\"4fd7966485e0ab52\" user=\"alice\" pid=4242 "
             "seq=13 shaudit_id=" +
                 record_id(kAlertLine) +
-                " rule=5265616420736861646F772066696C65 priority=Warning "
+                " info=5265616420736861646F772066696C65 priority=Warning "
+                "cmd=636174202F6574632F736861646F77");
+  // An alert as the alerter writes it now, with the acting user's identity copied from the
+  // record it matched: uid= (what `ausearch -ui` reads) and loginuid=, as for the command.
+  const std::string alert_with_uid =
+      R"j({"audit_session":"7","loginuid":"1000","output":"o",)j"
+      R"j("output_fields":{"evt.text":"cat /etc/shadow"},"pid":4242,"priority":"Critical",)j"
+      R"j("rule":"Read shadow file","seq":13,"session":"s1","type":"alert","uid":1000,)j"
+      R"j("user":"alice"})j";
+  EXPECT_EQ(audit_message(parse_obj(alert_with_uid)),
+            "shaudit_type=alert shaudit_session=\"s1\" user=\"alice\" uid=1000 loginuid=1000 "
+            "audit_session=7 pid=4242 seq=13 shaudit_id=" +
+                record_id(alert_with_uid) +
+                " info=5265616420736861646F772066696C65 priority=Critical "
                 "cmd=636174202F6574632F736861646F77");
   EXPECT_EQ(audit_message(parse_obj(kBypassLine)),
             "shaudit_type=bypass user=\"root\" uid=0 pid=999 seq=14 shaudit_id=" +

@@ -432,3 +432,87 @@ def test_disabled_kernel_auditing_is_noticed(daemon_factory, tmp_path):
         if before["enabled"] != 0:
             subprocess.run(["auditctl", "-e", str(before["enabled"])], capture_output=True,
                            timeout=30)
+
+
+ALERT_RULES = """
+- rule: Read shadow file
+  condition: evt.type = command and cmd.text contains /etc/shadow
+  output: "%user.name read %cmd.text"
+  priority: WARNING
+  tags: [test]
+"""
+
+
+def ausearch_i(auditd, *args):
+    """ausearch -i lines in the C locale and UTC (its time is strftime %x %T)."""
+    env = dict(os.environ, LC_ALL="C", TZ="UTC")
+    r = subprocess.run(["ausearch", "--input", str(auditd.log), "-i", *map(str, args)],
+                       capture_output=True, text=True, errors="replace", timeout=60, env=env)
+    if r.returncode != 0 and "<no matches>" in r.stderr:
+        return []
+    assert r.returncode == 0, r.stderr
+    return [ln for ln in r.stdout.splitlines() if ln.startswith("type=")]
+
+
+def interpreted_line(raw_line, body):
+    """What `ausearch -i` must print for one raw USER_CMD line of shauditd: the kernel's stamp
+    (shauditd, root, no login) interpreted, then BODY (the interpreted message fields). The
+    log is ENRICHED (see the fixture): -i drops the appended UID=/AUID= and leaves a space."""
+    m = re.match(r"^type=USER_CMD msg=audit\((\d+)\.(\d{3}):(\d+)\): pid=(\d+) uid=0 "
+                 r"auid=4294967295 ses=4294967295( subj=\S+)? msg='", raw_line)
+    assert m, raw_line
+    secs, ms, serial, pid, subj = m.groups()
+    when = time.strftime("%m/%d/%y %H:%M:%S", time.gmtime(int(secs)))  # %x %T in the C locale
+    return (f"type=USER_CMD msg=audit({when}.{ms}:{serial}) : pid={pid} uid=root auid=unset "
+            f"ses=unset{subj or ''} msg='{body}' ")
+
+
+def test_ausearch_i_shows_alerts_readable_and_ui_finds_them(auditd, daemon_factory, public_dir,
+                                                           tmp_path):
+    """An alert's message carries the acting user's uid (ausearch -ui finds it next to the
+    command) and its rule name in a field auparse decodes (info=), so `ausearch -i` shows
+    `info=Read shadow file` and `cmd=cat /etc/shadow`, not hex. Exact -i lines."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(ALERT_RULES)
+    d = public_daemon(daemon_factory, public_dir, rules=[str(rules)],
+                      outputs=[{"name": "audit", "type": "auditd", "events": "records"}]).start()
+    r, pid = emit(d.socket, "line", "cat /etc/shadow", as_nobody=True)
+    assert r.returncode == 0, r.stderr
+    recs = d.wait_for(lambda rs: any(x["type"] == "alert" for x in rs))
+    lines = read_lines(d.log)
+    cmd_i = next(i for i, x in enumerate(recs) if x["type"] == "command")
+    alert_i = next(i for i, x in enumerate(recs) if x["type"] == "alert")
+    cmd, alert = recs[cmd_i], recs[alert_i]
+    cmd_id, alert_id = record_id(lines[cmd_i]), record_id(lines[alert_i])
+    auditd.wait_ids([cmd_id, alert_id])
+
+    raw = {parse_event(ln)[1]["shaudit_id"]: ln
+           for ln in auditd.ausearch("-m", "USER_CMD", "--format", "raw")
+           if "shaudit_id" in parse_event(ln)[1]}
+    exe = text_value(parse_event(raw[alert_id])[1]["exe"]).decode()
+    name = user_name(NOBODY_UID)
+
+    def identity(rec):
+        # uid=root, not the person's name: in an ENRICHED log auparse interprets every field
+        # named uid from the UID= the kernel's stamp appended (shauditd's). The number is in the
+        # raw message (ausearch -ui reads it, below); the name is user=.
+        out = f"user=\"{name}\" uid=root"
+        for k in ("loginuid", "audit_session"):
+            if k in cmd:  # the alert carries the identity of the command it is about
+                out += f" {k}={cmd[k]}"
+        return out
+
+    tail = f"exe={exe} hostname=? addr=? terminal=? res=success"
+    want_cmd = interpreted_line(raw[cmd_id], (
+        f"shaudit_type=command {identity(cmd)} pid={pid} seq={cmd['seq']} shaudit_id={cmd_id} "
+        f"cmd=cat /etc/shadow {tail}"))
+    want_alert = interpreted_line(raw[alert_id], (
+        f"shaudit_type=alert {identity(alert)} pid={pid} seq={alert['seq']} "
+        f"shaudit_id={alert_id} info=Read shadow file priority=Warning cmd=cat /etc/shadow {tail}"))
+    shown = ausearch_i(auditd, "-m", "USER_CMD")
+    assert want_alert in shown, "\n".join([want_alert] + shown)
+    assert want_cmd in shown, "\n".join([want_cmd] + shown)
+    # By the person's uid: exactly their command and the alert about it.
+    assert ausearch_i(auditd, "-m", "USER_CMD", "-ui", NOBODY_UID) == [want_cmd, want_alert]
+    assert alert["uid"] == cmd["uid"] == NOBODY_UID and alert["user"] == cmd["user"]
+    assert d.stop() == 0
