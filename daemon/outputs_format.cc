@@ -20,6 +20,7 @@ using rules::Priority;
 
 constexpr int64_t kNsPerSec = 1000000000;
 constexpr std::string_view kZeroWidthSpace = "\xE2\x80\x8B";
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 constexpr size_t kAuditCmdMax = 2048;
 
 std::string_view strip_newline(std::string_view line) {
@@ -602,7 +603,10 @@ std::string syslog5424(const json::Object& rec, std::string_view raw_line,
                   syslog_token(app_name, 48), syslog_token(procid, 128),
                   syslog_token(str_or(rec, "type"), 32), sd);
   if (!line.empty()) {
+    // RFC 5424 6.4: MSG-UTF8 = BOM UTF-8-STRING. The line is JSON as the log writer encodes
+    // it, always UTF-8; without the BOM a collector must treat MSG as MSG-ANY (unknown bytes).
     out += ' ';
+    out += kUtf8Bom;
     out += line;
   }
   return out;

@@ -144,7 +144,8 @@ std::string otlp_logs_json(const std::vector<LineRecord>& recs, std::string_view
 // '_', cut to 255 and 48 bytes, "-" when empty. PROCID: the record's pid, else "-". MSGID:
 // the record type (sanitised, at most 32 bytes), else "-". SD-PARAMs the record lacks are
 // left out (user falls back to output_fields["user.name"] as in Slack); values have '"', '\'
-// and ']' escaped with a backslash. MSG: the line as it is (UTF-8, no BOM).
+// and ']' escaped with a backslash. MSG: the UTF-8 BOM (EF BB BF, RFC 5424 section 6.4:
+// MSG-UTF8) then the line as it is; no MSG (and no space before it) when the line is empty.
 std::string syslog5424(const json::Object& rec, std::string_view line, std::string_view hostname,
                        std::string_view app_name, int facility);
 

@@ -53,6 +53,7 @@ const std::string kNastyLine =
 const std::string kNastyText = "printf \"h\xC3\xA9llo ```x``` ] \\ 'q'\" <b>&";
 
 const std::string kZwsp = "\xE2\x80\x8B";
+const std::string kBom = "\xEF\xBB\xBF";
 
 json::Object parse_obj(const std::string& line) {
   auto v = json::parse(line);
@@ -408,7 +409,7 @@ TEST(OutputsFormat, Syslog5424) {
                 record_id(kCommandLine) +
                 "\" type=\"command\" seq=\"12\" session=\"4fd7966485e0ab52\" user=\"alice\" "
                 "uid=\"1000\"] " +
-                kCommandLine);
+                kBom + kCommandLine);
   // Alert: priority Warning (4), facility 4 (auth): PRI 36; user from output_fields.
   json::Object alert = parse_obj(kAlertLine);
   EXPECT_EQ(syslog5424(alert, kAlertLine + "\n", "vm", "shauditd", 4),
@@ -416,24 +417,27 @@ TEST(OutputsFormat, Syslog5424) {
                 record_id(kAlertLine) +
                 "\" type=\"alert\" seq=\"13\" session=\"4fd7966485e0ab52\" user=\"alice\" "
                 "rule=\"Read shadow file\"] " +
-                kAlertLine);
+                kBom + kAlertLine);
   // Escapes in SD values, sanitised header fields, out-of-range facility.
   json::Object nasty = parse_obj(kNastyLine);
   EXPECT_EQ(syslog5424(nasty, kNastyLine, "bad host\xFF", std::string(60, 'a'), 99),
             "<110>1 2026-11-28T15:33:33.999999Z bad_host_ " + std::string(48, 'a') +
                 " 77 command [shaudit@32473 id=\"" + record_id(kNastyLine) +
                 "\" type=\"command\" seq=\"30\" session=\"s\\\"1\\]\" user=\"b\xC3\xB8" +
-                "b\" uid=\"1001\"] " + kNastyLine);
+                "b\" uid=\"1001\"] " + kBom + kNastyLine);
   // Seal: Debug (7), no pid, no user; empty host and app name.
   json::Object seal = parse_obj(kSealLine);
   EXPECT_EQ(syslog5424(seal, kSealLine, "", "", 1),
             "<15>1 2026-11-28T15:33:32.123456Z - - - seal [shaudit@32473 id=\"" +
-                record_id(kSealLine) + "\" type=\"seal\" seq=\"20\"] " + kSealLine);
+                record_id(kSealLine) + "\" type=\"seal\" seq=\"20\"] " + kBom + kSealLine);
   // Missing time and type.
   json::Object bare = parse_obj(R"({"seq":1})");
-  EXPECT_EQ(syslog5424(bare, R"({"seq":1})", "h", "a", 1), "<12>1 - h a - - [shaudit@32473 id=\"" +
-                                                               record_id(R"({"seq":1})") +
-                                                               "\" seq=\"1\"] {\"seq\":1}");
+  EXPECT_EQ(syslog5424(bare, R"({"seq":1})", "h", "a", 1),
+            "<12>1 - h a - - [shaudit@32473 id=\"" + record_id(R"({"seq":1})") + "\" seq=\"1\"] " +
+                kBom + "{\"seq\":1}");
+  // RFC 5424 6.4: a MSG in UTF-8 starts with the BOM; an empty line gives no MSG at all.
+  EXPECT_EQ(syslog5424(bare, "", "h", "a", 1),
+            "<12>1 - h a - - [shaudit@32473 id=\"" + record_id("") + "\" seq=\"1\"]");
 }
 
 TEST(OutputsFormat, AuditNv) {
@@ -521,7 +525,7 @@ TEST(OutputsFormat, MistypedFieldsNeverThrow) {
   // Mistyped fields are left out; a string seq or uid is still shown as text.
   EXPECT_EQ(syslog5424(o, weird, "h", "a", 1),
             "<12>1 - h a - alert [shaudit@32473 id=\"" + record_id(weird) +
-                "\" type=\"alert\" seq=\"s\" uid=\"u\"] " + weird);
+                "\" type=\"alert\" seq=\"s\" uid=\"u\"] " + kBom + weird);
   EXPECT_EQ(audit_message(o),
             "shaudit_type=alert uid=u shaudit_id=" + record_id(weird) + " priority=Warning");
   json::Object empty;

@@ -68,6 +68,8 @@ template(name="shaudit_test" type="list" option.jsonf="on") {
   property(outname="sd" name="structured-data" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
   property(outname="raw" name="rawmsg" format="jsonf")
+  property(outname="json_rc" name="$.json_rc" format="jsonf")
+  property(outname="json" name="$!" format="jsonf")
 }
 """
 
@@ -115,6 +117,13 @@ module(load="imtcp")
 module(load="imudp")
 {_TEMPLATE}
 ruleset(name="shaudit_in") {{
+  # The JSON line of the log, as a collector parses it: past the UTF-8 BOM that starts MSG
+  # (rsyslog keeps the BOM in msg; mmjsonparse cookie="" fails on it, parse_json does not).
+  if $msg startswith "\\xEF\\xBB\\xBF" then {{
+    set $.json_rc = parse_json(substring($msg, 3, 1000000), "\\$!");
+  }} else {{
+    set $.json_rc = "no BOM";
+  }}
   action(type="omfile" file="{self.received}" template="shaudit_test")
 }}
 input(type="imtcp" address="127.0.0.1" port="{self.tcp_port}" name="tcp" ruleset="shaudit_in")

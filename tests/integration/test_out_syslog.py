@@ -24,6 +24,8 @@ TRICKY = "printf '%s\\n' \"a]b\" 'c\\d'\nsecond line\twith tab: é ü 日本"
 
 SEVERITY = {"emergency": 0, "alert": 1, "critical": 2, "error": 3, "warning": 4, "notice": 5,
             "informational": 6, "debug": 7}
+# RFC 5424 6.4: MSG-UTF8 starts with the byte order mark; rsyslog keeps it at the start of msg.
+BOM = "\ufeff"
 INFORMATIONAL = {"command", "exec", "session_start", "session_end", "command_status", "noncmd_input"}
 
 
@@ -95,7 +97,7 @@ def expected_message(line, app, facility):
     sd = structured_data(rec, line)
     procid = str(rec["pid"]) if "pid" in rec else "-"
     return (f"<{pri}>1 {ts} {token(socket.gethostname(), 255)} {token(app, 48)} {procid} "
-            f"{token(rec['type'], 32)} {sd} {line.decode()}")
+            f"{token(rec['type'], 32)} {sd} {BOM}{line.decode()}")
 
 
 def check_received(m, line, app, facility, proto):
@@ -111,7 +113,10 @@ def check_received(m, line, app, facility, proto):
     assert m["procid"] == (str(rec["pid"]) if "pid" in rec else "-")
     assert m["msgid"] == rec["type"]
     assert m["sd"] == structured_data(rec, line)
-    assert m["msg"] == line.decode()  # the exact JSON line of the log
+    assert m["msg"] == BOM + line.decode()  # the exact JSON line of the log, after the BOM
+    # The JSON as rsyslog's own parser reads it (parse_json past the BOM, see rsyslog_fixture).
+    assert m["json_rc"] == "0", m
+    assert json.loads(m["json"]) == rec
     assert m["raw"] == expected_message(line, app, facility)
 
 
@@ -161,10 +166,10 @@ def test_records_arrive_as_exact_rfc5424(rsyslog, pki, daemon_factory, tmp_path,
                          and any(r.get("text") == TRICKY for r in rs))
     recs = [json.loads(l) for l in lines]
     assert {"start", "rules_loaded", "command", "alert", "seal"} <= {r["type"] for r in recs}
-    want = {l.decode() for l in lines}
+    want = {BOM + l.decode() for l in lines}
     msgs = for_app(rsyslog.wait_for(lambda ms: want <= {m["msg"] for m in for_app(ms, app)}), app)
     for line in lines:
-        got = [m for m in msgs if m["msg"] == line.decode()]
+        got = [m for m in msgs if m["msg"] == BOM + line.decode()]
         assert len(got) == 1, (line, got)
         check_received(got[0], line, app, facility, proto)
     # Nothing else arrived: no fragment of a record split at its newline, no duplicate.
@@ -191,7 +196,7 @@ def test_tls_with_the_wrong_ca_or_name_delivers_nothing(rsyslog, pki, daemon_fac
     ]).start()
     emit_ok(d, "echo over tls")
     lines = sealed_lines(d, lambda rs: any(r["type"] == "command" for r in rs))
-    want = {l.decode() for l in lines}
+    want = {BOM + l.decode() for l in lines}
     rsyslog.wait_for(lambda ms: want <= {m["msg"] for m in for_app(ms, "sa-noverify")}
                      and want <= {m["msg"] for m in for_app(ms, "sa-byname")})
     bad = wait_output(d, "wrongca", lambda s: s["retries"] >= 2)
@@ -218,11 +223,11 @@ def test_tls_client_certificate(rsyslog, pki, daemon_factory):
     ]).start()
     emit_ok(d, "echo with a client certificate")
     lines = sealed_lines(d, lambda rs: any(r["type"] == "command" for r in rs))
-    want = {l.decode() for l in lines}
+    want = {BOM + l.decode() for l in lines}
     msgs = for_app(rsyslog.wait_for(lambda ms: want <= {m["msg"] for m in for_app(ms, "sa-mtls")}),
                    "sa-mtls")
     for line in lines:
-        check_received(next(m for m in msgs if m["msg"] == line.decode()), line, "sa-mtls", 4, "mtls")
+        check_received(next(m for m in msgs if m["msg"] == BOM + line.decode()), line, "sa-mtls", 4, "mtls")
     # TLS 1.3: the refusal comes after the client's handshake; it must still not count as sent.
     st = wait_output(d, "nocert", lambda s: s["retries"] >= 2)
     assert "the collector ended the TLS session after the handshake" in st["last_error"]
@@ -244,8 +249,9 @@ def test_udp_cuts_a_long_message_tcp_does_not(rsyslog, daemon_factory):
     full = expected_message(line, "sa-long-tcp", 16).encode()
     assert len(full) > 65000
     # TCP: the whole record.
-    msgs = rsyslog.wait_for(lambda ms: any(m["msg"] == line.decode() for m in for_app(ms, "sa-long-tcp")))
-    check_received(next(m for m in for_app(msgs, "sa-long-tcp") if m["msg"] == line.decode()),
+    msgs = rsyslog.wait_for(lambda ms: any(m["msg"] == BOM + line.decode()
+                                           for m in for_app(ms, "sa-long-tcp")))
+    check_received(next(m for m in for_app(msgs, "sa-long-tcp") if m["msg"] == BOM + line.decode()),
                    line, "sa-long-tcp", 16, "tcp")
     # UDP: cut to 65,000 bytes, not inside a UTF-8 character.
     want = expected_message(line, "sa-long-udp", 16).encode()
@@ -443,4 +449,23 @@ def test_tls_framing_and_server_name(pki, raw_collector, daemon_factory):
         assert wait_frames(col, lambda cs: sum(len(f) for f in cs) >= len(want)) == [want]
     # SNI carries the host name; an IP address is never sent as SNI (RFC 6066).
     assert sorted(sni, key=str) == sorted(["localhost", None], key=str)
+    assert d.stop() == 0
+
+
+def test_msg_is_utf8_with_the_bom_on_the_wire(raw_collector, daemon_factory):
+    """RFC 5424 6.4: MSG in UTF-8 begins with the BOM (EF BB BF). The exact bytes of each
+    frame: header, structured data, a space, the BOM, then the log line byte for byte."""
+    col = raw_collector()
+    d = daemon_factory(outputs=[syslog_output("bom", "tcp", col.port, "sa-bom")]).start()
+    text = "printf 'caf\u00e9 \u65e5\u672c \U0001f600'"
+    emit_ok(d, text)
+    lines = sealed_lines(d, lambda rs: any(r.get("text") == text for r in rs))
+    frames = wait_frames(col, lambda cs: sum(len(f) for f in cs) >= len(lines))[0]
+    assert len(frames) == len(lines)
+    for frame, line in zip(frames, lines):
+        head, sep, msg = frame.partition(b"] \xef\xbb\xbf")
+        assert sep and msg == line, frame
+        assert head.startswith(b"<") and b"[shaudit@32473 " in head and b"\xef\xbb\xbf" not in head
+    cmd = next(f for f in frames if b'"type":"command"' in f)
+    assert "caf\u00e9 \u65e5\u672c \U0001f600".encode() in cmd
     assert d.stop() == 0
