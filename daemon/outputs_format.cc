@@ -425,6 +425,11 @@ std::string falco_json(const json::Object& alert, std::string_view hostname,
     if (auto s = session_of(alert)) fields["session.id"] = *s;
   }
   fields["evt.time"] = ns;
+  // The record's id again as a field: falcosidekick replaces every event's uuid with one of its
+  // own (handlers.go, newFalcoPayload), output_fields reach its destinations as sent.
+  std::string id = record_id_given.size() >= 32 ? std::string(record_id_given.substr(0, 32))
+                                                : record_id(json::encode(alert));
+  fields["shaudit.id"] = id;
 
   std::set<std::string> tag_set;
   auto tags_it = alert.find("tags");
@@ -434,8 +439,6 @@ std::string falco_json(const json::Object& alert, std::string_view hostname,
   json::Array tags;
   for (const auto& t : tag_set) tags.emplace_back(t);
 
-  std::string id = record_id_given.size() >= 32 ? std::string(record_id_given.substr(0, 32))
-                                                : record_id(json::encode(alert));
   json::Object o;
   o["hostname"] = json::to_valid_utf8(hostname);
   o["output"] = std::move(output);

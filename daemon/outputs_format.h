@@ -70,7 +70,8 @@ std::string record_id(std::string_view line);
 //                  the prefix Falco puts before every rule output
 //   output_fields  the alert's output_fields (the fields its rule's output names); proc.pid and
 //                  user.uid as integers when they are numbers, as Falco types them; plus
-//                  "evt.time": the record time in integer nanoseconds (always). An alert
+//                  "evt.time": the record time in integer nanoseconds and "shaudit.id": the
+//                  record id of uuid below, 32 hex digits (always). An alert
 //                  without output_fields (written before they existed) gets evt.time,
 //                  proc.pid, user.name, user.uid and session.id from what the record has, so
 //                  the object is never empty (falcosidekick rejects an empty one)
@@ -83,7 +84,8 @@ std::string record_id(std::string_view line);
 //   uuid           the record id in 8-4-4-4-12 UUID layout: `id` when given (the id of the
 //                  log line the event was made from: a non-alert record is sent as an event
 //                  built from it), else record_id of json::encode(alert); stable across
-//                  redeliveries (falcosidekick's FalcoPayload has "uuid")
+//                  redeliveries. falcosidekick replaces the uuid of every event it receives
+//                  with a random one of its own: its destinations see the id as shaudit.id
 // Meant for alert records; another record type is still formatted, with its type as rule and
 // its text (or output) as output.
 std::string falco_json(const json::Object& alert, std::string_view hostname,

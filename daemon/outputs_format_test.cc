@@ -189,10 +189,12 @@ TEST(OutputsFormat, FalcoAlertWithOutputFields) {
   std::string out = falco_json(parse_obj(kAlertLine), "vm");
   EXPECT_EQ(out, R"j({"hostname":"vm","output":"15:33:30.541700000: Warning shadow read by alice )j"
                  R"j((cmd=cat /etc/shadow)","output_fields":{"cmd.text":"cat /etc/shadow",)j"
-                 R"j("evt.time":1795880010541700000,"proc.pid":4242,"user.name":"alice"},)j"
-                 R"j("priority":"Warning","rule":"Read shadow file","source":"shaudit",)j"
-                 R"j("tags":["filesystem","mitre_credential_access"],)j"
-                 R"j("time":"2026-11-28T15:33:30.541700000Z","uuid":")j" +
+                 R"j("evt.time":1795880010541700000,"proc.pid":4242,"shaudit.id":")j" +
+                     record_id(kAlertLine) +
+                     R"j(","user.name":"alice"},)j"
+                     R"j("priority":"Warning","rule":"Read shadow file","source":"shaudit",)j"
+                     R"j("tags":["filesystem","mitre_credential_access"],)j"
+                     R"j("time":"2026-11-28T15:33:30.541700000Z","uuid":")j" +
                      uuid_of(kAlertLine) + "\"}");
   json::Object o = parse_payload(out);
   EXPECT_EQ(keys(o), (std::set<std::string>{"hostname", "output", "output_fields", "priority",
@@ -209,9 +211,12 @@ TEST(OutputsFormat, FalcoOldAlertGetsFallbackFields) {
   std::string out = falco_json(parse_obj(kOldAlertLine), "vm");
   EXPECT_EQ(out,
             R"j({"hostname":"vm","output":"15:33:30.000000000: Critical o",)j"
-            R"j("output_fields":{"evt.time":1795880010000000000,"proc.pid":7,"session.id":"s1"},)j"
-            R"j("priority":"Critical","rule":"r","source":"shaudit","tags":[],)j"
-            R"j("time":"2026-11-28T15:33:30.000000000Z","uuid":")j" +
+            R"j("output_fields":{"evt.time":1795880010000000000,"proc.pid":7,"session.id":"s1",)j"
+            R"j("shaudit.id":")j" +
+                record_id(kOldAlertLine) +
+                R"j("},)j"
+                R"j("priority":"Critical","rule":"r","source":"shaudit","tags":[],)j"
+                R"j("time":"2026-11-28T15:33:30.000000000Z","uuid":")j" +
                 uuid_of(kOldAlertLine) + "\"}");
   json::Object o = parse_payload(out);
   EXPECT_FALSE(o["output_fields"].as_object().empty());
@@ -219,7 +224,8 @@ TEST(OutputsFormat, FalcoOldAlertGetsFallbackFields) {
 
 TEST(OutputsFormat, FalcoNeverEmptyFieldsEvenForBareRecords) {
   json::Object o = parse_payload(falco_json(parse_obj(R"({"type":"alert"})"), ""));
-  EXPECT_EQ(json::encode(o["output_fields"]), R"({"evt.time":0})");
+  EXPECT_EQ(json::encode(o["output_fields"]),
+            R"({"evt.time":0,"shaudit.id":")" + record_id(R"({"type":"alert"})") + "\"}");
   EXPECT_EQ(o["priority"].as_string(), "Warning");
   EXPECT_EQ(o["time"].as_string(), "1970-01-01T00:00:00.000000000Z");
   // Non-alert records still give a well-formed payload.

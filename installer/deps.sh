@@ -12,7 +12,8 @@ shaudit_install_deps() {
       bash dash zsh openssh-server openssh-client pamtester sudo passwd binutils busybox-static
       iputils-ping rsyslog rsyslog-openssl openssl auditd make debootstrap lintian systemd-container
       fakeroot systemd man-db yamllint umoci runc
-      ksh mksh yash fish tcsh tmux screen sqlite3 bc gdb postgresql-client-15 openssh-sftp-server)
+      ksh mksh yash fish tcsh tmux screen sqlite3 bc gdb postgresql-client-15 openssh-sftp-server
+      python3-protobuf protobuf-compiler)
     # kubectl for the Kubernetes manifests' test; any kubectl on PATH will do (another package
     # that provides one, such as the Kubernetes project's own `kubectl`, conflicts with it).
     command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
