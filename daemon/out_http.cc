@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // HTTP outputs through libcurl: slack, loki, webhook, falcosidekick, otlp.
 //
-// 2xx: delivered. 408, 429, 5xx (OTLP: only 429, 502, 503, 504, as its specification says), or
-// no answer (connect error, timeout): retried, honouring Retry-After (seconds or an HTTP date,
-// at most retry_max_ms). Any other status: refused for good (logged).
+// 2xx: delivered. 400, 409, 422 (OTLP: any status but 429, 502, 503, 504, as its specification
+// says): refused, dropped and named in the log. 413: smaller batches. Any other status, or no
+// answer (connect error, timeout): kept and retried, honouring Retry-After (seconds or an HTTP
+// date, at most retry_max_ms).
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <zlib.h>
@@ -216,13 +217,19 @@ class HttpSink : public Sink {
     if (status >= 200 && status < 300) return Delivery::ok();
     std::string why = fmt::format("POST {}: HTTP {}{}{}", cfg_.url, status,
                                   resp.empty() ? "" : ": ", resp.substr(0, 200));
+    // 413: the batch is too big; the output halves its batches (one record too big: dropped).
+    if (status == 413) return Delivery::too_large(why, static_cast<int>(status));
     // OTLP/HTTP says which answers may be retried (429, 502, 503, 504); others, 500 included,
-    // are refused for good and named. The other destinations: 408, 429 and every 5xx.
-    bool again = cfg_.type == OutputType::kOtlp
-                     ? status == 429 || status == 502 || status == 503 || status == 504
-                     : status == 408 || status == 429 || status >= 500;
-    if (again) return Delivery::retry(why, parse_retry_after(retry_after));
-    return Delivery::refused(why);
+    // are refused: dropped and named. The other destinations: 400, 409 and 422 say the payload
+    // itself is wrong (malformed, a conflict, unprocessable), so no retry can help and it is
+    // dropped and named; every other answer (401, 403 and 407 an expired token, 404 and 410 a
+    // moved endpoint, 408, 429, 5xx) is kept spooled and retried with back-off until the
+    // receiver or the configuration is fixed.
+    int st = static_cast<int>(status);
+    bool again = cfg_.type == OutputType::kOtlp ? st == 429 || st == 502 || st == 503 || st == 504
+                                                : st != 400 && st != 409 && st != 422;
+    if (again) return Delivery::retry(why, parse_retry_after(retry_after), st);
+    return Delivery::refused(why, st);
   }
 
   OutputConfig cfg_;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "out_sinks.h"
 #include "outputs_format.h"
@@ -98,9 +99,19 @@ class Output {
     const std::string* type = json::get_string(rec, "type");
     if (!type) return false;
     if (*type == record::kSeal) return cfg_.seals;
+    if (about_me(*type, rec)) return false;
     if (cfg_.events == OutputEvents::kAlerts && *type != record::kAlert) return false;
     auto p = outfmt::record_priority(rec);
     return p && static_cast<int>(*p) <= static_cast<int>(min_);
+  }
+
+  // This output's own state records (output_error, output_dropped, output_recovered, its spool
+  // overflow alerts) are never offered to it: a destination that refuses them would make
+  // another, and so on. They go to the log and to the other outputs.
+  bool about_me(const std::string& type, const json::Object& rec) const {
+    if (!type.starts_with("output_") && type != record::kAlert) return false;
+    const std::string* name = json::get_string(rec, "output_name");
+    return name && *name == cfg_.name;
   }
 
   void offer(std::string_view line, const json::Object& rec) {
@@ -209,11 +220,25 @@ class Output {
   }
 
  private:
+  // How failures become records: an output starts failing at a batch dropped as malformed, or
+  // when the batch at its head has failed for kFailingAfter (a blip retried in time is only
+  // counted in stats); that writes one output_error. It has recovered once a batch was
+  // delivered and kSettle passed without another failure; that writes one output_recovered
+  // with the counts of the episode. Records of dropped batches stay at the head of the spool
+  // (held) until an output_dropped record names them: kNameMax ids, or kNameAfter after the
+  // first, or at the recovery. A stop before that leaves them spooled: the next run sends them
+  // again (a delivered one among them may arrive twice, a refused one is named then).
+  static constexpr auto kFailingAfter = std::chrono::seconds(1);
+  static constexpr auto kSettle = std::chrono::seconds(1);
+  static constexpr auto kNameAfter = std::chrono::seconds(2);
+  static constexpr size_t kNameMax = 256;
+  static constexpr size_t kHeldMax = 4096;
+
   void run() {
     int attempts = 0;
     Clock::time_point next_try = Clock::now();
     Clock::time_point last_delivery{};  // start of the last delivery attempt
-    const size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
+    size_t batch_max = std::min<size_t>(cfg_.batch_max, sink_->max_batch());
     std::unique_lock lk(mu_);
     for (;;) {
       if (overflow_ == Overflow::kStarted ||
@@ -227,28 +252,35 @@ class Output {
         lk.lock();
         continue;
       }
-      if (stopping_ &&
-          (spool_.pending() == 0 || Clock::now() >= stop_deadline_ || next_try > stop_deadline_))
+      if (!stopping_ && service_timers(lk)) continue;
+      size_t avail = spool_.pending() - held_;
+      if (stopping_ && (avail == 0 || Clock::now() >= stop_deadline_ || next_try > stop_deadline_))
         break;
-      if (spool_.pending() == 0) {
-        cv_.wait(lk);
+      auto timer = next_timer();
+      if (avail == 0) {
+        if (timer)
+          cv_.wait_until(lk, *timer);
+        else
+          cv_.wait(lk);
         continue;
       }
       if (Clock::now() < next_try) {
-        cv_.wait_until(lk, stopping_ ? std::min(next_try, stop_deadline_) : next_try);
+        auto until = stopping_ ? std::min(next_try, stop_deadline_) : next_try;
+        if (timer && !stopping_) until = std::min(until, *timer);
+        cv_.wait_until(lk, until);
         continue;
       }
       // Batching: after a quiet spell the first record goes at once (a lone alert is not held
       // back); while records keep coming, wait up to batch_wait_ms to fill a batch.
       auto wait = std::chrono::milliseconds(cfg_.batch_wait_ms);
-      if (!stopping_ && spool_.pending() < batch_max && wait.count() > 0 &&
+      if (!stopping_ && avail < batch_max && wait.count() > 0 &&
           Clock::now() - last_delivery < wait) {
         cv_.wait_until(lk, last_delivery + wait,
-                       [&] { return stopping_ || spool_.pending() >= batch_max; });
+                       [&] { return stopping_ || spool_.pending() - held_ >= batch_max; });
       }
       last_delivery = Clock::now();
-      size_t n = std::min(spool_.pending(), batch_max);
-      std::vector<std::string> lines = spool_.peek(n);
+      size_t n = std::min(spool_.pending() - held_, batch_max);
+      std::vector<std::string> lines = spool_.peek(n, held_);
       lk.unlock();
       std::vector<json::Object> recs;
       recs.reserve(n);  // never reallocated: items point into it
@@ -260,23 +292,32 @@ class Output {
         items.push_back({l, &recs.back(), outfmt::record_id(l)});
       }
       Delivery d = sink_->deliver(items);
+      if (d.kind == Delivery::Kind::kTooLarge && n == 1) d.kind = Delivery::Kind::kRefused;
       lk.lock();
-      if (d.kind == Delivery::Kind::kOk || d.kind == Delivery::Kind::kRefused) {
-        if (auto r = spool_.ack(n); !r) last_error_ = r.message();
-        attempts = 0;
-        next_try = Clock::now();
-        if (d.kind == Delivery::Kind::kOk) {
-          delivered_ += static_cast<int64_t>(n);
-        } else {
-          failed_ += static_cast<int64_t>(n);
-          last_error_ = d.error;
-          lk.unlock();
-          push_(refused_record(d.error, n, lines.front()));
-          lk.lock();
-        }
-      } else {
+      if (d.kind == Delivery::Kind::kTooLarge) {
+        // Smaller batches from now on (until a restart or reload); at once, no back-off.
         ++retries_;
         last_error_ = d.error;
+        batch_max = std::max<size_t>(1, n / 2);
+        continue;
+      }
+      if (d.kind == Delivery::Kind::kOk) {
+        delivered_ += static_cast<int64_t>(n);
+        attempts = 0;
+        next_try = Clock::now();
+        delivered(n);
+        continue;
+      }
+      last_error_ = d.error;
+      if (d.kind == Delivery::Kind::kRefused) {
+        failed_ += static_cast<int64_t>(n);
+        attempts = 0;
+        next_try = Clock::now();
+        held_ += n;
+        if (unnamed_ids_.empty()) unnamed_since_ = Clock::now();
+        for (const auto& it : items) unnamed_ids_.push_back(it.id);
+      } else {
+        ++retries_;
         // Exponential back-off from 100 ms up to retry_max_ms, or the pause the destination
         // asked for (Retry-After), also at most retry_max_ms. A pause already over (a date in
         // the past, a skewed clock) is no pause: the back-off applies, never a busy loop.
@@ -286,7 +327,131 @@ class Output {
         ++attempts;
         next_try = Clock::now() + std::chrono::milliseconds(ms);
       }
+      failed_attempt(lk, d, last_delivery, n, items.front().id);
     }
+  }
+
+  // The batch at the head was delivered: acknowledged at once, unless refused lines before it
+  // wait to be named (then it joins them and is acknowledged with them).
+  void delivered(size_t n) {
+    if (held_ > 0) {
+      held_ += n;
+    } else if (auto r = spool_.ack(n); !r) {
+      last_error_ = r.message();
+    }
+    if (failing_ && !ok_pending_) {
+      ok_pending_ = true;
+      ok_since_ = Clock::now();
+    }
+    if (!failing_) streak_ = false;
+  }
+
+  // A delivery attempt (started at `at`) failed: counts it, and writes output_error when this
+  // makes the output failing. Called and returns with lk held.
+  void failed_attempt(std::unique_lock<std::mutex>& lk, const Delivery& d, Clock::time_point at,
+                      size_t n, const std::string& first_id) {
+    if (!failing_ && !streak_) {
+      streak_ = true;
+      streak_start_ = at;
+      ep_failed_attempts_ = ep_batches_dropped_ = ep_records_dropped_ = 0;
+    }
+    ++ep_failed_attempts_;
+    if (d.kind == Delivery::Kind::kRefused) {
+      ++ep_batches_dropped_;
+      ep_records_dropped_ += static_cast<int64_t>(n);
+    }
+    ep_last_error_ = d.error;
+    ep_last_status_ = d.status;
+    ok_pending_ = false;
+    if (failing_ ||
+        (d.kind != Delivery::Kind::kRefused && Clock::now() - streak_start_ < kFailingAfter))
+      return;
+    failing_ = true;
+    json::Object r;
+    r["type"] = "output_error";
+    r["output_name"] = cfg_.name;
+    r["state"] = "failing";
+    r["action"] = d.kind == Delivery::Kind::kRefused ? "dropped" : "retrying";
+    r["error"] = d.error;
+    if (d.status) r["status"] = static_cast<int64_t>(d.status);
+    r["records"] = static_cast<int64_t>(n);
+    r["first_id"] = first_id;
+    lk.unlock();
+    push_(std::move(r));
+    lk.lock();
+  }
+
+  // The next moment service_timers has something to do, if any.
+  std::optional<Clock::time_point> next_timer() const {
+    std::optional<Clock::time_point> t;
+    if (!unnamed_ids_.empty()) t = unnamed_since_ + kNameAfter;
+    if (failing_ && ok_pending_) {
+      auto s = ok_since_ + kSettle;
+      t = t ? std::min(*t, s) : s;
+    }
+    return t;
+  }
+
+  // Names the held refused lines when due, and writes output_recovered when due. True when it
+  // did something (lk was released meanwhile).
+  bool service_timers(std::unique_lock<std::mutex>& lk) {
+    auto now = Clock::now();
+    bool recovered = failing_ && ok_pending_ && now >= ok_since_ + kSettle;
+    if (!unnamed_ids_.empty() && (recovered || unnamed_ids_.size() >= kNameMax ||
+                                  held_ >= kHeldMax || now >= unnamed_since_ + kNameAfter)) {
+      name_dropped(lk);
+      return true;
+    }
+    if (held_ > 0 && unnamed_ids_.empty()) {  // (nothing left to name: acknowledge)
+      if (auto r = spool_.ack(held_); !r) last_error_ = r.message();
+      held_ = 0;
+    }
+    if (!recovered) return false;
+    json::Object r;
+    r["type"] = "output_recovered";
+    r["output_name"] = cfg_.name;
+    r["state"] = "recovered";
+    r["duration_ms"] = static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(ok_since_ - streak_start_).count());
+    r["failed_attempts"] = ep_failed_attempts_;
+    r["batches_dropped"] = ep_batches_dropped_;
+    r["records_dropped"] = ep_records_dropped_;
+    r["error"] = ep_last_error_;
+    if (ep_last_status_) r["status"] = static_cast<int64_t>(ep_last_status_);
+    failing_ = streak_ = ok_pending_ = false;
+    lk.unlock();
+    push_(std::move(r));
+    lk.lock();
+    return true;
+  }
+
+  // output_dropped records (kNameMax ids each) naming the held refused lines, then the spool
+  // passes every held line.
+  void name_dropped(std::unique_lock<std::mutex>& lk) {
+    std::vector<std::string> ids = std::move(unnamed_ids_);
+    unnamed_ids_.clear();
+    size_t held = held_;
+    std::string why = ep_last_error_;
+    int status = ep_last_status_;
+    lk.unlock();
+    for (size_t at = 0; at < ids.size(); at += kNameMax) {
+      size_t end = std::min(ids.size(), at + kNameMax);
+      json::Object r;
+      r["type"] = "output_dropped";
+      r["output_name"] = cfg_.name;
+      r["error"] = why;
+      if (status) r["status"] = static_cast<int64_t>(status);
+      r["records"] = static_cast<int64_t>(end - at);
+      r["first_id"] = ids[at];
+      r["last_id"] = ids[end - 1];
+      json::Array a;
+      for (size_t i = at; i < end; ++i) a.emplace_back(ids[i]);
+      r["ids"] = std::move(a);
+      push_(std::move(r));
+    }
+    lk.lock();
+    if (auto r = spool_.ack(held); !r) last_error_ = r.message();
+    held_ -= held;
   }
 
   json::Object overflow_alert(bool started, uint64_t dropped) {
@@ -307,16 +472,6 @@ class Output {
     return a;
   }
 
-  json::Object refused_record(const std::string& why, size_t n, const std::string& first) {
-    json::Object r;
-    r["type"] = "output_error";
-    r["output_name"] = cfg_.name;
-    r["error"] = why;
-    r["records"] = static_cast<int64_t>(n);
-    r["first_id"] = outfmt::record_id(first);
-    return r;
-  }
-
   OutputConfig cfg_;
   rules::Priority min_ = rules::Priority::kDebug;
   std::mutex mu_;
@@ -332,6 +487,20 @@ class Output {
   enum class Overflow { kNone, kStarted, kOngoing } overflow_ = Overflow::kNone;
   int64_t offered_ = 0, delivered_ = 0, failed_ = 0, retries_ = 0, overflowed_ = 0;
   std::string last_error_;
+  // Failure episodes (see run()). streak_: attempts have failed since the last delivery (from
+  // streak_start_); failing_: output_error written, output_recovered not yet; ok_pending_: a
+  // batch was delivered at ok_since_ while failing, no failure since.
+  bool streak_ = false, failing_ = false, ok_pending_ = false;
+  Clock::time_point streak_start_{}, ok_since_{};
+  int64_t ep_failed_attempts_ = 0, ep_batches_dropped_ = 0, ep_records_dropped_ = 0;
+  std::string ep_last_error_;
+  int ep_last_status_ = 0;
+  // held_: lines at the head of the spool already handled (refused, or delivered after a
+  // refused one) that the spool keeps until the refused ones are named; unnamed_ids_: the ids
+  // of those refused ones, the first refused at unnamed_since_.
+  size_t held_ = 0;
+  std::vector<std::string> unnamed_ids_;
+  Clock::time_point unnamed_since_{};
 };
 
 Result<std::unique_ptr<Outputs>> Outputs::make(const Config& cfg, std::string hostname,

@@ -4,9 +4,12 @@
 //
 // The log writer hands every line it has written (offer()). An output that wants it appends
 // it to its spool; its thread delivers the spool in order and drops a line from the spool only
-// when the destination acknowledged it (or refused it for good, which is logged). So delivery
-// is at least once: a destination that is down, or a shauditd restart, delays records but does
-// not lose them; each carries a stable id (shaudit::outfmt::record_id) for deduplication.
+// when the destination acknowledged it, or refused it as malformed and an output_dropped record
+// in the log names it. So delivery is at least once: a destination that is down, or a shauditd
+// restart, delays records but does not lose them; each carries a stable id
+// (shaudit::outfmt::record_id) for deduplication. An output's own state records (output_error,
+// output_dropped, output_recovered, its spool overflow alerts) go to the log and the other
+// outputs, never to itself.
 #pragma once
 
 #include <atomic>
@@ -28,15 +31,25 @@ namespace shaudit::daemon {
 
 // What a destination said about one batch.
 struct Delivery {
-  enum class Kind { kOk, kRetry, kRefused };
+  // kOk: delivered. kRetry: not delivered, kept spooled and tried again with back-off (the
+  // destination is down, throttling, or needs a fix of itself or of the configuration).
+  // kRefused: the destination calls the payload malformed; retrying cannot help, so the batch
+  // is dropped and its records are named in the log. kTooLarge: send smaller batches.
+  enum class Kind { kOk, kRetry, kRefused, kTooLarge };
   Kind kind = Kind::kOk;
   int64_t retry_after_ms = -1;  // the destination asked for this pause (HTTP Retry-After)
   std::string error;            // why not kOk
+  int status = 0;               // the destination's answer (HTTP status); 0 when it gave none
   static Delivery ok() { return {}; }
-  static Delivery retry(std::string why, int64_t after_ms = -1) {
-    return {Kind::kRetry, after_ms, std::move(why)};
+  static Delivery retry(std::string why, int64_t after_ms = -1, int status = 0) {
+    return {Kind::kRetry, after_ms, std::move(why), status};
   }
-  static Delivery refused(std::string why) { return {Kind::kRefused, -1, std::move(why)}; }
+  static Delivery refused(std::string why, int status = 0) {
+    return {Kind::kRefused, -1, std::move(why), status};
+  }
+  static Delivery too_large(std::string why, int status) {
+    return {Kind::kTooLarge, -1, std::move(why), status};
+  }
 };
 
 struct OutItem {

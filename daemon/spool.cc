@@ -207,11 +207,12 @@ void Spool::sync() {
   if (fd_ >= 0) ::fdatasync(fd_);
 }
 
-std::vector<std::string> Spool::peek(size_t n) const {
+std::vector<std::string> Spool::peek(size_t n, size_t skip) const {
   std::vector<std::string> out;
-  n = std::min(n, lines_.size());
+  skip = std::min(skip, lines_.size());
+  n = std::min(n, lines_.size() - skip);
   out.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.push_back(lines_[i].text);
+  for (size_t i = skip; i < skip + n; ++i) out.push_back(lines_[i].text);
   return out;
 }
 

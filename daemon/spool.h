@@ -34,8 +34,8 @@ class Spool {
   // fdatasync of the current segment (called at each seal of the log).
   void sync();
 
-  // The first n pending lines (n <= pending()).
-  std::vector<std::string> peek(size_t n) const;
+  // n pending lines after the first `skip` (fewer when there are not so many).
+  std::vector<std::string> peek(size_t n, size_t skip = 0) const;
   // Drops the first n pending lines for good (delivered, or refused for good) and records
   // the new cursor durably.
   Result<void> ack(size_t n);

@@ -64,6 +64,17 @@ TEST_F(SpoolTest, KeepsOrderUntilAcknowledged) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
 }
 
+// An output holds refused lines at the head until they are named, and sends what follows.
+TEST_F(SpoolTest, PeekSkipsTheHeldHead) {
+  Spool s = open();
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(s.append("{\"seq\":" + std::to_string(i) + "}"));
+  EXPECT_EQ(s.peek(2, 1), (std::vector<std::string>{"{\"seq\":2}", "{\"seq\":3}"}));
+  EXPECT_EQ(s.peek(9, 3), (std::vector<std::string>{"{\"seq\":4}"}));
+  EXPECT_TRUE(s.peek(1, 4).empty());
+  EXPECT_TRUE(s.peek(1, 7).empty());
+  EXPECT_EQ(s.pending(), 4u);
+}
+
 TEST_F(SpoolTest, WhatWasNotAcknowledgedSurvivesAReopen) {
   {
     Spool s = open();

@@ -15,6 +15,9 @@ class Receiver:
         self.requests = []  # (path, {lower-case header: value}, body bytes as sent)
         self.plan = []  # answers for the next requests: (status, {header: value})
         self.times = []  # when each request arrived (time.monotonic())
+        # When the plan is empty: a function (path, headers, body) -> (status, {header: value})
+        # deciding each answer (called under the lock, in arrival order); None answers 200.
+        self.answer = None
         self.lock = threading.Lock()
         recv = self
 
@@ -24,10 +27,16 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with recv.lock:
-                    recv.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    recv.requests.append((self.path, headers, body))
                     recv.times.append(time.monotonic())
-                    status, extra = recv.plan.pop(0) if recv.plan else (200, {})
+                    if recv.plan:
+                        status, extra = recv.plan.pop(0)
+                    elif recv.answer:
+                        status, extra = recv.answer(self.path, headers, body)
+                    else:
+                        status, extra = 200, {}
                 reply = b"{}" if status < 300 else b'{"error":"planned"}'
                 self.send_response(status)
                 for k, v in extra.items():
