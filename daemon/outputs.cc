@@ -226,8 +226,9 @@ class Output {
   // delivered and kSettle passed without another failure; that writes one output_recovered
   // with the counts of the episode. Records of dropped batches stay at the head of the spool
   // (held) until an output_dropped record names them: kNameMax ids, or kNameAfter after the
-  // first, or at the recovery. A stop before that leaves them spooled: the next run sends them
-  // again (a delivered one among them may arrive twice, a refused one is named then).
+  // first (other outputs' state records alone wait for one of the others), or at the recovery. A
+  // stop before that leaves them spooled: the next run sends them again (a delivered one among them
+  // may arrive twice, a refused one is named then).
   static constexpr auto kFailingAfter = std::chrono::seconds(1);
   static constexpr auto kSettle = std::chrono::seconds(1);
   static constexpr auto kNameAfter = std::chrono::seconds(2);
@@ -314,8 +315,16 @@ class Output {
         attempts = 0;
         next_try = Clock::now();
         held_ += n;
-        if (unnamed_ids_.empty()) unnamed_since_ = Clock::now();
-        for (const auto& it : items) unnamed_ids_.push_back(it.id);
+        for (const auto& it : items) {
+          unnamed_ids_.push_back(it.id);
+          // Other outputs' state records alone start no timer: two outputs refusing everything
+          // would name each other's output_dropped records for ever.
+          const std::string* t = json::get_string(*it.rec, "type");
+          if (!unnamed_timed_ && !(t && t->starts_with("output_"))) {
+            unnamed_timed_ = true;
+            unnamed_since_ = Clock::now();
+          }
+        }
       } else {
         ++retries_;
         // Exponential back-off from 100 ms up to retry_max_ms, or the pause the destination
@@ -384,7 +393,7 @@ class Output {
   // The next moment service_timers has something to do, if any.
   std::optional<Clock::time_point> next_timer() const {
     std::optional<Clock::time_point> t;
-    if (!unnamed_ids_.empty()) t = unnamed_since_ + kNameAfter;
+    if (unnamed_timed_) t = unnamed_since_ + kNameAfter;
     if (failing_ && ok_pending_) {
       auto s = ok_since_ + kSettle;
       t = t ? std::min(*t, s) : s;
@@ -397,8 +406,9 @@ class Output {
   bool service_timers(std::unique_lock<std::mutex>& lk) {
     auto now = Clock::now();
     bool recovered = failing_ && ok_pending_ && now >= ok_since_ + kSettle;
-    if (!unnamed_ids_.empty() && (recovered || unnamed_ids_.size() >= kNameMax ||
-                                  held_ >= kHeldMax || now >= unnamed_since_ + kNameAfter)) {
+    if (!unnamed_ids_.empty() &&
+        (recovered || unnamed_ids_.size() >= kNameMax || held_ >= kHeldMax ||
+         (unnamed_timed_ && now >= unnamed_since_ + kNameAfter))) {
       name_dropped(lk);
       return true;
     }
@@ -430,6 +440,7 @@ class Output {
   void name_dropped(std::unique_lock<std::mutex>& lk) {
     std::vector<std::string> ids = std::move(unnamed_ids_);
     unnamed_ids_.clear();
+    unnamed_timed_ = false;
     size_t held = held_;
     std::string why = ep_last_error_;
     int status = ep_last_status_;
@@ -497,9 +508,11 @@ class Output {
   int ep_last_status_ = 0;
   // held_: lines at the head of the spool already handled (refused, or delivered after a
   // refused one) that the spool keeps until the refused ones are named; unnamed_ids_: the ids
-  // of those refused ones, the first refused at unnamed_since_.
+  // of those refused ones; unnamed_timed_: one of them is not another output's state record,
+  // the first such refused at unnamed_since_.
   size_t held_ = 0;
   std::vector<std::string> unnamed_ids_;
+  bool unnamed_timed_ = false;
   Clock::time_point unnamed_since_{};
 };
 

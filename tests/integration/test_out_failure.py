@@ -349,3 +349,49 @@ def test_a_batch_too_large_is_split_not_dropped(daemon_factory):
         assert d.stop() == 0
     finally:
         recv.close()
+
+
+def test_two_outputs_that_refuse_everything_do_not_feed_each_other(daemon_factory):
+    """Both destinations answer 400 to everything: each names the records it dropped, but the
+    other's state records, refused in turn, start no new output_dropped of their own (they stay
+    at the head of its spool until 256 wait, it recovers, or the next run sends them again), so
+    the two do not keep naming each other's records (one record per 2 s each, for ever)."""
+    ra, rb = Scripted(400), Scripted(400)
+    try:
+        d = daemon_factory(outputs=[hook(ra.url("/"), name="a"), hook(rb.url("/"), name="b")]).start()
+        c = send_lines(d, [f"both-refuse-{i}" for i in range(5)])
+
+        def named(rs, name):
+            return [i for r in rs if r["type"] == "output_dropped" and r["output_name"] == name for i in r["ids"]]
+
+        def real_ids(name):  # what `name` wants, less the other output's state records
+            other_name = "b" if name == "a" else "a"
+            return [rid(line) for line in d.lines()
+                    if json.loads(line)["type"] != "seal" and json.loads(line).get("output_name") not in (name, other_name)]
+        d.wait_for(lambda rs: len(named(rs, "a")) >= 6 and len(named(rs, "b")) >= 6, timeout=15)
+        time.sleep(2.5)
+        before = [line for line in d.lines() if json.loads(line)["type"] != "seal"]
+        time.sleep(6)
+        after = [line for line in d.lines() if json.loads(line)["type"] != "seal"]
+        assert after == before  # nothing more: no ping-pong
+        recs = d.records()
+        total_held = 0
+        for name, recv in (("a", ra), ("b", rb)):
+            want = wanted_ids(d, name)
+            assert [i for i, _ in recv.sent()] == want  # each sent once, in order
+            assert len(state_records(d, name, "output_error")) == 1
+            # Named: every record it dropped but the other's state records refused last (named
+            # when refused in a batch with other records); those stay held in its spool.
+            n = named(recs, name)
+            held = want[len(n):]
+            assert n == want[:len(n)] and set(real_ids(name)) <= set(n)
+            theirs = {rid(line) for line in d.lines() if json.loads(line).get("output_name") not in (None, name)}
+            assert set(held) <= theirs
+            assert outputs(d)[name]["pending"] == len(held)
+            total_held += len(held)
+        assert total_held >= 1  # the last output_dropped written went to the other, held there
+        c.close()
+        assert d.stop() == 0
+    finally:
+        ra.close()
+        rb.close()
