@@ -318,6 +318,7 @@ std::optional<Priority> record_priority(const json::Object& rec) {
     if (sev == "low") return Priority::kNotice;
     return Priority::kWarning;
   }
+  if (t == "output_recovered") return Priority::kNotice;  // the end of a failure, not one
   if (t == record::kLoss || t == "log_error" || t == "rules_error" || t.starts_with("output_"))
     return Priority::kError;
   if (t == record::kCommand || t == record::kExec || t == record::kSessionStart ||

@@ -94,6 +94,9 @@ TEST(OutputsFormat, RecordPriority) {
   EXPECT_EQ(p(R"({"type":"alert"})"), std::nullopt);
   EXPECT_EQ(p(kBypassLine), Priority::kCritical);
   EXPECT_EQ(p(R"({"severity":"low","type":"bypass"})"), Priority::kNotice);
+  EXPECT_EQ(p(R"({"type":"output_error"})"), Priority::kError);
+  EXPECT_EQ(p(R"({"type":"output_dropped"})"), Priority::kError);
+  EXPECT_EQ(p(R"({"type":"output_recovered"})"), Priority::kNotice);
   EXPECT_EQ(p(R"({"severity":"medium","type":"bypass"})"), Priority::kWarning);
   EXPECT_EQ(p(R"({"type":"bypass"})"), Priority::kWarning);
   for (const char* t : {"loss", "log_error", "rules_error", "output_overflow"})
