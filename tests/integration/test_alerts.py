@@ -28,7 +28,7 @@ def test_alert_follows_the_matched_command(daemon_factory, tmp_path):
         sh.exit()
     recs = d.wait_for(lambda rs: len(alerts(rs)) >= 2)
     loaded = next(r for r in recs if r["type"] == "rules_loaded")
-    assert loaded["rules"] == 12 and loaded["files"] == [str(DEFAULT_RULES)]
+    assert loaded["rules"] == 13 and loaded["files"] == [str(DEFAULT_RULES)]
     by_seq = {r["seq"]: r for r in recs}
     shadow = next(a for a in alerts(recs) if a["rule"] == "Read shadow or private keys")
     cmd = by_seq[shadow["ref_seq"]]

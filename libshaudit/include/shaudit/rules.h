@@ -22,9 +22,16 @@
 // path on exec records), proc.pid (pid), user.name (user), user.uid (uid), session.id
 // (session), session.service (service), session.remote_host (remote_host), session.tty
 // (tty), host.name (EvalContext::hostname), container.id (container_id), k8s.ns.name
-// (k8s_ns), k8s.pod.name (k8s_pod), bypass.kind (kind), evt.type (type). proc.pid and
-// user.uid are numeric. A field absent from a record (or an empty hostname) makes every
-// comparison on it false.
+// (k8s_ns), k8s.pod.name (k8s_pod), bypass.kind (kind), evt.type (type), evt.text (cmd.text,
+// else proc.argv); cmd.words, cmd.line and cmd.obfuscated (the command as the shell will see
+// it, from shell::normalise of cmd.text: its words joined by spaces, where `in` is true when
+// any one word is in the list; the normalised line; the first command name built from quoted
+// or expanded pieces, absent when there is none). proc.pid and user.uid are numeric. A field
+// absent from a record (or an empty hostname) makes every comparison on it false.
+//
+// Limits at load: a macro may use macros 32 deep; a condition, with each macro counted every
+// time it is used, may have up to 100000 nodes; a list, and what an `in (...)` expands to, up
+// to 10000 items.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +44,7 @@
 
 #include "shaudit/json.h"
 #include "shaudit/result.h"
+#include "shaudit/shell_words.h"
 
 namespace shaudit::rules {
 
@@ -64,6 +72,14 @@ struct EvalContext {
   // The `container` object of the record's session (its session_start names it), for the
   // container.* and k8s.* fields; null outside containers.
   const json::Object* container = nullptr;
+  // cmd.words, cmd.line and cmd.obfuscated: when set, this normalised form of the command
+  // (e.g. made with the session's variables); else shell::normalise(cmd.text, shell_vars).
+  const shell::Normalised* shell = nullptr;
+  const shell::Vars* shell_vars = nullptr;
+  // Only the rules whose condition reads the command's text (cmd.text, cmd.words, cmd.line,
+  // cmd.obfuscated, evt.text): for a continuation line, whose other fields its command's
+  // first line was already matched on.
+  bool text_rules_only = false;
 };
 
 struct Match {

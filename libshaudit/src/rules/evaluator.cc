@@ -5,6 +5,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -95,8 +96,35 @@ class Evaluator {
         FieldValue v = get(Field::kCmdText);
         return v.present ? v : argv();
       }
+      case Field::kCmdWords: {
+        const shell::Normalised* n = shell();
+        if (!n) return {};
+        if (!words_done_) {
+          words_done_ = true;
+          for (const auto& w : n->words) {
+            if (!words_.empty()) words_ += ' ';
+            words_ += w;
+          }
+        }
+        return {true, 0, words_, true};
+      }
+      case Field::kCmdLine: {
+        const shell::Normalised* n = shell();
+        return n ? FieldValue{true, 0, n->line, true} : FieldValue{};
+      }
+      case Field::kCmdObfuscated: {
+        const shell::Normalised* n = shell();
+        if (!n || n->obfuscated.empty()) return {};
+        return {true, 0, n->obfuscated, true};
+      }
     }
     return {};
+  }
+
+  // The command's words (for `cmd.words in (...)`), or null when there is no command text.
+  const std::vector<std::string>* words() {
+    const shell::Normalised* n = shell();
+    return n ? &n->words : nullptr;
   }
 
   bool eval(const Node& n);
@@ -129,6 +157,15 @@ class Evaluator {
     auto i = json::get_int(rec_, key);
     return i ? FieldValue{true, *i, {}} : FieldValue{};
   }
+  const shell::Normalised* shell() {
+    if (ctx_.shell) return ctx_.shell;
+    if (!shell_done_) {
+      shell_done_ = true;
+      FieldValue t = get(Field::kCmdText);
+      if (t.present) shell_ = shell::normalise(t.str, ctx_.shell_vars);
+    }
+    return shell_ ? &*shell_ : nullptr;
+  }
   FieldValue argv() {
     if (!argv_done_) {
       argv_done_ = true;
@@ -150,6 +187,10 @@ class Evaluator {
   bool argv_done_ = false;
   bool argv_present_ = false;
   std::string argv_;
+  bool shell_done_ = false;
+  std::optional<shell::Normalised> shell_;
+  bool words_done_ = false;
+  std::string words_;
 };
 
 bool icontains(std::string_view hay, std::string_view lowered_needle) {
@@ -176,6 +217,13 @@ bool Evaluator::eval(const Node& n) {
       return !eval(*n.kids[0]);
     default:
       break;
+  }
+  if (n.field == Field::kCmdWords && n.op == Op::kIn) {  // any one word in the list
+    const auto* ws = words();
+    if (!ws) return false;
+    for (const auto& w : *ws)
+      if (std::binary_search(n.strs.begin(), n.strs.end(), w)) return true;
+    return false;
   }
   FieldValue v = get(n.field);
   if (!v.present) return false;
@@ -243,7 +291,7 @@ std::vector<Match> RuleSet::evaluate(const json::Object& record, const EvalConte
   if (!impl_) return out;
   detail::Evaluator ev(record, ctx);
   for (const auto& r : impl_->rules) {
-    if (!r.enabled || !ev.eval(*r.cond)) continue;
+    if (!r.enabled || (ctx.text_rules_only && !r.reads_text) || !ev.eval(*r.cond)) continue;
     Match m;
     m.rule = r.name;
     m.priority = r.priority;

@@ -30,9 +30,20 @@ constexpr FieldInfo kFields[] = {
     {"evt.type", Field::kEvtType, false},
     // What the record is about, as text: a command's line, else the argv (an exec, a bypass).
     {"evt.text", Field::kEvtText, false},
+    // The command as the shell will see it (shell::normalise): its words joined by spaces
+    // (`in` is true when any one word is in the list), the normalised line, and the first
+    // command name built from quoted or expanded pieces.
+    {"cmd.words", Field::kCmdWords, false},
+    {"cmd.line", Field::kCmdLine, false},
+    {"cmd.obfuscated", Field::kCmdObfuscated, false},
 };
 
 }  // namespace
+
+bool reads_text(Field f) {
+  return f == Field::kCmdText || f == Field::kEvtText || f == Field::kCmdWords ||
+         f == Field::kCmdLine || f == Field::kCmdObfuscated;
+}
 
 const FieldInfo* find_field(std::string_view name) {
   for (const auto& f : kFields)

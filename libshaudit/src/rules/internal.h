@@ -46,7 +46,14 @@ enum class Field {
   kBypassKind,
   kEvtType,
   kEvtText,
+  kCmdWords,
+  kCmdLine,
+  kCmdObfuscated,
 };
+
+// The fields that read the command's text (a continuation line re-runs only the rules that
+// read one of them, against the joined command).
+bool reads_text(Field f);
 
 struct FieldInfo {
   std::string_view name;
@@ -86,6 +93,9 @@ struct Node {
   std::vector<std::string> strs;       // in: sorted
   std::vector<int64_t> nums;           // in: sorted
   std::shared_ptr<const re2::RE2> re;  // regex: RE2 syntax, as Falco's
+  // The nodes this one stands for, macros counted each time they are used (saturating).
+  uint64_t weight = 1;
+  bool text = false;  // this node or one below it reads a command-text field
 };
 using NodePtr = std::shared_ptr<const Node>;
 
@@ -131,10 +141,16 @@ struct ListDef {
   std::vector<std::string> items;
 };
 
+// Limits at load (see rules.h).
+constexpr int kMaxMacroDepth = 32;
+constexpr uint64_t kMaxConditionNodes = 100000;
+constexpr size_t kMaxListItems = 10000;
+
 struct MacroDef {
   CondSource cond;
   size_t order = 0;
   int state = 0;  // 0 not compiled, 1 compiling, 2 done
+  int depth = 0;  // 1 + the depth of the deepest macro it uses
   NodePtr node;
 };
 
@@ -161,6 +177,7 @@ class Parser {
       : c_(c), src_(src), what_(std::move(what)) {}
 
   Result<NodePtr> parse();
+  int macro_depth() const { return macro_depth_; }  // of the deepest macro used
 
  private:
   Error fail(size_t pos, const std::string& msg) const;
@@ -177,15 +194,18 @@ class Parser {
   std::string what_;
   size_t i_ = 0;
   int depth_ = 0;  // nesting of parentheses and 'not', bounded to keep the stack small
+  int macro_depth_ = 0;
 };
 
 class Compiler {
  public:
   std::map<std::string, ListDef> lists;
   std::map<std::string, MacroDef> macros;
+  int compiling = 0;  // macros being compiled, one inside another
 
-  // Appends the items of list name to out, expanding lists named among its items.
-  void expand_list(const std::string& name, std::vector<std::string>& out, int depth) const;
+  // Appends the items of list name to out, expanding lists named among its items; false
+  // (out unfinished) when out would pass kMaxListItems.
+  bool expand_list(const std::string& name, std::vector<std::string>& out, int depth) const;
   Result<NodePtr> compile_macro(const std::string& name, MacroDef& m);
 };
 
@@ -199,6 +219,7 @@ struct RuleSet::Impl {
     Priority priority;
     std::vector<std::string> tags;
     bool enabled;
+    bool reads_text;  // the condition reads cmd.text, cmd.words, cmd.line, ... (see reads_text)
   };
   std::vector<Rule> rules;
   size_t macros = 0;

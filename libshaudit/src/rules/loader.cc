@@ -142,6 +142,10 @@ Result<void> Loader::item(const std::string& file, const YAML::Node& n) {
     auto items = strings(n["items"], file, "items");
     if (!items) return items.error();
     auto it = c.lists.find(*name);
+    size_t have = append && it != c.lists.end() ? it->second.items.size() : 0;
+    if (have + items->size() > kMaxListItems)
+      return make_error(fmt::format("{}: list '{}' has more than {} items",
+                                    internal::yaml_where(file, n.Mark()), *name, kMaxListItems));
     if (append) {
       if (it == c.lists.end())
         return make_error(fmt::format("{}: unknown list '{}' to append to",
@@ -356,10 +360,16 @@ Result<RuleSet> load_rules_from_strings(
     detail::Parser p(l.c, d.cond, fmt::format("rule '{}'", d.name));
     auto cond = p.parse();
     if (!cond) return cond.error();
+    if ((*cond)->weight > detail::kMaxConditionNodes)
+      return make_error(fmt::format(
+          "{}: condition of rule '{}' expands to more than {} nodes (each use of a macro counts "
+          "its nodes again)",
+          d.cond.locate(0).first, d.name, detail::kMaxConditionNodes));
     auto out = detail::compile_output(d.output, d.output_where, d.name);
     if (!out) return out.error();
+    bool text = (*cond)->text;
     impl->rules.push_back(RuleSet::Impl::Rule{d.name, *cond, std::move(*out), d.priority,
-                                              std::move(d.tags), d.enabled});
+                                              std::move(d.tags), d.enabled, text});
   }
   return RuleSet(std::shared_ptr<const RuleSet::Impl>(std::move(impl)));
 }

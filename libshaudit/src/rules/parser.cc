@@ -55,27 +55,55 @@ Result<Token> Parser::peek() {
   return t;
 }
 
-void Compiler::expand_list(const std::string& name, std::vector<std::string>& out,
+bool Compiler::expand_list(const std::string& name, std::vector<std::string>& out,
                            int depth) const {
   auto it = lists.find(name);
   for (const auto& item : it->second.items) {
-    if (depth < 16 && item != name && lists.count(item))
-      expand_list(item, out, depth + 1);
-    else
+    if (depth < 16 && item != name && lists.count(item)) {
+      if (!expand_list(item, out, depth + 1)) return false;
+    } else {
+      if (out.size() >= kMaxListItems) return false;
       out.push_back(item);
+    }
   }
+  return true;
 }
 
 Result<NodePtr> Compiler::compile_macro(const std::string& name, MacroDef& m) {
   if (m.state == 2) return m.node;
   m.state = 1;
+  ++compiling;
   Parser p(*this, m.cond, fmt::format("macro '{}'", name));
   auto r = p.parse();
+  --compiling;
   if (!r) return r;
+  if ((*r)->weight > kMaxConditionNodes) {
+    auto [loc, col] = m.cond.locate(0);
+    return make_error(fmt::format(
+        "{}: condition of macro '{}' expands to more than {} nodes (each use of a macro counts "
+        "its nodes again)",
+        loc, name, kMaxConditionNodes));
+  }
+  m.depth = 1 + p.macro_depth();
   m.node = *r;
   m.state = 2;
   return m.node;
 }
+
+namespace {
+
+// An and/or/not node's weight and text flag, from its kids'.
+void sum_up(Node& n) {
+  uint64_t w = 1;
+  for (const auto& k : n.kids) {
+    w += k->weight;
+    if (w > kMaxConditionNodes + 1) w = kMaxConditionNodes + 1;  // (saturated)
+    n.text = n.text || k->text;
+  }
+  n.weight = w;
+}
+
+}  // namespace
 
 Result<Token> Parser::next() {
   const std::string& s = src_.text;
@@ -146,6 +174,7 @@ Result<NodePtr> Parser::parse_or() {
   auto n = std::make_shared<Node>();
   n->op = Op::kOr;
   n->kids = std::move(kids);
+  sum_up(*n);
   return NodePtr(n);
 }
 
@@ -166,6 +195,7 @@ Result<NodePtr> Parser::parse_and() {
   auto n = std::make_shared<Node>();
   n->op = Op::kAnd;
   n->kids = std::move(kids);
+  sum_up(*n);
   return NodePtr(n);
 }
 
@@ -181,6 +211,7 @@ Result<NodePtr> Parser::parse_not() {
     auto n = std::make_shared<Node>();
     n->op = Op::kNot;
     n->kids = {*k};
+    sum_up(*n);
     return NodePtr(n);
   }
   return parse_primary();
@@ -206,7 +237,14 @@ Result<NodePtr> Parser::parse_primary() {
   if (auto m = c_.macros.find(t->text); m != c_.macros.end()) {
     if (m->second.state == 1)
       return fail(t->pos, fmt::format("macro '{}' refers to itself", t->text));
-    return c_.compile_macro(m->first, m->second);
+    // A chain of macros: each may use macros kMaxMacroDepth deep (and the stack stays small).
+    if ((m->second.state == 0 && c_.compiling >= kMaxMacroDepth) ||
+        (m->second.state == 2 && m->second.depth >= kMaxMacroDepth && what_.starts_with("macro ")))
+      return fail(t->pos, fmt::format("macros nested more than {} deep (macro '{}')",
+                                      kMaxMacroDepth, t->text));
+    auto r = c_.compile_macro(m->first, m->second);
+    if (r) macro_depth_ = std::max(macro_depth_, m->second.depth);
+    return r;
   }
   if (t->text.find('.') != std::string::npos)
     return fail(t->pos, fmt::format("unknown field '{}'", t->text));
@@ -217,6 +255,7 @@ Result<NodePtr> Parser::parse_comparison(const FieldInfo& f, const Token& ftok) 
   auto n = std::make_shared<Node>();
   n->field = f.id;
   n->numeric = f.numeric;
+  n->text = reads_text(f.id);
   auto opt = next();
   if (!opt) return opt.error();
   const Token& op = *opt;
@@ -281,11 +320,15 @@ Result<NodePtr> Parser::parse_comparison(const FieldInfo& f, const Token& ftok) 
       if (!r) return r.error();
       if (v.kind == Tok::kWord && c_.lists.count(v.text)) {
         std::vector<std::string> items;
-        c_.expand_list(v.text, items, 0);
+        if (!c_.expand_list(v.text, items, 0))
+          return fail(
+              v.pos, fmt::format("list '{}' expands to more than {} items", v.text, kMaxListItems));
         for (auto& i : items) values.emplace_back(std::move(i), v.pos);
       } else {
         values.emplace_back(v.text, v.pos);
       }
+      if (values.size() > kMaxListItems)
+        return fail(v.pos, fmt::format("'in' has more than {} values", kMaxListItems));
       auto sep = next();
       if (!sep) return sep.error();
       if (sep->kind == Tok::kRParen) break;
