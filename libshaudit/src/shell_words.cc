@@ -58,11 +58,8 @@ void put_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-struct Tok {
-  enum Kind { kWord, kOp, kSep, kRaw } kind;
-  std::string text;
-  bool space_before;
-};
+// What the line last received: a word, an operator, a separator or a body line.
+enum class Tok { kNone, kWord, kOp, kSep, kRaw };
 
 bool is_wrapper(std::string_view w) {  // the next word is still a command name
   static constexpr std::string_view kWords[] = {
@@ -74,6 +71,10 @@ bool is_shell(std::string_view w) {
   static constexpr std::string_view kShells[] = {"sh",  "bash", "dash", "zsh",    "ksh",
                                                  "ash", "mksh", "yash", "busybox"};
   return std::find(std::begin(kShells), std::end(kShells), w) != std::end(kShells);
+}
+std::string_view base_name(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 bool is_declaration(std::string_view w) {
   return w == "export" || w == "declare" || w == "typeset" || w == "local" || w == "readonly";
@@ -110,7 +111,7 @@ class Lexer {
 
   void end_word();
   void end_command(bool commit);
-  void emit(Tok::Kind k, std::string text);
+  void emit(Tok k, std::string_view text);
   std::vector<std::string> braces(const std::string& w, const std::string& m, int depth);
   const std::string* lookup(std::string_view name) const;
 
@@ -141,7 +142,9 @@ class Lexer {
   bool redir_target_ = false;  // the next word follows a redirection
   bool want_delim_ = false;
   bool delim_strip_ = false;
-  std::string cmd_name_;  // of the current command
+  std::string cmd_name_;            // of the current command
+  int shell_arg_ = 0;               // the command is a shell (1), its -c was seen (2)
+  std::vector<std::string> inner_;  // the COMMANDS of sh -c COMMANDS
   struct Doc {
     std::string delim;
     bool strip;  // <<-: leading tabs
@@ -149,7 +152,8 @@ class Lexer {
   };
   std::vector<Doc> pending_docs_;
   std::vector<std::pair<std::string, std::string>> pending_assign_;
-  std::vector<Tok> toks_;
+  Tok last_ = Tok::kNone;
+  bool last_close_ = false;  // the last operator was ')'
   Normalised out_;
 };
 
@@ -161,14 +165,18 @@ const std::string* Lexer::lookup(std::string_view name) const {
   return nullptr;
 }
 
-void Lexer::emit(Tok::Kind k, std::string text) {
-  if (newline_ && !toks_.empty() &&
-      (toks_.back().kind == Tok::kWord || toks_.back().kind == Tok::kRaw ||
-       toks_.back().text == ")"))
-    toks_.push_back({Tok::kSep, ";", false});
-  bool sp = space_ || newline_;
+void Lexer::emit(Tok k, std::string_view text) {
+  std::string& line = out_.line;
+  if (newline_ && (last_ == Tok::kWord || last_ == Tok::kRaw || last_close_)) line += ';';
+  if ((space_ || newline_ || k == Tok::kRaw) && !line.empty()) line += ' ';
   space_ = newline_ = false;
-  toks_.push_back({k, std::move(text), sp});
+  size_t at = line.size();
+  line += text;
+  if (k == Tok::kWord)  // a word's own tabs and newlines read as spaces
+    for (size_t i = at; i < line.size(); ++i)
+      if (line[i] == '\n' || line[i] == '\t' || line[i] == '\r') line[i] = ' ';
+  last_ = k;
+  last_close_ = text == ")";
 }
 
 void Lexer::end_command(bool commit) {
@@ -182,6 +190,7 @@ void Lexer::end_command(bool commit) {
   have_cmd_ = decl_ = redir_target_ = false;
   cmd_pos_ = true;
   cmd_name_.clear();
+  shell_arg_ = 0;
 }
 
 // The words a brace list stands for ({a,b}c -> ac bc); nested lists and several lists in a
@@ -259,16 +268,12 @@ void Lexer::end_word() {
   if (want_delim_) {
     want_delim_ = false;
     redir_target_ = false;
-    if (heredocs_) {
-      std::string_view base = cmd_name_;
-      if (size_t slash = base.rfind('/'); slash != std::string_view::npos)
-        base.remove_prefix(slash + 1);
-      pending_docs_.push_back({w, delim_strip_, is_shell(base)});
-    }
-    out_.words.push_back(w);
-    emit(Tok::kWord, std::move(w));
+    if (heredocs_) pending_docs_.push_back({w, delim_strip_, is_shell(base_name(cmd_name_))});
+    emit(Tok::kWord, w);
+    out_.words.push_back(std::move(w));
     return;
   }
+  bool named = false, target = redir_target_;
   if (redir_target_) {
     redir_target_ = false;
   } else if (cmd_pos_ || decl_) {
@@ -286,8 +291,8 @@ void Lexer::end_word() {
           pending_assign_.emplace_back(std::move(name), std::move(value));
         }
       }
-      out_.words.push_back(w);
-      emit(Tok::kWord, std::move(w));
+      emit(Tok::kWord, w);
+      out_.words.push_back(std::move(w));
       return;
     }
     if (cmd_pos_ && !decl_) {
@@ -308,7 +313,25 @@ void Lexer::end_word() {
       cmd_name_ = w;
       if (is_declaration(w)) decl_ = true;
       cmd_pos_ = is_wrapper(w);
+      shell_arg_ = !cmd_pos_ && is_shell(base_name(w)) ? 1 : 0;
+      named = true;
     }
+  }
+  // sh -c 'COMMANDS': the string is normalised as a command line too (after the line).
+  if (!named && !target) {
+    if (shell_arg_ == 1 && w.size() > 1 && w[0] == '-' && w[1] != '-') {
+      if (w.find('c') != std::string::npos) shell_arg_ = 2;
+    } else if (shell_arg_ == 2) {
+      if (!parent_) inner_.push_back(w);
+      shell_arg_ = 0;
+    }
+  }
+  bool list = false;  // a typed '{' (most words have none)
+  for (size_t k = 0; k < w.size() && !list; ++k) list = w[k] == '{' && m[k] == kLit;
+  if (!list) {
+    emit(Tok::kWord, w);
+    out_.words.push_back(std::move(w));
+    return;
   }
   std::vector<std::string> ws = braces(w, m, 0);
   std::string joined;
@@ -317,7 +340,7 @@ void Lexer::end_word() {
     joined += x;
     out_.words.push_back(std::move(x));
   }
-  emit(Tok::kWord, std::move(joined));
+  emit(Tok::kWord, joined);
 }
 
 // At '$' (s_[i_]); appends the expansion (resolved or as typed) to the word.
@@ -566,14 +589,16 @@ void Lexer::heredoc_bodies() {
       Lexer body(line, nullptr, this, budget_);
       Normalised n = body.run();
       if (n.line.empty()) continue;
-      toks_.push_back({Tok::kSep, ";", false});
-      toks_.push_back({Tok::kRaw, std::move(n.line), true});
+      out_.line += ';';
+      last_ = Tok::kSep;
+      emit(Tok::kRaw, n.line);
       for (auto& w : n.words) out_.words.push_back(std::move(w));
     }
   }
 }
 
 Normalised Lexer::run() {
+  out_.line.reserve(s_.size() + 16);
   while (i_ < s_.size()) {
     char c = s_[i_];
     if (c == '\\') {
@@ -643,14 +668,15 @@ Normalised Lexer::run() {
   end_word();
   end_command(true);
   if (heredocs_ && !pending_docs_.empty()) heredoc_bodies();  // a body without its newline
-  std::string& line = out_.line;
-  for (const auto& t : toks_) {
-    if (t.space_before && !line.empty()) line += ' ';
-    size_t at = line.size();
-    line += t.text;
-    if (t.kind == Tok::kWord)
-      for (size_t k = at; k < line.size(); ++k)
-        if (line[k] == '\n' || line[k] == '\t' || line[k] == '\r') line[k] = ' ';
+  for (const auto& text : inner_) {  // one level: an inner sh -c stays a word
+    Lexer inner(text, nullptr, this, budget_);
+    Normalised n = inner.run();
+    if (out_.obfuscated.empty()) out_.obfuscated = std::move(n.obfuscated);
+    if (n.line.empty()) continue;
+    out_.line += ';';
+    last_ = Tok::kSep;
+    emit(Tok::kRaw, n.line);
+    for (auto& w : n.words) out_.words.push_back(std::move(w));
   }
   return std::move(out_);
 }

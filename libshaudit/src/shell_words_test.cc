@@ -101,6 +101,20 @@ TEST(ShellWords, HereDocuments) {
   EXPECT_EQ(words("cat <<E\na b\nE"), (W{"cat", "E"}));
 }
 
+TEST(ShellWords, AShellsDashCStringIsACommandLineToo) {
+  EXPECT_EQ(line(R"(bash -c 'h"istory" -c; echo a' arg0)"),
+            R"(bash -c h"istory" -c; echo a arg0; history -c; echo a)");
+  EXPECT_EQ(normalise(R"(sudo /bin/sh -o pipefail -lc "cu\"rl\" x | ba\sh")").line,
+            R"(sudo /bin/sh -o pipefail -lc cu"rl" x | ba\sh; curl x | bash)");
+  EXPECT_EQ(normalise(R"(bash -c 'h"istory" -c')").obfuscated, "history");
+  EXPECT_EQ(line(R"(x=/etc; sh -c "cat $x/shadow")"),
+            "x=/etc; sh -c cat /etc/shadow; cat /etc/shadow");
+  EXPECT_EQ(line(R"(sh -c 'sh -c "a\"b\""')"),
+            R"(sh -c sh -c "a\"b\""; sh -c a"b")");  // one level
+  EXPECT_EQ(line("python3 -c 'print(1)'"), "python3 -c print(1)");
+  EXPECT_EQ(line("bash --norc script.sh"), "bash --norc script.sh");
+}
+
 TEST(ShellWords, NestedAndUnterminatedQuotes) {
   EXPECT_EQ(words(R"(echo "a 'b' c" 'x "y" z')"), (W{"echo", "a 'b' c", R"(x "y" z)"}));
   EXPECT_EQ(words(R"(echo "abc)"), (W{"echo", "abc"}));

@@ -17,7 +17,10 @@
 //   - here-documents (<<WORD, <<-WORD, any quoting of WORD): when the command is a shell (sh,
 //     bash, dash, zsh, ksh, ash, mksh, yash, busybox; by any path, after sudo, env, ...), each
 //     body line is normalised on its own, as if typed, and joined in after its command;
-//     another command's body is data and left out of the words and the line.
+//     another command's body is data and left out of the words and the line;
+//   - the COMMANDS of a shell's -c (bash -c 'COMMANDS', sh -lc ...): normalised as a line of
+//     their own too, appended after the text's own (one level: a -c inside them stays a word);
+//     their command names count for `obfuscated`.
 // It never fails: an unterminated quote ends at the end of the text, other bytes are kept as
 // they are. Time and output are linear in the text: expansions (variables, brace lists) stop
 // once they have added more than max(64 KiB, the text's size) bytes, and the rest stays as
