@@ -32,6 +32,9 @@ bool is_meta(char c) {  // ends an unquoted word
   return is_blank(c) || c == '\n' || c == '|' || c == '&' || c == ';' || c == '(' || c == ')' ||
          c == '<' || c == '>' || c == '`';
 }
+bool is_plain(char c) {  // typed as is inside a word
+  return !is_meta(c) && c != '\\' && c != '\'' && c != '"' && c != '$';
+}
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -662,8 +665,10 @@ Normalised Lexer::run() {
       operator_at();
       continue;
     }
-    put(c, kLit);
-    ++i_;
+    size_t j = i_ + 1;  // a run of plain characters at once
+    while (j < s_.size() && is_plain(s_[j])) ++j;
+    put(s_.substr(i_, j - i_), kLit);
+    i_ = j;
   }
   end_word();
   end_command(true);
