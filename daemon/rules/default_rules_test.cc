@@ -301,6 +301,14 @@ TEST(DefaultRules, OrdinaryLinesDoNotFire) {
   for (const char* l : kLines) EXPECT_EQ(fired(typed(l)), V{}) << l;
   EXPECT_EQ(fired(typed("apt-get update", true)), V{});
   EXPECT_EQ(fired(typed("pip list", true)), V{});
+  // A readline program's line is not shell syntax: no obfuscated command name there.
+  Object py = typed(R"(print(f"x={x}"))");
+  py["shell"] = "python3";
+  py["kind"] = "repl";
+  EXPECT_EQ(fired(py), V{});
+  py["shell"] = "ksh93";
+  py.erase("kind");
+  EXPECT_EQ(fired(py), V{kObfuscated});  // (a shell would read it so)
 }
 
 TEST(DefaultRules, EveryBypassKind) {
