@@ -3,10 +3,11 @@
 
 namespace shaudit::daemon {
 
-std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec) {
+std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec,
+                        std::string_view before) {
   std::string s(text);
   if (!r) return s;
-  auto found = r->line(s);
+  auto found = r->line(s, before);
   if (found.empty()) return s;
   json::Array list;
   for (const auto& f : found)

@@ -15,8 +15,10 @@
 namespace shaudit::daemon {
 
 // Redacts a typed line / an argv before it goes into a record; adds "redacted" (what kind,
-// where; never the secret). Returns the (possibly) changed bytes.
-std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec);
+// where; never the secret). Returns the (possibly) changed bytes. `before`: a continuation
+// line's command's earlier lines (Redactor::line).
+std::string redact_text(const Redactor* r, std::string_view text, json::Object& rec,
+                        std::string_view before = {});
 std::vector<std::string> redact_argv(const Redactor* r, const std::vector<std::string_view>& argv,
                                      json::Object& rec);
 

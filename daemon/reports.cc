@@ -539,7 +539,14 @@ bool ReportHandler::on_line(const Ctx& c) {
     if (!derive_status(c.pid, p)) return false;
   }
   const wire::Field* t = m.find(SHAUDIT_F_TEXT);
-  record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
+  if (flags & SHAUDIT_LINE_CONTINUATION) {
+    record::set_bytes(r, "text", redact_text(redactor_, t->data, r, p.command_lines));
+    if (p.command_lines.size() + 1 + t->data.size() <= kCommandLinesMax)
+      p.command_lines.append(1, '\n').append(t->data);
+  } else {
+    record::set_bytes(r, "text", redact_text(redactor_, t->data, r));
+    p.command_lines.assign(t->data.substr(0, kCommandLinesMax));
+  }
   if (flags & SHAUDIT_LINE_CUT) {
     r["truncated"] = true;
     r["truncated_by"] = "terminal";  // canonical mode delivers at most 4095 bytes a line

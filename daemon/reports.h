@@ -41,7 +41,11 @@ struct Proc {
   bool repl = false;  // reads lines through readline/libedit (hello SHAUDIT_HELLO_REPL)
   std::string exe, tty;
   uint64_t unsettled = 0;  // its last typed command whose status it did not report (number)
+  // The physical lines of the command it is reading, as typed, joined by '\n' (a continuation
+  // line is redacted in their context: `mysql \` then `-pS`). At most kCommandLinesMax bytes.
+  std::string command_lines;
 };
+constexpr size_t kCommandLinesMax = 64 * 1024;
 
 class ReportHandler {
  public:

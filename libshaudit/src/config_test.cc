@@ -169,6 +169,14 @@ TEST(Config, MappingOrListForAScalarKey) {
   EXPECT_EQ(config_error("log:\n"), "config src:2:1: key 'log' needs a single value, not a null");
 }
 
+TEST(Config, BadRedactPatternIsNamed) {
+  EXPECT_EQ(config_error("redact_patterns: ['ok=(\\\\d+)', 'x(']\n"),
+            "config src:1:32: key 'redact_patterns': redact pattern 'x(': missing ): x(");
+  EXPECT_EQ(config_error("redact_patterns: ['(?<=a)b']\n"),
+            "config src:1:19: key 'redact_patterns': redact pattern '(?<=a)b': invalid perl "
+            "operator: (?<");
+}
+
 TEST(Config, BadNumbers) {
   EXPECT_EQ(config_error("seal_every: abc\n"),
             "config src:1:13: key 'seal_every': expected a whole number, got 'abc'");
