@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Secrets are redacted before a record is signed: typed lines, argv, and what the kernel saw."""
+from ptyshell import PS2
 from test_capture import start_shell
 
 
@@ -36,5 +37,61 @@ def test_secrets_never_reach_the_log(daemon_factory, tmp_path):
                   and r["argv"][0] == "/bin/sh")
     assert kernel["argv"] == ["/bin/sh", "-c", "true --password=***"]
     assert kernel["redacted"][0]["kind"] == "password_option"
+    assert d.stop() == 0
+    assert d.verify().returncode == 0
+
+
+def test_what_people_type_is_redacted_everywhere_in_the_log(daemon_factory, tmp_path):
+    """Issue 16's forms through a real bash: quoted -p values, a -pS on a continuation line
+    (its command word on the line before), an open quote across lines, PGPASSWORD= and curl -u,
+    sudo -n mysql, an API key variable and an X-Api-Key header. The log holds the exact
+    redacted lines, and no byte of any secret."""
+    d = daemon_factory(bpf="on").start()
+    work = tmp_path / "w"
+    work.mkdir()
+    sh = start_shell(d, "bash", work)
+    try:
+        sh.line("mysql -u root \\", prompt=PS2)
+        sh.line("  -pCont1nuedPw db 2>/dev/null")
+        sh.line("mysql -u root -p'Op3nQ", prompt=PS2)
+        sh.line("Quo7eX' db 2>/dev/null")
+        sh.line("mysql -u root -p'Sq1 uoteD' 2>/dev/null")
+        sh.line("PGPASSWORD=Pg23pwZ psql -h 127.0.0.1 -U app 2>/dev/null")
+        sh.line("curl -s -u bob:Cu54rlPw http://127.0.0.1:9/")
+        sh.line("sudo -n mysql -pSu10doX 2>/dev/null")
+        sh.line("export API_KEY=Ak26eyZZ")
+        sh.line("curl -s -H 'X-Api-Key: Xa63keyQ' http://127.0.0.1:9/")
+        sh.line("mkdir -p keep-this-dir && ssh -p 2222 -V 2>/dev/null")
+    finally:
+        sh.exit()
+    recs = d.wait_for(lambda rs: any(r["type"] == "session_end" for r in rs), timeout=15)
+    raw = d.log.read_bytes()
+    for secret in (b"Cont1nuedPw", b"Op3nQ", b"Quo7eX", b"Sq1 uoteD", b"Pg23pwZ", b"Cu54rlPw",
+                   b"Su10doX", b"Ak26eyZZ", b"Xa63keyQ"):
+        assert secret not in raw, secret
+    cmds = [r for r in recs if r["type"] == "command" and r["pid"] == sh.pid]
+    got = [(c["text"], c.get("continuation", False), c.get("redacted")) for c in cmds]
+
+    def red(kind, offset):
+        return [{"field": "text", "kind": kind, "offset": offset}]
+    assert got == [
+        ("mysql -u root \\", False, None),
+        ("  -p*** db 2>/dev/null", True, red("mysql_password", 4)),
+        ("mysql -u root -p***", False, red("mysql_password", 16)),
+        ("*** db 2>/dev/null", True, red("mysql_password", 0)),
+        ("mysql -u root -p*** 2>/dev/null", False, red("mysql_password", 16)),
+        ("PGPASSWORD=*** psql -h 127.0.0.1 -U app 2>/dev/null", False,
+         red("secret_variable", 11)),
+        ("curl -s -u bob:*** http://127.0.0.1:9/", False, red("basic_auth", 15)),
+        ("sudo -n mysql -p*** 2>/dev/null", False, red("mysql_password", 16)),
+        ("export API_KEY=***", False, red("secret_variable", 15)),
+        ("curl -s -H 'X-Api-Key: ***' http://127.0.0.1:9/", False, red("secret_header", 23)),
+        ("mkdir -p keep-this-dir && ssh -p 2222 -V 2>/dev/null", False, None),
+        ("exit", False, None),
+    ]
+    # What curl was run with: its argv is redacted too.
+    curl = [r["argv"] for r in recs if r["type"] == "exec" and r["argv"][0] == "curl"]
+    assert ["curl", "-s", "-u", "bob:***", "http://127.0.0.1:9/"] in curl
+    assert ["curl", "-s", "-H", "X-Api-Key: ***", "http://127.0.0.1:9/"] in curl
     assert d.stop() == 0
     assert d.verify().returncode == 0
