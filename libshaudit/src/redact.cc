@@ -639,7 +639,11 @@ class Scanner {
 
   void word(const Tok& t) {
     std::string_view w = lx_.word(t);
-    if (w.empty()) return;
+    if (w.empty()) {  // '' or "": an empty value, or an empty operand
+      pending_ = nullptr;
+      if (state_ == State::kArgs) ++positionals_;
+      return;
+    }
     nested(t, w);
     if (pending_) {
       const char* kind = pending_;

@@ -172,6 +172,13 @@ TEST(Redact, QuotesStayBalanced) {
   EXPECT_EQ(run(r, "mysql -pa\\ b db"), "mysql -p*** db");
 }
 
+TEST(Redact, AnEmptyValueIsTheValue) {
+  Redactor r;
+  // sshpass -p '' takes the empty word as the password: the program after it is no secret.
+  EXPECT_EQ(run(r, "sshpass -p '' ssh host"), "sshpass -p '' ssh host");
+  EXPECT_EQ(run(r, "htpasswd -b f '' pw1"), "htpasswd -b f '' ***");
+}
+
 TEST(Redact, ContinuationLinesUseTheirCommand) {
   Redactor r;
   std::string text = "-pS3cret db";
