@@ -595,7 +595,7 @@ bool CrossCheck::decide_line(const KLine& l) {
 // A line a shell read from its terminal that no report accounts for (text: what it read).
 bool CrossCheck::push_input_bypass(const char* kind, const KEvent& k, const std::string& exe,
                                    const std::string& text, bool cut, const std::string& command,
-                                   std::string evidence) {
+                                   std::string evidence, std::string_view before) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
   json::Object b;
   b["type"] = record::kBypass;
@@ -605,7 +605,7 @@ bool CrossCheck::push_input_bypass(const char* kind, const KEvent& k, const std:
   b["uid"] = static_cast<int64_t>(k.uid);
   if (!k.session.empty()) b["session"] = k.session;
   record::set_bytes(b, "exe", exe);
-  record::set_bytes(b, "text", redact_text(opts_.redactor, text, b));
+  record::set_bytes(b, "text", redact_text(opts_.redactor, text, b, before));
   if (cut) b["truncated"] = true;
   b["argv"] = json::Array{};
   b["evidence"] = std::move(evidence);
@@ -940,7 +940,13 @@ bool CrossCheck::decide_input(TtyLine& l) {
       l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines) : l.command;
   r["command"] = command;
   bool redacted_before = r.count("redacted") > 0;
-  record::set_bytes(r, "text", redact_text(opts_.redactor, line.text, r));
+  // A command over several lines: each is redacted in the context of the ones before it.
+  std::string before = std::move(p.open_lines);
+  p.open_lines.clear();
+  record::set_bytes(r, "text", redact_text(opts_.redactor, line.text, r, before));
+  if (std::string all = before.empty() ? line.text : before + '\n' + line.text;
+      all.size() <= 64 * 1024 && line_continues(all))
+    p.open_lines = std::move(all);
   // The raw keys carry what the redaction took out of the text: kept only when it took nothing.
   if (r.count("redacted") == redacted_before) record::set_bytes(r, "keys", line.keys);
   r["reconstructed"] = true;
@@ -955,7 +961,8 @@ bool CrossCheck::decide_input(TtyLine& l) {
       "uncaptured_input", l, l.exe, line.text, line.cut, command,
       fmt::format("{} (pid {}) read a line from its terminal that its interposer did not report (a "
                   "terminal mode its hook does not see); recorded from the kernel as command {}",
-                  base_of(l.exe), l.pid, command));
+                  base_of(l.exe), l.pid, command),
+      before);
 }
 
 int CrossCheck::derived_status(pid_t shell, const std::string& command) const {

@@ -248,7 +248,8 @@ class CrossCheck {
     bool have_key = false;
     // Its terminal input (SA_EV_INPUT) and what decides whether it is captured already.
     std::unique_ptr<TtyLineEditor> input;
-    uint64_t input_lines = 0;       // lines rebuilt from it so far
+    uint64_t input_lines = 0;  // lines rebuilt from it so far
+    std::string open_lines;    // rebuilt lines of a command that goes on (`mysql \`, an open quote)
     bool input_checked = false;     // a CaptureCheck was queued for its current image
     bool capture_said = false;      // its capture record was written for its current image
     bool silent_shell = false;      // a shell the interposer knows that reports none of its lines
@@ -269,7 +270,7 @@ class CrossCheck {
   bool decide_input(TtyLine& l);
   bool push_input_bypass(const char* kind, const KEvent& k, const std::string& exe,
                          const std::string& text, bool cut, const std::string& command,
-                         std::string evidence);
+                         std::string evidence, std::string_view before = {});
   bool awaits_report(const TtyLine& l);
   bool decide_capture(const CaptureCheck& c);
   void kernel_identity(json::Object& r, const KEvent& e, const std::string& tty);

@@ -963,6 +963,39 @@ std::vector<Redaction> apply(std::string& s, std::vector<Span> spans, size_t fro
 
 }  // namespace
 
+bool line_continues(std::string_view s) {
+  enum { kNone, kSingle, kDouble, kAnsi } q = kNone;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    switch (q) {
+      case kNone:
+        if (c == '\\') {
+          if (i + 1 == s.size()) return true;
+          ++i;
+        } else if (c == '\'') {
+          q = kSingle;
+        } else if (c == '"') {
+          q = kDouble;
+        } else if (c == '$' && i + 1 < s.size() && s[i + 1] == '\'') {
+          q = kAnsi;
+          ++i;
+        }
+        break;
+      case kSingle:
+        if (c == '\'') q = kNone;
+        break;
+      case kDouble:
+      case kAnsi:
+        if (c == '\\')
+          ++i;
+        else if (c == (q == kDouble ? '"' : '\''))
+          q = kNone;
+        break;
+    }
+  }
+  return q != kNone;
+}
+
 Result<Redactor> Redactor::make(const std::vector<std::string>& user_patterns) {
   Redactor r;
   for (const auto& p : user_patterns) {

@@ -224,6 +224,21 @@ TEST(Redact, ContinuationLinesUseTheirCommand) {
   EXPECT_EQ(f[0].offset, 4u);
 }
 
+TEST(Redact, LineContinues) {
+  using shaudit::line_continues;
+  EXPECT_TRUE(line_continues("mysql -u root \\"));
+  EXPECT_TRUE(line_continues("mysql -p'open"));
+  EXPECT_TRUE(line_continues("echo \"a\nb"));
+  EXPECT_TRUE(line_continues("echo $'it\\'s"));
+  EXPECT_TRUE(line_continues("a \\\nb \\"));
+  EXPECT_FALSE(line_continues("echo done"));
+  EXPECT_FALSE(line_continues("echo \\\\"));        // an escaped backslash
+  EXPECT_FALSE(line_continues("echo 'a\\'"));       // no escapes in '...'
+  EXPECT_FALSE(line_continues("echo \"a\\\"b\""));  // an escaped quote in "..."
+  EXPECT_FALSE(line_continues("mysql -p'a\nb' db"));
+  EXPECT_FALSE(line_continues(""));
+}
+
 TEST(Redact, ArgvFollowsWrappersAndRunners) {
   Redactor r;
   std::vector<std::string> a = {"sudo", "-u", "mysql", "mysql", "-pS1"};

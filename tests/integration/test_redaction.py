@@ -1,7 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Secrets are redacted before a record is signed: typed lines, argv, and what the kernel saw."""
+import shutil
+import time
+
+import pytest
+
 from ptyshell import PS2
 from test_capture import start_shell
+from test_crosscheck import cc_daemon
+from test_never_silent import audited_bash, child_pid, of, rebuilt, type_keys
 
 
 def test_secrets_never_reach_the_log(daemon_factory, tmp_path):
@@ -95,3 +102,45 @@ def test_what_people_type_is_redacted_everywhere_in_the_log(daemon_factory, tmp_
     assert ["curl", "-s", "-H", "X-Api-Key: ***", "http://127.0.0.1:9/"] in curl
     assert d.stop() == 0
     assert d.verify().returncode == 0
+
+
+def test_a_rebuilt_continuation_line_is_redacted_in_its_command(daemon_factory, work):
+    """A shell without a hook (busybox sh): its lines are rebuilt from the kernel, and no shell
+    marks a continuation. A -pS on the line after `mysql -u root \\`, and the rest of a
+    quoted password after an open quote, are redacted all the same."""
+    if not shutil.which("/usr/bin/busybox"):
+        pytest.skip("/usr/bin/busybox is not installed (Debian package busybox-static)")
+    d = cc_daemon(daemon_factory)
+    sh = audited_bash(d, work)
+    lines = ["mysql -u root \\", "-pK3rnelPw db 2>/dev/null", "mysql -p'Rb1",
+             "Rb2' db 2>/dev/null", "mkdir -p kept-dir", "exit"]
+    try:
+        sh.line("busybox sh", prompt=None)
+        time.sleep(1.5)  # it starts, sets its terminal up, prints its prompt
+        recs = d.wait_for(lambda rs: any(r["path"] == "/usr/bin/busybox" for r in of(rs, "exec")))
+        pid = child_pid(recs, sh.pid, "/usr/bin/busybox")
+        for i, text in enumerate(lines):
+            type_keys(sh, text + "\r")
+            d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= i + 1, timeout=10)
+        sh.wait_prompt()
+        sh.line("true")
+    finally:
+        sh.kill()
+    recs = d.wait_for(lambda rs: len(rebuilt(rs, pid)) >= len(lines))
+    raw = d.log.read_bytes()
+    for secret in (b"K3rnelPw", b"Rb1", b"Rb2"):
+        assert secret not in raw, secret
+    got = [(r["text"], r.get("redacted")) for r in rebuilt(recs, pid)]
+
+    def red(kind, offset):
+        return [{"field": "text", "kind": kind, "offset": offset}]
+    assert got == [
+        ("mysql -u root \\", None),
+        ("-p*** db 2>/dev/null", red("mysql_password", 2)),
+        ("mysql -p***", red("mysql_password", 8)),
+        ("*** db 2>/dev/null", red("mysql_password", 0)),
+        ("mkdir -p kept-dir", None),
+        ("exit", None),
+    ]
+    # The raw keys go only with a line the redaction left alone.
+    assert [("keys" in r) for r in rebuilt(recs, pid)] == [True, False, False, False, True, True]

@@ -71,6 +71,11 @@ struct Redaction {
   size_t offset;  // byte offset of the secret in the original string
 };
 
+// Whether a shell reads another physical line for the command these lines began: the last
+// ends with an unescaped backslash, or a quote ('...', "...", $'...') is still open. (For
+// lines rebuilt from the kernel, which no shell marks as continuations.)
+bool line_continues(std::string_view lines);
+
 class Redactor {
  public:
   // user_patterns: extra RE2 patterns (config key redact_patterns). A pattern RE2 refuses is
