@@ -322,17 +322,6 @@ bool is_key_name(std::string_view name) {
   return ends_with(n, "_KEY") && !ends_with(n, "API_KEY") && !ends_with(n, "SECRET_KEY");
 }
 
-// $NAME or ${NAME}: the value is elsewhere; nothing to hide.
-bool variable_reference(std::string_view v) {
-  if (v.size() < 2 || v[0] != '$') return false;
-  v.remove_prefix(1);
-  if (v.front() == '{') {
-    if (v.back() != '}') return false;
-    v = v.substr(1, v.size() - 2);
-  }
-  return !v.empty() && std::all_of(v.begin(), v.end(), is_ident);
-}
-
 bool looks_like_path(std::string_view v) {
   return starts_with(v, "/") || starts_with(v, "~") || starts_with(v, "./") ||
          starts_with(v, "../");
@@ -506,7 +495,9 @@ constexpr std::array<ShortOption, 25> kShort = {{
 
 class Scanner {
  public:
-  Scanner(const Lexed& lx, std::vector<Span>& out, int depth) : lx_(lx), out_(out), depth_(depth) {
+  // literal: the words are an argv, expanded already (a '$' in one is just a byte).
+  Scanner(const Lexed& lx, std::vector<Span>& out, int depth, bool literal = false)
+      : lx_(lx), out_(out), depth_(depth), literal_(literal) {
     reset();
   }
 
@@ -538,6 +529,17 @@ class Scanner {
     wrapper_ = nullptr;
   }
 
+  // The value at byte vb of the word begins with an expansion ($NAME, ${...}, $(...), not
+  // '$...' in single quotes): what it stands for is not on the line, so there is nothing to
+  // hide (PGPASSWORD=$PW, API_KEY=$(cat /run/secrets/key)).
+  bool expansion(const Tok& t, size_t vb) const {
+    std::string_view w = lx_.word(t);
+    if (literal_ || vb >= w.size() || w[vb] != '$') return false;
+    if (t.plain) return true;
+    const Part& p = lx_.parts[lx_.part[t.b + vb]];
+    return !p.quoted || lx_.raw[p.open] == '"';
+  }
+
   void add(const Tok& t, size_t vb, size_t ve, const char* kind) {
     if (vb >= ve) return;
     out_.push_back(raw_span(lx_, t, vb, ve, kind));
@@ -547,7 +549,7 @@ class Scanner {
   void value(const Tok& t, size_t vb, Take take, const char* kind) {
     std::string_view w = lx_.word(t);
     std::string_view v = w.substr(vb);
-    if (variable_reference(v)) return;
+    if (expansion(t, vb)) return;
     switch (take) {
       case Take::kAll:
         add(t, vb, w.size(), kind);
@@ -555,7 +557,7 @@ class Scanner {
       case Take::kAfterColon:
       case Take::kAfterPercent: {
         auto c = v.find(take == Take::kAfterColon ? ':' : '%');
-        if (c != std::string_view::npos && !variable_reference(v.substr(c + 1)))
+        if (c != std::string_view::npos && !expansion(t, vb + c + 1))
           add(t, vb + c + 1, w.size(), kind);
         break;
       }
@@ -581,7 +583,7 @@ class Scanner {
             bool secret = secret_name(flat) || secret_name("X_" + flat) ||
                           ends_with(up, "PASSWORD") || ends_with(up, "TOKEN") ||
                           ends_with(up, "SECRET") || ends_with(up, "APIKEY");
-            if (secret && !variable_reference(item.substr(eq + 1))) add(t, b + eq + 1, comma, kind);
+            if (secret && !expansion(t, b + eq + 1)) add(t, b + eq + 1, comma, kind);
           }
           b = comma + 1;
         }
@@ -597,7 +599,7 @@ class Scanner {
         std::isdigit(static_cast<unsigned char>(w[0])))
       return false;
     std::string_view name = w.substr(0, eq), v = w.substr(eq + 1);
-    if (secret_name(name) && !variable_reference(v) && !(is_key_name(name) && looks_like_path(v)))
+    if (secret_name(name) && !expansion(t, eq + 1) && !(is_key_name(name) && looks_like_path(v)))
       add(t, eq + 1, w.size(), "secret_variable");
     return true;
   }
@@ -614,13 +616,16 @@ class Scanner {
         !std::all_of(name.begin(), name.end(), [](char c) { return is_ident(c) || c == '-'; }))
       return;
     std::string n = lowered(name);
-    bool secret = n == "cookie" || ends_with(n, "-key") || ends_with(n, "apikey") ||
+    bool secret = n == "cookie" || ends_with(n, "api-key") || ends_with(n, "apikey") ||
+                  ends_with(n, "-secret-key") || ends_with(n, "-auth-key") ||
+                  ends_with(n, "subscription-key") || ends_with(n, "functions-key") ||
+                  ends_with(n, "-app-key") || ends_with(n, "-master-key") ||
                   ends_with(n, "-token") || n == "private-token" || ends_with(n, "-secret") ||
                   ends_with(n, "-password") || ends_with(n, "-passwd");
     if (!secret) return;
     size_t vb = colon + 1;
     while (vb < w.size() && (w[vb] == ' ' || w[vb] == '\t')) ++vb;
-    if (vb < w.size() && !variable_reference(w.substr(vb))) add(t, vb, w.size(), "secret_header");
+    if (vb < w.size() && !expansion(t, vb)) add(t, vb, w.size(), "secret_header");
   }
 
   // A quoted word with blanks in it may be a command line of its own (sh -c '...').
@@ -825,6 +830,7 @@ class Scanner {
   const Lexed& lx_;
   std::vector<Span>& out_;
   int depth_;
+  bool literal_;
   State state_ = State::kCommand;
   Tool tool_ = Tool::kNone;
   const Wrapper* wrapper_ = nullptr;
@@ -925,7 +931,7 @@ void scan_argv(const std::vector<std::string>& args, std::vector<std::vector<Spa
   }
   lx.raw = joined;
   std::vector<Span> found;
-  Scanner sc(lx, found, 0);
+  Scanner sc(lx, found, 0, true);
   for (size_t i = 0; i < args.size(); ++i)
     sc.token({Tok::kWord, true, static_cast<uint32_t>(starts[i]),
               static_cast<uint32_t>(starts[i] + args[i].size())});

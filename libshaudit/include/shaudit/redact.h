@@ -11,7 +11,8 @@
 // quotes with it when the value fills them (-p'S' -> -p***), and stays inside them when the
 // quotes also hold the option or a prefix ('pass:S' -> 'pass:***'). A quoted word with blanks
 // is also read as a command line of its own (sh -c '...', ssh host "...", psql "...").
-// A value that is only a variable reference ($NAME, ${NAME}) is no secret and is kept.
+// A value that begins with an expansion ($NAME, ${...}, $(...); not '$...' in single quotes)
+// is not on the line and is kept; in an argv a '$' is just a byte.
 //
 // Kinds:
 //   mysql_password   -pSECRET / --password=SECRET of mysql, mariadb and their tools only
@@ -43,9 +44,11 @@
 //                    secret is, not what), PWD and OLDPWD (the working directory), and a
 //                    *_KEY (not *API_KEY / *SECRET_KEY) whose value is a path (/, ~, ./,
 //                    ../): SSH_KEY=~/.ssh/id_rsa names a key file
-//   secret_header    NAME: SECRET where NAME is Cookie, or ends in -Key, ApiKey, -Token,
-//                    -Secret, -Password (X-Api-Key, Private-Token, X-Auth-Token,
-//                    X-Vault-Token), as a word or after --header=
+//   secret_header    NAME: SECRET where NAME is Cookie, or ends in Api-Key, ApiKey,
+//                    -Secret-Key, -Auth-Key, -App-Key, -Master-Key, Subscription-Key,
+//                    Functions-Key, -Token, -Secret, -Password (X-Api-Key, Private-Token,
+//                    X-Auth-Token, X-Vault-Token; not Public-Key:), as a word or after
+//                    --header=
 //   aws_access_key   AKIA... / ASIA... access key ids
 //   authorization    Authorization: <scheme> SECRET (and Proxy-Authorization:)
 //   custom           a user pattern from the configuration (RE2 syntax, linear time; the
