@@ -70,8 +70,20 @@ struct Tok {
 struct Lexed {
   std::string_view raw;
   std::string cooked;
-  std::vector<uint32_t> rb, re, part;  // per cooked byte: raw begin, raw end, part index
-  std::vector<Part> parts;             // of the current word only
+  std::vector<uint32_t> rb;  // per cooked byte of the current word: where its raw bytes begin
+  std::vector<Part> parts;   // of the current word only
+
+  // The part cooked byte i came from (parts are in raw order).
+  size_t part_of(size_t i) const {
+    auto it = std::upper_bound(parts.begin(), parts.end(), rb[i],
+                               [](uint32_t r, const Part& p) { return r < p.open; });
+    return static_cast<size_t>(it - parts.begin()) - 1;
+  }
+  // Where the raw bytes of cooked byte i end: where the next one's begin, within a part.
+  size_t raw_end(size_t i, size_t part) const {
+    if (i + 1 < rb.size() && part_of(i + 1) == part) return rb[i + 1];
+    return parts[part].ce;
+  }
 
   std::string_view word(const Tok& t) const {
     return (t.plain ? raw : std::string_view(cooked)).substr(t.b, t.e - t.b);
@@ -163,8 +175,6 @@ class Lexer {
   void forget() {
     o_.cooked.clear();
     o_.rb.clear();
-    o_.re.clear();
-    o_.part.clear();
     o_.parts.clear();
   }
   void emit(const Tok& t) { emit_(sink_, t); }
@@ -178,18 +188,16 @@ class Lexer {
     in_word_ = false;
     forget();
   }
-  void push(char c, size_t rb, size_t re) {
+  void push(char c, size_t rb) {
     o_.cooked.push_back(c);
     o_.rb.push_back(static_cast<uint32_t>(rb));
-    o_.re.push_back(static_cast<uint32_t>(re));
-    o_.part.push_back(static_cast<uint32_t>(o_.parts.size() - 1));
   }
   void unquoted(char c, size_t rb, size_t re) {
     if (unq_part_ != o_.parts.size() - 1 || unq_part_ == SIZE_MAX) {
       o_.parts.push_back({static_cast<uint32_t>(rb), static_cast<uint32_t>(rb), 0, 0, false});
       unq_part_ = o_.parts.size() - 1;
     }
-    push(c, rb, re);
+    push(c, rb);
     o_.parts.back().ce = o_.parts.back().close = static_cast<uint32_t>(re);
   }
   size_t open_part(size_t open, size_t opener_len) {
@@ -206,7 +214,7 @@ class Lexer {
   }
   size_t single_quoted(size_t i, size_t opener) {
     size_t p = open_part(i, opener), j = i + opener;
-    for (; j < s_.size() && s_[j] != '\''; ++j) push(s_[j], j, j + 1);
+    for (; j < s_.size() && s_[j] != '\''; ++j) push(s_[j], j);
     close_part(p, j, j < s_.size() ? j + 1 : j);
     return j < s_.size() ? j + 1 : j;
   }
@@ -214,7 +222,7 @@ class Lexer {
     size_t p = open_part(i, 2), j = i + 2;
     while (j < s_.size() && s_[j] != '\'') {
       if (s_[j] != '\\' || j + 1 >= s_.size()) {
-        push(s_[j], j, j + 1);
+        push(s_[j], j);
         ++j;
         continue;
       }
@@ -237,7 +245,7 @@ class Lexer {
         static constexpr std::string_view from = "ntrabefv", to = "\n\t\r\a\b\x1b\f\v";
         if (auto f = from.find(e); f != std::string_view::npos) v = to[f];
       }
-      push(v, j, k);
+      push(v, j);
       j = k;
     }
     close_part(p, j, j < s_.size() ? j + 1 : j);
@@ -248,10 +256,10 @@ class Lexer {
     while (j < s_.size() && s_[j] != '"') {
       char nx = j + 1 < s_.size() ? s_[j + 1] : 0;
       if (s_[j] == '\\' && (nx == '$' || nx == '`' || nx == '"' || nx == '\\' || nx == '\n')) {
-        if (s_[j + 1] != '\n') push(s_[j + 1], j, j + 2);
+        if (s_[j + 1] != '\n') push(s_[j + 1], j);
         j += 2;
       } else {
-        push(s_[j], j, j + 1);
+        push(s_[j], j);
         ++j;
       }
     }
@@ -276,8 +284,8 @@ Span raw_span(const Lexed& lx, const Tok& t, size_t b, size_t e, const char* kin
   std::string_view raw = lx.raw;
   b += t.b;
   e += t.b;
-  size_t rb = lx.rb[b], re = lx.re[e - 1];
-  size_t pa = lx.part[b], pb = lx.part[e - 1];
+  size_t pa = lx.part_of(b), pb = lx.part_of(e - 1);
+  size_t rb = lx.rb[b], re = lx.raw_end(e - 1, pb);
   const Part &A = lx.parts[pa], &B = lx.parts[pb];
   bool ext_a = A.quoted && rb == A.cb && (pa != pb || re == A.ce);
   bool ext_b = B.quoted && re == B.ce && (pa != pb || ext_a);
@@ -536,7 +544,7 @@ class Scanner {
     std::string_view w = lx_.word(t);
     if (literal_ || vb >= w.size() || w[vb] != '$') return false;
     if (t.plain) return true;
-    const Part& p = lx_.parts[lx_.part[t.b + vb]];
+    const Part& p = lx_.parts[lx_.part_of(t.b + vb)];
     return !p.quoted || lx_.raw[p.open] == '"';
   }
 
