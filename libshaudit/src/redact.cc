@@ -464,7 +464,7 @@ bool secret_long_option(std::string_view name) {
 // ---------------------------------------------------------------------------------------
 // The scanner of simple commands.
 
-enum class Take : uint8_t { kAll, kAfterColon, kAfterPercent, kPassPrefix, kSetList };
+enum class Take : uint8_t { kAll, kAfterColon, kAfterPercent, kAfterEquals, kPassPrefix, kSetList };
 
 struct ShortOption {
   Tool tool;
@@ -529,7 +529,7 @@ class Scanner {
     tool_ = Tool::kNone;
     pending_ = nullptr;
     pending_take_ = Take::kAll;
-    login_ = false;
+    login_ = secret_ = false;
     htpasswd_batch_ = htpasswd_stdout_ = false;
     positionals_ = 0;
     set_name_ = false;
@@ -563,8 +563,9 @@ class Scanner {
         add(t, vb, w.size(), kind);
         break;
       case Take::kAfterColon:
-      case Take::kAfterPercent: {
-        auto c = v.find(take == Take::kAfterColon ? ':' : '%');
+      case Take::kAfterPercent:
+      case Take::kAfterEquals: {
+        auto c = v.find(take == Take::kAfterColon ? ':' : take == Take::kAfterPercent ? '%' : '=');
         if (c != std::string_view::npos && !expansion(t, vb + c + 1))
           add(t, vb + c + 1, w.size(), kind);
         break;
@@ -600,15 +601,17 @@ class Scanner {
   }
 
   // NAME=value anywhere on the line: env, export, declare, docker -e, key=value arguments.
-  bool assignment(const Tok& t, std::string_view w) {
+  bool assignment(const Tok& t, std::string_view word, size_t from = 0) {
+    std::string_view w = word.substr(from);
     auto eq = w.find('=');
     if (eq == std::string_view::npos || eq == 0 ||
         !std::all_of(w.begin(), w.begin() + static_cast<long>(eq), is_ident) ||
         std::isdigit(static_cast<unsigned char>(w[0])))
       return false;
     std::string_view name = w.substr(0, eq), v = w.substr(eq + 1);
+    eq += from;
     if (secret_name(name) && !expansion(t, eq + 1) && !(is_key_name(name) && looks_like_path(v)))
-      add(t, eq + 1, w.size(), "secret_variable");
+      add(t, eq + 1, word.size(), "secret_variable");
     return true;
   }
 
@@ -742,6 +745,7 @@ class Scanner {
       }
     }
     if (w == "login") login_ = true;
+    if (w == "secret") secret_ = true;  // kubectl create secret
     bool dash = w[0] == '-' && w.size() > 1;
     if (starts_with(w, "--") && w.size() > 2) {
       long_option(t, w);
@@ -795,7 +799,14 @@ class Scanner {
     const char* kind = nullptr;
     Take take = Take::kAll;
     bool separate = false;
-    if (name == "password" || name == "passwd" || name == "pass") {
+    if (name == "from-literal" && secret_) {  // kubectl create secret ... --from-literal=key=S
+      kind = "secret_option";
+      take = Take::kAfterEquals;
+      separate = true;
+    } else if (eq != std::string_view::npos && w.find('=', eq + 1) != std::string_view::npos &&
+               name.find("file") == std::string::npos && assignment(t, w, eq + 1)) {
+      return;  // --env=DB_PASSWORD=S, --build-arg=NPM_TOKEN=S: an assignment as the value
+    } else if (name == "password" || name == "passwd" || name == "pass") {
       kind = tool_ == Tool::kMysql ? "mysql_password" : "password_option";
       // `--password S`: only where the program takes it so (mysql, psql: a prompt).
       separate = tool_ == Tool::kRegistry || tool_ == Tool::kHelm || tool_ == Tool::kWget ||
@@ -844,7 +855,8 @@ class Scanner {
   const Wrapper* wrapper_ = nullptr;
   const char* pending_ = nullptr;
   Take pending_take_ = Take::kAll;
-  bool login_ = false, htpasswd_batch_ = false, htpasswd_stdout_ = false, set_name_ = false;
+  bool login_ = false, secret_ = false, htpasswd_batch_ = false, htpasswd_stdout_ = false,
+       set_name_ = false;
   bool redirect_target_ = false, skip_next_ = false;
   int positionals_ = 0;
 };
@@ -956,8 +968,10 @@ void scan_argv(const std::vector<std::string>& args, std::vector<std::vector<Spa
 }
 
 std::vector<Redaction> apply(std::string& s, std::vector<Span> spans, size_t from = 0) {
-  std::stable_sort(spans.begin(), spans.end(),
-                   [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  // At one place, the longest finding wins (a value and a word inside it, sh -c 'a=b c').
+  std::stable_sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end > b.end;
+  });
   std::vector<Redaction> found;
   std::string out(s, 0, from);
   size_t pos = from;

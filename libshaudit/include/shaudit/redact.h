@@ -30,12 +30,14 @@
 //                    ldappasswd -s/-a, zip/unzip -P, 7z -p, ipmitool/sqlcmd/mosquitto -P,
 //                    openssl -pass/-passin/-passout pass:S (not env:, file:), -k, -K,
 //                    keytool/jarsigner -storepass/-keypass, htpasswd -b's password operand,
-//                    aws configure set <secret name> S
+//                    aws configure set <secret name> S, kubectl create secret's
+//                    --from-literal=key=S
 //   basic_auth       the password of user:S (curl -u/--user/-U/--proxy-user, httpie -a,
 //                    skopeo --creds) and user%S (smbclient -U)
 //   url_credentials  scheme://user:SECRET@host (postgresql://, https://, redis://, ...)
 //   secret_variable  assignments NAME=SECRET anywhere (export, env, declare, local,
-//                    readonly, docker -e, key=value operands; helm --set a.rootPassword=S)
+//                    readonly, docker -e, key=value operands, --env=NAME=S and other
+//                    options' values but --*file*'s; helm --set a.rootPassword=S)
 //                    where NAME, upper-cased, is PASS, TOKEN, SECRET, APIKEY, SSHPASS,
 //                    REDISCLI_AUTH, ends in PASSWORD, PASSWD, _PASS, _PWD, _TOKEN, _SECRET,
 //                    _KEY, APIKEY, _AUTH, _CREDENTIAL, or starts with SECRET_ / holds
