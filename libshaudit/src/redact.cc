@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdint>
 #include <string_view>
+#include <unordered_map>
 
 namespace shaudit {
 namespace {
@@ -90,6 +91,16 @@ struct Lexed {
   }
 };
 
+// Bytes the lexer acts on outside quotes; any other byte just goes on a word.
+constexpr std::array<bool, 256> kSpecial = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view(" \t\r\n\\'\"$<>&;|()`")) t[c] = true;
+  return t;
+}();
+bool special(char c) {
+  return kSpecial[static_cast<unsigned char>(c)];
+}
+
 class Lexer {
  public:
   Lexer(std::string_view s, Lexed& out) : s_(s), o_(out) { o_.raw = s; }
@@ -140,8 +151,14 @@ class Lexer {
         ++i;
       } else {
         begin_word(i);
-        if (!plain_) unquoted(c, i, i + 1);
-        ++i;
+        if (!plain_) {
+          unquoted(c, i, i + 1);
+          ++i;
+        } else {
+          // The rest of an unquoted run at once: only a special byte changes anything.
+          for (++i; i < n && !special(s_[i]); ++i) {
+          }
+        }
       }
     }
     end_word(n);
@@ -368,52 +385,67 @@ enum class Tool : uint8_t {
 };
 
 Tool tool_of(std::string_view word) {
+  // One hash lookup per word (a runner's every argument is looked up).
+  static const std::unordered_map<std::string_view, Tool> tools = [] {
+    std::unordered_map<std::string_view, Tool> m;
+    for (std::string_view n :
+         {"mysql"sv,         "mariadb"sv,        "mysqldump"sv,     "mysqladmin"sv,
+          "mysqlimport"sv,   "mysqlcheck"sv,     "mysqlshow"sv,     "mysqlslap"sv,
+          "mysqlpump"sv,     "mysqlbinlog"sv,    "mysqlsh"sv,       "mariadb-dump"sv,
+          "mariadb-admin"sv, "mariadb-import"sv, "mariadb-check"sv, "mariadb-show"sv,
+          "mariadb-slap"sv,  "mariadb-binlog"sv, "mysql_upgrade"sv, "mariadb-upgrade"sv})
+      m[n] = Tool::kMysql;
+    for (std::string_view n : {"mongo"sv, "mongosh"sv, "mongodump"sv, "mongorestore"sv,
+                               "mongoexport"sv, "mongoimport"sv, "mongostat"sv, "mongotop"sv})
+      m[n] = Tool::kMongo;
+    for (std::string_view n : {"ldapsearch"sv, "ldapadd"sv, "ldapmodify"sv, "ldapdelete"sv,
+                               "ldapwhoami"sv, "ldapmodrdn"sv, "ldapcompare"sv, "ldapexop"sv})
+      m[n] = Tool::kLdap;
+    for (std::string_view n :
+         {"ssh"sv, "crictl"sv, "lxc"sv, "incus"sv, "nsenter"sv, "systemd-run"sv})
+      m[n] = Tool::kRunner;
+    for (std::string_view n : {"docker"sv, "podman"sv, "nerdctl"sv, "buildah"sv})
+      m[n] = Tool::kRegistry;
+    for (std::string_view n : {"influx"sv, "rabbitmqadmin"sv, "svn"sv, "twine"sv, "argocd"sv})
+      m[n] = Tool::kPasswordTaker;
+    const std::pair<std::string_view, Tool> one[] = {{"sshpass", Tool::kSshpass},
+                                                     {"redis-cli", Tool::kRedis},
+                                                     {"valkey-cli", Tool::kRedis},
+                                                     {"keydb-cli", Tool::kRedis},
+                                                     {"htpasswd", Tool::kHtpasswd},
+                                                     {"openssl", Tool::kOpenssl},
+                                                     {"helm", Tool::kHelm},
+                                                     {"curl", Tool::kCurl},
+                                                     {"http", Tool::kHttpie},
+                                                     {"https", Tool::kHttpie},
+                                                     {"xh", Tool::kHttpie},
+                                                     {"wget", Tool::kWget},
+                                                     {"ldappasswd", Tool::kLdappasswd},
+                                                     {"smbclient", Tool::kSmb},
+                                                     {"zip", Tool::kZip},
+                                                     {"unzip", Tool::kUnzip},
+                                                     {"7z", Tool::kSevenZ},
+                                                     {"7za", Tool::kSevenZ},
+                                                     {"7zr", Tool::kSevenZ},
+                                                     {"ipmitool", Tool::kIpmi},
+                                                     {"keytool", Tool::kKeytool},
+                                                     {"jarsigner", Tool::kKeytool},
+                                                     {"az", Tool::kAz},
+                                                     {"sqlcmd", Tool::kSqlcmd},
+                                                     {"bcp", Tool::kSqlcmd},
+                                                     {"mosquitto_pub", Tool::kMosquitto},
+                                                     {"mosquitto_sub", Tool::kMosquitto},
+                                                     {"aws", Tool::kAws},
+                                                     {"skopeo", Tool::kSkopeo},
+                                                     {"oc", Tool::kOc},
+                                                     {"kubectl", Tool::kKubectl}};
+    for (const auto& [n, t] : one) m[n] = t;
+    return m;
+  }();
   std::string_view w = base_name(word);
-  static constexpr std::array<std::string_view, 20> mysql = {
-      "mysql",        "mariadb",      "mysqldump",      "mysqladmin",     "mysqlimport",
-      "mysqlcheck",   "mysqlshow",    "mysqlslap",      "mysqlpump",      "mysqlbinlog",
-      "mysqlsh",      "mariadb-dump", "mariadb-admin",  "mariadb-import", "mariadb-check",
-      "mariadb-show", "mariadb-slap", "mariadb-binlog", "mysql_upgrade",  "mariadb-upgrade"};
-  static constexpr std::array<std::string_view, 8> mongo = {
-      "mongo",       "mongosh",     "mongodump", "mongorestore",
-      "mongoexport", "mongoimport", "mongostat", "mongotop"};
-  static constexpr std::array<std::string_view, 8> ldap = {
-      "ldapsearch", "ldapadd",    "ldapmodify",  "ldapdelete",
-      "ldapwhoami", "ldapmodrdn", "ldapcompare", "ldapexop"};
-  static constexpr std::array<std::string_view, 11> runner = {
-      "docker", "podman", "nerdctl", "kubectl", "oc",         "ssh",
-      "crictl", "lxc",    "incus",   "nsenter", "systemd-run"};
-  if (one_of(w, mysql)) return Tool::kMysql;
-  if (one_of(w, mongo)) return Tool::kMongo;
-  if (one_of(w, ldap)) return Tool::kLdap;
-  if (w == "sshpass") return Tool::kSshpass;
-  if (w == "redis-cli" || w == "valkey-cli" || w == "keydb-cli") return Tool::kRedis;
-  if (w == "htpasswd") return Tool::kHtpasswd;
-  if (w == "openssl") return Tool::kOpenssl;
-  if (w == "helm") return Tool::kHelm;
-  if (w == "curl") return Tool::kCurl;
-  if (w == "http" || w == "https" || w == "xh") return Tool::kHttpie;
-  if (w == "wget") return Tool::kWget;
-  if (w == "ldappasswd") return Tool::kLdappasswd;
-  if (w == "smbclient") return Tool::kSmb;
-  if (w == "zip") return Tool::kZip;
-  if (w == "unzip") return Tool::kUnzip;
-  if (w == "7z" || w == "7za" || w == "7zr") return Tool::kSevenZ;
-  if (w == "ipmitool") return Tool::kIpmi;
-  if (w == "keytool" || w == "jarsigner") return Tool::kKeytool;
-  if (w == "az") return Tool::kAz;
-  if (w == "sqlcmd" || w == "bcp") return Tool::kSqlcmd;
-  if (w == "mosquitto_pub" || w == "mosquitto_sub") return Tool::kMosquitto;
-  if (w == "aws") return Tool::kAws;
-  if (w == "skopeo") return Tool::kSkopeo;
-  if (w == "buildah") return Tool::kRegistry;
-  if (w == "oc") return Tool::kOc;
-  if (w == "kubectl") return Tool::kKubectl;
-  if (one_of(w, runner))
-    return w == "docker" || w == "podman" || w == "nerdctl" ? Tool::kRegistry : Tool::kRunner;
-  if (w == "influx" || w == "rabbitmqadmin" || w == "svn" || w == "twine" || w == "argocd")
-    return Tool::kPasswordTaker;
-  return Tool::kNone;
+  if (w.size() > 16) return Tool::kNone;
+  auto it = tools.find(w);
+  return it == tools.end() ? Tool::kNone : it->second;
 }
 
 // Programs that run another command: skipped (with their options) to find the command word.
