@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the redactor: arbitrary bytes as a typed line (the part after the
 // first NUL, with the part before it as the command's earlier lines) and as an argv (the
-// bytes split at NULs). Offsets must lie within what was redacted.
+// bytes split at NULs). Offsets must lie within what was redacted, and the mask must not
+// open a quote.
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string alone = all;
   for (const auto& f : r.line(alone))
     if (f.offset >= all.size()) std::abort();
+  // The mask keeps the quoting: a complete line stays complete. (An open quote may be masked
+  // with the secret it opens: mysql -p'S... -> mysql -p***.)
+  if (!shaudit::line_continues(all) && shaudit::line_continues(alone)) std::abort();
   std::vector<std::string> argv;
   for (size_t b = 0;;) {
     size_t e = all.find('\0', b);

@@ -648,7 +648,7 @@ class Scanner {
   }
 
   // NAME: value, where NAME is a header that carries a credential (X-Api-Key:, Private-Token:,
-  // X-Auth-Token:, Cookie:, ...). Authorization: has its own scan over the raw line.
+  // X-Auth-Token:, Cookie:, ...), and Authorization: / Proxy-Authorization: <scheme> SECRET.
   void header(const Tok& t, std::string_view w) {
     auto colon = w.find(':');
     if (colon == std::string_view::npos || colon == 0) return;
@@ -659,6 +659,21 @@ class Scanner {
         !std::all_of(name.begin(), name.end(), [](char c) { return is_ident(c) || c == '-'; }))
       return;
     std::string n = lowered(name);
+    if (n == "authorization" || n == "proxy-authorization") {
+      // Authorization: <scheme> SECRET; without a scheme the whole value is the credential.
+      size_t q = colon + 1;
+      while (q < w.size() && (w[q] == ' ' || w[q] == '\t')) ++q;
+      size_t scheme_end = q;
+      while (scheme_end < w.size() && std::isalpha(static_cast<unsigned char>(w[scheme_end])))
+        ++scheme_end;
+      size_t b = scheme_end;
+      while (b < w.size() && (w[b] == ' ' || w[b] == '\t')) ++b;
+      if (b == scheme_end) b = q;
+      size_t e = w.size();
+      while (e > b && (w[e - 1] == ' ' || w[e - 1] == '\t')) --e;
+      if (e > b && !expansion(t, b)) add(t, b, e, "authorization");
+      return;
+    }
     bool secret = n == "cookie" || ends_with(n, "api-key") || ends_with(n, "apikey") ||
                   ends_with(n, "-secret-key") || ends_with(n, "-auth-key") ||
                   ends_with(n, "subscription-key") || ends_with(n, "functions-key") ||
@@ -924,7 +939,9 @@ void raw_scans(std::string_view s, std::vector<Span>& out) {
       }
     }
   }
-  // Authorization: <scheme> SECRET (Proxy-Authorization too)
+  // Authorization: <scheme> SECRET anywhere, also outside a word of its own (an HTTP request
+  // typed into a program). The word scan covers quoted values; here the value stops before
+  // any byte that quotes or escapes (' " \ $'), so the mask never changes the quoting.
   for (size_t p = 0; p < s.size();) {
     size_t a = s.find("uthorization:", p);
     if (a == std::string::npos || a == 0) break;
@@ -941,7 +958,9 @@ void raw_scans(std::string_view s, std::vector<Span>& out) {
     while (b < s.size() && s[b] == ' ') ++b;
     if (b == scheme_end) b = q;  // no scheme: the whole value is the credential
     size_t e = b;
-    while (e < s.size() && s[e] != '\'' && s[e] != '"' && s[e] != '\n') ++e;
+    while (e < s.size() && s[e] != '\'' && s[e] != '"' && s[e] != '\n' && s[e] != '\\' &&
+           !(s[e] == '$' && e + 1 < s.size() && s[e + 1] == '\''))
+      ++e;
     while (e > b && s[e - 1] == ' ') --e;
     if (e > b) out.push_back({b, e, "authorization", {}});
     p = e + 1;

@@ -172,6 +172,21 @@ TEST(Redact, QuotesStayBalanced) {
   EXPECT_EQ(run(r, "mysql -pa\\ b db"), "mysql -p*** db");
 }
 
+TEST(Redact, AuthorizationKeepsTheQuoting) {
+  Redactor r;
+  std::string found;
+  EXPECT_EQ(run(r, "curl -H \"Authorization: Bearer a\\\"b\" x", &found),
+            "curl -H \"Authorization: Bearer ***\" x");
+  EXPECT_EQ(found, "authorization@31");
+  // Not a word of its own (typed into a program reading a request): the raw scan.
+  EXPECT_EQ(run(r, "GET / HTTP/1.1 Authorization: Basic dXNlcg==", &found),
+            "GET / HTTP/1.1 Authorization: Basic ***");
+  EXPECT_EQ(found, "authorization@36");
+  // An escaped quote is never taken into the mask without its backslash.
+  EXPECT_EQ(run(r, "echo x\\\"Authorization: Bearer t1\\\" y"),
+            "echo x\\\"Authorization: Bearer ***\\\" y");
+}
+
 TEST(Redact, AnEmptyValueIsTheValue) {
   Redactor r;
   // sshpass -p '' takes the empty word as the password: the program after it is no secret.
