@@ -19,9 +19,11 @@ FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-20}
 echo "== fuzz build (clang, libFuzzer + ASan/UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSHAUDIT_FUZZ=ON -DSHAUDIT_TESTS=OFF >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz outputs_fuzz oci_config_fuzz
+cmake --build build-fuzz -j"$JOBS" --target wire_fuzz log_fuzz rules_fuzz redact_fuzz outputs_fuzz \
+  oci_config_fuzz
 # DIR/TARGET: the fuzzer is DIR/fuzz/TARGET.cc, its seed corpus DIR/fuzz/corpus/<TARGET minus _fuzz>.
-for dt in libshaudit/wire_fuzz libshaudit/log_fuzz libshaudit/rules_fuzz daemon/outputs_fuzz \
+for dt in libshaudit/wire_fuzz libshaudit/log_fuzz libshaudit/rules_fuzz libshaudit/redact_fuzz \
+    daemon/outputs_fuzz \
     oci_runtime/oci_config_fuzz; do
   dir=${dt%/*} t=${dt#*/}
   corpus=$(mktemp -d)
