@@ -74,7 +74,10 @@ class CrossCheck {
   // A kernel event (a struct from bpf/proc.h).
   void on_kernel(const void* data, size_t size);
   // A report the daemon accepted from pid, received at recv_ns (realtime), in session.
-  void on_report(pid_t pid, const wire::Message& m, const std::string& session, int64_t recv_ns);
+  // receipt_time: sent at or before recv_ns, when exactly unknown (queued before shauditd
+  // accepted its connection).
+  void on_report(pid_t pid, const wire::Message& m, const std::string& session, int64_t recv_ns,
+                 bool receipt_time = false);
   // An exec report of a process in a session: rec is the exec record the report would make.
   // Held until the kernel's exec confirms it (then written with the kernel's path and argv) or
   // the window passes. Returns false once the queue closed.
@@ -136,7 +139,8 @@ class CrossCheck {
     std::string prefix;  // a long line's first SA_LINE_MAX bytes (the kernel may cut there)
     uint64_t input_len = 0, input_hash = 0;
     bool used = false;
-    bool input_used = false;  // it accounts for a line the kernel saw read from the terminal
+    bool input_used = false;    // it accounts for a line the kernel saw read from the terminal
+    bool receipt_time = false;  // ns is when shauditd read it; it was sent at or before
   };
   struct KEvent {  // from the event header
     int64_t ns;    // realtime
@@ -302,6 +306,7 @@ class CrossCheck {
   CrossCheckOptions opts_;
   std::function<std::string(pid_t, pid_t)> command_of_;
   int64_t boot_to_real_ = 0;
+  bool clocks_measured_ = false;  // boot_to_real_ came from a tight measurement
   std::unordered_map<pid_t, Proc> procs_;
   std::deque<KExec> execs_;
   std::vector<KExec*> fresh_;                       // read since the last flush_fresh()

@@ -3,14 +3,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -151,7 +154,7 @@ void Receiver::check_kernel_loss(int64_t now) {
   loss_checked_ns_ = now;
 }
 
-void Receiver::kernel_tick(bool timer) {
+void Receiver::kernel_tick(bool timer, int64_t turn_ns) {
   int got = collector_->consume();
   int64_t now = record::now_ns();
   // The drop counter is a system call to read: ten looks a second, or two per window when the
@@ -160,7 +163,8 @@ void Receiver::kernel_tick(bool timer) {
   // Decisions are taken only for times the drop counter was read after: an event dropped
   // before a decision's window closed is then always known as a loss (a busy shauditd whose
   // timer lags would otherwise decide on a view it does not know is incomplete).
-  if (!cc_->tick(std::min(now, loss_checked_ns_))) stopping_ = true;
+  // And only for times whose reports this turn has read (turn_ns).
+  if (!cc_->tick(std::min({now, loss_checked_ns_, turn_ns}))) stopping_ = true;
   if (!handler_.end_gone_sessions()) stopping_ = true;
   // The timer runs every 20 ms while the kernel has something to say or decisions wait, and
   // every 200 ms once nothing did for a second: an idle shauditd wakes 5 times a second, not 50.
@@ -280,6 +284,9 @@ void Receiver::run() {
       }
       last_wake = now;
     }
+    // Everything sent before this moment is in a descriptor this turn reads (or a connection
+    // it accepts and reads): the cross-check decides for times up to here only.
+    const int64_t turn_ns = record::now_ns();
     if (n < 0) {
       if (errno == EINTR) continue;
       stats_.set_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
@@ -329,7 +336,7 @@ void Receiver::run() {
         read_client(fd, kMessagesPerTurn);
       }
     }
-    if (collector_ && (kernel_turn || n > 0)) kernel_tick(kernel_turn);
+    if (collector_ && (kernel_turn || n > 0)) kernel_tick(kernel_turn, turn_ns);
     if (!refused_.empty()) flush_refusals(record::now_ns());
     if (!q_.commit()) stopping_ = true;
     for (auto it = paused_.begin(); it != paused_.end();) {
@@ -501,6 +508,11 @@ void Receiver::accept_clients(int listen_fd) {
     // The kernel stamps each report when it is sent: its time is the kernel's, not the
     // sender's claim, and not how late shauditd got to read it.
     ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+    // What it sent before this point carries no send time (the flag is the receiving
+    // socket's, not inherited from the listener): those bytes are counted, and their reports
+    // are known to be sent at or before their receipt only.
+    int unstamped = 0;
+    if (::ioctl(fd, SIOCINQ, &unstamped) != 0 || unstamped < 0) unstamped = 0;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -508,10 +520,14 @@ void Receiver::accept_clients(int listen_fd) {
       ::close(fd);
       continue;
     }
-    clients_[fd] = Client{peer.uid};
+    clients_[fd] = Client{peer.uid, static_cast<size_t>(unstamped)};
     ++per_uid_[peer.uid];
     stats_.connections_total.fetch_add(1, std::memory_order_relaxed);
     stats_.connections_open.store(clients_.size(), std::memory_order_relaxed);
+    // What it sent while waiting to be accepted is read now, in this turn, before its
+    // decisions: a loaded shauditd that accepts late must not decide that a program said no
+    // hello, or reported no line, when the report sat in this connection's queue.
+    read_client(fd, kMessagesPerTurn);
   }
 }
 
@@ -557,6 +573,11 @@ bool Receiver::read_client(int fd, int max_messages) {
     }
     int64_t recv_ns = record::now_ns();  // shauditd's clock, never the sender's
     taken += static_cast<size_t>(n);
+    bool receipt_time = false;
+    if (auto cl = clients_.find(fd); cl != clients_.end() && cl->second.unstamped > 0) {
+      receipt_time = true;
+      cl->second.unstamped -= std::min(cl->second.unstamped, static_cast<size_t>(n));
+    }
     const ucred* cred = nullptr;
     bool fds = false;
     uint64_t ino = 0;
@@ -609,7 +630,7 @@ bool Receiver::read_client(int fd, int max_messages) {
     std::string reply;
     // Records of this message count against its uid's share of the queue, by its size.
     RecordQueue::set_lane(cred->uid, static_cast<size_t>(n));
-    bool ok = handler_.handle(m, ReportHandler::Sender{*cred, ino, recv_ns}, reply);
+    bool ok = handler_.handle(m, ReportHandler::Sender{*cred, ino, recv_ns, receipt_time}, reply);
     RecordQueue::set_lane(-1);
     if (!ok) {
       stopping_ = true;

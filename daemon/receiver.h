@@ -49,7 +49,7 @@ class Receiver {
   bool read_client(int fd, int max_messages);
   void close_client(int fd);
   void watch_pidfd(int fd);
-  void kernel_tick(bool timer);
+  void kernel_tick(bool timer, int64_t turn_ns);
   void check_kernel_loss(int64_t now);
   void refuse(int fd, const ucred& peer, const char* reason);
   void flush_refusals(int64_t now);
@@ -78,6 +78,9 @@ class Receiver {
   std::string kernel_flag_;
   struct Client {
     uid_t uid;  // from SO_PEERCRED at accept (for per-uid bounds; each message carries its own)
+    // Bytes queued before SO_TIMESTAMPNS was set on it: the kernel stamps those when they are
+    // read, not when they were sent (a loaded shauditd can accept a connection late).
+    size_t unstamped = 0;
   };
   std::unordered_map<int, Client> clients_;
   std::unordered_map<uid_t, size_t> per_uid_;  // open connections per uid

@@ -418,7 +418,7 @@ bool ReportHandler::handle(const wire::Message& m, const Sender& sender, std::st
   }
   bool in_order = m.report_seq > p.last_seq;
   if (in_order) p.last_seq = m.report_seq;
-  if (cc_) cc_->on_report(pid, m, session, sender.recv_ns);
+  if (cc_) cc_->on_report(pid, m, session, sender.recv_ns, sender.receipt_time);
 
   const Ctx c{m, sender, pid, p, session, in_order};
   switch (m.type) {

@@ -70,6 +70,9 @@ class ReportHandler {
     ucred cred;
     uint64_t ino = 0;
     int64_t recv_ns = 0;
+    // Queued before shauditd accepted the connection: the kernel stamped it when it was read,
+    // so it was sent at or before recv_ns, when exactly is unknown.
+    bool receipt_time = false;
   };
   // Handles one message. reply receives an encoded answer when the sender expects one (PAM).
   // Returns false once the queue closed.
