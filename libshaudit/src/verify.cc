@@ -446,6 +446,12 @@ class Verifier {
                                      path_, prev_path_, s, *type));
       }
     } else {
+      if (last_type_ == record::kSeal && last_reason_ == record::kSealClose &&
+          *type != record::kStart)
+        return fail(s, fmt::format("{} line {}: seq {} ({}) follows the closing seal at seq {}: a "
+                                   "closing seal ends a run and only the start record of the "
+                                   "next run may follow it: records were appended after it",
+                                   path_, line_no_, s, *type, seq_));
       if (s != expect) {
         if (s > expect)
           return fail(expect,

@@ -269,6 +269,41 @@ TEST_F(VerifyTest, AllowOpenStillRejectsTampering) {
   EXPECT_FAILS_AT(verify(/*allow_open=*/true), 6u, "seq 6 is missing");
 }
 
+// A record appended after the closing seal, chained and numbered like a real one: a closing
+// seal ends a run, so only a start record may follow it, also in a live log.
+TEST_F(VerifyTest, RecordAppendedAfterTheClosingSealFailsAlsoWithAllowOpen) {
+  write_standard_log();
+  auto ls = lines();
+  json::Object forged = parse_object(ls[1]);  // seq 2, a command
+  forged["text"] = "forged";
+  forged["seq"] = int64_t{9};
+  forged["prev"] = hash_hex(ls.back());
+  ls.push_back(json::encode(json::Value(std::move(forged))));
+  set_lines(ls);
+  const std::string want = path_ +
+                           " line 9: seq 9 (command) follows the closing seal at seq 8: a closing "
+                           "seal ends a run and only the start record of the next run may follow "
+                           "it: records were appended after it";
+  auto open = verify(/*allow_open=*/true);
+  EXPECT_FAILS_AT(open, 9u, want);
+  EXPECT_EQ(open.error, want);
+  auto closed = verify();
+  EXPECT_FAILS_AT(closed, 9u, want);
+  EXPECT_EQ(closed.error, want);
+}
+
+// The next run after a closing seal begins with its start record: that is no insertion.
+TEST_F(VerifyTest, AllowOpenAcceptsTheNextRunAfterAClosingSeal) {
+  write_standard_log();
+  auto w = open_writer();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->append(command("next run")).ok());
+  auto rep = verify(/*allow_open=*/true);
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 10u);
+  EXPECT_EQ(rep.unsealed, 2u);
+}
+
 // ---- tampering ----
 
 TEST_F(VerifyTest, EditedCommandTextNamesThatRecord) {

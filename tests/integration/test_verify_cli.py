@@ -184,6 +184,20 @@ def test_inserted_forged_record_linked_to_its_predecessor(sealed, tmp_path):
     assert_fails_at(res, 8, "seq 8 appears again or out of order after seq 8")
 
 
+@pytest.mark.parametrize("extra", [(), ("--allow-open",)])
+def test_record_appended_after_the_closing_seal(sealed, tmp_path, extra):
+    # A closing seal ends a run: only the next run's start record may follow it, so a record
+    # appended after it (numbered and chained like a real one) is an insertion, also in a log
+    # checked as live.
+    lines, d = sealed
+    forged = json.loads(lines[idx(11)])
+    forged.update(seq=13, text="appended", prev=line_hash(lines[idx(12)]))
+    res, path = verify(tmp_path, lines + [canonical_json(forged)], *extra, pub=d.pub)
+    assert_fails_at(res, 13, f"{path} line 13: seq 13 (command) follows the closing seal at "
+                             "seq 12: a closing seal ends a run and only the start record of "
+                             "the next run may follow it: records were appended after it")
+
+
 @pytest.mark.parametrize("a,b", [(7, 8), (3, 9), (4, 5)])
 def test_swapped_lines(sealed, tmp_path, a, b):
     lines, d = sealed
