@@ -439,6 +439,10 @@ int Pipeline::start() {
     if (slot_.cur) slot_.cur->offer(line, rec);
   };
   wo.path = cfg_.log;
+  wo.state_path = cfg_.state_dir + "/log-state.json";
+  if (auto r = make_parent_dirs(wo.state_path, 0700); !r)
+    std::fprintf(stderr, "shauditd: notice: %s: the log's state file cannot be kept\n",
+                 r.message().c_str());
   wo.key = &key_;
   wo.seal_every = cfg_.seal_every;
   wo.seal_interval_ns = static_cast<int64_t>(cfg_.seal_interval_ms) * 1000000;

@@ -9,11 +9,14 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "shaudit/record.h"
 
 namespace shaudit {
 namespace {
+
+int write_whole(int fd, std::string_view data);
 
 constexpr size_t kMaxTail = 16u << 20;  // how far back we look for the last line
 
@@ -83,6 +86,63 @@ Result<Tail> read_tail(int fd, off_t size) {
   }
 }
 
+// The line `back` lines before the last complete line (0: the last one) of the file's first
+// `size` bytes, or nullopt when the file has fewer lines or they are too long to look at.
+std::optional<std::string> line_from_end(int fd, off_t size, uint64_t back) {
+  size_t want = 64 * 1024;
+  while (true) {
+    size_t n = static_cast<size_t>(std::min<off_t>(size, static_cast<off_t>(want)));
+    auto buf = pread_all(fd, size - static_cast<off_t>(n), n);
+    if (!buf) return std::nullopt;
+    std::string_view b = *buf;
+    if (!b.empty() && b.back() == '\n') b.remove_suffix(1);
+    size_t end = b.size();
+    uint64_t k = 0;
+    while (true) {
+      size_t nl = end == 0 ? std::string_view::npos : b.rfind('\n', end - 1);
+      if (nl == std::string_view::npos) {
+        if (n == static_cast<size_t>(size) && k == back) return std::string(b.substr(0, end));
+        break;  // need more of the file (or it has too few lines)
+      }
+      if (k == back) return std::string(b.substr(nl + 1, end - nl - 1));
+      end = nl;
+      ++k;
+    }
+    if (n == static_cast<size_t>(size) || want >= 4 * kMaxTail) return std::nullopt;
+    want *= 4;
+  }
+}
+
+// What the state file says (LogWriter::save_state writes it).
+struct ChainState {
+  uint64_t seq = 0;
+  std::string hash, path;
+  int64_t dev = 0, ino = 0;
+};
+
+// The state file: nullopt when it does not exist; an error when it cannot be read or parsed.
+Result<std::optional<ChainState>> read_state(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<ChainState>();
+    return make_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  }
+  auto text = pread_all(fd, 0, 64 * 1024);
+  ::close(fd);
+  if (!text) return make_error(fmt::format("cannot read {}: {}", path, text.message()));
+  auto v = json::parse(*text);
+  const json::Object* o = v ? v->if_object() : nullptr;
+  const int64_t* seq = o ? json::get_int(*o, "seq") : nullptr;
+  const std::string* hash = o ? json::get_string(*o, "hash") : nullptr;
+  const std::string* file = o ? json::get_string(*o, "path") : nullptr;
+  const int64_t* dev = o ? json::get_int(*o, "dev") : nullptr;
+  const int64_t* ino = o ? json::get_int(*o, "ino") : nullptr;
+  if (!seq || *seq < 0 || !hash || !file || !dev || !ino)
+    return make_error(fmt::format("{} is not a shaudit state file", path));
+  return std::optional<ChainState>(
+      ChainState{static_cast<uint64_t>(*seq), *hash, *file, *dev, *ino});
+}
+
 }  // namespace
 
 LogWriter::LogWriter(WriterOptions opts) : opts_(std::move(opts)) {
@@ -114,6 +174,7 @@ Result<void> LogWriter::open_file(bool at_start) {
   }
   std::string previous_run = "none";
   std::string old_key_id;
+  bool found_records = false;
   json::Object start = opts_.start_fields;
   bool rotated_new_file = false;
   if (st.st_size > 0) {
@@ -159,6 +220,7 @@ Result<void> LogWriter::open_file(bool at_start) {
                          ? "clean"
                          : "unclean";
       old_key_id = tail->last_key_id;
+      found_records = true;
     }
   } else if (!at_start) {
     rotated_new_file = true;  // keep prev_ (chain continues across files); seq restarts
@@ -166,7 +228,12 @@ Result<void> LogWriter::open_file(bool at_start) {
     seq_ = 0;
     prev_ = record::kGenesisPrev;
   }
+  std::optional<json::Object> chain_break;
+  if (at_start && !opts_.state_path.empty())
+    chain_break = check_state(fd, found_records ? lseek(fd, 0, SEEK_END) : 0, found_records);
   fd_ = fd;
+  file_dev_ = static_cast<uint64_t>(st.st_dev);
+  file_ino_ = static_cast<uint64_t>(st.st_ino);
   first_unsealed_ = 0;
   unsealed_ = 0;
   if (rotated_new_file) {
@@ -174,7 +241,12 @@ Result<void> LogWriter::open_file(bool at_start) {
     rot["type"] = record::kRotate;
     rot["prev_seq"] = static_cast<int64_t>(seq_);
     seq_ = 0;
-    return write_line(std::move(rot), false);
+    auto r = write_line(std::move(rot), false);
+    if (!r) return r;
+    // The state names the new file at once, so a restart before its first seal finds it as
+    // left. (The rotate record is made durable first.)
+    if (!opts_.state_path.empty() && ::fdatasync(fd_) == 0) save_state();
+    return {};
   }
   if (!at_start) return {};  // reopened the same, non-empty file: the chain just continues
   start["type"] = record::kStart;
@@ -188,9 +260,91 @@ Result<void> LogWriter::open_file(bool at_start) {
     kc["old_key_id"] = old_key_id;
     kc["new_key_id"] = key_id_;
     kc["new_public_key_b64"] = crypto::base64_encode(opts_.key->public_raw());
-    return write_line(std::move(kc), false);
+    r = write_line(std::move(kc), false);
+    if (!r) return r;
   }
+  if (chain_break) {
+    r = write_line(std::move(*chain_break), false);
+    if (!r) return r;
+  }
+  // The state names this run's head at once (made durable first): a run killed before its
+  // first seal leaves a log its state describes.
+  if (!opts_.state_path.empty() && ::fdatasync(fd_) == 0) save_state();
   return {};
+}
+
+std::optional<json::Object> LogWriter::check_state(int fd, off_t size, bool found_records) {
+  json::Object cb;
+  cb["type"] = record::kChainBreak;
+  cb["file"] = opts_.path;
+  cb["state_file"] = opts_.state_path;
+  if (found_records) {
+    cb["found_seq"] = static_cast<int64_t>(seq_);
+    cb["found_hash"] = prev_;
+  }
+  auto state = read_state(opts_.state_path);
+  if (!state || !*state || (*state)->path != opts_.path) {
+    if (!found_records) return std::nullopt;  // a first run: neither exists
+    cb["found"] = "no_state";
+    if (!state)
+      cb["state_error"] = state.message();
+    else if (*state)
+      cb["state_error"] = fmt::format("the state file describes another log, {}", (*state)->path);
+    return cb;
+  }
+  const ChainState& want = **state;
+  cb["expected_seq"] = static_cast<int64_t>(want.seq);
+  cb["expected_hash"] = want.hash;
+  cb["expected_dev"] = want.dev;
+  cb["expected_ino"] = want.ino;
+  if (!found_records) {
+    cb["found"] = "missing";
+    return cb;
+  }
+  if (seq_ == want.seq && prev_ == want.hash) return std::nullopt;
+  if (seq_ > want.seq) {
+    // Records written after the last seal (a crash): the chain head it left must be among them.
+    auto line = line_from_end(fd, size, seq_ - want.seq);
+    if (line) {
+      auto v = json::parse(*line);
+      const int64_t* s = v && v->is_object() ? json::get_int(v->as_object(), "seq") : nullptr;
+      if (s && static_cast<uint64_t>(*s) == want.seq &&
+          crypto::to_hex(crypto::sha256(*line)) == want.hash)
+        return std::nullopt;
+    }
+    cb["found"] = "different";
+    return cb;
+  }
+  cb["found"] = seq_ < want.seq ? "shorter" : "different";
+  return cb;
+}
+
+void LogWriter::save_state() {
+  json::Object st;
+  st["seq"] = static_cast<int64_t>(seq_);
+  st["hash"] = prev_;
+  st["path"] = opts_.path;
+  st["dev"] = static_cast<int64_t>(file_dev_);
+  st["ino"] = static_cast<int64_t>(file_ino_);
+  std::string text = json::encode(json::Value(std::move(st)));
+  text.push_back('\n');
+  const std::string& path = opts_.state_path;
+  std::string tmp = path + ".tmp";
+  auto failed = [&](const char* what) {
+    stats_.last_error = fmt::format("state file {}: {}: {}", path, what, std::strerror(errno));
+  };
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return failed("cannot create");
+  bool ok = write_whole(fd, text) == 0 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return failed("cannot write");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return failed("cannot rename");
+  std::string dir = path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 namespace {
@@ -340,6 +494,7 @@ Result<void> LogWriter::seal(std::string_view reason) {
     stats_.last_error = fmt::format("fdatasync {} failed: {}", opts_.path, std::strerror(errno));
     return make_error(stats_.last_error);
   }
+  if (!opts_.state_path.empty()) save_state();
   return {};
 }
 

@@ -467,6 +467,7 @@ class Verifier {
                                       "after it: the prev of seq {} does not match its hash",
                                       path_, line_no_ - 1, seq_, s));
     }
+    if (*type == record::kChainBreak) return chain_break(o, s);
     if (*type == record::kSeal && !seal(o, s)) return false;
     if (*type == record::kSeal) {
       ++rep_.seals;
@@ -492,6 +493,45 @@ class Verifier {
     first_in_file_ = false;
     ++rep_.records;
     return true;
+  }
+
+  // A chain_break record: shauditd found at its start a log other than the one it had left.
+  bool chain_break(const json::Object& o, uint64_t s) {
+    auto str = [&](std::string_view k) {
+      const std::string* v = json::get_string(o, k);
+      return v ? *v : std::string("?");
+    };
+    auto num = [&](std::string_view k) {
+      const int64_t* v = json::get_int(o, k);
+      return v ? std::to_string(*v) : std::string("?");
+    };
+    std::string found = str("found"), what;
+    if (found == "missing")
+      what = fmt::format(
+          "the log it had written up to seq {} (chain hash {}) was missing: it was "
+          "deleted or moved while shauditd was stopped",
+          num("expected_seq"), str("expected_hash"));
+    else if (found == "shorter")
+      what = fmt::format(
+          "the log ended at seq {}, but it had written up to seq {} (chain hash "
+          "{}): records were cut off while shauditd was stopped",
+          num("found_seq"), num("expected_seq"), str("expected_hash"));
+    else if (found == "different")
+      what = fmt::format(
+          "the log ended at seq {} (chain hash {}), not at the seq {} (chain hash "
+          "{}) it had written: the log was replaced or rewritten while shauditd "
+          "was stopped",
+          num("found_seq"), str("found_hash"), num("expected_seq"), str("expected_hash"));
+    else if (found == "no_state")
+      what = fmt::format(
+          "its state file {} was missing or unreadable while the log existed: "
+          "the log cannot be told unchanged",
+          str("state_file"));
+    else
+      what = fmt::format("the log was not the one it had left (found: {})", found);
+    return fail(s, fmt::format("{} line {}: seq {} is a chain_break record: when shauditd "
+                               "started, {}",
+                               path_, line_no_, s, what));
   }
 
   bool seal(const json::Object& o, uint64_t s) {

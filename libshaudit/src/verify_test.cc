@@ -98,6 +98,7 @@ class VerifyTest : public ::testing::Test {
     o.key = key ? key : key_.get();
     o.clock_ns = [this] { return now_ += kSec; };
     o.seal_every = seal_every;
+    o.state_path = state_path_;
     auto w = LogWriter::open(std::move(o));
     EXPECT_TRUE(w.ok()) << w.message();
     if (!w.ok()) return nullptr;
@@ -151,6 +152,7 @@ class VerifyTest : public ::testing::Test {
 
   TempDir dir_;
   std::string path_;
+  std::string state_path_;  // the writers' state file ("": none)
   std::unique_ptr<crypto::SigningKey> key_;
   int64_t now_ = kT0;
 };
@@ -302,6 +304,75 @@ TEST_F(VerifyTest, AllowOpenAcceptsTheNextRunAfterAClosingSeal) {
   EXPECT_TRUE(rep.ok) << rep.error;
   EXPECT_EQ(rep.records, 10u);
   EXPECT_EQ(rep.unsealed, 2u);
+}
+
+// ---- the state file: a log that is not the one the writer left ----
+
+TEST_F(VerifyTest, LogCutWhileTheWriterWasAwayIsAChainBreak) {
+  state_path_ = dir_.file("log-state.json");
+  write_standard_log();  // 8 lines, the state names seq 8
+  auto ls = lines();
+  const std::string head = hash_hex(ls[7]);
+  ls.resize(3);  // the next run would chain to seq 3 without the state file
+  set_lines(ls);
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->close().ok());
+  }
+  ls = lines();
+  ASSERT_EQ(ls.size(), 6u);  // 4 start, 5 chain_break, 6 closing seal
+  json::Object cb = parse_object(ls[4]);
+  EXPECT_EQ(*json::get_string(cb, "type"), "chain_break");
+  EXPECT_EQ(*json::get_string(cb, "found"), "shorter");
+  EXPECT_EQ(*json::get_int(cb, "found_seq"), 3);
+  EXPECT_EQ(*json::get_string(cb, "found_hash"), hash_hex(ls[2]));
+  EXPECT_EQ(*json::get_int(cb, "expected_seq"), 8);
+  EXPECT_EQ(*json::get_string(cb, "expected_hash"), head);
+  const std::string want = path_ +
+                           " line 5: seq 5 is a chain_break record: when shauditd started, the log "
+                           "ended at seq 3, but it had written up to seq 8 (chain hash " +
+                           head + "): records were cut off while shauditd was stopped";
+  EXPECT_EQ(verify().error, want);
+  EXPECT_FAILS_AT(verify(/*allow_open=*/true), 5u, want);
+  // The state now names this run's head: the next run finds the log as left.
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->close().ok());
+  }
+  EXPECT_EQ(lines().size(), 8u);
+}
+
+TEST_F(VerifyTest, UnsealedRecordsLeftByACrashAreNoChainBreak) {
+  state_path_ = dir_.file("log-state.json");
+  write_standard_log(/*close=*/false);  // the state names the interval seal, seq 5
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  EXPECT_EQ(rep.records, 9u);
+  // ... but a log whose record at the recorded head was rewritten (the records after it
+  // chained again) ends at a different head, though it is longer.
+  path_ = dir_.file("other.jsonl");
+  state_path_ = dir_.file("other-state.json");
+  write_standard_log(/*close=*/false);  // the state names the interval seal, seq 5
+  auto ls = lines();
+  ls[4] = edit(ls[4], [](json::Object& o) { o["records"] = int64_t{2}; });
+  rechain(ls, 4);
+  set_lines(ls);
+  {
+    auto w = open_writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->close().ok());
+  }
+  json::Object cb = parse_object(lines()[8]);
+  EXPECT_EQ(*json::get_string(cb, "found"), "different");
+  EXPECT_EQ(*json::get_int(cb, "found_seq"), 7);
+  EXPECT_EQ(*json::get_int(cb, "expected_seq"), 5);
 }
 
 // ---- tampering ----

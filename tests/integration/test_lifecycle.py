@@ -662,6 +662,8 @@ fi
 mount --bind "$T/libdir" "$D" || exit 90
 mount -t tmpfs tmpfs /run || exit 90
 mount -t tmpfs tmpfs /var/log || exit 90
+# The default state_dir (/var/lib/shaudit, where the log's state file is kept), private too.
+mount -t tmpfs tmpfs /var/lib || exit 90
 mkdir -p /etc/shaudit
 rm -f /etc/shaudit/signing.key /etc/shaudit/signing.key.pub  # only in the overlay: the host keeps its own
 "$SHAUDIT" keygen --out /etc/shaudit/signing.key >/dev/null || exit 91
@@ -869,3 +871,118 @@ def test_show_follow_prints_later_records_across_rotation(daemon_factory):
     finally:
         kill_proc(p)
     assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------------------
+# a log that is not the one shauditd left (issue 17): the state file and chain_break
+
+def run_and_stop(d, *texts):
+    """Starts d, records texts as typed lines, stops it cleanly; returns the log's lines."""
+    d.start()
+    for t in texts:
+        emit(d.socket, "line", t)
+    wait_texts(d, *texts)
+    assert d.stop() == 0
+    return read_lines(d.log)
+
+
+def chain_break_of(d):
+    breaks = [r for r in d.records() if r["type"] == "chain_break"]
+    assert len(breaks) == 1, breaks
+    return breaks[0]
+
+
+def assert_verify_fails(d, seq, message):
+    for extra in [(), ("--allow-open",)]:
+        res = d.verify(*extra)
+        assert res.returncode == 1, res.stdout
+        assert res.stdout.splitlines()[-1] == f"FAILED at seq {seq}: {message}", res.stdout
+
+
+def test_log_cut_while_stopped_is_a_chain_break(daemon_factory):
+    d = daemon_factory()
+    lines = run_and_stop(d, "one", "two", "three", "four", "five", "six")
+    n = len(lines)
+    head = line_hash(lines[-1])
+    # A root attacker cuts the last 5 records (the closing seal among them) while shauditd is
+    # stopped; every remaining line is intact.
+    d.log.write_bytes(b"".join(l + b"\n" for l in lines[:-5]))
+    run_and_stop(d, "after the cut")
+    cb = chain_break_of(d)
+    assert cb["seq"] == n - 5 + 2  # after the next run's start record
+    assert {k: cb[k] for k in ("found", "found_seq", "found_hash", "expected_seq",
+                               "expected_hash", "file", "state_file")} == {
+        "found": "shorter", "found_seq": n - 5, "found_hash": line_hash(lines[-6]),
+        "expected_seq": n, "expected_hash": head, "file": str(d.log),
+        "state_file": str(d.dir / "state" / "log-state.json")}
+    assert_verify_fails(d, n - 3, f"{d.log} line {n - 3}: seq {n - 3} is a chain_break record: "
+                                  f"when shauditd started, the log ended at seq {n - 5}, but it "
+                                  f"had written up to seq {n} (chain hash {head}): records were "
+                                  "cut off while shauditd was stopped")
+
+
+def test_log_deleted_while_stopped_is_a_chain_break(daemon_factory):
+    d = daemon_factory()
+    lines = run_and_stop(d, "before")
+    d.log.unlink()
+    run_and_stop(d, "after")
+    cb = chain_break_of(d)
+    assert (cb["seq"], cb["found"], cb["expected_seq"]) == (2, "missing", len(lines))
+    assert "found_seq" not in cb
+    assert_verify_fails(d, 2, f"{d.log} line 2: seq 2 is a chain_break record: when shauditd "
+                              f"started, the log it had written up to seq {len(lines)} (chain "
+                              f"hash {line_hash(lines[-1])}) was missing: it was deleted or moved "
+                              "while shauditd was stopped")
+
+
+def test_log_replaced_while_stopped_is_a_chain_break(daemon_factory):
+    d = daemon_factory(seal_interval_ms=60000)
+    lines = run_and_stop(d, "the real log")
+    # Another run with the same key (a log that verifies on its own), elsewhere.
+    other = daemon_factory("other", seal_interval_ms=60000, state_dir=str(d.dir / "other-state"),
+                           log=str(d.dir / "other" / "audit.jsonl"))
+    other.log = d.dir / "other" / "audit.jsonl"
+    other_lines = run_and_stop(other, "a substitute")
+    assert len(other_lines) == len(lines)
+    d.log.write_bytes(other.log.read_bytes())
+    run_and_stop(d, "after")
+    cb = chain_break_of(d)
+    n = len(lines)
+    assert (cb["found"], cb["found_seq"], cb["expected_seq"]) == ("different", n, n)
+    assert_verify_fails(d, n + 2, f"{d.log} line {n + 2}: seq {n + 2} is a chain_break record: "
+                                  f"when shauditd started, the log ended at seq {n} (chain hash "
+                                  f"{line_hash(other_lines[-1])}), not at the seq {n} (chain hash "
+                                  f"{line_hash(lines[-1])}) it had written: the log was replaced "
+                                  "or rewritten while shauditd was stopped")
+
+
+def test_state_file_deleted_is_a_chain_break(daemon_factory):
+    d = daemon_factory()
+    lines = run_and_stop(d, "before")
+    state = d.dir / "state" / "log-state.json"
+    assert json.loads(state.read_text()) == {
+        "dev": os.stat(d.log).st_dev, "hash": line_hash(lines[-1]), "ino": os.stat(d.log).st_ino,
+        "path": str(d.log), "seq": len(lines)}
+    state.unlink()
+    run_and_stop(d, "after")
+    n = len(lines)
+    assert chain_break_of(d)["found"] == "no_state"
+    assert_verify_fails(d, n + 2, f"{d.log} line {n + 2}: seq {n + 2} is a chain_break record: "
+                                  f"when shauditd started, its state file {state} was missing or "
+                                  "unreadable while the log existed: the log cannot be told "
+                                  "unchanged")
+
+
+def test_crash_and_restarts_leave_no_chain_break(daemon_factory):
+    # Unsealed records after a SIGKILL are longer than the state (updated at seals): that is
+    # the log shauditd left, not a break.
+    d = daemon_factory(seal_interval_ms=60000)
+    run_and_stop(d, "clean run")
+    d.start()
+    emit(d.socket, "line", "unsealed")
+    wait_texts(d, "unsealed")
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    run_and_stop(d, "after the crash")
+    assert not [r for r in d.records() if r["type"] == "chain_break"]
+    res = d.verify()
+    assert res.returncode == 0, res.stdout

@@ -11,9 +11,12 @@
 // seal is written.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,11 @@ struct WriterOptions {
   // Called after each line (record or seal) is in the file, with the line (no newline) and
   // the record it encodes; on the writer's thread, so it must not block for long.
   std::function<void(std::string_view line, const json::Object& rec)> on_written;
+  // The state file (empty: none): the chain head this writer last left in the log (seq, chain
+  // hash, the file's path, device and inode), rewritten (fsync'd) at each seal and rotation.
+  // At open, a log that is not the one it describes (missing, shorter, a different chain head,
+  // or a log without a state file) gets a chain_break record after the start record.
+  std::string state_path;
 };
 
 struct WriterStats {
@@ -88,6 +96,11 @@ class LogWriter {
   explicit LogWriter(WriterOptions opts);
   Result<void> open_file(bool at_start);
   Result<void> write_line(json::Object fields, bool is_seal);
+  // The chain_break record for what open_file found at the path, or nullopt when the log is
+  // the one the state file describes (or neither exists).
+  std::optional<json::Object> check_state(int fd, off_t size, bool found_records);
+  // Rewrites the state file with the current chain head; failures go to stats().last_error.
+  void save_state();
 
   WriterOptions opts_;
   int fd_ = -1;
@@ -97,6 +110,7 @@ class LogWriter {
   int64_t first_unsealed_ns_ = 0;
   uint64_t unsealed_ = 0;
   std::string key_id_;
+  uint64_t file_dev_ = 0, file_ino_ = 0;  // the file fd_ writes
   WriterStats stats_;
   std::string line_;  // reused encode buffer
 
