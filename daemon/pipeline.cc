@@ -318,6 +318,8 @@ void reload_config(const std::string& path, Config& cfg, std::mutex& outputs_mu,
   differs("unhooked_allowlist", n.unhooked_allowlist != cfg.unhooked_allowlist);
   differs("redact_patterns", n.redact_patterns != cfg.redact_patterns);
   differs("state_dir", n.state_dir != cfg.state_dir);
+  differs("retention", n.retention_max_age_days != cfg.retention_max_age_days ||
+                           n.retention_max_total_mib != cfg.retention_max_total_mib);
   differs("container_state_dirs", n.container_state_dirs != cfg.container_state_dirs);
   r["type"] = "config_loaded";
   r["restart_needed"] = std::move(restart);
@@ -440,6 +442,8 @@ int Pipeline::start() {
   };
   wo.path = cfg_.log;
   wo.state_path = cfg_.state_dir + "/log-state.json";
+  wo.retention_max_age_ns = static_cast<int64_t>(cfg_.retention_max_age_days) * 86400 * 1000000000;
+  wo.retention_max_total_bytes = cfg_.retention_max_total_mib << 20;
   if (auto r = make_parent_dirs(wo.state_path, 0700); !r)
     std::fprintf(stderr, "shauditd: notice: %s: the log's state file cannot be kept\n",
                  r.message().c_str());

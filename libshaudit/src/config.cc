@@ -45,6 +45,7 @@ container_state_dirs: [/run/runc, /run/containerd/runc]
 rules: []
 redact_patterns: []
 state_dir: /var/lib/shaudit
+retention: {max_age_days: 0, max_total_mib: 0}
 outputs: []
 )";
 
@@ -225,6 +226,7 @@ const std::map<std::string, Setter>& setters() {
       {"redact_patterns", nullptr},
       {"outputs", nullptr},
       {"state_dir", path_key(&Config::state_dir)},
+      {"retention", nullptr},  // a mapping: handled in parse_config
   };
   return m;
 }
@@ -489,6 +491,32 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
             return make_error(fmt::format("config {}: key '{}': {}",
                                           yaml_where(source, item.Mark()), key, r.message()));
           c.redact_patterns.push_back(item.Scalar());
+        }
+        continue;
+      }
+      if (key == "retention") {
+        if (!kv.second.IsMap())
+          return make_error(fmt::format(
+              "config {}: key 'retention' needs a mapping (max_age_days, max_total_mib)",
+              yaml_where(source, kv.second.Mark())));
+        std::map<std::string, YAML::Mark> rseen;
+        for (const auto& r : kv.second) {
+          const std::string rk = r.first.IsScalar() ? r.first.Scalar() : std::string();
+          uint64_t Config::*field = rk == "max_age_days"    ? &Config::retention_max_age_days
+                                    : rk == "max_total_mib" ? &Config::retention_max_total_mib
+                                                            : nullptr;
+          if (!field)
+            return make_error(fmt::format(
+                "config {}: retention: unknown key '{}' (known: max_age_days, max_total_mib)",
+                yaml_where(source, r.first.Mark()), rk));
+          if (!rseen.emplace(rk, r.first.Mark()).second)
+            return make_error(fmt::format("config {}: retention: duplicate key '{}'",
+                                          yaml_where(source, r.first.Mark()), rk));
+          std::string e = r.second.IsScalar() ? as_uint(r.second.Scalar(), 0, 1000000, c.*field)
+                                              : std::string("expected a whole number");
+          if (!e.empty())
+            return make_error(fmt::format("config {}: retention: key '{}': {}",
+                                          yaml_where(source, r.second.Mark()), rk, e));
         }
         continue;
       }

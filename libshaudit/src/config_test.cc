@@ -46,10 +46,12 @@ void expect_defaults(const Config& c) {
 }
 
 const char kKnownKeys[] =
-    "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, container_state_dirs, control_socket, "
+    "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, container_state_dirs, "
+    "control_socket, "
     "crosscheck_window_ms, interposer, log, "
     "max_clients, max_clients_per_uid, outputs, "
-    "queue_capacity, receiver_batch_us, redact_patterns, rules, seal_every, seal_interval_ms, "
+    "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_every, "
+    "seal_interval_ms, "
     "shutdown_timeout_ms, "
     "signing_key, "
     "socket, socket_group, socket_mode, state_dir, unhooked_allowlist";
@@ -157,6 +159,25 @@ TEST(Config, UnknownKeyNamesKeyAndPosition) {
   std::string e2 = config_error("{log: /a,  sael_every: 5}\n");
   EXPECT_NE(e2.find("unknown key 'sael_every'"), std::string::npos) << e2;
   EXPECT_NE(e2.find("src:1:12"), std::string::npos) << e2;
+}
+
+TEST(Config, Retention) {
+  auto c = parse_config("retention: {max_age_days: 30, max_total_mib: 512}\n", "src");
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->retention_max_age_days, 30u);
+  EXPECT_EQ(c->retention_max_total_mib, 512u);
+  auto d = parse_config("log: /a\n", "src");
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(d->retention_max_age_days, 0u);  // no limit: nothing is removed
+  EXPECT_EQ(d->retention_max_total_mib, 0u);
+  EXPECT_EQ(config_error("retention:\n  max_age_days: 3\n  max_files: 2\n"),
+            "config src:3:3: retention: unknown key 'max_files' (known: max_age_days, "
+            "max_total_mib)");
+  EXPECT_EQ(config_error("retention: {max_total_mib: lots}\n"),
+            "config src:1:28: retention: key 'max_total_mib': expected a whole number, got "
+            "'lots'");
+  EXPECT_EQ(config_error("retention: 30\n"),
+            "config src:1:12: key 'retention' needs a mapping (max_age_days, max_total_mib)");
 }
 
 TEST(Config, MappingOrListForAScalarKey) {

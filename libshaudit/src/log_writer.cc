@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "shaudit/log_writer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -10,6 +11,8 @@
 #include <climits>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
+#include <vector>
 
 #include "shaudit/record.h"
 
@@ -160,7 +163,131 @@ Result<std::unique_ptr<LogWriter>> LogWriter::open(WriterOptions opts) {
   std::unique_ptr<LogWriter> w(new LogWriter(std::move(opts)));
   auto r = w->open_file(/*at_start=*/true);
   if (!r) return r.error();
+  if (auto rr = w->apply_retention(); !rr) return rr.error();
   return w;
+}
+
+namespace {
+
+// One file of the rotated set, as retention sees it.
+struct SetFile {
+  std::string path;
+  uint64_t size = 0;
+  int64_t first_seq = 0, last_seq = 0;
+  std::string first_type, first_prev, first_time, last_hash, last_time;
+  int64_t last_time_ns = 0;
+};
+
+// The first and last complete lines of a file that holds shaudit records.
+std::optional<SetFile> read_set_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  std::optional<SetFile> out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    auto tail = read_tail(fd, st.st_size);
+    auto head = pread_all(fd, 0, static_cast<size_t>(std::min<off_t>(st.st_size, kMaxTail)));
+    size_t nl = head ? head->find('\n') : std::string::npos;
+    if (tail && !tail->last_line.empty() && nl != std::string::npos) {
+      auto first = json::parse(std::string_view(*head).substr(0, nl));
+      auto last = json::parse(tail->last_line);
+      const json::Object* f = first ? first->if_object() : nullptr;
+      const json::Object* l = last ? last->if_object() : nullptr;
+      const int64_t* fs = f ? json::get_int(*f, "seq") : nullptr;
+      const int64_t* ls = l ? json::get_int(*l, "seq") : nullptr;
+      const std::string* ft = f ? json::get_string(*f, "type") : nullptr;
+      const std::string* fp = f ? json::get_string(*f, "prev") : nullptr;
+      const std::string* ftime = f ? json::get_string(*f, "time") : nullptr;
+      const std::string* ltime = l ? json::get_string(*l, "time") : nullptr;
+      auto lns = ltime ? record::parse_time(*ltime) : Result<int64_t>(make_error("no time"));
+      if (fs && ls && ft && fp && ftime && lns) {
+        SetFile sf;
+        sf.path = path;
+        sf.size = static_cast<uint64_t>(st.st_size);
+        sf.first_seq = *fs;
+        sf.last_seq = *ls;
+        sf.first_type = *ft;
+        sf.first_prev = *fp;
+        sf.first_time = *ftime;
+        sf.last_hash = crypto::to_hex(crypto::sha256(tail->last_line));
+        sf.last_time = *ltime;
+        sf.last_time_ns = *lns;
+        out = std::move(sf);
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+Result<void> LogWriter::apply_retention() {
+  if (opts_.retention_max_age_ns <= 0 && opts_.retention_max_total_bytes == 0) return {};
+  if (fd_ < 0) return {};
+  // The current file's beginning: a rotate record chains to the older file's last line.
+  size_t slash = opts_.path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : opts_.path.substr(0, slash);
+  std::string base = slash == std::string::npos ? opts_.path : opts_.path.substr(slash + 1);
+  auto current = read_set_file(opts_.path);
+  if (!current || current->first_type != record::kRotate) return {};
+  // Candidates: files in the log's directory named after it (audit.jsonl.1, audit.jsonl-DATE).
+  std::unordered_map<std::string, SetFile> by_last_hash;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() <= base.size() || name.compare(0, base.size(), base) != 0) continue;
+      auto f = read_set_file(dir + "/" + name);
+      if (f) by_last_hash.emplace(f->last_hash, std::move(*f));
+    }
+    ::closedir(d);
+  }
+  // The rotated set, newest first, by following the chain back.
+  std::vector<SetFile> chain;
+  std::string want = current->first_prev;
+  while (true) {
+    auto it = by_last_hash.find(want);
+    if (it == by_last_hash.end()) break;
+    chain.push_back(it->second);
+    by_last_hash.erase(it);
+    if (chain.back().first_type != record::kRotate) break;
+    want = chain.back().first_prev;
+  }
+  uint64_t total = 0;
+  for (const auto& f : chain) total += f.size;
+  int64_t now = opts_.clock_ns();
+  json::Array removed;
+  std::string reasons;
+  while (!chain.empty()) {
+    const SetFile& f = chain.back();  // the oldest
+    bool too_old =
+        opts_.retention_max_age_ns > 0 && now - f.last_time_ns > opts_.retention_max_age_ns;
+    bool too_big = opts_.retention_max_total_bytes > 0 && total > opts_.retention_max_total_bytes;
+    if (!too_old && !too_big) break;
+    if (::unlink(f.path.c_str()) != 0) {
+      stats_.last_error =
+          fmt::format("retention: cannot remove {}: {}", f.path, std::strerror(errno));
+      break;
+    }
+    json::Object o;
+    o["file"] = f.path;
+    o["size"] = static_cast<int64_t>(f.size);
+    o["first_seq"] = f.first_seq;
+    o["first_prev"] = f.first_prev;
+    o["first_time"] = f.first_time;
+    o["last_seq"] = f.last_seq;
+    o["last_hash"] = f.last_hash;
+    o["last_time"] = f.last_time;
+    o["reason"] = too_old ? "max_age_days" : "max_total_mib";
+    removed.insert(removed.begin(), json::Value(std::move(o)));  // oldest first
+    total -= f.size;
+    chain.pop_back();
+  }
+  if (removed.empty()) return {};
+  json::Object rec;
+  rec["type"] = record::kRetention;
+  rec["removed"] = std::move(removed);
+  return write_line(std::move(rec), false);
 }
 
 Result<void> LogWriter::open_file(bool at_start) {
@@ -514,7 +641,7 @@ Result<void> LogWriter::rotate() {
     return r;
   }
   ::close(old_fd);
-  return {};
+  return apply_retention();
 }
 
 Result<void> LogWriter::close() {

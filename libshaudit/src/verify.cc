@@ -268,6 +268,7 @@ class Verifier {
 
   bool file(const std::string& path, size_t index, size_t count) {
     path_ = path;
+    if (index == 0) first_path_ = path;
     file_index_ = index;
     line_no_ = 0;
     first_in_file_ = true;
@@ -290,6 +291,19 @@ class Verifier {
   }
 
   bool finish(size_t count) {
+    if (begins_after_hash_) {
+      const std::string& first = files_.empty() ? first_path_ : files_.front().path;
+      if (!retained_seq_)
+        return fail(1, fmt::format("{} begins at a rotation after seq {} (chain hash {}) of an "
+                                   "older file that was not given, and no retention record "
+                                   "says shauditd removed it: the records up to that seq are "
+                                   "missing (give the older files, oldest first)",
+                                   first, *begins_after_seq_, *begins_after_hash_));
+      rep_.notes.push_back(fmt::format(
+          "{} begins at a rotation: the older files, up to seq {}, were removed by shauditd's "
+          "retention (retention record seq {})",
+          first, *begins_after_seq_, *retained_seq_));
+    }
     if (last_type_ == record::kSeal && last_reason_ == record::kSealClose) {
       rep_.unsealed = 0;
       return true;
@@ -375,10 +389,10 @@ class Verifier {
         first = std::move(p);
     }
     if (older > 0)
-      rep_.notes.push_back(fmt::format(
-          "{} remote seal(s) are older than {}, which begins at a rotation: not checked "
-          "(their file was not given)",
-          older, files_.front().path));
+      rep_.notes.push_back(
+          fmt::format("{} remote seal(s) are older than {}, which begins at a rotation: their "
+                      "files were removed by shauditd's retention",
+                      older, files_.front().path));
     if (newer > 0)
       rep_.notes.push_back(fmt::format(
           "{} remote seal(s) are newer than {}, which ends with a rotation seal: not checked "
@@ -425,9 +439,10 @@ class Verifier {
         if (*type == record::kStart && *prev == record::kGenesisPrev) {
           // the beginning of a chain
         } else if (*type == record::kRotate) {
-          rep_.notes.push_back(fmt::format(
-              "{} begins at a rotation (the older file, which ended at seq {}, was not given)",
-              path_, json::get_int(o, "prev_seq") ? *json::get_int(o, "prev_seq") : 0));
+          // The older files must be given, or removed by shauditd's retention: a retention
+          // record further on must name the file this one continues (checked in finish()).
+          begins_after_seq_ = json::get_int(o, "prev_seq") ? *json::get_int(o, "prev_seq") : 0;
+          begins_after_hash_ = *prev;
         } else {
           // The first offending seq is the first one removed: seq 1.
           return fail(1, fmt::format("{} line 1: the log begins with seq {} ({}), which neither "
@@ -468,6 +483,17 @@ class Verifier {
                                       path_, line_no_ - 1, seq_, s));
     }
     if (*type == record::kChainBreak) return chain_break(o, s);
+    if (*type == record::kRetention && begins_after_hash_ && !retained_seq_) {
+      if (auto it = o.find("removed"); it != o.end() && it->second.is_array())
+        for (const auto& item : it->second.as_array()) {
+          const json::Object* f = item.if_object();
+          const int64_t* last_seq = f ? json::get_int(*f, "last_seq") : nullptr;
+          const std::string* last_hash = f ? json::get_string(*f, "last_hash") : nullptr;
+          if (last_seq && last_hash && *last_seq == *begins_after_seq_ &&
+              *last_hash == *begins_after_hash_)
+            retained_seq_ = s;
+        }
+    }
     if (*type == record::kSeal && !seal(o, s)) return false;
     if (*type == record::kSeal) {
       ++rep_.seals;
@@ -577,6 +603,11 @@ class Verifier {
   std::string last_hash_;
   std::string last_type_;
   std::string last_reason_;
+  std::string first_path_;  // the first file given
+  // The first file begins at a rotation after this seq and chain hash of an older file...
+  std::optional<int64_t> begins_after_seq_;
+  std::optional<std::string> begins_after_hash_;
+  std::optional<uint64_t> retained_seq_;  // ... which the retention record at this seq names
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -743,21 +744,19 @@ TEST_F(RotatedSetTest, WrongOrderFails) {
                   path_ + " ends at seq 4 without a rotation seal, but another file follows it");
 }
 
-TEST_F(RotatedSetTest, NewestFileAloneVerifiesWithANote) {
+// Older files deleted by someone else than shauditd's retention: no retention record names
+// the file the first one continues, so the records before it are missing.
+TEST_F(RotatedSetTest, NewestFilesWithoutTheOlderOnesFail) {
+  const std::string f2_last = hash_hex(read_lines(f2_).back());
   auto rep = verify({path_});
-  EXPECT_TRUE(rep.ok) << rep.error;
-  EXPECT_EQ(rep.records, 4u);
-  ASSERT_EQ(rep.notes.size(), 1u);
-  EXPECT_EQ(rep.notes[0], path_ +
-                              " begins at a rotation (the older file, which ended at seq 3, "
-                              "was not given)");
-  auto two = verify({f2_, path_});
-  EXPECT_TRUE(two.ok) << two.error;
-  EXPECT_EQ(two.records, 7u);
-  ASSERT_EQ(two.notes.size(), 1u);
-  EXPECT_EQ(two.notes[0], f2_ +
-                              " begins at a rotation (the older file, which ended at seq 4, "
-                              "was not given)");
+  EXPECT_FAILS_AT(rep, 1u, "no retention record");
+  EXPECT_EQ(rep.error, path_ + " begins at a rotation after seq 3 (chain hash " + f2_last +
+                           ") of an older file that was not given, and no retention record says "
+                           "shauditd removed it: the records up to that seq are missing (give "
+                           "the older files, oldest first)");
+  EXPECT_FAILS_AT(verify({f2_, path_}), 1u, f2_ + " begins at a rotation after seq 4");
+  EXPECT_FAILS_AT(verify({f2_, path_}, /*allow_open=*/true), 1u,
+                  f2_ + " begins at a rotation after seq 4");
 }
 
 TEST_F(RotatedSetTest, OlderFilesWithoutTheNewestOne) {
@@ -788,6 +787,59 @@ TEST_F(RotatedSetTest, EditedRotationSealBreaksTheLink) {
   write_file(f1_, join_lines(ls));
   // The seal's own signature fails before the next file is even read.
   EXPECT_FAILS_AT(verify({f1_, f2_, path_}), 4u, "seal seq 4 has an invalid signature");
+}
+
+// ---- retention: shauditd removes the oldest rotated files and says so ----
+
+TEST_F(VerifyTest, RetentionRecordAccountsForTheRemovedFiles) {
+  const std::string f1 = dir_.file("audit.jsonl.1");
+  const std::string other = dir_.file("audit.jsonl.unrelated");
+  write_file(other, "not a log\n");  // named like the set, not part of its chain: kept
+  std::vector<std::string> f1_lines;
+  {
+    WriterOptions o;
+    o.path = path_;
+    o.key = key_.get();
+    o.clock_ns = [this] { return now_ += kSec; };
+    o.retention_max_total_bytes = 1;  // keep no older file
+    auto w = LogWriter::open(std::move(o));
+    ASSERT_TRUE(w.ok()) << w.message();
+    ASSERT_TRUE((*w)->append(command("in the removed file")).ok());
+    ASSERT_EQ(std::rename(path_.c_str(), f1.c_str()), 0);
+    ASSERT_TRUE((*w)->rotate().ok());
+    ASSERT_TRUE((*w)->append(command("after")).ok());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  EXPECT_FALSE(std::ifstream(f1).good());  // removed
+  EXPECT_TRUE(std::ifstream(other).good());
+  auto ls = lines();
+  ASSERT_EQ(ls.size(), 4u);  // 1 rotate, 2 retention, 3 command, 4 closing seal
+  json::Object rot = parse_object(ls[0]);
+  json::Object ret = parse_object(ls[1]);
+  EXPECT_EQ(*json::get_string(ret, "type"), "retention");
+  const json::Array& removed = ret.at("removed").as_array();
+  ASSERT_EQ(removed.size(), 1u);
+  const json::Object& f = removed[0].as_object();
+  EXPECT_EQ(*json::get_string(f, "file"), f1);
+  EXPECT_EQ(*json::get_int(f, "first_seq"), 1);
+  EXPECT_EQ(*json::get_int(f, "last_seq"), 3);  // start, command, rotation seal
+  EXPECT_EQ(*json::get_string(f, "first_prev"), record::kGenesisPrev);
+  EXPECT_EQ(*json::get_string(f, "last_hash"), *json::get_string(rot, "prev"));
+  EXPECT_EQ(*json::get_string(f, "reason"), "max_total_mib");
+
+  auto rep = verify();
+  EXPECT_TRUE(rep.ok) << rep.error;
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0], path_ +
+                              " begins at a rotation: the older files, up to seq 3, were removed "
+                              "by shauditd's retention (retention record seq 2)");
+  // A retention record is signed like every record: one forged to name other files fails.
+  ls[1] = edit(ls[1], [](json::Object& o) {
+    o["removed"].as_array()[0].as_object()["last_seq"] = int64_t{2};
+  });
+  rechain(ls, 1);
+  set_lines(ls);
+  EXPECT_FAILS_AT(verify(/*allow_open=*/true), 4u, "seal seq 4 has an invalid signature");
 }
 
 // ---- key changes ----
@@ -1106,14 +1158,9 @@ TEST_F(RotatedSetTest, RemoteSealsOfARotatedSet) {
   EXPECT_EQ(rep.remote_latest_seq, std::optional<uint64_t>(4));
   EXPECT_EQ(rep.remote_latest_time, time_of(all[2]));
 
-  // The oldest file not given (the set begins at a rotation): its seal is not checked.
+  // The oldest file deleted (no retention record names it): a failure, not "not checked".
   rep = verify_remote({f2_, path_}, {remote});
-  EXPECT_TRUE(rep.ok) << rep.error;
-  EXPECT_EQ(rep.remote_matched, 2u);
-  ASSERT_EQ(rep.notes.size(), 2u);
-  EXPECT_EQ(rep.notes[1], "1 remote seal(s) are older than " + f2_ +
-                              ", which begins at a rotation: not checked (their file was not "
-                              "given)");
+  EXPECT_FAILS_AT(rep, 1u, f2_ + " begins at a rotation after seq 4");
 
   // The newest file not given (--allow-open): neither is its seal.
   rep = verify_remote({f1_, f2_}, {remote}, /*allow_open=*/true);

@@ -355,10 +355,55 @@ def test_rotated_set_without_the_newest_file(rotated_set):
 
 
 def test_rotated_set_without_the_oldest_file(rotated_set):
+    # Deleted by someone else than shauditd's retention: no retention record names it.
     d, (log2, log1, log) = rotated_set
+    n = len(read_lines(log2))
     res = run_cli("verify", log1, log, "--pubkey", d.pub)
+    assert_fails_at(res, 1, f"{log1} begins at a rotation after seq {n} (chain hash "
+                            f"{line_hash(read_lines(log2)[-1])}) of an older file that was not "
+                            "given, and no retention record says shauditd removed it: the "
+                            "records up to that seq are missing (give the older files, oldest "
+                            "first)")
+    # Also against remote seals: the deleted file's seal is a failure, not "not checked".
+    remote = d.dir / "remote.jsonl"
+    remote.write_bytes(b"".join(l + b"\n" for f in (log2, log1, log) for l in read_lines(f)
+                                if json.loads(l)["type"] == "seal"))
+    res = run_cli("verify", log1, log, "--pubkey", d.pub, "--remote-seals", remote)
+    assert_fails_at(res, 1, f"{log1} begins at a rotation after seq {n}")
+
+
+def test_retention_by_shauditd_is_told_apart(daemon_factory):
+    # shauditd removes the oldest rotated file beyond max_total_mib and says so in a retention
+    # record: the remaining files verify, also against remote seals of the removed one.
+    d = daemon_factory(retention={"max_total_mib": 1}, seal_interval_ms=60000).start()
+    big = "x" * 120000
+    for i in range(9):  # about 1.1 MiB in the file that is rotated away
+        res, _ = emit(d.socket, "line", f"{i} {big}")
+        assert res.returncode == 0, res.stderr
+    d.wait_for(lambda recs: sum(r["type"] == "command" for r in recs) == 9)
+    old = d.log.with_name("audit.jsonl.1")
+    os.rename(d.log, old)
+    old_size = old.stat().st_size
+    d.proc.send_signal(signal.SIGHUP)
+    recs = d.wait_for(lambda recs: any(r["type"] == "retention" for r in recs))
+    assert d.stop() == 0
+    assert not old.exists()
+    recs = d.records()
+    # (the config_loaded record of the SIGHUP lands in either file)
+    assert [r["type"] for r in recs if r["type"] != "config_loaded"] == [
+        "rotate", "retention", "seal"]
+    removed = recs[1]["removed"]
+    assert len(removed) == 1
+    assert removed[0]["file"] == str(old) and removed[0]["size"] > old_size
+    assert (removed[0]["first_seq"], removed[0]["last_seq"]) == (1, recs[0]["prev_seq"])
+    assert removed[0]["last_hash"] == recs[0]["prev"]
+    assert removed[0]["reason"] == "max_total_mib"
+    res = d.verify()
     assert res.returncode == 0, res.stdout
-    assert f"note: {log1} begins at a rotation" in res.stdout
+    assert res.stdout.splitlines() == [
+        f"note: {d.log} begins at a rotation: the older files, up to seq {recs[0]['prev_seq']}, "
+        "were removed by shauditd's retention (retention record seq 2)",
+        f"OK: {len(recs)} records, 1 seals; chain intact; ends with a closing seal"]
 
 
 def test_rotated_file_edited_in_the_middle_file(rotated_set):

@@ -48,12 +48,12 @@ struct OutputConfig {
   std::string tenant;                        // loki: X-Scope-OrgID
   // loki: record fields as stream labels (host and job are always there); low cardinality only
   std::vector<std::string> labels = {"type"};
-  bool gzip = true;                                            // loki: gzip the request body
+  bool gzip = true;  // loki: gzip the request body
   uint64_t timeout_ms = 5000;
-  uint64_t batch_max = 100;       // records per request (slack, falcosidekick: always 1)
-  uint64_t batch_wait_ms = 10;    // wait this long for more records before a partial batch
+  uint64_t batch_max = 100;      // records per request (slack, falcosidekick: always 1)
+  uint64_t batch_wait_ms = 10;   // wait this long for more records before a partial batch
   uint64_t retry_max_ms = 4000;  // back-off ceiling between retries (and Retry-After's)
-  uint64_t spool_max_mib = 64;    // disk spool bound (remote outputs)
+  uint64_t spool_max_mib = 64;   // disk spool bound (remote outputs)
   bool operator==(const OutputConfig&) const = default;
 };
 
@@ -91,6 +91,9 @@ struct Config {
   std::vector<std::string> redact_patterns;    // extra secret patterns (ECMAScript regexes)
   std::string state_dir = "/var/lib/shaudit";  // output spools live in <state_dir>/spool/<name>
   std::vector<OutputConfig> outputs;
+  // retention: {max_age_days, max_total_mib}: rotated files shauditd removes (0: no limit).
+  uint64_t retention_max_age_days = 0;
+  uint64_t retention_max_total_mib = 0;
 };
 
 // The configuration compiled into shauditd (used when no --config is given).

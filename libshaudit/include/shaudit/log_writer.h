@@ -41,6 +41,13 @@ struct WriterOptions {
   // At open, a log that is not the one it describes (missing, shorter, a different chain head,
   // or a log without a state file) gets a chain_break record after the start record.
   std::string state_path;
+  // Retention of rotated files (0: no limit): after each rotation and at open, the older files
+  // of this log's rotated set (found in the log's directory by following the chain back from
+  // the current file) are removed, oldest first, while their last record is older than
+  // retention_max_age_ns or together they hold more than retention_max_total_bytes; a
+  // retention record names each removed file (path, first/last seq, chain hashes, times).
+  int64_t retention_max_age_ns = 0;
+  uint64_t retention_max_total_bytes = 0;
 };
 
 struct WriterStats {
@@ -87,6 +94,8 @@ class LogWriter {
   Result<void> rotate();
   // Writes the closing seal and closes the file.
   Result<void> close();
+  // Applies the retention options now (see WriterOptions); nothing when they set no limit.
+  Result<void> apply_retention();
 
   const WriterStats& stats() const { return stats_; }
   uint64_t seq() const { return seq_; }

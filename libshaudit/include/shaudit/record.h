@@ -23,6 +23,7 @@ inline constexpr std::string_view kSeal = "seal";
 inline constexpr std::string_view kRotate = "rotate";
 inline constexpr std::string_view kKeyChange = "key_change";
 inline constexpr std::string_view kChainBreak = "chain_break";
+inline constexpr std::string_view kRetention = "retention";
 inline constexpr std::string_view kLoss = "loss";
 inline constexpr std::string_view kRejected = "rejected";
 inline constexpr std::string_view kSessionStart = "session_start";
