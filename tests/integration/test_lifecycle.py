@@ -987,3 +987,29 @@ def test_crash_and_restarts_leave_no_chain_break(daemon_factory):
     assert not [r for r in d.records() if r["type"] == "chain_break"]
     res = d.verify()
     assert res.returncode == 0, res.stdout
+
+
+def test_live_tail_cut_after_a_kill_is_a_chain_break(daemon_factory):
+    # shauditd killed (no closing seal), the newest file's tail cut back past its last seal,
+    # shauditd started again: --allow-open accepted that before the state file.
+    d = daemon_factory(seal_interval_ms=50)
+    d.start()
+    for t in ("one", "two", "three"):
+        emit(d.socket, "line", t)
+    wait_texts(d, "one", "two", "three")
+    d.wait_for(lambda recs: recs[-1]["type"] == "seal")
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    lines = read_lines(d.log)
+    n = len(lines)
+    d.log.write_bytes(b"".join(l + b"\n" for l in lines[:-3]))
+    d.start()
+    d.wait_for(lambda recs: any(r["type"] == "chain_break" for r in recs))
+    try:
+        cb = chain_break_of(d)
+        assert (cb["found"], cb["found_seq"], cb["expected_seq"]) == ("shorter", n - 3, n)
+        res = d.verify("--allow-open")
+        assert res.returncode == 1, res.stdout
+        assert res.stdout.startswith(f"FAILED at seq {n - 1}: {d.log} line {n - 1}: seq {n - 1} "
+                                     "is a chain_break record"), res.stdout
+    finally:
+        assert d.stop() == 0
