@@ -186,8 +186,13 @@ std::optional<SetFile> read_set_file(const std::string& path) {
   std::optional<SetFile> out;
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
     auto tail = read_tail(fd, st.st_size);
-    auto head = pread_all(fd, 0, static_cast<size_t>(std::min<off_t>(st.st_size, kMaxTail)));
+    // The first line: usually within 64 KiB; a longer one is looked for up to kMaxTail.
+    auto head = pread_all(fd, 0, static_cast<size_t>(std::min<off_t>(st.st_size, 64 * 1024)));
     size_t nl = head ? head->find('\n') : std::string::npos;
+    if (head && nl == std::string::npos && st.st_size > 64 * 1024) {
+      head = pread_all(fd, 0, static_cast<size_t>(std::min<off_t>(st.st_size, kMaxTail)));
+      nl = head ? head->find('\n') : std::string::npos;
+    }
     if (tail && !tail->last_line.empty() && nl != std::string::npos) {
       auto first = json::parse(std::string_view(*head).substr(0, nl));
       auto last = json::parse(tail->last_line);
