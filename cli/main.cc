@@ -116,6 +116,10 @@ int cmd_verify(const std::vector<std::string>& args) {
       print_line(fmt::format("FAILED at seq {}: {}", *rep.bad_seq, rep.error));
     else
       print_line("FAILED: " + rep.error);
+    // (stderr: stdout keeps its one result line)
+    if (rep.bad_epoch)
+      std::fprintf(stderr, "key epoch of the failure: %llu\n",
+                   static_cast<unsigned long long>(*rep.bad_epoch));
     return 1;
   }
   if (opts.allow_open && rep.unsealed > 0)
@@ -130,6 +134,11 @@ int cmd_verify(const std::vector<std::string>& args) {
                 static_cast<unsigned long long>(rep.seals),
                 opts.allow_open && rep.unsealed == 0 ? "; all records sealed"
                                                      : "; ends with a closing seal");
+  if (rep.last_epoch)
+    std::fprintf(stderr,
+                 "key chain: epochs %llu to %llu, each key certified by the one before it\n",
+                 static_cast<unsigned long long>(rep.first_epoch.value_or(0)),
+                 static_cast<unsigned long long>(*rep.last_epoch));
   if (!opts.remote_seals.empty()) {
     if (rep.remote_latest_seq)
       print_line(fmt::format("{} remote seal(s) match the log (latest: seq {} at {})",

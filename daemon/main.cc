@@ -60,14 +60,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   Config cfg = std::move(*cfg_r);
-  auto key = crypto::SigningKey::load(cfg.signing_key);
+  if (check_only) {
+    if (auto r = SealingKey::check(cfg); !r) {
+      std::fprintf(stderr, "shauditd: %s\n", r.message().c_str());
+      return 1;
+    }
+    std::printf("shauditd: configuration OK\n");
+    return 0;
+  }
+  auto key = SealingKey::load(cfg);
   if (!key) {
     std::fprintf(stderr, "shauditd: %s\n", key.message().c_str());
     return 1;
-  }
-  if (check_only) {
-    std::printf("shauditd: configuration OK\n");
-    return 0;
   }
 
   // Signals are taken synchronously by the main thread; every other thread blocks them.

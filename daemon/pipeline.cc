@@ -309,6 +309,8 @@ void reload_config(const std::string& path, Config& cfg, std::mutex& outputs_mu,
   differs("bpf_ringbuf_kib", n.bpf_ringbuf_kib != cfg.bpf_ringbuf_kib);
   differs("seal_interval_ms", n.seal_interval_ms != cfg.seal_interval_ms);
   differs("seal_every", n.seal_every != cfg.seal_every);
+  differs("forward_secure", n.forward_secure != cfg.forward_secure);
+  differs("seal_epoch_s", n.seal_epoch_s != cfg.seal_epoch_s);
   differs("queue_capacity", n.queue_capacity != cfg.queue_capacity);
   differs("max_clients", n.max_clients != cfg.max_clients);
   differs("shutdown_timeout_ms", n.shutdown_timeout_ms != cfg.shutdown_timeout_ms);
@@ -359,7 +361,35 @@ void reload_config(const std::string& path, Config& cfg, std::mutex& outputs_mu,
 
 }  // namespace
 
-Pipeline::Pipeline(Config cfg, const crypto::SigningKey& key)
+Result<SealingKey> SealingKey::load(const Config& cfg) {
+  SealingKey k;
+  if (!cfg.forward_secure) {
+    auto key = crypto::SigningKey::load(cfg.signing_key);
+    if (!key) return key.error();
+    k.fixed.emplace(std::move(*key));
+    return k;
+  }
+  std::string state = cfg.state_dir + "/key-state";
+  if (auto r = make_parent_dirs(state, 0700); !r) return r.error();
+  auto ks = KeyState::open(cfg.signing_key, state);
+  if (!ks) return ks.error();
+  k.state = std::move(*ks);
+  return k;
+}
+
+Result<void> SealingKey::check(const Config& cfg) {
+  if (cfg.forward_secure) {
+    std::string state = cfg.state_dir + "/key-state";
+    auto s = KeyState::inspect(state);
+    if (!s) return s.error();
+    if (*s) return {};  // the key file may be the note left when its key moved
+  }
+  auto key = crypto::SigningKey::load(cfg.signing_key);
+  if (!key) return key.error();
+  return {};
+}
+
+Pipeline::Pipeline(Config cfg, SealingKey& key)
     : cfg_(std::move(cfg)),
       key_(key),
       queue_(cfg_.queue_capacity),
@@ -447,7 +477,9 @@ int Pipeline::start() {
   if (auto r = make_parent_dirs(wo.state_path, 0700); !r)
     std::fprintf(stderr, "shauditd: notice: %s: the log's state file cannot be kept\n",
                  r.message().c_str());
-  wo.key = &key_;
+  wo.key_state = key_.state.get();
+  wo.key = key_.fixed ? &*key_.fixed : nullptr;
+  wo.epoch_ns = static_cast<int64_t>(cfg_.seal_epoch_s) * 1000000000;
   wo.seal_every = cfg_.seal_every;
   wo.seal_interval_ns = static_cast<int64_t>(cfg_.seal_interval_ms) * 1000000;
   wo.start_fields["host"] = hostname();

@@ -27,10 +27,21 @@ namespace shaudit::daemon {
 
 class WriterLoop;
 
+// The key shauditd seals with: the forward-secure key state (<state_dir>/key-state), or, with
+// forward_secure: false, the signing key itself.
+struct SealingKey {
+  std::unique_ptr<KeyState> state;
+  std::optional<crypto::SigningKey> fixed;
+  // Opens it (creating the key state from signing_key, which is then erased, on first use).
+  static Result<SealingKey> load(const Config& cfg);
+  // What --check-config checks, changing nothing: the key file, or the key state.
+  static Result<void> check(const Config& cfg);
+};
+
 class Pipeline {
  public:
   // The key must outlive the pipeline. Nothing starts before start().
-  Pipeline(Config cfg, const crypto::SigningKey& key);
+  Pipeline(Config cfg, SealingKey& key);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -54,7 +65,7 @@ class Pipeline {
 
   // (Declared in the order start() builds them: destroyed in the reverse order.)
   Config cfg_;
-  const crypto::SigningKey& key_;
+  SealingKey& key_;
   std::unique_ptr<bpf::Collector> collector_;
   std::string bpf_reason_;
   Receiver* event_sink_ = nullptr;  // (set, and used only with eBPF)

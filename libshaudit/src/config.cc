@@ -30,6 +30,8 @@ signing_key: /etc/shaudit/signing.key
 bpf: auto
 seal_interval_ms: 100
 seal_every: 10000
+forward_secure: true
+seal_epoch_s: 60
 queue_capacity: 65536
 max_clients: 4096
 shutdown_timeout_ms: 10000
@@ -202,6 +204,8 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"seal_interval_ms", uint_key(&Config::seal_interval_ms, 1, 60000)},
       {"seal_every", uint_key(&Config::seal_every, 1, 10000000)},
+      {"forward_secure", bool_key(&Config::forward_secure)},
+      {"seal_epoch_s", uint_key(&Config::seal_epoch_s, 0, 86400)},
       {"queue_capacity", uint_key(&Config::queue_capacity, 16, 100000000)},
       {"max_clients", uint_key(&Config::max_clients, 1, 1000000)},
       {"shutdown_timeout_ms", uint_key(&Config::shutdown_timeout_ms, 0, 3600000)},

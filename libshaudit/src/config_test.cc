@@ -48,9 +48,9 @@ void expect_defaults(const Config& c) {
 const char kKnownKeys[] =
     "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, container_state_dirs, "
     "control_socket, "
-    "crosscheck_window_ms, interposer, log, "
+    "crosscheck_window_ms, forward_secure, interposer, log, "
     "max_clients, max_clients_per_uid, outputs, "
-    "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_every, "
+    "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_epoch_s, seal_every, "
     "seal_interval_ms, "
     "shutdown_timeout_ms, "
     "signing_key, "

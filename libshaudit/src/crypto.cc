@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -48,7 +49,8 @@ Result<std::string> read_small_file(const std::string& path, const char* what) {
     if (n < 0) return make_error(fmt::format("{} {}: {}", what, path, std::strerror(errno)));
     if (n == 0) break;
     data.append(buf, static_cast<size_t>(n));
-    if (data.size() > 64 * 1024) return make_error(fmt::format("{} {}: file too large", what, path));
+    if (data.size() > 64 * 1024)
+      return make_error(fmt::format("{} {}: file too large", what, path));
   }
   return data;
 }
@@ -80,7 +82,9 @@ Result<void> write_file(const std::string& path, std::string_view data, mode_t m
 
 }  // namespace
 
-void PkeyDeleter::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+void PkeyDeleter::operator()(EVP_PKEY* k) const {
+  EVP_PKEY_free(k);
+}
 
 Digest sha256(std::string_view data) {
   // The one-shot SHA256() looks the algorithm up and allocates a context on every call;
@@ -182,15 +186,38 @@ Result<SigningKey> SigningKey::generate() {
   return SigningKey(PkeyPtr(k));
 }
 
+Result<SigningKey> SigningKey::from_seed(std::string_view seed32) {
+  if (seed32.size() != 32) return make_error("Ed25519 private key must be 32 bytes");
+  EVP_PKEY* k = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed32.data()), 32);
+  if (!k) return make_error("invalid Ed25519 private key: " + openssl_error());
+  return SigningKey(PkeyPtr(k));
+}
+
+bool SigningKey::seed(uint8_t (&out)[32]) const {
+  size_t len = sizeof out;
+  if (EVP_PKEY_get_raw_private_key(key_.get(), out, &len) != 1 || len != 32) {
+    ERR_clear_error();
+    return false;
+  }
+  return true;
+}
+
+void cleanse(void* p, size_t n) {
+  OPENSSL_cleanse(p, n);
+}
+
 Result<SigningKey> SigningKey::load(const std::string& path, bool require_private_mode) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
     return make_error(fmt::format("signing key {}: {}", path, std::strerror(errno)));
-  if (!S_ISREG(st.st_mode)) return make_error(fmt::format("signing key {}: not a regular file", path));
+  if (!S_ISREG(st.st_mode))
+    return make_error(fmt::format("signing key {}: not a regular file", path));
   if (require_private_mode && (st.st_mode & 077) != 0)
-    return make_error(fmt::format(
-        "signing key {} is readable or writable by group or others (mode {:04o}); run: chmod 600 {}",
-        path, st.st_mode & 07777, path));
+    return make_error(
+        fmt::format("signing key {} is readable or writable by group or others (mode {:04o}); run: "
+                    "chmod 600 {}",
+                    path, st.st_mode & 07777, path));
   auto data = read_small_file(path, "signing key");
   if (!data) return data.error();
   BioPtr bio(BIO_new_mem_buf(data->data(), static_cast<int>(data->size())));
@@ -208,7 +235,8 @@ Result<SigningKey> SigningKey::load(const std::string& path, bool require_privat
 Result<void> SigningKey::save(const std::string& path) const {
   BioPtr priv(BIO_new(BIO_s_mem()));
   BioPtr pub(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(priv.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+  if (PEM_write_bio_PrivateKey(priv.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
+          1 ||
       PEM_write_bio_PUBKEY(pub.get(), key_.get()) != 1)
     return make_error("cannot encode key: " + openssl_error());
   char* p = nullptr;
@@ -233,8 +261,12 @@ Result<std::string> SigningKey::sign(std::string_view message) const {
   return std::string(reinterpret_cast<char*>(sig), len);
 }
 
-std::string SigningKey::public_raw() const { return raw_public(key_.get()); }
-std::string SigningKey::key_id() const { return key_id_of(public_raw()); }
+std::string SigningKey::public_raw() const {
+  return raw_public(key_.get());
+}
+std::string SigningKey::key_id() const {
+  return key_id_of(public_raw());
+}
 
 Result<VerifyKey> VerifyKey::load(const std::string& path) {
   auto data = read_small_file(path, "public key");
@@ -273,6 +305,8 @@ bool VerifyKey::verify(std::string_view message, std::string_view signature) con
   return rc == 1;
 }
 
-std::string VerifyKey::key_id() const { return key_id_of(raw_); }
+std::string VerifyKey::key_id() const {
+  return key_id_of(raw_);
+}
 
 }  // namespace shaudit::crypto

@@ -116,6 +116,38 @@ std::optional<std::string> line_from_end(int fd, off_t size, uint64_t back) {
   }
 }
 
+// The last seal record among the file's first `size` bytes (looking back at most 64 MiB).
+std::optional<json::Object> last_seal(int fd, off_t size) {
+  constexpr std::string_view kSealType = "\"type\":\"seal\"";
+  size_t want = 64 * 1024;
+  while (true) {
+    size_t n = static_cast<size_t>(std::min<off_t>(size, static_cast<off_t>(want)));
+    auto buf = pread_all(fd, size - static_cast<off_t>(n), n);
+    if (!buf) return std::nullopt;
+    std::string_view b = *buf;
+    bool whole = n == static_cast<size_t>(size);
+    size_t end = b.size();
+    if (end > 0 && b[end - 1] == '\n') --end;
+    while (end > 0) {
+      size_t nl = b.rfind('\n', end - 1);
+      if (nl == std::string_view::npos && !whole) break;  // a line cut by the window
+      size_t start = nl == std::string_view::npos ? 0 : nl + 1;
+      std::string_view line = b.substr(start, end - start);
+      if (line.find(kSealType) != std::string_view::npos) {
+        auto v = json::parse(line);
+        if (v && v->is_object()) {
+          const std::string* type = json::get_string(v->as_object(), "type");
+          if (type && *type == record::kSeal) return v->as_object();
+        }
+      }
+      if (nl == std::string_view::npos) break;
+      end = nl;
+    }
+    if (whole || want >= (64u << 20)) return std::nullopt;
+    want *= 4;
+  }
+}
+
 // What the state file says (LogWriter::save_state writes it).
 struct ChainState {
   uint64_t seq = 0;
@@ -151,7 +183,7 @@ Result<std::optional<ChainState>> read_state(const std::string& path) {
 LogWriter::LogWriter(WriterOptions opts) : opts_(std::move(opts)) {
   if (!opts_.clock_ns) opts_.clock_ns = record::now_ns;
   if (opts_.seal_every == 0) opts_.seal_every = 1;
-  key_id_ = opts_.key->key_id();
+  key_id_ = opts_.key_state ? opts_.key_state->root_key_id() : opts_.key->key_id();
 }
 
 LogWriter::~LogWriter() {
@@ -159,7 +191,7 @@ LogWriter::~LogWriter() {
 }
 
 Result<std::unique_ptr<LogWriter>> LogWriter::open(WriterOptions opts) {
-  if (!opts.key) return make_error("log writer needs a signing key");
+  if (!opts.key && !opts.key_state) return make_error("log writer needs a signing key");
   std::unique_ptr<LogWriter> w(new LogWriter(std::move(opts)));
   auto r = w->open_file(/*at_start=*/true);
   if (!r) return r.error();
@@ -360,9 +392,12 @@ Result<void> LogWriter::open_file(bool at_start) {
     seq_ = 0;
     prev_ = record::kGenesisPrev;
   }
-  std::optional<json::Object> chain_break;
+  std::optional<json::Object> chain_break, key_break;
   if (at_start && !opts_.state_path.empty())
     chain_break = check_state(fd, found_records ? lseek(fd, 0, SEEK_END) : 0, found_records);
+  if (at_start && opts_.key_state)
+    key_break = check_key_state(fd, found_records ? lseek(fd, 0, SEEK_END) : 0);
+  if (at_start) epoch_started_ns_ = opts_.clock_ns();
   fd_ = fd;
   file_dev_ = static_cast<uint64_t>(st.st_dev);
   file_ino_ = static_cast<uint64_t>(st.st_ino);
@@ -372,6 +407,12 @@ Result<void> LogWriter::open_file(bool at_start) {
     json::Object rot;
     rot["type"] = record::kRotate;
     rot["prev_seq"] = static_cast<int64_t>(seq_);
+    if (opts_.key_state) {
+      // Where a verifier given only the newer files takes the key chain up.
+      rot["key_id"] = key_id_;
+      rot["epoch"] = static_cast<int64_t>(opts_.key_state->epoch());
+      rot["epoch_pub_b64"] = crypto::base64_encode(opts_.key_state->public_raw());
+    }
     seq_ = 0;
     auto r = write_line(std::move(rot), false);
     if (!r) return r;
@@ -384,6 +425,7 @@ Result<void> LogWriter::open_file(bool at_start) {
   start["type"] = record::kStart;
   start["previous_run"] = previous_run;
   start["key_id"] = key_id_;
+  if (opts_.key_state) start["epoch"] = static_cast<int64_t>(opts_.key_state->epoch());
   auto r = write_line(std::move(start), false);
   if (!r) return r;
   if (!old_key_id.empty() && old_key_id != key_id_) {
@@ -391,12 +433,14 @@ Result<void> LogWriter::open_file(bool at_start) {
     kc["type"] = record::kKeyChange;
     kc["old_key_id"] = old_key_id;
     kc["new_key_id"] = key_id_;
-    kc["new_public_key_b64"] = crypto::base64_encode(opts_.key->public_raw());
+    kc["new_public_key_b64"] = crypto::base64_encode(
+        opts_.key_state ? opts_.key_state->root_public_raw() : opts_.key->public_raw());
     r = write_line(std::move(kc), false);
     if (!r) return r;
   }
-  if (chain_break) {
-    r = write_line(std::move(*chain_break), false);
+  for (auto* b : {&chain_break, &key_break}) {
+    if (!*b) continue;
+    r = write_line(std::move(**b), false);
     if (!r) return r;
   }
   // The state names this run's head at once (made durable first): a run killed before its
@@ -448,6 +492,46 @@ std::optional<json::Object> LogWriter::check_state(int fd, off_t size, bool foun
     return cb;
   }
   cb["found"] = seq_ < want.seq ? "shorter" : "different";
+  return cb;
+}
+
+std::optional<json::Object> LogWriter::check_key_state(int fd, off_t size) {
+  KeyState& ks = *opts_.key_state;
+  std::optional<json::Object> seal = size > 0 ? last_seal(fd, size) : std::nullopt;
+  const std::string* key_id = seal ? json::get_string(*seal, "key_id") : nullptr;
+  if (!seal || !key_id || *key_id != ks.root_key_id()) {
+    // No seal of this key chain in the log (a new log, a new key): nothing to continue.
+    if (auto r = ks.settle(""); !r) stats_.last_error = r.message();
+    stats_.epoch = ks.epoch();
+    return std::nullopt;
+  }
+  const int64_t* epoch = json::get_int(*seal, "epoch");  // absent: a seal by the epoch-0 key
+  uint64_t seal_epoch = epoch && *epoch > 0 ? static_cast<uint64_t>(*epoch) : 0;
+  std::string certified;
+  if (const std::string* n = json::get_string(*seal, "next_pub_b64"))
+    if (auto raw = crypto::base64_decode(*n)) certified = *raw;
+  if (auto r = ks.settle(certified); !r) stats_.last_error = r.message();
+  stats_.epoch = ks.epoch();
+  bool ok;
+  uint64_t want_epoch = certified.empty() ? seal_epoch : seal_epoch + 1;
+  if (!certified.empty()) {
+    ok = ks.epoch() == want_epoch && ks.public_raw() == certified;
+  } else {
+    const std::string* sig = json::get_string(*seal, "sig");
+    auto raw = sig ? crypto::base64_decode(*sig) : Result<std::string>(make_error("no sig"));
+    auto vk = crypto::VerifyKey::from_raw(ks.public_raw());
+    ok = ks.epoch() == want_epoch && raw && vk && vk->verify(record::seal_message(*seal), *raw);
+  }
+  if (ok) return std::nullopt;
+  json::Object cb;
+  cb["type"] = record::kChainBreak;
+  cb["found"] = "key_state";
+  cb["file"] = opts_.path;
+  cb["key_state_file"] = ks.path();
+  const int64_t* seq = json::get_int(*seal, "seq");
+  if (seq) cb["seal_seq"] = *seq;
+  cb["expected_epoch"] = static_cast<int64_t>(want_epoch);
+  cb["found_epoch"] = static_cast<int64_t>(ks.epoch());
   return cb;
 }
 
@@ -506,7 +590,7 @@ Result<void> LogWriter::write_line(json::Object fields, bool is_seal) {
   fields["time"] = record::format_time(now);
   fields["prev"] = prev_;
   if (is_seal) {
-    auto sig = opts_.key->sign(record::seal_message(fields));
+    auto sig = signer().sign(record::seal_message(fields));
     if (!sig) return sig.error();
     fields["sig"] = crypto::base64_encode(*sig);
   }
@@ -619,11 +703,38 @@ Result<void> LogWriter::seal(std::string_view reason) {
   s["key_id"] = key_id_;
   s["first_seq"] = static_cast<int64_t>(unsealed_ ? first_unsealed_ : seq_ + 1);
   s["records"] = static_cast<int64_t>(unsealed_);
+  KeyState* ks = opts_.key_state;
+  bool evolve = false;
+  if (ks) {
+    s["epoch"] = static_cast<int64_t>(ks->epoch());
+    int64_t now = opts_.clock_ns();
+    if (reason == record::kSealClose || reason == record::kSealRotate || opts_.epoch_ns <= 0 ||
+        now - epoch_started_ns_ >= opts_.epoch_ns) {
+      // The next epoch's key is in the key state before the seal certifies it.
+      if (auto next = ks->prepare_next()) {
+        s["next_pub_b64"] = crypto::base64_encode(*next);
+        evolve = true;
+      } else {
+        stats_.last_error = next.message();  // sealed without evolving; tried again next time
+      }
+    }
+  }
   auto r = write_line(std::move(s), true);
-  if (!r) return r;
-  if (::fdatasync(fd_) != 0) {
+  if (!r) {
+    if (evolve) (void)ks->abandon_next();
+    return r;
+  }
+  int sync_errno = ::fdatasync(fd_) != 0 ? errno : 0;
+  if (evolve) {
+    // The seal is in the file: the outgoing key is erased whatever fdatasync said.
+    if (auto c = ks->commit_next(); !c) stats_.last_error = c.message();
+    epoch_started_ns_ = opts_.clock_ns();
+    stats_.epoch = ks->epoch();
+  }
+  if (sync_errno != 0) {
     ++stats_.write_errors;
-    stats_.last_error = fmt::format("fdatasync {} failed: {}", opts_.path, std::strerror(errno));
+    stats_.last_error =
+        fmt::format("fdatasync {} failed: {}", opts_.path, std::strerror(sync_errno));
     return make_error(stats_.last_error);
   }
   if (!opts_.state_path.empty()) save_state();

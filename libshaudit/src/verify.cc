@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <tuple>
 #include <unordered_map>
 
@@ -102,6 +104,9 @@ struct RemoteSeal {
   // Found while the log is read: the file holding a record with this seq and prev.
   std::optional<size_t> file;
   bool identical = false;  // ... and that record's line has exactly that hash
+  // A forward-secure seal's signature is checked once the log's key chain is known.
+  std::optional<uint64_t> epoch;
+  std::string key_id, message, sig, next_pub;
 };
 
 class RemoteSeals {
@@ -219,7 +224,24 @@ class RemoteSeals {
                   fmt::format("{}: remote seal lacks a valid seq, time or prev", here()));
     uint64_t s = static_cast<uint64_t>(*seq);
     std::string key_id;
-    switch (check_seal(o, opts_.keys, key_id)) {
+    RemoteSeal r;
+    const int64_t* ep = json::get_int(o, "epoch");
+    const std::string* kid = json::get_string(o, "key_id");
+    const std::string* sig_b64 = json::get_string(o, "sig");
+    auto sig = sig_b64 ? crypto::base64_decode(*sig_b64) : Result<std::string>(make_error(""));
+    if (ep) {
+      if (*ep < 0 || !kid || !sig)
+        return fail(s, fmt::format("{}: remote seal seq {}: lacks key_id or sig, or has a bad "
+                                   "epoch",
+                                   here(), s));
+      r.epoch = static_cast<uint64_t>(*ep);
+      r.key_id = *kid;
+      r.message = record::seal_message(o);
+      r.sig = *sig;
+      if (const std::string* n = json::get_string(o, "next_pub_b64"))
+        if (auto raw = crypto::base64_decode(*n)) r.next_pub = *raw;
+    }
+    switch (ep ? SealCheck::kOk : check_seal(o, opts_.keys, key_id)) {
       case SealCheck::kOk:
         break;
       case SealCheck::kMissing:
@@ -233,7 +255,6 @@ class RemoteSeals {
                                    "with key {})",
                                    here(), s, key_id));
     }
-    RemoteSeal r;
     r.hash = crypto::to_hex(crypto::sha256(json::encode(json::Value(o))));
     auto& same_seq = by_seq_[s];
     for (size_t i : same_seq)
@@ -303,6 +324,12 @@ class Verifier {
           "{} begins at a rotation: the older files, up to seq {}, were removed by shauditd's "
           "retention (retention record seq {})",
           first, *begins_after_seq_, *retained_seq_));
+      if (anchored_)
+        rep_.notes.push_back(fmt::format(
+            "the key chain is taken up at epoch {} from the rotate record of {}: the seals "
+            "that certified that epoch's key were in the removed files, so KEY.pub does not "
+            "vouch for it (compare it with a remote seal to be sure)",
+            anchor_->second.first, first));
     }
     if (last_type_ == record::kSeal && last_reason_ == record::kSealClose) {
       rep_.unsealed = 0;
@@ -335,6 +362,7 @@ class Verifier {
   // problem in chain order (file, then seq).
   bool check_remote() {
     if (!remote_) return true;
+    if (!check_remote_epochs()) return false;
     struct Problem {
       size_t file;
       uint64_t seq;
@@ -406,6 +434,7 @@ class Verifier {
   bool fail(std::optional<uint64_t> seq, std::string msg) {
     rep_.bad_seq = seq;
     rep_.error = std::move(msg);
+    if (!rep_.bad_epoch && current_epoch_) rep_.bad_epoch = current_epoch_;
     return false;
   }
 
@@ -443,6 +472,12 @@ class Verifier {
           // record further on must name the file this one continues (checked in finish()).
           begins_after_seq_ = json::get_int(o, "prev_seq") ? *json::get_int(o, "prev_seq") : 0;
           begins_after_hash_ = *prev;
+          const std::string* kid = json::get_string(o, "key_id");
+          const int64_t* ep = json::get_int(o, "epoch");
+          const std::string* pub = json::get_string(o, "epoch_pub_b64");
+          if (kid && ep && *ep >= 0 && pub)
+            if (auto raw = crypto::base64_decode(*pub); raw && raw->size() == 32)
+              anchor_ = {*kid, {static_cast<uint64_t>(*ep), *raw}};
         } else {
           // The first offending seq is the first one removed: seq 1.
           return fail(1, fmt::format("{} line 1: the log begins with seq {} ({}), which neither "
@@ -548,6 +583,11 @@ class Verifier {
           "{}) it had written: the log was replaced or rewritten while shauditd "
           "was stopped",
           num("found_seq"), str("found_hash"), num("expected_seq"), str("expected_hash"));
+    else if (found == "key_state")
+      what = fmt::format(
+          "its key state {} was at key epoch {}, but the log's last seal (seq {}) left the key "
+          "chain at epoch {}: the key state was replaced or rolled back",
+          str("key_state_file"), num("found_epoch"), num("seal_seq"), num("expected_epoch"));
     else if (found == "no_state")
       what = fmt::format(
           "its state file {} was missing or unreadable while the log existed: "
@@ -561,8 +601,15 @@ class Verifier {
   }
 
   bool seal(const json::Object& o, uint64_t s) {
-    std::string key_id;
-    switch (check_seal(o, opts_.keys, key_id)) {
+    const std::string* key_id = json::get_string(o, "key_id");
+    auto chain = key_id ? chains_.find(*key_id) : chains_.end();
+    if (json::get_int(o, "epoch")) return epoch_seal(o, s);
+    if (chain != chains_.end())
+      return fail(s, fmt::format("{} line {}: seal seq {} has no epoch, but the seals of key {} "
+                                 "carry epochs since seq {}: a seal made without the key chain",
+                                 path_, line_no_, s, *key_id, chain->second.first_seq));
+    std::string id;
+    switch (check_seal(o, opts_.keys, id)) {
       case SealCheck::kOk:
         return true;
       case SealCheck::kMissing:
@@ -571,13 +618,130 @@ class Verifier {
       case SealCheck::kUnknownKey:
         return fail(s, fmt::format("{} line {}: seal seq {} is signed by key {}, which is not "
                                    "among the given public keys",
-                                   path_, line_no_, s, key_id));
+                                   path_, line_no_, s, id));
       case SealCheck::kBadSignature:
         break;
     }
     return fail(s, fmt::format("{} line {}: seal seq {} has an invalid signature: the records "
                                "it covers were rewritten",
                                path_, line_no_, s));
+  }
+
+  // A forward-secure seal: signed by the key of its epoch, which is the given public key for
+  // epoch 0 and, for each later epoch, the key the seal that ended the epoch before certified
+  // (next_pub_b64). Epochs only go forward, one at a time.
+  bool epoch_seal(const json::Object& o, uint64_t s) {
+    const std::string* key_id = json::get_string(o, "key_id");
+    const std::string* sig_b64 = json::get_string(o, "sig");
+    const int64_t* ep = json::get_int(o, "epoch");
+    const int64_t* first = json::get_int(o, "first_seq");
+    if (!key_id || !sig_b64 || *ep < 0)
+      return fail(s, fmt::format("{} line {}: seal seq {} lacks key_id or sig, or has a bad "
+                                 "epoch",
+                                 path_, line_no_, s));
+    uint64_t e = static_cast<uint64_t>(*ep);
+    rep_.bad_epoch = e;
+    std::string covers = first && *first >= 1 && static_cast<uint64_t>(*first) < s
+                             ? fmt::format("seq {} to {}", *first, s - 1)
+                             : std::string("no record");
+    auto it = chains_.find(*key_id);
+    if (it == chains_.end()) {
+      const crypto::VerifyKey* root = nullptr;
+      for (const auto& k : opts_.keys)
+        if (k.key_id() == *key_id) root = &k;
+      if (!root)
+        return fail(s, fmt::format("{} line {}: seal seq {} is signed by key {}, which is not "
+                                   "among the given public keys (key epoch {})",
+                                   path_, line_no_, s, *key_id, e));
+      Chain c;
+      c.first_seq = s;
+      if (begins_after_hash_ && anchor_ && anchor_->first == *key_id) {
+        // The set begins after files that retention removed: the chain is taken up at the
+        // epoch the rotate record names (see finish()'s note).
+        c.epoch = anchor_->second.first;
+        c.pub = anchor_->second.second;
+        anchored_ = true;
+      } else {
+        c.epoch = 0;
+        c.pub = root->raw();
+      }
+      c.first_epoch = c.epoch;
+      it = chains_.emplace(*key_id, std::move(c)).first;
+    }
+    Chain& c = it->second;
+    std::string pub;
+    if (c.next && e == c.epoch + 1) {
+      pub = *c.next;
+    } else if (!c.next && e == c.epoch) {
+      pub = c.pub;
+    } else {
+      std::string at = c.next ? fmt::format("epoch {} (epoch {} was certified by seal seq {})",
+                                            c.epoch, c.epoch + 1, c.certified_seq)
+                              : fmt::format("epoch {}", c.epoch);
+      return fail(s, fmt::format("{} line {}: seal seq {} claims key epoch {}, but key {}'s "
+                                 "chain is at {}: its key was not certified by the seal before "
+                                 "it (a forged seal, a log cut and sealed again, or a piece of "
+                                 "another log); it covers {}",
+                                 path_, line_no_, s, e, *key_id, at, covers));
+    }
+    auto sig = crypto::base64_decode(*sig_b64);
+    auto vk = crypto::VerifyKey::from_raw(pub);
+    if (!sig || !vk || !vk->verify(record::seal_message(o), *sig))
+      return fail(s, fmt::format("{} line {}: seal seq {} has an invalid signature: the records "
+                                 "it covers were rewritten ({}, key epoch {}), or it was signed "
+                                 "by a key other than epoch {}'s",
+                                 path_, line_no_, s, covers, e, e));
+    if (e != c.epoch) {
+      c.epoch = e;
+      c.pub = std::move(pub);
+      c.next.reset();
+    }
+    epochs_[{*key_id, c.epoch}] = c.pub;
+    if (const std::string* n = json::get_string(o, "next_pub_b64")) {
+      auto raw = crypto::base64_decode(*n);
+      if (!raw || raw->size() != 32 || !crypto::VerifyKey::from_raw(*raw))
+        return fail(s, fmt::format("{} line {}: seal seq {} (key epoch {}) certifies an invalid "
+                                   "next key",
+                                   path_, line_no_, s, e));
+      c.next = std::move(*raw);
+      c.certified_seq = s;
+      epochs_[{*key_id, c.epoch + 1}] = *c.next;
+    }
+    if (!rep_.first_epoch) rep_.first_epoch = c.first_epoch;
+    rep_.last_epoch = c.epoch;
+    current_epoch_ = c.next ? c.epoch + 1 : c.epoch;
+    rep_.bad_epoch.reset();
+    return true;
+  }
+
+  // The signatures of remote forward-secure seals: each with its epoch's key from the log's
+  // key chain, or, past the log's end, from the certifications of the remote seals before it.
+  bool check_remote_epochs() {
+    std::vector<const RemoteSeal*> todo;
+    for (const RemoteSeal& r : remote_->seals())
+      if (r.epoch) todo.push_back(&r);
+    std::sort(todo.begin(), todo.end(), [](const RemoteSeal* a, const RemoteSeal* b) {
+      return std::tie(a->key_id, *a->epoch, a->seq) < std::tie(b->key_id, *b->epoch, b->seq);
+    });
+    auto known = epochs_;
+    for (const RemoteSeal* r : todo) {
+      auto it = known.find({r->key_id, *r->epoch});
+      if (it == known.end()) {
+        rep_.bad_epoch = *r->epoch;
+        return fail(r->seq, fmt::format("{}: remote seal seq {} (key epoch {}) is signed by a key "
+                                        "the log's key chain of key {} does not reach",
+                                        remote_->where(*r), r->seq, *r->epoch, r->key_id));
+      }
+      auto vk = crypto::VerifyKey::from_raw(it->second);
+      if (!vk || !vk->verify(r->message, r->sig)) {
+        rep_.bad_epoch = *r->epoch;
+        return fail(r->seq, fmt::format("{}: remote seal seq {}: bad signature (it does not verify "
+                                        "with the key of epoch {} of key {})",
+                                        remote_->where(*r), r->seq, *r->epoch, r->key_id));
+      }
+      if (r->next_pub.size() == 32) known.insert({{r->key_id, *r->epoch + 1}, r->next_pub});
+    }
+    return true;
   }
 
   // What the remote seal check needs to know about each file of the set.
@@ -608,6 +772,25 @@ class Verifier {
   std::optional<int64_t> begins_after_seq_;
   std::optional<std::string> begins_after_hash_;
   std::optional<uint64_t> retained_seq_;  // ... which the retention record at this seq names
+
+  // Forward-secure sealing: each key's chain of epochs.
+  struct Chain {
+    uint64_t epoch = 0, first_epoch = 0;
+    std::string pub;                  // the key of `epoch`
+    std::optional<std::string> next;  // the key of epoch + 1, once a seal certified it
+    uint64_t certified_seq = 0, first_seq = 0;
+  };
+  std::unordered_map<std::string, Chain> chains_;
+  std::optional<uint64_t> current_epoch_;  // the epoch of the records being read
+  // (key id, epoch) -> public key, for every epoch the log's seals went through or certified.
+  std::map<std::pair<std::string, uint64_t>, std::string> epochs_;
+  // The first file begins at a rotation: the key id and (epoch, public key) its rotate record
+  // names, where the chain is taken up when the older files are not given.
+  std::optional<std::pair<std::string, std::pair<uint64_t, std::string>>> anchor_;
+  bool anchored_ = false;
+
+ public:
+  const std::map<std::pair<std::string, uint64_t>, std::string>& epochs() const { return epochs_; }
 };
 
 }  // namespace

@@ -4,6 +4,7 @@ seals, the control socket, configuration, and `shaudit show`."""
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -939,7 +940,9 @@ def test_log_deleted_while_stopped_is_a_chain_break(daemon_factory):
 def test_log_replaced_while_stopped_is_a_chain_break(daemon_factory):
     d = daemon_factory(seal_interval_ms=60000)
     lines = run_and_stop(d, "the real log")
-    # Another run with the same key (a log that verifies on its own), elsewhere.
+    # Another run with the same key (a copy of the key state, as root could take), elsewhere.
+    (d.dir / "other-state").mkdir(mode=0o700)
+    shutil.copy2(d.dir / "state" / "key-state", d.dir / "other-state" / "key-state")
     other = daemon_factory("other", seal_interval_ms=60000, state_dir=str(d.dir / "other-state"),
                            log=str(d.dir / "other" / "audit.jsonl"))
     other.log = d.dir / "other" / "audit.jsonl"
@@ -947,14 +950,20 @@ def test_log_replaced_while_stopped_is_a_chain_break(daemon_factory):
     assert len(other_lines) == len(lines)
     d.log.write_bytes(other.log.read_bytes())
     run_and_stop(d, "after")
-    cb = chain_break_of(d)
+    cb, kb = [r for r in d.records() if r["type"] == "chain_break"]
     n = len(lines)
     assert (cb["found"], cb["found_seq"], cb["expected_seq"]) == ("different", n, n)
-    assert_verify_fails(d, n + 2, f"{d.log} line {n + 2}: seq {n + 2} is a chain_break record: "
-                                  f"when shauditd started, the log ended at seq {n} (chain hash "
-                                  f"{line_hash(other_lines[-1])}), not at the seq {n} (chain hash "
-                                  f"{line_hash(lines[-1])}) it had written: the log was replaced "
-                                  "or rewritten while shauditd was stopped")
+    # The substitute's closing seal certified a key of its own copy of the key state, not the
+    # one this key state went on with.
+    assert (kb["found"], kb["seal_seq"], kb["expected_epoch"], kb["found_epoch"]) == \
+        ("key_state", n, 2, 1)
+    # verify fails before that: the substitute's first seal was signed by a key (epoch 1) that
+    # no seal of this log certified.
+    key_id = d.records()[0]["key_id"]
+    assert_verify_fails(d, n, f"{d.log} line {n}: seal seq {n} claims key epoch 1, but key "
+                              f"{key_id}'s chain is at epoch 0: its key was not certified by the "
+                              "seal before it (a forged seal, a log cut and sealed again, or a "
+                              f"piece of another log); it covers seq 1 to {n - 1}")
 
 
 def test_state_file_deleted_is_a_chain_break(daemon_factory):

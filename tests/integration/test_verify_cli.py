@@ -403,7 +403,12 @@ def test_retention_by_shauditd_is_told_apart(daemon_factory):
     assert res.stdout.splitlines() == [
         f"note: {d.log} begins at a rotation: the older files, up to seq {recs[0]['prev_seq']}, "
         "were removed by shauditd's retention (retention record seq 2)",
+        f"note: the key chain is taken up at epoch {recs[0]['epoch']} from the rotate record of "
+        f"{d.log}: the seals that certified that epoch's key were in the removed files, so "
+        "KEY.pub does not vouch for it (compare it with a remote seal to be sure)",
         f"OK: {len(recs)} records, 1 seals; chain intact; ends with a closing seal"]
+    # (The rotation seal ended an epoch: the newer file begins with the next one.)
+    assert recs[0]["epoch"] >= 1 and recs[-1]["epoch"] == recs[0]["epoch"]
 
 
 def test_rotated_file_edited_in_the_middle_file(rotated_set):

@@ -73,6 +73,11 @@ struct Config {
   BpfMode bpf = BpfMode::kAuto;
   uint64_t seal_interval_ms = 100;
   uint64_t seal_every = 10000;
+  // Forward-secure sealing (key_state.h): the key state lives in <state_dir>/key-state and
+  // the signing key file's private key is erased once it moved there. Off: signing_key
+  // signs every seal, as is.
+  bool forward_secure = true;
+  uint64_t seal_epoch_s = 60;  // an epoch ends at the first seal once it is this old (0: each)
   uint64_t queue_capacity = 65536;
   uint64_t max_clients = 4096;
   uint64_t shutdown_timeout_ms = 10000;

@@ -19,7 +19,9 @@ using Digest = std::array<uint8_t, 32>;
 
 Digest sha256(std::string_view data);
 std::string to_hex(const uint8_t* data, size_t n);
-inline std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); }
+inline std::string to_hex(const Digest& d) {
+  return to_hex(d.data(), d.size());
+}
 std::string base64_encode(std::string_view data);
 // Strict: standard alphabet with padding; anything else is an error.
 Result<std::string> base64_decode(std::string_view text);
@@ -36,12 +38,16 @@ class SigningKey {
   // Reads a PEM PKCS#8 private key. With require_private_mode, refuses a file that group
   // or others can read, naming it.
   static Result<SigningKey> load(const std::string& path, bool require_private_mode = true);
+  // From the raw 32-byte private key (RFC 8032 seed).
+  static Result<SigningKey> from_seed(std::string_view seed32);
   // Writes KEY (mode 0600) and KEY.pub (mode 0644).
   Result<void> save(const std::string& path) const;
 
   Result<std::string> sign(std::string_view message) const;  // raw 64-byte signature
-  std::string public_raw() const;                           // 32 bytes
-  std::string key_id() const;                               // see key_id_of()
+  std::string public_raw() const;                            // 32 bytes
+  // The raw 32-byte private key, into out; false when OpenSSL cannot give it.
+  bool seed(uint8_t (&out)[32]) const;
+  std::string key_id() const;  // see key_id_of()
 
  private:
   explicit SigningKey(PkeyPtr k) : key_(std::move(k)) {}
@@ -55,6 +61,7 @@ class VerifyKey {
   static Result<VerifyKey> from_raw(std::string_view raw32);
   bool verify(std::string_view message, std::string_view signature) const;
   std::string key_id() const;
+  const std::string& raw() const { return raw_; }
 
  private:
   explicit VerifyKey(PkeyPtr k, std::string raw) : key_(std::move(k)), raw_(std::move(raw)) {}
@@ -64,5 +71,8 @@ class VerifyKey {
 
 // A key's id: the first 16 hex digits of SHA-256 over its raw 32-byte public key.
 std::string key_id_of(std::string_view public_raw);
+
+// Overwrites memory that held key material (not optimised away).
+void cleanse(void* p, size_t n);
 
 }  // namespace shaudit::crypto

@@ -22,14 +22,22 @@
 
 #include "shaudit/crypto.h"
 #include "shaudit/json.h"
+#include "shaudit/key_state.h"
 #include "shaudit/result.h"
 
 namespace shaudit {
 
 struct WriterOptions {
   std::string path;
-  const crypto::SigningKey* key = nullptr;  // not owned; must outlive the writer
-  std::function<int64_t()> clock_ns;        // CLOCK_REALTIME in ns; default record::now_ns
+  // The sealing key: a forward-secure key state (see key_state.h), or one fixed key. Not
+  // owned; must outlive the writer. With key_state, every seal carries its `epoch`, and a seal
+  // that ends an epoch carries `next_pub_b64`, the next epoch's public key, after which the
+  // outgoing key is erased. An epoch ends at the first seal once it is epoch_ns old (0: at
+  // every seal), and always at the rotation and closing seals.
+  KeyState* key_state = nullptr;
+  const crypto::SigningKey* key = nullptr;
+  int64_t epoch_ns = 60'000'000'000;
+  std::function<int64_t()> clock_ns;  // CLOCK_REALTIME in ns; default record::now_ns
   uint64_t seal_every = 10000;
   int64_t seal_interval_ns = 100'000'000;
   json::Object start_fields;  // extra fields for the start record (host, version, ...)
@@ -53,6 +61,7 @@ struct WriterOptions {
 struct WriterStats {
   uint64_t records = 0;  // lines written by this writer, seals included
   uint64_t seals = 0;
+  uint64_t epoch = 0;  // the key state's epoch (forward-secure sealing)
   uint64_t write_errors = 0;
   uint64_t last_seal_seq = 0;
   int64_t last_seal_ns = 0;
@@ -110,6 +119,12 @@ class LogWriter {
   std::optional<json::Object> check_state(int fd, off_t size, bool found_records);
   // Rewrites the state file with the current chain head; failures go to stats().last_error.
   void save_state();
+  // The chain_break record when the key state does not continue the key chain of the log's
+  // last seal (settling a key state left mid-evolution first), or nullopt.
+  std::optional<json::Object> check_key_state(int fd, off_t size);
+  const crypto::SigningKey& signer() const {
+    return opts_.key_state ? opts_.key_state->key() : *opts_.key;
+  }
 
   WriterOptions opts_;
   int fd_ = -1;
@@ -119,6 +134,7 @@ class LogWriter {
   int64_t first_unsealed_ns_ = 0;
   uint64_t unsealed_ = 0;
   std::string key_id_;
+  int64_t epoch_started_ns_ = 0;
   uint64_t file_dev_ = 0, file_ino_ = 0;  // the file fd_ writes
   WriterStats stats_;
   std::string line_;  // reused encode buffer

@@ -29,6 +29,10 @@ struct VerifyReport {
   uint64_t seals = 0;
   uint64_t unsealed = 0;            // records after the last seal
   std::optional<uint64_t> bad_seq;  // first offending seq, when one can be named
+  // Forward-secure sealing: the key epoch the offending record or seal belongs to, and the
+  // epochs the log's seals went through (when its seals carry epochs).
+  std::optional<uint64_t> bad_epoch;
+  std::optional<uint64_t> first_epoch, last_epoch;
   std::string error;                // why verification failed
   std::vector<std::string> notes;   // things worth knowing that are not failures
 
