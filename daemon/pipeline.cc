@@ -373,6 +373,11 @@ Result<SealingKey> SealingKey::load(const Config& cfg) {
   if (auto r = make_parent_dirs(state, 0700); !r) return r.error();
   auto ks = KeyState::open(cfg.signing_key, state);
   if (!ks) return ks.error();
+  if (!(*ks)->key_file_kept().empty())
+    std::fprintf(stderr,
+                 "shauditd: notice: %s: the epoch-0 private key stays readable there, so "
+                 "whoever can read it can re-sign the log (see forward_secure)\n",
+                 (*ks)->key_file_kept().c_str());
   k.state = std::move(*ks);
   return k;
 }

@@ -397,7 +397,11 @@ do_uninstall() {
       keep) [ "$PURGE" = 1 ] && rm -f "$R$p" ;;
     esac
   done
-  if [ "$PURGE" = 1 ]; then rm -rf "$R/var/log/shaudit" "$R/var/lib/shaudit/spool"; fi
+  if [ "$PURGE" = 1 ]; then
+    # (The key state holds the signing key once shauditd has moved it there.)
+    rm -rf "$R/var/log/shaudit" "$R/var/lib/shaudit/spool" "$R/var/lib/shaudit/key-state" \
+      "$R/var/lib/shaudit/log-state.json"
+  fi
   rm -rf "$STATE"
   for ((i = ${#M_ORDER[@]} - 1; i >= 0; i--)); do
     p=${M_ORDER[$i]}

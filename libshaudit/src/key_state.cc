@@ -252,9 +252,9 @@ Result<std::unique_ptr<KeyState>> KeyState::open(const std::string& key_path,
         ks->next_key_ = std::move(p->slots[1 - cur]->key);
         ks->next_pub_ = p->slots[1 - cur]->pub;
       }
-      if (same_key) {
-        if (auto r = erase_key_file(key_path, state_path, ks->root_id_); !r) return r.error();
-      }
+      if (same_key)
+        if (auto r = erase_key_file(key_path, state_path, ks->root_id_); !r)
+          ks->key_kept_ = r.message();
       return ks;
     }
     // A new key in the key file: the state starts again from it (the old keys are erased).
@@ -291,7 +291,7 @@ Result<std::unique_ptr<KeyState>> KeyState::open(const std::string& key_path,
   ks->epoch_ = 0;
   ks->pub_ = fresh->public_raw();
   ks->key_ = std::move(fresh);
-  if (auto r = erase_key_file(key_path, state_path, ks->root_id_); !r) return r.error();
+  if (auto r = erase_key_file(key_path, state_path, ks->root_id_); !r) ks->key_kept_ = r.message();
   return ks;
 }
 

@@ -425,7 +425,11 @@ Result<void> LogWriter::open_file(bool at_start) {
   start["type"] = record::kStart;
   start["previous_run"] = previous_run;
   start["key_id"] = key_id_;
-  if (opts_.key_state) start["epoch"] = static_cast<int64_t>(opts_.key_state->epoch());
+  if (opts_.key_state) {
+    start["epoch"] = static_cast<int64_t>(opts_.key_state->epoch());
+    if (!opts_.key_state->key_file_kept().empty())
+      start["signing_key_kept"] = opts_.key_state->key_file_kept();
+  }
   auto r = write_line(std::move(start), false);
   if (!r) return r;
   if (!old_key_id.empty() && old_key_id != key_id_) {

@@ -33,7 +33,9 @@ class KeyState {
   // holds a private key other than its epoch-0 key (a new key from `shaudit keygen`), creates
   // it from that key as epoch 0 and then erases the private key from key_path (overwritten
   // in place with zeros, fsync'd, then replaced by a note naming the state file). A key file
-  // that is such a note, or missing, is fine while the state exists.
+  // that is such a note, or missing, is fine while the state exists. A key file that cannot
+  // be erased (a read-only mount, such as a Kubernetes Secret) is kept, and said so by
+  // key_file_kept(): forward security then holds only against who cannot read that file.
   static Result<std::unique_ptr<KeyState>> open(const std::string& key_path,
                                                 const std::string& state_path);
   ~KeyState();
@@ -46,6 +48,8 @@ class KeyState {
   const std::string& root_public_raw() const { return root_pub_; }
   const std::string& root_key_id() const { return root_id_; }
   const std::string& path() const { return path_; }
+  // Why the signing key file still holds the epoch-0 private key ("" when it does not).
+  const std::string& key_file_kept() const { return key_kept_; }
   // True right after open() when the file held two keys (see settle()).
   bool pending() const { return next_key_.has_value(); }
   // The public key of the pending next epoch ("" when none).
@@ -80,6 +84,7 @@ class KeyState {
   Result<void> sync();
 
   std::string path_;
+  std::string key_kept_;
   int fd_ = -1;
   std::string root_pub_, root_id_;
   uint64_t epoch_ = 0;
