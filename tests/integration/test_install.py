@@ -329,10 +329,17 @@ def test_deb_upgrade_keeps_key_log_chain_and_edited_config(root, chroot, deb, tm
         assert d.wait(timeout=30) == 0
 
     run_daemon_once()
+    # The first start moved the key into the key state and left a note in the key file.
+    assert b"PRIVATE KEY" in key
+    key = (root / "etc/shaudit/signing.key").read_bytes()
+    assert key.startswith(b"# shaudit: signing key moved into the forward-secure key state "
+                          b"/var/lib/shaudit/key-state\n"), key
+    key_state = (root / "var/lib/shaudit/key-state").read_bytes()
     r = ok(chroot.run("dpkg", "-i", f"/tmp/{newer.name}"))
     assert "created the signing key" not in r.stdout
     assert ok(chroot.run("dpkg-query", "-W", "-f=${Version}", "shaudit")).stdout == "0.1.1"
     assert (root / "etc/shaudit/signing.key").read_bytes() == key
+    assert (root / "var/lib/shaudit/key-state").read_bytes() == key_state
     assert "\nseal_every: 5000\n" in conf.read_text()
     run_daemon_once()
     recs = debroot.read_records(root / "var/log/shaudit/audit.jsonl")
