@@ -83,6 +83,38 @@ struct {
   __type(value, __u8);
 } known_files SEC(".maps");
 
+/* Enforcing mode: tgid -> 1 when its current image was exec'd while the process was tracked (a
+ * program started inside the session, not its entry process: sshd's or login's session child
+ * runs without the interposer and execs the shell). Inherited at fork, cleared at exit. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, __u8);
+} session_images SEC(".maps");
+
+/* Where the exec's argv and envp arrays lie in the caller's memory (the enforcing mode reads
+ * them at bprm_check_security, when the kernel has just copied them: their pages are present). */
+struct exec_args {
+  __u64 argv;
+  __u64 envp;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32); /* tid */
+  __type(value, struct exec_args);
+} pending_args SEC(".maps");
+
+/* Set by shauditd before load: the enforcing mode is on (the LSM program is loaded only then). */
+const volatile __u32 enforce = 0;
+/* The configured interposer's path, as LD_PRELOAD must name it (NUL-terminated). */
+const volatile char interposer_path[SA_PATH_MAX] = {};
+/* shauditd's mount namespace: LD_PRELOAD is required only there (a container's own
+ * /etc/ld.so.preload may carry the interposer instead); 0: everywhere. */
+const volatile __u32 enforce_mntns = 0;
+
 static __always_inline void count(__u32 which) {
   __u64* v = bpf_map_lookup_elem(&stats, &which);
   if (v) __sync_fetch_and_add(v, 1);
@@ -165,6 +197,11 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   if (runtime) e->h.flags |= SA_FLAG_RUNTIME_EXEC;
   __u32 tid = BPF_CORE_READ(p, pid);
   bpf_map_delete_elem(&pending_exec, &tid); /* the attempt succeeded: this event is it */
+  if (enforce) {                            /* this image was started inside the session */
+    bpf_map_delete_elem(&pending_args, &tid);
+    __u8 one = 1;
+    bpf_map_update_elem(&session_images, &tgid, &one, BPF_ANY);
+  }
   if (BPF_CORE_READ_BITFIELD(bprm, secureexec)) e->h.flags |= SA_FLAG_SECUREEXEC;
   long n =
       bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, filename));
@@ -224,12 +261,16 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
  * syscall exit, when the kernel has read the name (the page is present) and the result is
  * known. A successful attempt is the exec event itself. */
 
-static __always_inline int attempt_enter(const char* filename) {
+static __always_inline int attempt_enter(const char* filename, __u64 argv, __u64 envp) {
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
   if (!tracked_key(BPF_CORE_READ(t, tgid))) return 0;
   __u32 tid = BPF_CORE_READ(t, pid);
   __u64 ptr = (__u64)filename;
   bpf_map_update_elem(&pending_exec, &tid, &ptr, BPF_ANY);
+  if (enforce) {
+    struct exec_args a = {argv, envp};
+    bpf_map_update_elem(&pending_args, &tid, &a, BPF_ANY);
+  }
   return 0;
 }
 
@@ -240,6 +281,7 @@ static __always_inline int attempt_exit(long ret) {
   if (!ptr) return 0;
   __u64 filename = *ptr;
   bpf_map_delete_elem(&pending_exec, &tid);
+  if (enforce) bpf_map_delete_elem(&pending_args, &tid);
   __u64* key = tracked_key(BPF_CORE_READ(t, tgid));
   if (!key) return 0;
   struct sa_attempt_event* e = reserve_event(sizeof(*e), SA_EV_ATTEMPT, t, *key);
@@ -253,12 +295,12 @@ static __always_inline int attempt_exit(long ret) {
 
 SEC("tracepoint/syscalls/sys_enter_execve")
 int handle_execve(struct trace_event_raw_sys_enter* ctx) {
-  return attempt_enter((const char*)ctx->args[0]);
+  return attempt_enter((const char*)ctx->args[0], ctx->args[1], ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int handle_execveat(struct trace_event_raw_sys_enter* ctx) {
-  return attempt_enter((const char*)ctx->args[1]);
+  return attempt_enter((const char*)ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
@@ -280,6 +322,10 @@ int BPF_PROG(handle_fork, struct task_struct* parent, struct task_struct* child)
     __u8 one = 1;
     bpf_map_update_elem(&hooked_pids, &ctgid, &one, BPF_ANY);
   }
+  if (enforce && bpf_map_lookup_elem(&session_images, &ptgid)) {
+    __u8 one = 1;
+    bpf_map_update_elem(&session_images, &ctgid, &one, BPF_ANY);
+  }
   __u64* key = tracked_key(ptgid);
   if (!key) return 0;
   __u64 k = *key;
@@ -300,6 +346,7 @@ int BPF_PROG(handle_exit, struct task_struct* p, bool group_dead) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
   if (BPF_CORE_READ(p, pid) != tgid) return 0; /* only the thread-group leader */
   bpf_map_delete_elem(&hooked_pids, &tgid);
+  if (enforce) bpf_map_delete_elem(&session_images, &tgid);
   __u64* key = tracked_key(tgid);
   if (!key) return 0;
   __u64 k = *key;
@@ -504,4 +551,213 @@ int handle_prctl(struct trace_event_raw_sys_enter* ctx) {
   if (!e) return 0;
   submit_event(e);
   return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The enforcing mode (BPF LSM, loaded only with `enforce:` on). At bprm_check_security, called
+ * for the file an exec runs and again for a script's interpreter, before the point of no return
+ * (the caller's memory is still its own), an exec by a tracked process whose new image would run
+ * without the interposer is refused with EPERM and reported (SA_EV_DENIED). Kernel facts only:
+ * the file's link count, the first bytes of the image (bprm->buf), the caller's own state
+ * (hooked_pids, session_images), and the environment the caller passed (just copied by the
+ * kernel, so its pages are present). */
+
+struct deny_scratch {
+  struct sa_denied_event ev; /* built here, then copied into the ring buffer */
+  char env[2 * SA_PATH_MAX]; /* LD_PRELOAD's value, tokens NUL-separated */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct deny_scratch);
+} deny_scratch SEC(".maps");
+
+#define SA_PT_INTERP 3
+#define SA_ENV_MAX 1024 /* environment entries looked at */
+
+/* v & mask, done where the verifier sees it (the compiler drops a mask it can prove redundant). */
+static __always_inline __u64 bounded(__u64 v, const __u64 mask) {
+  asm volatile("%0 &= %1" : "+r"(v) : "i"(mask));
+  return v;
+}
+
+static __always_inline struct deny_scratch* scratch(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&deny_scratch, &zero);
+}
+
+/* 1 when the image in buf (its first BINPRM_BUF_SIZE bytes) is an ELF file whose program
+ * headers, as far as they lie in buf, have no PT_INTERP. Anything else (a script, another
+ * format, headers beyond buf) is 0: not decided here. */
+static __always_inline int elf_without_interp(struct linux_binprm* bprm) {
+  unsigned char h[64];
+  if (bpf_probe_read_kernel(h, sizeof h, bprm->buf) != 0) return 0;
+  if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F' || h[4] != 2 /* ELFCLASS64 */)
+    return 0;
+  __u64 phoff = 0;
+  __u16 phentsize = 0, phnum = 0;
+  __builtin_memcpy(&phoff, &h[32], 8);
+  __builtin_memcpy(&phentsize, &h[54], 2);
+  __builtin_memcpy(&phnum, &h[56], 2);
+  if (phentsize != 56 || phnum == 0) return 0;
+  int seen = 0;
+  for (int i = 0; i < 4; i++) {
+    if (i >= phnum) break;
+    __u64 off = phoff + (__u64)i * 56;
+    if (off + 4 > sizeof(bprm->buf)) break;
+    __u32 type = 0;
+    if (bpf_probe_read_kernel(&type, sizeof type, &bprm->buf[off & 0xff]) != 0) return 0;
+    if (type == SA_PT_INTERP) return 0;
+    seen++;
+  }
+  /* Every program header was seen (a static binary has few before its first PT_LOAD; a
+   * dynamic one has PT_INTERP among its first) or enough of them to rule a PT_INTERP out. */
+  return seen == phnum || seen >= 3;
+}
+
+struct env_scan {
+  __u64 envp;
+  __u64 last; /* where the last LD_PRELOAD value starts (0: none) */
+};
+
+static long env_entry(__u32 i, void* data) {
+  struct env_scan* sc = data;
+  __u64 p = 0;
+  if (bpf_probe_read_user(&p, sizeof p, (const void*)(sc->envp + (__u64)i * 8)) != 0 || !p)
+    return 1;
+  char k[11];
+  if (bpf_probe_read_user(k, sizeof k, (const void*)p) != 0) return 0;
+  if (k[0] == 'L' && k[1] == 'D' && k[2] == '_' && k[3] == 'P' && k[4] == 'R' && k[5] == 'E' &&
+      k[6] == 'L' && k[7] == 'O' && k[8] == 'A' && k[9] == 'D' && k[10] == '=')
+    sc->last = p + 11;
+  return 0;
+}
+
+static long split_env(__u32 i, void* data) {
+  struct deny_scratch* s = scratch();
+  if (!s || i >= SA_PATH_MAX) return 1;
+  __u64 at = bounded(i, SA_PATH_MAX - 1);
+  char c = s->env[at];
+  if (c == ':' || c == ' ') s->env[at] = 0;
+  return 0;
+}
+
+struct token_scan {
+  __u32 len;
+  __u32 found;
+};
+
+static long match_token(__u32 i, void* data) {
+  struct token_scan* ts = data;
+  struct deny_scratch* s = scratch();
+  if (!s || i >= ts->len || i >= SA_PATH_MAX) return 1;
+  __u64 at = bounded(i, SA_PATH_MAX - 1);
+  if (s->env[at] == 0) return 0;
+  if (i > 0 && s->env[bounded(i - 1, SA_PATH_MAX - 1)] != 0) return 0;
+  if (bpf_strncmp(&s->env[at], SA_PATH_MAX, (const char*)interposer_path) == 0) {
+    ts->found = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* 1 when the environment at envp (the caller's memory) has LD_PRELOAD naming the interposer:
+ * the last LD_PRELOAD entry (the one ld.so uses), split at ':' and ' ' as ld.so does. */
+static __always_inline int env_has_interposer(__u64 envp) {
+  if (!envp) return 0;
+  struct env_scan sc = {envp, 0};
+  bpf_loop(SA_ENV_MAX, env_entry, &sc, 0);
+  if (!sc.last) return 0;
+  struct deny_scratch* s = scratch();
+  if (!s) return 0;
+  long n = bpf_probe_read_user_str(s->env, SA_PATH_MAX, (const void*)sc.last);
+  if (n <= 1) return 0;
+  bpf_loop(SA_PATH_MAX, split_env, NULL, 0);
+  struct token_scan ts = {(__u32)n, 0};
+  bpf_loop(SA_PATH_MAX, match_token, &ts, 0);
+  return ts.found;
+}
+
+struct argv_copy {
+  __u64 argv;
+  __u32 off;
+  __u32 cut;
+};
+
+static long copy_arg(__u32 i, void* data) {
+  struct argv_copy* ac = data;
+  struct deny_scratch* s = scratch();
+  if (!s) return 1;
+  __u64 p = 0;
+  if (bpf_probe_read_user(&p, sizeof p, (const void*)(ac->argv + (__u64)i * 8)) != 0 || !p)
+    return 1;
+  if (ac->off >= SA_DENY_ARGV_MAX) {
+    ac->cut = 1;
+    return 1;
+  }
+  long m = bpf_probe_read_user_str(&s->ev.argv[ac->off & (SA_DENY_ARGV_MAX - 1)], SA_DENY_ARGV_MAX,
+                                   (const void*)p);
+  if (m <= 0) return 1;
+  ac->off += (__u32)m;
+  return 0;
+}
+
+static __always_inline void report_denied(struct task_struct* t, __u64 key,
+                                          struct linux_binprm* bprm, __u32 reason,
+                                          struct exec_args* a) {
+  struct deny_scratch* s = scratch();
+  if (!s) return;
+  struct sa_denied_event* e = &s->ev;
+  fill_hdr(&e->h, SA_EV_DENIED, t, key);
+  e->reason = reason;
+  e->pad = 0;
+  long n = bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, interp));
+  e->filename_len = n > 0 ? (__u32)n - 1 : 0;
+  struct argv_copy ac = {a ? a->argv : 0, 0, 0};
+  if (ac.argv) bpf_loop(256, copy_arg, &ac, 0);
+  __u32 off = ac.off;
+  if (off > SA_DENY_ARGV_MAX) {
+    off = SA_DENY_ARGV_MAX;
+    ac.cut = 1;
+  }
+  if (ac.cut) e->h.flags |= SA_FLAG_ARGV_CUT;
+  e->argv_len = off;
+  __u64 size = offsetof(struct sa_denied_event, argv) + off;
+  if (size > sizeof(*e)) size = sizeof(*e);
+  if (bpf_ringbuf_output(&events, e, size, BPF_RB_FORCE_WAKEUP) != 0)
+    count(SA_STAT_DROPPED);
+  else
+    count(SA_STAT_EVENTS);
+}
+
+/* The decision for one bprm_check_security call: 0, or -EPERM after reporting it. */
+static __always_inline int enforce_decide(struct linux_binprm* bprm) {
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  __u32 tgid = BPF_CORE_READ(t, tgid);
+  __u64* keyp = tracked_key(tgid);
+  if (!keyp) return 0; /* outside audited sessions: never affected */
+  __u64 key = *keyp;
+  __u32 tid = BPF_CORE_READ(t, pid);
+  struct exec_args* a = bpf_map_lookup_elem(&pending_args, &tid);
+  __u32 reason = 0;
+  if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0)
+    reason = SA_DENY_UNLINKED;
+  else if (elf_without_interp(bprm))
+    reason = SA_DENY_NO_INTERP;
+  else if (bpf_map_lookup_elem(&session_images, &tgid) && !bpf_map_lookup_elem(&hooked_pids, &tgid))
+    reason = SA_DENY_UNHOOKED;
+  else if (a && (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
+           !env_has_interposer(a->envp))
+    reason = SA_DENY_NO_PRELOAD;
+  if (!reason) return 0;
+  report_denied(t, key, bprm, reason, a);
+  return -1; /* -EPERM */
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(enforce_exec, struct linux_binprm* bprm, int ret) {
+  if (ret != 0 || !enforce) return ret;
+  return enforce_decide(bprm);
 }

@@ -85,7 +85,36 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
                     "libshaudit_preload.so)",
                     opts.interposer, std::strerror(errno))};
   c->skel_->rodata->follow_runtime_execs = opts.follow_runtime_execs ? 1 : 0;
-  if ((err = shaudit_proc_bpf__load(c->skel_))) return fail("load", err);
+  if (opts.enforce) {
+    if (opts.interposer.empty() || opts.interposer.size() >= SA_PATH_MAX)
+      return Error{fmt::format("enforce: the interposer path must be 1 to {} bytes, got '{}'",
+                               SA_PATH_MAX - 1, opts.interposer)};
+    c->skel_->rodata->enforce = 1;
+    std::memcpy(const_cast<char*>(c->skel_->rodata->interposer_path), opts.interposer.data(),
+                opts.interposer.size());
+    struct stat ns {};
+    if (::stat("/proc/self/ns/mnt", &ns) == 0)
+      c->skel_->rodata->enforce_mntns = static_cast<__u32>(ns.st_ino);
+  } else {
+    // Without the enforcing mode the LSM program is neither loaded nor attached (a kernel
+    // without BPF LSM runs everything else).
+    bpf_program__set_autoload(c->skel_->progs.enforce_exec, false);
+  }
+  if ((err = shaudit_proc_bpf__load(c->skel_))) {
+    bool lsm_refused = false;
+    {
+      std::lock_guard lk(g_log_mu);
+      lsm_refused =
+          opts.enforce && g_log.find("prog 'enforce_exec': failed to load") != std::string::npos;
+    }
+    if (lsm_refused)
+      return Error{fmt::format(
+          "the kernel refused to load the BPF LSM program (lsm/bprm_check_security): {} (BPF "
+          "LSM needs CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads BPF trampoline "
+          "programs)",
+          std::strerror(err < 0 ? -err : err))};
+    return fail("load", err);
+  }
   // The genuine interposer, by device and inode; and its musl build beside it, for musl
   // programs (Alpine-style images through the runtime wrapper).
   if (!opts.interposer.empty()) {

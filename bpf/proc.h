@@ -25,8 +25,22 @@ enum sa_event_type {
   SA_EV_LINE = 5,    /* readline()/zleread() returned a line in a tracked process */
   SA_EV_HOOKED = 6,  /* the genuine interposer (the configured library file) initialised in a
                       * tracked process: this image carries it. No socket involved. */
-  SA_EV_INPUT = 7    /* a tracked process read these bytes from a terminal (read() of a
+  SA_EV_INPUT = 7,   /* a tracked process read these bytes from a terminal (read() of a
                       * terminal device's input side, at the system call's exit) */
+  SA_EV_DENIED = 8   /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
+                      * because the new image would run without the interposer */
+};
+
+/* Why an exec was denied (sa_denied_event.reason), in the order the kernel side checks. */
+enum sa_deny_reason {
+  SA_DENY_UNLINKED = 1,  /* the file has no name on any file system: a memfd (fexecve), an
+                          * O_TMPFILE or deleted file */
+  SA_DENY_NO_INTERP = 2, /* an ELF image without a program interpreter (no PT_INTERP): a static
+                          * binary, or the dynamic loader run as a program */
+  SA_DENY_UNHOOKED = 3,  /* the calling process ran an image in the session that never
+                          * initialised the genuine interposer */
+  SA_DENY_NO_PRELOAD = 4 /* the new environment's LD_PRELOAD (the last one, as ld.so reads it)
+                          * does not name the configured interposer */
 };
 
 #define SA_FLAG_ARGV_CUT 0x1u
@@ -101,6 +115,18 @@ struct sa_input_event {
   __u32 pad;
   char tty[SA_TTY_MAX];
   char data[SA_INPUT_MAX];
+};
+
+#define SA_DENY_ARGV_MAX 4096u /* argv bytes kept per denied exec; cut beyond, and flagged */
+
+struct sa_denied_event {
+  struct sa_event_hdr h;
+  __u32 reason;       /* enum sa_deny_reason */
+  __u32 argv_len;     /* bytes in argv[] (NUL-separated elements) */
+  __u32 filename_len; /* the file to run (a script's interpreter when that was refused) */
+  __u32 pad;
+  char filename[SA_PATH_MAX];
+  char argv[2 * SA_DENY_ARGV_MAX]; /* only the first SA_DENY_ARGV_MAX bytes are used */
 };
 
 struct sa_line_event {

@@ -33,6 +33,10 @@ struct CollectorOptions {
   // Follow, from its exec, every process a container runtime starts inside a container from
   // outside it (runc exec), under a new key: an exec event flagged SA_FLAG_RUNTIME_EXEC.
   bool follow_runtime_execs = false;
+  // The enforcing mode: load the BPF LSM program that refuses (EPERM) an exec by a tracked
+  // process whose new image would run without `interposer` (SA_EV_DENIED). Needs `bpf` among
+  // the kernel's active LSMs (the caller checks that first).
+  bool enforce = false;
 };
 
 // Called for every event; data points at a struct from proc.h of size bytes.

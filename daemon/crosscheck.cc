@@ -14,6 +14,10 @@
 #include "shaudit/siphash.h"
 #include "shaudit/zsh_meta.h"
 
+static_assert(offsetof(sa_denied_event, filename) == 80 && offsetof(sa_denied_event, argv) == 336 &&
+                  sizeof(sa_denied_event) == 8528,
+              "struct sa_denied_event as the BPF side lays it out");
+
 namespace shaudit::daemon {
 namespace {
 
@@ -205,6 +209,41 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       execs_by_pid_[pid].push_back(&execs_.back());
       execs_by_ppid_[execs_.back().ppid].push_back(&execs_.back());
       fresh_.push_back(&execs_.back());
+      break;
+    }
+    case SA_EV_DENIED: {
+      // The enforcing mode refused this exec in the kernel: nothing ran, the record is due now.
+      if (size < offsetof(sa_denied_event, argv)) return;
+      const auto* e = static_cast<const sa_denied_event*>(data);
+      KExec k;
+      from_header(k);
+      k.ord = ord;
+      k.flags = h.flags;
+      k.filename = cstr(e->filename, sizeof e->filename);
+      size_t n =
+          std::min<size_t>({e->argv_len, SA_DENY_ARGV_MAX, size - offsetof(sa_denied_event, argv)});
+      std::string_view all(e->argv, n);
+      for (size_t start = 0; start < all.size();) {
+        size_t end = all.find('\0', start);
+        if (end == std::string_view::npos) end = all.size();
+        k.argv.emplace_back(all.substr(start, end - start));
+        start = end + 1;
+      }
+      k.command = procs_[pid].command;
+      static constexpr const char* kReasons[] = {"", "unlinked_file", "no_interpreter",
+                                                 "unhooked_caller", "no_preload"};
+      static constexpr const char* kWhy[] = {
+          "", "the file has no name on any file system (a memfd, an O_TMPFILE or deleted file)",
+          "the image has no program interpreter (a static binary, or the dynamic loader run as "
+          "a program)",
+          "the calling process runs an image that never initialised the genuine interposer",
+          "its environment's LD_PRELOAD does not name the interposer"};
+      uint32_t r = e->reason < std::size(kReasons) ? e->reason : 0;
+      (void)push_bypass("unhooked_process", "high", &k, pid, k.session,
+                        fmt::format("enforcing mode: the kernel refused (EPERM) pid {}'s exec of "
+                                    "{}: {}",
+                                    pid, k.filename, r ? kWhy[r] : "unknown reason"),
+                        &k.argv, nullptr, "denied", r ? kReasons[r] : "unknown");
       break;
     }
     case SA_EV_ATTEMPT: {
@@ -514,12 +553,15 @@ std::string CrossCheck::command_for(pid_t pid, pid_t ppid) {
 
 bool CrossCheck::push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                              const std::string& session, std::string evidence,
-                             const std::vector<std::string>* argv, const std::string* exe) {
+                             const std::vector<std::string>* argv, const std::string* exe,
+                             const char* action, const char* reason) {
   stats_.bypasses.fetch_add(1, std::memory_order_relaxed);
   json::Object b;
   b["type"] = record::kBypass;
   b["kind"] = kind;
   b["severity"] = severity;
+  if (action) b["action"] = action;
+  if (reason) b["reason"] = reason;
   b["pid"] = static_cast<int64_t>(pid);
   if (!session.empty()) b["session"] = session;
   b["evidence"] = std::move(evidence);

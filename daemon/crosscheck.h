@@ -18,6 +18,10 @@
 //                     which ignores LD_PRELOAD by design; an allowlisted path lowers severity
 //   unreported_input  bash's readline or zsh's zleread returned a line that no interposer
 //                     reported, as a command or as announced non-command input
+//                     With the enforcing mode (`enforce:`), the BPF LSM refuses such an exec
+//                     before it runs (EPERM; SA_EV_DENIED): the record is written at once, with
+//                     `action: "denied"` and the kernel's `reason` (no_interpreter, no_preload,
+//                     unlinked_file, unhooked_caller); it has no exec record (nothing ran)
 //   forged_report     an exec report that no kernel exec (with that argv) or failed attempt
 //                     confirms: it contradicts the kernel
 //   uncaptured_input  a shell whose lines the interposer captures read a line from its terminal
@@ -295,7 +299,8 @@ class CrossCheck {
   std::string command_for(pid_t pid, pid_t ppid);
   bool push_bypass(const char* kind, const char* severity, const KExec* e, pid_t pid,
                    const std::string& session, std::string evidence,
-                   const std::vector<std::string>* argv, const std::string* exe = nullptr);
+                   const std::vector<std::string>* argv, const std::string* exe = nullptr,
+                   const char* action = nullptr, const char* reason = nullptr);
   bool flush_capacity_loss(int64_t now);
   int64_t to_realtime(uint64_t boot_ns) const {
     return static_cast<int64_t>(boot_ns) + boot_to_real_;

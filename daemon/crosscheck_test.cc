@@ -91,6 +91,23 @@ class CrossCheckTest : public ::testing::Test {
     e->argc = static_cast<uint32_t>(argv.size());
     cc_.on_kernel(e.get(), offsetof(sa_exec_event, argv) + n);
   }
+  // The enforcing mode refused pid's exec of file in the kernel (SA_EV_DENIED).
+  void denied_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& file,
+                 const std::vector<std::string>& argv, uint32_t reason) {
+    auto e = std::make_unique<sa_denied_event>();
+    hdr(e->h, SA_EV_DENIED, pid, ppid, t);
+    e->reason = reason;
+    std::memset(e->filename, 0, sizeof e->filename);
+    std::strncpy(e->filename, file.c_str(), sizeof e->filename - 1);
+    e->filename_len = static_cast<uint32_t>(file.size());
+    size_t n = 0;
+    for (const auto& a : argv) {
+      std::memcpy(e->argv + n, a.c_str(), a.size() + 1);
+      n += a.size() + 1;
+    }
+    e->argv_len = static_cast<uint32_t>(n);
+    cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + n);
+  }
   // An exec report of pid received at time t; sent_ns is what the sender claimed.
   void exec_report(pid_t pid, int64_t t, const std::string& path,
                    const std::vector<std::string>& argv, uint64_t sent_ns = 0, bool spawn = false) {
@@ -174,6 +191,38 @@ TEST_F(CrossCheckTest, AHelloIsNoEvidenceTheKernelDidNotSeeTheInterposerInitiali
   EXPECT_EQ(r[0].at("argv"), json::Value(argv({"/bin/dash", "-i"})));
   EXPECT_EQ(kind(r[1]), "unhooked_process");
   EXPECT_EQ(r[1].at("pid").as_int(), 101);
+}
+
+TEST_F(CrossCheckTest, AnExecTheKernelDeniedIsABypassRecordAtOnceWithItsReason) {
+  // Enforcing mode: a static binary and `env -u LD_PRELOAD sh` were refused (EPERM) by the
+  // BPF LSM. Each is an unhooked_process bypass with action "denied" and the kernel's reason,
+  // written at once (no window: nothing ran), and no exec record.
+  fork_ev(100, 101, 0);
+  denied_ev(101, 100, 1'000'000, "/tmp/static", {"/tmp/static", "x"}, SA_DENY_NO_INTERP);
+  denied_ev(101, 100, 2'000'000, "/bin/sh", {"/bin/sh", "-c", "id"}, SA_DENY_NO_PRELOAD);
+  denied_ev(101, 100, 3'000'000, "/dev/fd/3", {"payload"}, SA_DENY_UNLINKED);
+  denied_ev(101, 100, 4'000'000, "/bin/true", {"/bin/true"}, SA_DENY_UNHOOKED);
+  auto r = records();
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(json::encode(json::Value(r[0])),
+            R"x({"action":"denied","argv":["/tmp/static","x"],"evidence":"enforcing mode: )x"
+            R"x(the kernel refused (EPERM) pid 101's exec of /tmp/static: the image has no )x"
+            R"x(program interpreter (a static binary, or the dynamic loader run as a program)",)x"
+            R"x("exe":"/tmp/static","kind":"unhooked_process","pid":101,"ppid":100,)x"
+            R"x("reason":"no_interpreter","session":"abcdef0123456789","severity":"high",)x"
+            R"x("type":"bypass","uid":1000})x");
+  EXPECT_EQ(r[1].at("reason").as_string(), "no_preload");
+  EXPECT_EQ(r[1].at("argv"), json::Value(argv({"/bin/sh", "-c", "id"})));
+  EXPECT_EQ(r[1].at("evidence").as_string(),
+            "enforcing mode: the kernel refused (EPERM) pid 101's exec of /bin/sh: its "
+            "environment's LD_PRELOAD does not name the interposer");
+  EXPECT_EQ(r[2].at("reason").as_string(), "unlinked_file");
+  EXPECT_EQ(r[2].at("exe").as_string(), "/dev/fd/3");
+  EXPECT_EQ(r[3].at("reason").as_string(), "unhooked_caller");
+  for (const auto& x : r) EXPECT_EQ(x.at("action").as_string(), "denied");
+  ASSERT_TRUE(cc_.tick(rt(4'000'000 + 2 * kWindow)));
+  EXPECT_TRUE(records().empty());  // no exec record, no second bypass
+  EXPECT_TRUE(cc_.idle());
 }
 
 TEST_F(CrossCheckTest, AnImageTheInterposerInitialisedInIsNoBypass) {

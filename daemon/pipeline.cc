@@ -3,6 +3,7 @@
 // start-up and shutdown sequence of the collector, outputs, writer, receiver and control socket.
 #include "pipeline.h"
 
+#include <fmt/format.h>
 #include <glob.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -34,6 +36,39 @@ std::string hostname() {
 
 #ifdef SHAUDIT_HAVE_BPF
 // zsh's line editor modules (zleread lives there): every installed zsh version.
+// Why the enforcing mode cannot work with this configuration and kernel ("" when it can): it
+// needs eBPF, and `bpf` among the active LSMs the kernel lists in enforce_lsm_file.
+std::string enforce_unavailable(const Config& c) {
+  if (c.bpf == BpfMode::kOff)
+    return "the enforcing mode needs the eBPF collector, but the configuration says bpf: off";
+#ifndef SHAUDIT_HAVE_BPF
+  return "this build of shauditd has no eBPF collector (built with SHAUDIT_BPF=OFF or without "
+         "bpftool, clang, libbpf-dev)";
+#endif
+  FILE* f = std::fopen(c.enforce_lsm_file.c_str(), "re");
+  if (!f)
+    return fmt::format(
+        "cannot read the kernel's active security modules from {}: {} (is securityfs mounted? "
+        "mount -t securityfs securityfs /sys/kernel/security)",
+        c.enforce_lsm_file, std::strerror(errno));
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string lsms(buf, n);
+  while (!lsms.empty() && (lsms.back() == '\n' || lsms.back() == '\0')) lsms.pop_back();
+  std::string_view rest = lsms;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    if (rest.substr(0, comma) == "bpf") return {};
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return fmt::format(
+      "the kernel has no BPF LSM: 'bpf' is not among the active security modules in {} ({}); "
+      "boot with CONFIG_BPF_LSM=y and lsm=...,bpf",
+      c.enforce_lsm_file, lsms.empty() ? "none" : lsms);
+}
+
 std::vector<std::string> find_zle_modules() {
   std::vector<std::string> out;
   glob_t g;
@@ -422,6 +457,14 @@ int Pipeline::start() {
     }
   raise_fd_limit(cfg_);
 
+  // The enforcing mode needs the eBPF collector and a kernel with BPF LSM active: anything less
+  // is an error, never a silent no-op.
+  if (cfg_.enforce) {
+    if (std::string why = enforce_unavailable(cfg_); !why.empty()) {
+      std::fprintf(stderr, "shauditd: enforce: %s\n", why.c_str());
+      return 1;
+    }
+  }
   // The eBPF collector comes first: the socket appears only once the probes are attached, so
   // nothing typed before goes unchecked.
   if (cfg_.bpf != BpfMode::kOff) {
@@ -431,6 +474,7 @@ int Pipeline::start() {
     co.zle_modules = find_zle_modules();
     co.interposer = cfg_.interposer;
     co.follow_runtime_execs = !cfg_.container_state_dirs.empty();
+    co.enforce = cfg_.enforce;
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
     });
@@ -443,6 +487,11 @@ int Pipeline::start() {
         "this build of shauditd has no eBPF collector (built with SHAUDIT_BPF=OFF or without "
         "bpftool, clang, libbpf-dev)";
 #endif
+    if (!collector_ && cfg_.enforce) {
+      std::fprintf(stderr, "shauditd: enforce: the enforcing mode cannot start: %s\n",
+                   bpf_reason_.c_str());
+      return 1;
+    }
     if (!collector_ && cfg_.bpf == BpfMode::kOn) {
       std::fprintf(stderr, "shauditd: bpf: on, but the eBPF collector cannot start: %s\n",
                    bpf_reason_.c_str());
@@ -492,6 +541,7 @@ int Pipeline::start() {
   wo.start_fields["pid"] = static_cast<int64_t>(getpid());
   wo.start_fields["bpf"] = collector_ ? "on" : "off";
   wo.start_fields["cross_check"] = collector_ != nullptr;
+  wo.start_fields["enforce"] = cfg_.enforce && collector_ != nullptr;
   if (!bpf_reason_.empty()) wo.start_fields["bpf_error"] = bpf_reason_;
   auto writer = LogWriter::open(std::move(wo));
   if (!writer) {

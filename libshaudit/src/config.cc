@@ -48,6 +48,7 @@ rules: []
 redact_patterns: []
 state_dir: /var/lib/shaudit
 retention: {max_age_days: 0, max_total_mib: 0}
+enforce: false
 outputs: []
 )";
 
@@ -231,6 +232,7 @@ const std::map<std::string, Setter>& setters() {
       {"outputs", nullptr},
       {"state_dir", path_key(&Config::state_dir)},
       {"retention", nullptr},  // a mapping: handled in parse_config
+      {"enforce", nullptr},    // a boolean or a mapping: handled in parse_config
   };
   return m;
 }
@@ -521,6 +523,56 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
           if (!e.empty())
             return make_error(fmt::format("config {}: retention: key '{}': {}",
                                           yaml_where(source, r.second.Mark()), rk, e));
+        }
+        continue;
+      }
+      if (key == "enforce") {
+        auto set_mode = [&c](const std::string& v) -> std::string {
+          if (v == "true" || v == "on" || v == "deny")
+            c.enforce = true;
+          else if (v == "false" || v == "off")
+            c.enforce = false;
+          else
+            return fmt::format("expected true, false or a mapping (mode, lsm_file), got '{}'", v);
+          return {};
+        };
+        if (kv.second.IsScalar()) {
+          std::string e = set_mode(kv.second.Scalar());
+          if (!e.empty())
+            return make_error(fmt::format("config {}: key 'enforce': {}",
+                                          yaml_where(source, kv.second.Mark()), e));
+          continue;
+        }
+        if (!kv.second.IsMap())
+          return make_error(fmt::format(
+              "config {}: key 'enforce' needs true, false or a mapping (mode, lsm_file)",
+              yaml_where(source, kv.second.Mark())));
+        c.enforce = true;  // a mapping turns it on unless it says `mode: off`
+        std::map<std::string, YAML::Mark> eseen;
+        for (const auto& r : kv.second) {
+          const std::string ek = r.first.IsScalar() ? r.first.Scalar() : std::string();
+          if (ek != "mode" && ek != "lsm_file")
+            return make_error(
+                fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file)",
+                            yaml_where(source, r.first.Mark()), ek));
+          if (!eseen.emplace(ek, r.first.Mark()).second)
+            return make_error(fmt::format("config {}: enforce: duplicate key '{}'",
+                                          yaml_where(source, r.first.Mark()), ek));
+          std::string e;
+          if (!r.second.IsScalar())
+            e = "needs a single value";
+          else if (ek == "mode")
+            e = r.second.Scalar() == "deny" ? (c.enforce = true, std::string())
+                : r.second.Scalar() == "off"
+                    ? (c.enforce = false, std::string())
+                    : fmt::format("expected deny or off, got '{}'", r.second.Scalar());
+          else if (r.second.Scalar().empty() || r.second.Scalar()[0] != '/')
+            e = fmt::format("expected an absolute path, got '{}'", r.second.Scalar());
+          else
+            c.enforce_lsm_file = r.second.Scalar();
+          if (!e.empty())
+            return make_error(fmt::format("config {}: enforce: key '{}': {}",
+                                          yaml_where(source, r.second.Mark()), ek, e));
         }
         continue;
       }

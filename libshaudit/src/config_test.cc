@@ -48,7 +48,7 @@ void expect_defaults(const Config& c) {
 const char kKnownKeys[] =
     "bpf, bpf_ringbuf_kib, client_queue_bytes, client_queue_quota, container_state_dirs, "
     "control_socket, "
-    "crosscheck_window_ms, forward_secure, interposer, log, "
+    "crosscheck_window_ms, enforce, forward_secure, interposer, log, "
     "max_clients, max_clients_per_uid, outputs, "
     "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_epoch_s, seal_every, "
     "seal_interval_ms, "
@@ -178,6 +178,37 @@ TEST(Config, Retention) {
             "'lots'");
   EXPECT_EQ(config_error("retention: 30\n"),
             "config src:1:12: key 'retention' needs a mapping (max_age_days, max_total_mib)");
+}
+
+TEST(Config, Enforce) {
+  auto d = parse_config("log: /a\n", "src");
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_FALSE(d->enforce);  // off by default
+  EXPECT_EQ(d->enforce_lsm_file, "/sys/kernel/security/lsm");
+  auto t = parse_config("enforce: true\n", "src");
+  ASSERT_TRUE(t.ok()) << t.message();
+  EXPECT_TRUE(t->enforce);
+  auto f = parse_config("enforce: false\n", "src");
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_FALSE(f->enforce);
+  auto m = parse_config("enforce: {lsm_file: /tmp/lsm}\n", "src");
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_TRUE(m->enforce);  // a mapping turns it on
+  EXPECT_EQ(m->enforce_lsm_file, "/tmp/lsm");
+  auto o = parse_config("enforce: {mode: off}\n", "src");
+  ASSERT_TRUE(o.ok()) << o.message();
+  EXPECT_FALSE(o->enforce);
+  EXPECT_EQ(config_error("enforce:\n  mode: deny\n  fail: closed\n"),
+            "config src:3:3: enforce: unknown key 'fail' (known: mode, lsm_file)");
+  EXPECT_EQ(config_error("enforce: {mode: block}\n"),
+            "config src:1:17: enforce: key 'mode': expected deny or off, got 'block'");
+  EXPECT_EQ(config_error("enforce: {lsm_file: lsm}\n"),
+            "config src:1:21: enforce: key 'lsm_file': expected an absolute path, got 'lsm'");
+  EXPECT_EQ(config_error("enforce: maybe\n"),
+            "config src:1:10: key 'enforce': expected true, false or a mapping (mode, lsm_file), "
+            "got 'maybe'");
+  EXPECT_EQ(config_error("enforce: [a]\n"),
+            "config src:1:10: key 'enforce' needs true, false or a mapping (mode, lsm_file)");
 }
 
 TEST(Config, MappingOrListForAScalarKey) {

@@ -99,6 +99,11 @@ struct Config {
   // retention: {max_age_days, max_total_mib}: rotated files shauditd removes (0: no limit).
   uint64_t retention_max_age_days = 0;
   uint64_t retention_max_total_mib = 0;
+  // enforce: the enforcing mode (BPF LSM): in an audited session an exec that would run a
+  // program without the interposer is denied (EPERM). `enforce: true`, or a mapping.
+  bool enforce = false;
+  // Where the kernel lists its active security modules (`bpf` must be among them).
+  std::string enforce_lsm_file = "/sys/kernel/security/lsm";
 };
 
 // The configuration compiled into shauditd (used when no --config is given).

@@ -1,0 +1,368 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The enforcing mode (`enforce:`, BPF LSM) end to end: shauditd with `bpf: on` and real dash
+and bash on real pseudo-terminals with the interposer preloaded (implicit sessions).
+
+With enforcement on, every way around the interposer in the bypass corpus (a static binary, a
+static busybox, `env -u LD_PRELOAD`, execve with an empty environment, a bash started without
+the interposer, the dynamic loader run as a program, fexecve of a memfd) is refused by the
+kernel with EPERM before the program runs, and its `bypass` record says `action: "denied"`
+with the kernel's reason; nothing ran, so no exec record. With it off the same lines run and
+are only recorded (no `action`). A clean session (the clean corpus, the seed lines and a
+make-style build with cc) has no denial at all, and processes outside audited sessions are
+never affected. A kernel without BPF LSM, or `bpf: off`, is a start-up error naming why.
+
+Processes are ended by PID; nothing on the host is changed."""
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import built, stats
+from ptyshell import PtyShell
+from test_capture import PRELOAD, SHELLS, shell_env
+from test_crosscheck import WINDOW_MS, bypasses, brief, session_of, typed_command
+
+BUSYBOX = "/bin/busybox"
+LOADER = "/lib64/ld-linux-x86-64.so.2"
+LSM_FILE = Path("/sys/kernel/security/lsm")
+
+
+def bpf_lsm_active():
+    try:
+        return "bpf" in LSM_FILE.read_text().strip().split(",")
+    except OSError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (eBPF, BPF LSM)"),
+    pytest.mark.skipif(not built(PRELOAD).exists(), reason="build the interposer first"),
+]
+
+needs_lsm = pytest.mark.skipif(
+    not bpf_lsm_active(),
+    reason=f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: boot with lsm=...,bpf)")
+
+
+REFUSED = ("shauditd: enforce: the enforcing mode cannot start: the kernel refused to load the BPF "
+           "LSM program (lsm/bprm_check_security): ")
+
+
+def enforce_daemon(daemon_factory, enforce=True, **extra):
+    """shauditd with eBPF and the enforcing mode on (or off). A kernel that lists `bpf` among
+    its LSMs but refuses to load BPF LSM programs (some hardened or sandboxed kernels refuse
+    every BPF trampoline program: lsm, fentry, fexit) makes shauditd exit 1 saying so: the
+    test is skipped with that line."""
+    d = daemon_factory(bpf="on", crosscheck_window_ms=WINDOW_MS, enforce=str(enforce).lower(), **extra)
+    d.start(wait=False)
+    try:
+        d.wait_ready(timeout=20)
+    except AssertionError:
+        if enforce and d.proc.poll() == 1 and REFUSED in d.stderr():
+            pytest.skip(f"this kernel loads no BPF LSM program: {d.stderr().strip().splitlines()[-1]}")
+        raise
+    return d
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    """A static program, and one that runs /bin/true from a memfd through fexecve."""
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler (apt-get install gcc)")
+    d = tmp_path_factory.mktemp("eprogs")
+    (d / "static_hello.c").write_text(textwrap.dedent("""\
+        #include <stdio.h>
+        int main(void) { printf("STATIC-RAN\\n"); return 0; }
+        """))
+    (d / "memfd_exec.c").write_text(textwrap.dedent("""\
+        #define _GNU_SOURCE
+        #include <errno.h>
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <string.h>
+        #include <sys/mman.h>
+        #include <unistd.h>
+        extern char** environ;
+        int main(void) {
+          int in = open("/bin/true", O_RDONLY);
+          int fd = memfd_create("payload", MFD_CLOEXEC);
+          char buf[65536];
+          ssize_t n;
+          while ((n = read(in, buf, sizeof buf)) > 0) write(fd, buf, (size_t)n);
+          char* argv[] = {"payload", "from-memfd", NULL};
+          printf("MEMFD %d\\n", (int)getpid());
+          fflush(stdout);
+          fexecve(fd, argv, environ);
+          printf("fexecve: %s\\n", strerror(errno));
+          return 126;
+        }
+        """))
+    for name, extra in (("static_hello", ["-static"]), ("memfd_exec", [])):
+        r = subprocess.run(["cc", "-O2", *extra, "-o", str(d / name), str(d / f"{name}.c")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cc {' '.join(extra)} failed (static libc: apt-get install libc6-dev): {r.stderr}")
+    d.chmod(0o755)
+    return d
+
+
+def denied(recs, argv):
+    return [b for b in bypasses(recs, "unhooked_process") if b.get("action") == "denied" and b["argv"] == argv]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Start-up: no BPF LSM, or eBPF off, is a clear error
+
+
+def test_enforce_without_bpf_lsm_is_a_startup_error(daemon_factory, tmp_path):
+    fake = tmp_path / "lsm"
+    fake.write_text("lockdown,capability,landlock,yama,apparmor")
+    d = daemon_factory(bpf="on", enforce=f"{{mode: deny, lsm_file: {fake}}}")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    assert d.stderr().strip().splitlines()[-1] == (
+        f"shauditd: enforce: the kernel has no BPF LSM: 'bpf' is not among the active security "
+        f"modules in {fake} (lockdown,capability,landlock,yama,apparmor); boot with "
+        f"CONFIG_BPF_LSM=y and lsm=...,bpf")
+    assert not d.socket.exists()
+
+
+def test_enforce_with_bpf_off_is_a_startup_error(daemon_factory):
+    d = daemon_factory(bpf="off", enforce="true")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    assert d.stderr().strip().splitlines()[-1] == (
+        "shauditd: enforce: the enforcing mode needs the eBPF collector, but the configuration "
+        "says bpf: off")
+
+
+def test_enforce_with_an_unreadable_lsm_file_is_a_startup_error(daemon_factory, tmp_path):
+    missing = tmp_path / "no-such-lsm"
+    d = daemon_factory(bpf="on", enforce=f"{{lsm_file: {missing}}}")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    assert d.stderr().strip().splitlines()[-1] == (
+        f"shauditd: enforce: cannot read the kernel's active security modules from {missing}: "
+        f"No such file or directory (is securityfs mounted? mount -t securityfs securityfs "
+        f"/sys/kernel/security)")
+
+
+@needs_lsm
+def test_a_kernel_that_refuses_bpf_lsm_programs_is_a_startup_error(daemon_factory):
+    """`bpf` is among the kernel's LSMs, yet loading the LSM program fails: shauditd says so and
+    exits 1 (never runs without the enforcement it was told to do)."""
+    d = daemon_factory(bpf="on", enforce="true")
+    d.start(wait=False)
+    deadline = time.monotonic() + 20
+    while d.proc.poll() is None and time.monotonic() < deadline:
+        if d.socket.exists():
+            d.stop()
+            pytest.skip("this kernel loads BPF LSM programs: the denial tests below run instead")
+        time.sleep(0.05)
+    assert d.proc.wait(timeout=20) == 1
+    last = d.stderr().strip().splitlines()[-1]
+    assert last.startswith(REFUSED), last
+    assert last.endswith(" (BPF LSM needs CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads "
+                         "BPF trampoline programs)"), last
+    assert not d.socket.exists()
+
+
+def test_unknown_enforce_key_is_named(daemon_factory):
+    d = daemon_factory(bpf="on", enforce="{mode: deny, fail: closed}")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    assert "enforce: unknown key 'fail' (known: mode, lsm_file)" in d.stderr()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. The bypass corpus: denied with enforcement on, only recorded with it off
+
+# (line typed, argv the kernel was asked to run, exe, reason)
+def corpus(programs, notbash):
+    static = str(programs / "static_hello")
+    memfd = str(programs / "memfd_exec")
+    empty_code = "import os; os.execve('/bin/true',['/bin/true','empty-env'],{})"
+    return [
+        (static, [static], static, "no_interpreter"),
+        (f"{BUSYBOX} sh -c '/bin/true'", [BUSYBOX, "sh", "-c", "/bin/true"], BUSYBOX, "no_interpreter"),
+        (f"{LOADER} /bin/true via-loader", [LOADER, "/bin/true", "via-loader"], LOADER, "no_interpreter"),
+        ("env -u LD_PRELOAD /bin/sh -c '/bin/true; id'", ["/bin/sh", "-c", "/bin/true; id"], "/bin/sh",
+         "no_preload"),
+        (f'python3 -c "{empty_code}"', ["/bin/true", "empty-env"], "/bin/true", "no_preload"),
+        (f"env -u LD_PRELOAD {notbash} --norc --noprofile -i", [str(notbash), "--norc", "--noprofile", "-i"],
+         str(notbash), "no_preload"),
+        ("env -u LD_PRELOAD bash --norc -i", ["bash", "--norc", "-i"], "/usr/bin/bash", "no_preload"),
+        ("env LD_PRELOAD= /bin/true emptied", ["/bin/true", "emptied"], "/bin/true", "no_preload"),
+        (f"env LD_PRELOAD={PRELOAD} LD_PRELOAD= /bin/true last-wins", ["/bin/true", "last-wins"], "/bin/true",
+         "no_preload"),
+        (memfd, ["payload", "from-memfd"], "/dev/fd/3", "unlinked_file"),
+    ]
+
+
+@needs_lsm
+@pytest.mark.parametrize("name", ["dash", "bash"])
+def test_bypass_corpus_is_denied(daemon_factory, work, programs, name):
+    if not os.access(BUSYBOX, os.X_OK):
+        pytest.skip("no static busybox (apt-get install busybox-static)")
+    if not os.access(LOADER, os.X_OK):
+        pytest.skip(f"no {LOADER}")
+    d = enforce_daemon(daemon_factory)
+    notbash = work / "notbash"
+    shutil.copy2("/bin/bash", notbash)
+    cases = corpus(programs, notbash)
+    sh = PtyShell(SHELLS[name], env=shell_env(d), cwd=str(work))
+    outs = []
+    try:
+        sh.wait_prompt()
+        for line, *_ in cases:
+            start = len(sh.out)
+            sh.line(line)
+            sh.line("echo status=$?")
+            outs.append(sh.out[start:].decode(errors="replace"))
+        sh.line("echo after $$")
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    assert b"STATIC-RAN" not in sh.out and b"uid=0(" not in sh.out
+    recs = d.wait_for(lambda rs: all(denied(rs, argv) for _, argv, _, _ in cases), timeout=20)
+    sid = session_of(recs, sh.pid)
+    for (line, argv, exe, reason), out in zip(cases, outs):
+        bs = denied(recs, argv)
+        assert len(bs) == 1, (line, brief(bypasses(recs)))
+        b = bs[0]
+        assert b["exe"] == exe and b["reason"] == reason and b["session"] == sid, b
+        assert b["severity"] == "high" and b["uid"] == 0
+        assert b["evidence"].startswith(f"enforcing mode: the kernel refused (EPERM) pid {b['pid']}'s exec of {exe}: ")
+        assert b["command"] == typed_command(recs, sh.pid, line)
+        # Nothing ran: no exec record of it, no other bypass of it.
+        assert not [x for x in recs if x["type"] == "exec" and x["pid"] == b["pid"] and x["argv"] == argv]
+        assert "Operation not permitted" in out, (line, out)
+    st = stats(d)
+    assert st["bpf_dropped"] == 0
+    assert d.stop() == 0
+    v = d.verify()
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+@needs_lsm
+def test_bypass_corpus_is_only_recorded_with_enforcement_off(daemon_factory, work, programs):
+    if not os.access(BUSYBOX, os.X_OK):
+        pytest.skip("no static busybox (apt-get install busybox-static)")
+    d = enforce_daemon(daemon_factory, enforce=False)
+    static = str(programs / "static_hello")
+    sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(work))
+    try:
+        sh.wait_prompt()
+        sh.line(static)
+        sh.line("env -u LD_PRELOAD /bin/sh -c 'id -u'")
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    assert b"STATIC-RAN" in sh.out
+    want = [[static], ["/bin/sh", "-c", "id -u"]]
+    recs = d.wait_for(lambda rs: all([b for b in bypasses(rs, "unhooked_process") if b["argv"] == a] for a in want),
+                      timeout=20)
+    for a in want:
+        bs = [b for b in bypasses(recs, "unhooked_process") if b["argv"] == a]
+        assert len(bs) == 1 and "action" not in bs[0] and "reason" not in bs[0], bs
+    assert d.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Zero false denials: a clean session, and processes outside sessions
+
+CLEAN_SCRIPT = """\
+#!/bin/sh
+ls / > /dev/null
+/bin/true from-script
+echo from-script | tr a-z A-Z > /dev/null
+x=$(id -u)
+"""
+
+MAKEFILE = """\
+all: hello
+\t./hello > made.txt
+
+hello: hello.o util.o
+\tcc -o hello hello.o util.o
+
+%.o: %.c
+\tcc -O2 -c $< -o $@
+"""
+
+
+@needs_lsm
+@pytest.mark.parametrize("name", ["dash", "bash"])
+def test_clean_session_has_no_denial(daemon_factory, work, name):
+    if not shutil.which("make") or not shutil.which("cc"):
+        pytest.skip("no make or cc (apt-get install make gcc)")
+    d = enforce_daemon(daemon_factory)
+    (work / "script.sh").write_text(CLEAN_SCRIPT)
+    (work / "script.sh").chmod(0o755)
+    src = work / "proj"
+    src.mkdir()
+    (src / "Makefile").write_text(MAKEFILE)
+    (src / "hello.c").write_text('#include <stdio.h>\nint util(void);\nint main(void) { printf("made %d\\n", util()); return 0; }\n')
+    (src / "util.c").write_text("int util(void) { return 42; }\n")
+    loop = ("i=0; while [ $i -lt 200 ]; do /bin/true $i; i=$((i+1)); done" if name == "dash"
+            else "for i in $(seq 200); do /bin/true $i; done")
+    lines = [
+        "ls /bin > /dev/null",
+        f"mkdir {work}/hellofalco",
+        'echo "hello world" > example.txt',
+        "cat example.txt | grep hello | wc -l",
+        "printf 'b\\na\\n' | sort | head -1 > sorted.txt",
+        "sh script.sh",
+        "./script.sh",
+        "sh -c 'ls / > /dev/null; id -u'",
+        "(cd / && ls > /dev/null)",
+        "echo $(/bin/echo substituted) > sub.txt",
+        "{ /bin/true grouped; ls > /dev/null; }",
+        "passwd --status root",
+        "env /bin/true via-env",
+        "python3 -c \"import os, subprocess; os.system('/bin/true system'); "
+        "subprocess.run(['/bin/true', 'spawn'], close_fds=False)\"",
+        f"env LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6:{PRELOAD} /bin/true two-preloads",
+        loop,
+        "make -C proj",
+        "cat proj/made.txt",
+    ]
+    sh = PtyShell(SHELLS[name], env=shell_env(d), cwd=str(work))
+    try:
+        sh.wait_prompt()
+        for line in lines:
+            sh.line(line, timeout=60)
+        time.sleep(2 * WINDOW_MS / 1000 + 0.3)
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    assert (work / "example.txt").read_text() == "hello world\n"
+    assert (work / "sorted.txt").read_text() == "a\n"
+    assert (work / "sub.txt").read_text() == "substituted\n"
+    assert (src / "made.txt").read_text() == "made 42\n"
+    assert b"Operation not permitted" not in sh.out
+    assert d.stop() == 0
+    recs = d.records()
+    assert not bypasses(recs), brief(bypasses(recs))
+    texts = [r["text"] for r in recs if r["type"] == "command" and r["pid"] == sh.pid]
+    assert "make -C proj" in texts and loop in texts
+    assert [r for r in recs if r["type"] == "exec" and r["argv"][:2] == ["cc", "-O2"]]
+    start = [r for r in recs if r["type"] == "start"]
+    assert start and start[-1]["enforce"] is True
+
+
+@needs_lsm
+def test_processes_outside_sessions_are_not_affected(daemon_factory, programs):
+    d = enforce_daemon(daemon_factory)
+    env = {"PATH": "/usr/bin:/bin"}
+    static = str(programs / "static_hello")
+    r = subprocess.run(["env", "-u", "LD_PRELOAD", static], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout == "STATIC-RAN\n"
+    r = subprocess.run([LOADER, "/bin/echo", "outside"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout == "outside\n"
+    assert d.stop() == 0
+    assert not bypasses(d.records())
