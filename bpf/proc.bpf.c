@@ -562,9 +562,12 @@ int handle_prctl(struct trace_event_raw_sys_enter* ctx) {
  * (hooked_pids, session_images), and the environment the caller passed (just copied by the
  * kernel, so its pages are present). */
 
+#define SA_BINPRM_BUF 256 /* BINPRM_BUF_SIZE: the bytes of the image the kernel read first */
+
 struct deny_scratch {
   struct sa_denied_event ev; /* built here, then copied into the ring buffer */
   char env[2 * SA_PATH_MAX]; /* LD_PRELOAD's value, tokens NUL-separated */
+  char img[SA_BINPRM_BUF];   /* enforce_selftest: an image's first bytes */
 };
 
 struct {
@@ -591,9 +594,9 @@ static __always_inline struct deny_scratch* scratch(void) {
 /* 1 when the image in buf (its first BINPRM_BUF_SIZE bytes) is an ELF file whose program
  * headers, as far as they lie in buf, have no PT_INTERP. Anything else (a script, another
  * format, headers beyond buf) is 0: not decided here. */
-static __always_inline int elf_without_interp(struct linux_binprm* bprm) {
+static __always_inline int elf_without_interp(const char* buf) {
   unsigned char h[64];
-  if (bpf_probe_read_kernel(h, sizeof h, bprm->buf) != 0) return 0;
+  if (bpf_probe_read_kernel(h, sizeof h, buf) != 0) return 0;
   if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F' || h[4] != 2 /* ELFCLASS64 */)
     return 0;
   __u64 phoff = 0;
@@ -606,9 +609,9 @@ static __always_inline int elf_without_interp(struct linux_binprm* bprm) {
   for (int i = 0; i < 4; i++) {
     if (i >= phnum) break;
     __u64 off = phoff + (__u64)i * 56;
-    if (off + 4 > sizeof(bprm->buf)) break;
+    if (off + 4 > SA_BINPRM_BUF) break;
     __u32 type = 0;
-    if (bpf_probe_read_kernel(&type, sizeof type, &bprm->buf[off & 0xff]) != 0) return 0;
+    if (bpf_probe_read_kernel(&type, sizeof type, buf + (off & 0xff)) != 0) return 0;
     if (type == SA_PT_INTERP) return 0;
     seen++;
   }
@@ -744,7 +747,7 @@ static __always_inline int enforce_decide(struct linux_binprm* bprm) {
   __u32 reason = 0;
   if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0)
     reason = SA_DENY_UNLINKED;
-  else if (elf_without_interp(bprm))
+  else if (elf_without_interp(bprm->buf))
     reason = SA_DENY_NO_INTERP;
   else if (bpf_map_lookup_elem(&session_images, &tgid) && !bpf_map_lookup_elem(&hooked_pids, &tgid))
     reason = SA_DENY_UNHOOKED;
@@ -760,4 +763,28 @@ SEC("lsm/bprm_check_security")
 int BPF_PROG(enforce_exec, struct linux_binprm* bprm, int ret) {
   if (ret != 0 || !enforce) return ret;
   return enforce_decide(bprm);
+}
+
+/* The decision's two parsers run on given inputs, for tests (BPF_PROG_TEST_RUN in the calling
+ * process; never attached, not loaded by shauditd): args[0] is an envp array, args[1] the first
+ * SA_BINPRM_BUF bytes of an image, both in the caller's memory. Returns bit 0 when the image has
+ * no program interpreter, bit 1 when the environment's LD_PRELOAD names the interposer. */
+SEC("?raw_tp")
+int enforce_selftest(struct bpf_raw_tracepoint_args* ctx) {
+  struct deny_scratch* s = scratch();
+  if (!s) return 0;
+  if (bpf_probe_read_user(s->img, sizeof s->img, (const void*)ctx->args[1]) != 0) return 0;
+  int r = 0;
+  if (elf_without_interp(s->img)) r |= 1;
+  if (env_has_interposer(ctx->args[0])) r |= 2;
+  return r;
+}
+
+/* The whole decision (enforce_decide, with its report) in a program type this kernel loads
+ * wherever BPF LSM programs are refused (some kernels refuse every BPF trampoline program):
+ * loaded by enforce_selftest with `enforce` set, so the verifier checks it; never attached. */
+SEC("?tp_btf/sched_process_exec")
+int BPF_PROG(enforce_verify, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  if (!enforce) return 0;
+  return enforce_decide(bprm) ? 1 : 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -288,6 +289,38 @@ std::vector<uint64_t> dynamic_symbols(const std::string& path,
     }
   }
   return out;
+}
+
+Result<uint32_t> enforce_selftest(const std::string& interposer, const std::string& image_head,
+                                  const std::vector<std::string>& env) {
+  libbpf_set_print(libbpf_print);
+  if (interposer.empty() || interposer.size() >= SA_PATH_MAX)
+    return Error{"enforce_selftest: interposer path length"};
+  shaudit_proc_bpf* skel = shaudit_proc_bpf__open();
+  if (!skel) return fail("open", errno);
+  struct bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
+  bpf_program__set_autoload(skel->progs.enforce_selftest, true);
+  bpf_program__set_autoload(skel->progs.enforce_verify, true);  // the verifier checks it
+  skel->rodata->enforce = 1;
+  std::memcpy(const_cast<char*>(skel->rodata->interposer_path), interposer.data(),
+              interposer.size());
+  if (int err = shaudit_proc_bpf__load(skel)) {
+    shaudit_proc_bpf__destroy(skel);
+    return fail("load", err);
+  }
+  std::vector<char> head(256, 0);
+  std::memcpy(head.data(), image_head.data(), std::min<size_t>(image_head.size(), head.size()));
+  std::vector<const char*> envp;
+  for (const auto& e : env) envp.push_back(e.c_str());
+  envp.push_back(nullptr);
+  __u64 args[2] = {reinterpret_cast<__u64>(envp.data()), reinterpret_cast<__u64>(head.data())};
+  LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = args, .ctx_size_in = sizeof args);
+  int err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.enforce_selftest), &o);
+  int saved = errno;
+  shaudit_proc_bpf__destroy(skel);
+  if (err) return fail("test run", saved);
+  return static_cast<uint32_t>(o.retval);
 }
 
 bool looks_like_bash(const std::string& path) {

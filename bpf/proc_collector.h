@@ -84,6 +84,13 @@ class Collector {
   uint64_t rl_cookies_ = 0;                           // bash binaries given readline variables
 };
 
+// Runs the enforcing mode's two kernel-side parsers on given inputs (BPF_PROG_TEST_RUN of the
+// enforce_selftest program, in this process): bit 0 when image_head (an image's first bytes)
+// has no program interpreter, bit 1 when env's LD_PRELOAD names interposer. For tests. The
+// whole decision is loaded too (as a tp_btf program, never attached): the verifier checks it.
+Result<uint32_t> enforce_selftest(const std::string& interposer, const std::string& image_head,
+                                  const std::vector<std::string>& env);
+
 // True when path is an ELF binary exporting readline and rl_line_buffer (bash or a copy).
 bool looks_like_bash(const std::string& path);
 // The values of the named defined dynamic symbols of an ELF64 file (0: absent).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -186,6 +187,83 @@ TEST(DynamicSymbols, FindsReadlineVariablesOfBash) {
   EXPECT_NE(v[2], 0u);
   EXPECT_EQ(v[3], 0u);
   EXPECT_EQ(shaudit::bpf::dynamic_symbols("/etc/passwd", {"rl_done"}), std::vector<uint64_t>{0});
+}
+
+}  // namespace
+
+namespace {
+
+// The first bytes of a file (an image's head, as the kernel reads it into bprm->buf).
+std::string head_of(const std::string& path) {
+  std::string s(256, '\0');
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return {};
+  size_t n = std::fread(s.data(), 1, s.size(), f);
+  std::fclose(f);
+  s.resize(n);
+  return s;
+}
+
+constexpr char kLib[] = "/opt/x/libshaudit_preload.so";
+
+uint32_t run(const std::string& head, const std::vector<std::string>& env) {
+  auto r = shaudit::bpf::enforce_selftest(kLib, head, env);
+  EXPECT_TRUE(r.ok()) << r.message();
+  return r.ok() ? *r : 0xffffffffu;
+}
+
+TEST(EnforceSelftest, TheKernelTellsImagesWithoutAProgramInterpreter) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to load eBPF programs (CI runs as root)";
+  // A dynamic program has PT_INTERP; the loader itself and a static busybox have none; a
+  // script or a non-ELF file is not decided by the image check.
+  EXPECT_EQ(run(head_of("/bin/true"), {}) & 1u, 0u);
+  EXPECT_EQ(run(head_of("/bin/bash"), {}) & 1u, 0u);
+  EXPECT_EQ(run(head_of("/lib64/ld-linux-x86-64.so.2"), {}) & 1u, 1u);
+  if (access("/bin/busybox", X_OK) == 0 && head_of("/bin/busybox").size() == 256) {
+    EXPECT_EQ(run(head_of("/bin/busybox"), {}) & 1u, 1u);
+  }
+  EXPECT_EQ(run("#!/bin/sh\necho hi\n", {}) & 1u, 0u);
+  EXPECT_EQ(run("plain text", {}) & 1u, 0u);
+  // A static ELF whose few program headers are all PT_LOAD (type 1).
+  std::string st(256, '\0');
+  const unsigned char ident[] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+  std::memcpy(st.data(), ident, sizeof ident);
+  uint64_t phoff = 64;
+  uint16_t phentsize = 56, phnum = 2;
+  std::memcpy(&st[32], &phoff, 8);
+  std::memcpy(&st[54], &phentsize, 2);
+  std::memcpy(&st[56], &phnum, 2);
+  st[64] = 1;
+  st[120] = 1;
+  EXPECT_EQ(run(st, {}) & 1u, 1u);
+  st[120] = 3;  // the second is PT_INTERP: dynamic
+  EXPECT_EQ(run(st, {}) & 1u, 0u);
+}
+
+TEST(EnforceSelftest, TheKernelReadsLdPreloadAsTheLoaderDoes) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to load eBPF programs (CI runs as root)";
+  std::string lib = kLib;
+  auto has = [](const std::vector<std::string>& env) { return (run("", env) & 2u) != 0; };
+  EXPECT_FALSE(has({}));
+  EXPECT_FALSE(has({"PATH=/bin", "HOME=/root"}));
+  EXPECT_TRUE(has({"PATH=/bin", "LD_PRELOAD=" + lib, "HOME=/root"}));
+  EXPECT_TRUE(has({"LD_PRELOAD=/lib/a.so:" + lib}));
+  EXPECT_TRUE(has({"LD_PRELOAD=/lib/a.so " + lib + " /lib/b.so"}));
+  EXPECT_TRUE(has({"LD_PRELOAD=" + lib + ":"}));
+  EXPECT_FALSE(has({"LD_PRELOAD="}));
+  EXPECT_FALSE(has({"LD_PRELOAD=" + lib + ".bak"}));
+  EXPECT_FALSE(has({"LD_PRELOAD=" + lib.substr(0, lib.size() - 1)}));
+  EXPECT_FALSE(has({"LD_PRELOAD=/y" + lib}));
+  EXPECT_FALSE(has({"XLD_PRELOAD=" + lib}));
+  EXPECT_FALSE(has({"LD_PRELOADX=" + lib}));
+  // The last LD_PRELOAD is the one ld.so uses.
+  EXPECT_FALSE(has({"LD_PRELOAD=" + lib, "LD_PRELOAD="}));
+  EXPECT_TRUE(has({"LD_PRELOAD=", "LD_PRELOAD=" + lib}));
+  // Deep in a big environment.
+  std::vector<std::string> big;
+  for (int i = 0; i < 900; ++i) big.push_back("V" + std::to_string(i) + "=x");
+  big.push_back("LD_PRELOAD=" + lib);
+  EXPECT_TRUE(has(big));
 }
 
 }  // namespace
