@@ -788,3 +788,107 @@ int BPF_PROG(enforce_verify, struct task_struct* p, pid_t old_pid, struct linux_
   if (!enforce) return 0;
   return enforce_decide(bprm) ? 1 : 0;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Protection of shauditd's own files and process (enforcing mode with `protect`, loaded only
+ * then): no process but shauditd (its thread group, daemon_tgid) may open the log for writing,
+ * open the key files at all, unlink or rename either, or gain ptrace access to shauditd. Files
+ * by device and inode (the kernel's view), never by path. Each refusal is reported
+ * (SA_EV_TAMPER), except ptrace checks the kernel makes without auditing (PTRACE_MODE_NOAUDIT:
+ * `ps` reading /proc/PID/stat), which are refused silently. */
+
+const volatile __u32 protect = 0;
+const volatile __u32 daemon_tgid = 0;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, struct sa_file_key);
+  __type(value, __u32); /* SA_PROTECT_* */
+} protected_files SEC(".maps");
+
+#define SA_FMODE_WRITE 0x2
+#define SA_PTRACE_MODE_NOAUDIT 0x04
+
+static __always_inline void report_tamper(__u32 what, __u32 mode, __u64 dev, __u64 ino) {
+  struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
+  __u64* key = tracked_key(BPF_CORE_READ(t, tgid)); /* its audited session, if any */
+  struct sa_tamper_event* e = reserve_event(sizeof(*e), SA_EV_TAMPER, t, key ? *key : 0);
+  if (!e) return;
+  e->what = what;
+  e->mode = mode;
+  e->dev = dev;
+  e->ino = ino;
+  bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+  count(SA_STAT_EVENTS);
+}
+
+static __always_inline int by_daemon(void) {
+  return (__u32)(bpf_get_current_pid_tgid() >> 32) == daemon_tgid;
+}
+
+/* -EPERM (reported as `what`) when inode is a protected file and the caller is not shauditd. */
+static __always_inline int protect_inode(struct inode* inode, __u32 what) {
+  if (!inode) return 0;
+  struct sa_file_key k = {};
+  k.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+  k.ino = BPF_CORE_READ(inode, i_ino);
+  if (!bpf_map_lookup_elem(&protected_files, &k) || by_daemon()) return 0;
+  report_tamper(what, 0, k.dev, k.ino);
+  return -1;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(protect_open, struct file* file, int ret) {
+  if (ret != 0 || !protect) return ret;
+  struct sa_file_key k = {};
+  k.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+  k.ino = BPF_CORE_READ(file, f_inode, i_ino);
+  __u32* how = bpf_map_lookup_elem(&protected_files, &k);
+  if (!how || by_daemon()) return 0;
+  __u32 fmode = BPF_CORE_READ(file, f_mode);
+  __u32 what = 0;
+  if (*how & SA_PROTECT_READ)
+    what = SA_TAMPER_READ;
+  else if ((*how & SA_PROTECT_WRITE) && (fmode & SA_FMODE_WRITE))
+    what = SA_TAMPER_WRITE;
+  if (!what) return 0;
+  report_tamper(what, fmode, k.dev, k.ino);
+  return -1; /* -EPERM */
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(protect_unlink, struct inode* dir, struct dentry* dentry, int ret) {
+  if (ret != 0 || !protect) return ret;
+  return protect_inode(BPF_CORE_READ(dentry, d_inode), SA_TAMPER_REMOVE);
+}
+
+SEC("lsm/inode_rename")
+int BPF_PROG(protect_rename, struct inode* old_dir, struct dentry* old_dentry,
+             struct inode* new_dir, struct dentry* new_dentry, unsigned int flags, int ret) {
+  if (ret != 0 || !protect) return ret;
+  /* Moving a protected file away, or replacing one with another file. */
+  int r = protect_inode(BPF_CORE_READ(old_dentry, d_inode), SA_TAMPER_REMOVE);
+  if (r) return r;
+  return protect_inode(BPF_CORE_READ(new_dentry, d_inode), SA_TAMPER_REMOVE);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(protect_ptrace, struct task_struct* child, unsigned int mode, int ret) {
+  if (ret != 0 || !protect) return ret;
+  if (BPF_CORE_READ(child, tgid) != daemon_tgid || by_daemon()) return 0;
+  if (!(mode & SA_PTRACE_MODE_NOAUDIT)) report_tamper(SA_TAMPER_PTRACE, mode, 0, 0);
+  return -1; /* -EPERM */
+}
+
+/* The protection's checks in a program type loaded where BPF LSM programs are refused, for the
+ * verifier (enforce_selftest loads it; never attached). */
+SEC("?tp_btf/sched_process_exec")
+int BPF_PROG(protect_verify, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  if (!protect) return 0;
+  struct file* f = BPF_CORE_READ(bprm, file);
+  if (protect_inode(BPF_CORE_READ(f, f_inode), SA_TAMPER_REMOVE)) return 1;
+  if (BPF_CORE_READ(p, tgid) == daemon_tgid && !by_daemon())
+    report_tamper(SA_TAMPER_PTRACE, 0, 0, 0);
+  return 0;
+}

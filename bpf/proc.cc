@@ -101,19 +101,32 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
     // without BPF LSM runs everything else).
     bpf_program__set_autoload(c->skel_->progs.enforce_exec, false);
   }
+  if (opts.enforce && opts.protect) {
+    c->skel_->rodata->protect = 1;
+    c->skel_->rodata->daemon_tgid = static_cast<__u32>(getpid());
+  } else {
+    for (bpf_program* p : {c->skel_->progs.protect_open, c->skel_->progs.protect_unlink,
+                           c->skel_->progs.protect_rename, c->skel_->progs.protect_ptrace})
+      bpf_program__set_autoload(p, false);
+  }
   if ((err = shaudit_proc_bpf__load(c->skel_))) {
-    bool lsm_refused = false;
+    std::string refused;  // the section of the first LSM program the kernel refused
     {
       std::lock_guard lk(g_log_mu);
-      lsm_refused =
-          opts.enforce && g_log.find("prog 'enforce_exec': failed to load") != std::string::npos;
+      for (auto [prog, sec] : {std::pair{"enforce_exec", "lsm/bprm_check_security"},
+                               std::pair{"protect_open", "lsm/file_open"},
+                               std::pair{"protect_unlink", "lsm/inode_unlink"},
+                               std::pair{"protect_rename", "lsm/inode_rename"},
+                               std::pair{"protect_ptrace", "lsm/ptrace_access_check"}})
+        if (opts.enforce && refused.empty() &&
+            g_log.find(fmt::format("prog '{}': failed to load", prog)) != std::string::npos)
+          refused = sec;
     }
-    if (lsm_refused)
+    if (!refused.empty())
       return Error{fmt::format(
-          "the kernel refused to load the BPF LSM program (lsm/bprm_check_security): {} (BPF "
-          "LSM needs CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads BPF trampoline "
-          "programs)",
-          std::strerror(err < 0 ? -err : err))};
+          "the kernel refused to load the BPF LSM program ({}): {} (BPF LSM needs "
+          "CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads BPF trampoline programs)",
+          refused, std::strerror(err < 0 ? -err : err))};
     return fail("load", err);
   }
   // The genuine interposer, by device and inode; and its musl build beside it, for musl
@@ -217,6 +230,41 @@ void Collector::allow_interposer(uint64_t dev, uint64_t ino) {
   (void)bpf_map_update_elem(bpf_map__fd(skel_->maps.genuine_interposers), &k, &one, BPF_ANY);
 }
 
+void Collector::protect_file(const std::string& path, uint32_t how) {
+  protected_.push_back({path, how});
+  refresh_protected();
+}
+
+void Collector::refresh_protected() {
+  int fd = bpf_map__fd(skel_->maps.protected_files);
+  for (Protected& p : protected_) {
+    struct stat st;
+    uint64_t dev = 0, ino = 0;
+    if (::stat(p.path.c_str(), &st) == 0) {
+      dev = kernel_dev(st.st_dev);
+      ino = st.st_ino;
+    }
+    if (dev == p.dev && ino == p.ino) continue;
+    if (p.ino) {
+      sa_file_key old{p.dev, p.ino};
+      (void)bpf_map_delete_elem(fd, &old);
+    }
+    p.dev = dev;
+    p.ino = ino;
+    if (ino) {
+      sa_file_key k{dev, ino};
+      __u32 how = p.how;
+      (void)bpf_map_update_elem(fd, &k, &how, BPF_ANY);
+    }
+  }
+}
+
+std::string Collector::protected_path(uint64_t dev, uint64_t ino) const {
+  for (const Protected& p : protected_)
+    if (p.dev == dev && p.ino == ino) return p.path;
+  return {};
+}
+
 void Collector::mark_known(uint64_t dev, uint64_t ino) {
   sa_file_key k{kernel_dev(dev), ino};
   __u8 one = 1;
@@ -302,7 +350,9 @@ Result<uint32_t> enforce_selftest(const std::string& interposer, const std::stri
   bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
   bpf_program__set_autoload(skel->progs.enforce_selftest, true);
   bpf_program__set_autoload(skel->progs.enforce_verify, true);  // the verifier checks it
+  bpf_program__set_autoload(skel->progs.protect_verify, true);
   skel->rodata->enforce = 1;
+  skel->rodata->protect = 1;
   std::memcpy(const_cast<char*>(skel->rodata->interposer_path), interposer.data(),
               interposer.size());
   if (int err = shaudit_proc_bpf__load(skel)) {

@@ -27,9 +27,23 @@ enum sa_event_type {
                       * tracked process: this image carries it. No socket involved. */
   SA_EV_INPUT = 7,   /* a tracked process read these bytes from a terminal (read() of a
                       * terminal device's input side, at the system call's exit) */
-  SA_EV_DENIED = 8   /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
+  SA_EV_DENIED = 8,  /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
                       * because the new image would run without the interposer */
+  SA_EV_TAMPER = 9   /* enforcing mode with protect: the BPF LSM refused (EPERM) another
+                      * process's access to shauditd's own files or process */
 };
+
+/* What a tamper event is about (sa_tamper_event.what). */
+enum sa_tamper_what {
+  SA_TAMPER_WRITE = 1,  /* open for writing of a write-protected file (the log) */
+  SA_TAMPER_READ = 2,   /* any open of a read-protected file (the signing key, the key state) */
+  SA_TAMPER_REMOVE = 3, /* unlink or rename of a protected file */
+  SA_TAMPER_PTRACE = 4  /* ptrace access to shauditd (attach, /proc/PID/mem, ...) */
+};
+
+/* Values of the protected_files map (bits). */
+#define SA_PROTECT_WRITE 0x1u /* no open for writing, unlink or rename but by shauditd */
+#define SA_PROTECT_READ 0x2u  /* no open at all, unlink or rename but by shauditd */
 
 /* Why an exec was denied (sa_denied_event.reason), in the order the kernel side checks. */
 enum sa_deny_reason {
@@ -127,6 +141,14 @@ struct sa_denied_event {
   __u32 pad;
   char filename[SA_PATH_MAX];
   char argv[2 * SA_DENY_ARGV_MAX]; /* only the first SA_DENY_ARGV_MAX bytes are used */
+};
+
+struct sa_tamper_event {
+  struct sa_event_hdr h; /* the process that tried (key: its session's, or 0) */
+  __u32 what;            /* enum sa_tamper_what */
+  __u32 mode;            /* the file's f_mode at open, or the ptrace access mode */
+  __u64 dev;             /* the protected file (kernel dev_t), 0 for ptrace */
+  __u64 ino;
 };
 
 struct sa_line_event {

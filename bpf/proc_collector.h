@@ -37,6 +37,10 @@ struct CollectorOptions {
   // process whose new image would run without `interposer` (SA_EV_DENIED). Needs `bpf` among
   // the kernel's active LSMs (the caller checks that first).
   bool enforce = false;
+  // With enforce: the LSM programs that keep every other process from writing, reading,
+  // removing or renaming the files given to protect_file() and from ptrace access to this
+  // process (SA_EV_TAMPER).
+  bool protect = false;
 };
 
 // Called for every event; data points at a struct from proc.h of size bytes.
@@ -70,6 +74,13 @@ class Collector {
   // A file (st_dev, st_ino) whose bytes equal the genuine interposer's (a copy inside a
   // container image): its announcements count as the interposer's.
   void allow_interposer(uint64_t dev, uint64_t ino);
+  // Protects the file at path (how: SA_PROTECT_*), by device and inode; a file that does not
+  // exist yet is protected once refresh_protected() finds it.
+  void protect_file(const std::string& path, uint32_t how);
+  // Follows each protected path to its current file (after a rotation replaced the log).
+  void refresh_protected();
+  // The path a protected file (kernel dev_t, inode) was given under ("" when none).
+  std::string protected_path(uint64_t dev, uint64_t ino) const;
 
  private:
   // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.
@@ -82,6 +93,12 @@ class Collector {
   std::set<std::pair<uint64_t, uint64_t>> examined_;  // (dev, ino) found not to be bash
   std::vector<void*> links_;                          // struct bpf_link*
   uint64_t rl_cookies_ = 0;                           // bash binaries given readline variables
+  struct Protected {
+    std::string path;
+    uint32_t how;
+    uint64_t dev = 0, ino = 0;  // the file in the kernel map (kernel dev_t; 0: none yet)
+  };
+  std::vector<Protected> protected_;
 };
 
 // Runs the enforcing mode's two kernel-side parsers on given inputs (BPF_PROG_TEST_RUN of the

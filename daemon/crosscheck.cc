@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -244,6 +245,37 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
                                     "{}: {}",
                                     pid, k.filename, r ? kWhy[r] : "unknown reason"),
                         &k.argv, nullptr, "denied", r ? kReasons[r] : "unknown");
+      break;
+    }
+    case SA_EV_TAMPER: {
+      // Any process, in a session or not: written at once.
+      if (size < sizeof(sa_tamper_event)) return;
+      const auto* e = static_cast<const sa_tamper_event*>(data);
+      static constexpr const char* kWhat[] = {"", "log_write", "key_read", "remove", "ptrace"};
+      json::Object r;
+      r["type"] = "tamper";
+      r["what"] = e->what < std::size(kWhat) ? kWhat[e->what] : "unknown";
+      r["action"] = "denied";
+      r["pid"] = static_cast<int64_t>(pid);
+      r["ppid"] = static_cast<int64_t>(h.ppid);
+      r["uid"] = static_cast<int64_t>(h.uid);
+      if (h.loginuid != kUnset) r["loginuid"] = static_cast<int64_t>(h.loginuid);
+      record::set_bytes(r, "comm", cstr(h.comm, sizeof h.comm));
+      // The program that tried, as the kernel names it (the process is still there: only its
+      // access was refused).
+      char exe[4096];
+      ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe);
+      if (n > 0) record::set_bytes(r, "exe", std::string(exe, static_cast<size_t>(n)));
+      if (e->what == SA_TAMPER_PTRACE) {
+        r["target_pid"] = static_cast<int64_t>(getpid());
+      } else {
+        std::string path = opts_.protected_path ? opts_.protected_path(e->dev, e->ino) : "";
+        if (!path.empty()) record::set_bytes(r, "file", path);
+        r["dev"] = static_cast<int64_t>(e->dev);
+        r["ino"] = static_cast<int64_t>(e->ino);
+      }
+      if (h.key) r["session"] = session_of(h.key);
+      (void)q_.push(std::move(r));
       break;
     }
     case SA_EV_ATTEMPT: {

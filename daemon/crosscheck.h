@@ -22,6 +22,8 @@
 //                     before it runs (EPERM; SA_EV_DENIED): the record is written at once, with
 //                     `action: "denied"` and the kernel's `reason` (no_interpreter, no_preload,
 //                     unlinked_file, unhooked_caller); it has no exec record (nothing ran)
+// Enforcing mode with protect: an access to shauditd's own files or process that the BPF LSM
+// refused (SA_EV_TAMPER) is a `tamper` record at once (what, the process that tried, the file).
 //   forged_report     an exec report that no kernel exec (with that argv) or failed attempt
 //                     confirms: it contradicts the kernel
 //   uncaptured_input  a shell whose lines the interposer captures read a line from its terminal
@@ -66,6 +68,8 @@ struct CrossCheckOptions {
   std::vector<std::string> allowlist;         // exe paths whose unhooked runs are low severity
   size_t held_bytes_per_uid = 16u << 20;      // exec reports held for checking, per uid
   std::function<std::string(uid_t)> user_of;  // a uid's name, for the records made here
+  // The path of a file the enforcing mode protects (kernel dev_t, inode), for tamper records.
+  std::function<std::string(uint64_t, uint64_t)> protected_path;
 };
 
 class CrossCheck {

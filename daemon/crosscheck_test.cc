@@ -225,6 +225,40 @@ TEST_F(CrossCheckTest, AnExecTheKernelDeniedIsABypassRecordAtOnceWithItsReason) 
   EXPECT_TRUE(cc_.idle());
 }
 
+TEST_F(CrossCheckTest, ARefusedAccessToShauditsOwnFilesIsATamperRecord) {
+  // Enforcing mode with protect: the kernel refused a write open of the log and a ptrace of
+  // shauditd by process 4242 (gone by now: no exe), outside any session.
+  CrossCheckOptions o = opts();
+  o.protected_path = [](uint64_t dev, uint64_t ino) {
+    return dev == 0x800001 && ino == 77 ? std::string("/var/log/shaudit/audit.jsonl") : "";
+  };
+  CrossCheck cc(q_, stats_, std::move(o), [](pid_t, pid_t) { return std::string(); });
+  sa_tamper_event e;
+  hdr(e.h, SA_EV_TAMPER, 4242, 1, 1'000'000);
+  e.h.key = 0;
+  e.h.uid = 0;
+  e.h.loginuid = CrossCheck::kUnset;
+  std::strcpy(e.h.comm, "sh");
+  e.what = SA_TAMPER_WRITE;
+  e.mode = 0x2;
+  e.dev = 0x800001;
+  e.ino = 77;
+  cc.on_kernel(&e, sizeof e);
+  e.what = SA_TAMPER_PTRACE;
+  e.dev = e.ino = 0;
+  e.h.key = kKey;  // from a process in an audited session
+  cc.on_kernel(&e, sizeof e);
+  auto r = records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(json::encode(json::Value(r[0])),
+            R"({"action":"denied","comm":"sh","dev":8388609,"file":"/var/log/shaudit/audit.jsonl",)"
+            R"("ino":77,"pid":4242,"ppid":1,"type":"tamper","uid":0,"what":"log_write"})");
+  EXPECT_EQ(json::encode(json::Value(r[1])),
+            R"({"action":"denied","comm":"sh","pid":4242,"ppid":1,"session":"abcdef0123456789",)"
+            R"("target_pid":)" +
+                std::to_string(getpid()) + R"(,"type":"tamper","uid":0,"what":"ptrace"})");
+}
+
 TEST_F(CrossCheckTest, AnImageTheInterposerInitialisedInIsNoBypass) {
   fork_ev(100, 101, 0);
   exec_ev(101, 100, 1'000'000, "/usr/bin/id", {"id"});

@@ -34,8 +34,6 @@ std::string hostname() {
   return buf;
 }
 
-#ifdef SHAUDIT_HAVE_BPF
-// zsh's line editor modules (zleread lives there): every installed zsh version.
 // Why the enforcing mode cannot work with this configuration and kernel ("" when it can): it
 // needs eBPF, and `bpf` among the active LSMs the kernel lists in enforce_lsm_file.
 std::string enforce_unavailable(const Config& c) {
@@ -69,6 +67,8 @@ std::string enforce_unavailable(const Config& c) {
       c.enforce_lsm_file, lsms.empty() ? "none" : lsms);
 }
 
+#ifdef SHAUDIT_HAVE_BPF
+// zsh's line editor modules (zleread lives there): every installed zsh version.
 std::vector<std::string> find_zle_modules() {
   std::vector<std::string> out;
   glob_t g;
@@ -475,6 +475,7 @@ int Pipeline::start() {
     co.interposer = cfg_.interposer;
     co.follow_runtime_execs = !cfg_.container_state_dirs.empty();
     co.enforce = cfg_.enforce;
+    co.protect = cfg_.enforce && cfg_.enforce_protect;
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
     });
@@ -542,6 +543,7 @@ int Pipeline::start() {
   wo.start_fields["bpf"] = collector_ ? "on" : "off";
   wo.start_fields["cross_check"] = collector_ != nullptr;
   wo.start_fields["enforce"] = cfg_.enforce && collector_ != nullptr;
+  if (cfg_.enforce && collector_) wo.start_fields["protect"] = cfg_.enforce_protect;
   if (!bpf_reason_.empty()) wo.start_fields["bpf_error"] = bpf_reason_;
   auto writer = LogWriter::open(std::move(wo));
   if (!writer) {
@@ -549,6 +551,14 @@ int Pipeline::start() {
     return 1;
   }
   writer_ = std::move(*writer);
+#ifdef SHAUDIT_HAVE_BPF
+  if (collector_ && cfg_.enforce && cfg_.enforce_protect) {
+    // From here on no other process writes the log, reads the key files or traces shauditd.
+    collector_->protect_file(cfg_.log, SA_PROTECT_WRITE);
+    collector_->protect_file(cfg_.signing_key, SA_PROTECT_READ);
+    collector_->protect_file(cfg_.state_dir + "/key-state", SA_PROTECT_READ);
+  }
+#endif
 
   stats_.started_ns = record::now_ns();
   sessions_.emplace(socket_dir(cfg_.socket) + "/sessions");  // host-wide mode's table

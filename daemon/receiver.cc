@@ -85,6 +85,9 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
     loss_check_every_ns_ = std::min<int64_t>(100000000, o.window_ns / 2);
     o.allowlist = cfg.unhooked_allowlist;
     o.user_of = [this](uid_t uid) { return handler_.user_name(uid); };
+    o.protected_path = [this](uint64_t dev, uint64_t ino) {
+      return collector_->protected_path(dev, ino);
+    };
     cc_ = std::make_unique<CrossCheck>(q, stats, std::move(o), [this](pid_t pid, pid_t ppid) {
       return handler_.command_of(pid, ppid);
     });
@@ -138,6 +141,7 @@ void Receiver::on_kernel_event(const void* data, size_t size) {
 // Kernel events lost to a full ring buffer: said in the log, never silent; and the cross-check
 // takes no decision that needs the lost events.
 void Receiver::check_kernel_loss(int64_t now) {
+  collector_->refresh_protected();  // the log's file after a rotation (no-op without protect)
   uint64_t dropped = collector_->dropped();
   if (dropped > dropped_seen_) {
     json::Object loss;

@@ -533,7 +533,8 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
           else if (v == "false" || v == "off")
             c.enforce = false;
           else
-            return fmt::format("expected true, false or a mapping (mode, lsm_file), got '{}'", v);
+            return fmt::format(
+                "expected true, false or a mapping (mode, lsm_file, protect), got '{}'", v);
           return {};
         };
         if (kv.second.IsScalar()) {
@@ -545,15 +546,15 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         }
         if (!kv.second.IsMap())
           return make_error(fmt::format(
-              "config {}: key 'enforce' needs true, false or a mapping (mode, lsm_file)",
+              "config {}: key 'enforce' needs true, false or a mapping (mode, lsm_file, protect)",
               yaml_where(source, kv.second.Mark())));
         c.enforce = true;  // a mapping turns it on unless it says `mode: off`
         std::map<std::string, YAML::Mark> eseen;
         for (const auto& r : kv.second) {
           const std::string ek = r.first.IsScalar() ? r.first.Scalar() : std::string();
-          if (ek != "mode" && ek != "lsm_file")
+          if (ek != "mode" && ek != "lsm_file" && ek != "protect")
             return make_error(
-                fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file)",
+                fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file, protect)",
                             yaml_where(source, r.first.Mark()), ek));
           if (!eseen.emplace(ek, r.first.Mark()).second)
             return make_error(fmt::format("config {}: enforce: duplicate key '{}'",
@@ -566,6 +567,11 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
                 : r.second.Scalar() == "off"
                     ? (c.enforce = false, std::string())
                     : fmt::format("expected deny or off, got '{}'", r.second.Scalar());
+          else if (ek == "protect")
+            e = r.second.Scalar() == "true" ? (c.enforce_protect = true, std::string())
+                : r.second.Scalar() == "false"
+                    ? (c.enforce_protect = false, std::string())
+                    : fmt::format("expected true or false, got '{}'", r.second.Scalar());
           else if (r.second.Scalar().empty() || r.second.Scalar()[0] != '/')
             e = fmt::format("expected an absolute path, got '{}'", r.second.Scalar());
           else

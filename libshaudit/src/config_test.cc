@@ -195,20 +195,29 @@ TEST(Config, Enforce) {
   ASSERT_TRUE(m.ok()) << m.message();
   EXPECT_TRUE(m->enforce);  // a mapping turns it on
   EXPECT_EQ(m->enforce_lsm_file, "/tmp/lsm");
+  EXPECT_TRUE(m->enforce_protect);  // on with the enforcing mode unless told
+  auto np = parse_config("enforce: {protect: false}\n", "src");
+  ASSERT_TRUE(np.ok()) << np.message();
+  EXPECT_TRUE(np->enforce);
+  EXPECT_FALSE(np->enforce_protect);
+  EXPECT_EQ(config_error("enforce: {protect: maybe}\n"),
+            "config src:1:20: enforce: key 'protect': expected true or false, got 'maybe'");
   auto o = parse_config("enforce: {mode: off}\n", "src");
   ASSERT_TRUE(o.ok()) << o.message();
   EXPECT_FALSE(o->enforce);
   EXPECT_EQ(config_error("enforce:\n  mode: deny\n  fail: closed\n"),
-            "config src:3:3: enforce: unknown key 'fail' (known: mode, lsm_file)");
+            "config src:3:3: enforce: unknown key 'fail' (known: mode, lsm_file, protect)");
   EXPECT_EQ(config_error("enforce: {mode: block}\n"),
             "config src:1:17: enforce: key 'mode': expected deny or off, got 'block'");
   EXPECT_EQ(config_error("enforce: {lsm_file: lsm}\n"),
             "config src:1:21: enforce: key 'lsm_file': expected an absolute path, got 'lsm'");
   EXPECT_EQ(config_error("enforce: maybe\n"),
-            "config src:1:10: key 'enforce': expected true, false or a mapping (mode, lsm_file), "
+            "config src:1:10: key 'enforce': expected true, false or a mapping (mode, lsm_file, "
+            "protect), "
             "got 'maybe'");
-  EXPECT_EQ(config_error("enforce: [a]\n"),
-            "config src:1:10: key 'enforce' needs true, false or a mapping (mode, lsm_file)");
+  EXPECT_EQ(
+      config_error("enforce: [a]\n"),
+      "config src:1:10: key 'enforce' needs true, false or a mapping (mode, lsm_file, protect)");
 }
 
 TEST(Config, MappingOrListForAScalarKey) {

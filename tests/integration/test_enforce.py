@@ -9,7 +9,11 @@ kernel with EPERM before the program runs, and its `bypass` record says `action:
 with the kernel's reason; nothing ran, so no exec record. With it off the same lines run and
 are only recorded (no `action`). A clean session (the clean corpus, the seed lines and a
 make-style build with cc) has no denial at all, and processes outside audited sessions are
-never affected. A kernel without BPF LSM, or `bpf: off`, is a start-up error naming why.
+never affected. With protection (on with enforcement), a root shell can neither write the log,
+read the key files, remove them nor ptrace shauditd, and each attempt is a `tamper` record.
+A kernel without BPF LSM, or `bpf: off`, is a start-up error naming why; so is a kernel that
+lists `bpf` but refuses to load BPF LSM programs (this project's CI kernel does: the tests that
+need the programs skip there, saying so).
 
 Processes are ended by PID; nothing on the host is changed."""
 import os
@@ -175,7 +179,7 @@ def test_unknown_enforce_key_is_named(daemon_factory):
     d = daemon_factory(bpf="on", enforce="{mode: deny, fail: closed}")
     d.start(wait=False)
     assert d.proc.wait(timeout=20) == 1
-    assert "enforce: unknown key 'fail' (known: mode, lsm_file)" in d.stderr()
+    assert "enforce: unknown key 'fail' (known: mode, lsm_file, protect)" in d.stderr()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,3 +370,51 @@ def test_processes_outside_sessions_are_not_affected(daemon_factory, programs):
     assert r.returncode == 0 and r.stdout == "outside\n"
     assert d.stop() == 0
     assert not bypasses(d.records())
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. shaudit's own files and process, against a root shell (enforce with protect)
+
+PTRACE_CODE = ("import ctypes, os, sys; l = ctypes.CDLL(None, use_errno=True); "
+               "r = l.ptrace(16, int(sys.argv[1]), None, None); "  # PTRACE_ATTACH
+               "print('PTRACE', r, os.strerror(ctypes.get_errno()))")
+
+
+@needs_lsm
+def test_protect_against_a_root_shell(daemon_factory):
+    d = enforce_daemon(daemon_factory)
+    key_state = Path(d.config["state_dir"]) / "key-state"
+    key_state.write_text("secret state\n")  # appears after the start: protected once seen
+    key_state.chmod(0o600)
+    time.sleep(0.5)
+    log = d.log
+    before = log.read_bytes()
+
+    def sh(cmd):
+        return subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True)
+
+    w = sh(f"echo x >> {log}")
+    assert w.returncode == 2 and w.stderr == f"/bin/sh: 1: cannot create {log}: Operation not permitted\n", w
+    for f in (key_state, d.key):
+        r = sh(f"cat {f}")
+        assert r.returncode == 1 and r.stderr == f"cat: {f}: Operation not permitted\n", r
+    rm = sh(f"rm -f {log}")
+    assert rm.returncode == 1 and "Operation not permitted" in rm.stderr, rm
+    p = subprocess.run(["python3", "-c", PTRACE_CODE, str(d.proc.pid)], capture_output=True, text=True)
+    assert p.stdout == "PTRACE -1 Operation not permitted\n", p
+    assert log.read_bytes().startswith(before) and log.exists()
+    want = [("log_write", str(log)), ("key_read", str(key_state)), ("key_read", str(d.key)),
+            ("remove", str(log)), ("ptrace", None)]
+
+    def found(rs):
+        t = [r for r in rs if r["type"] == "tamper"]
+        return all([x for x in t if x["what"] == what and x.get("file") == f] for what, f in want)
+    recs = d.wait_for(found, timeout=10)
+    for r in [r for r in recs if r["type"] == "tamper"]:
+        assert r["action"] == "denied" and r["uid"] == 0, r
+        if r["what"] == "ptrace":
+            assert r["target_pid"] == d.proc.pid and r["exe"].startswith("/usr/bin/python3"), r
+    # shauditd itself still writes and reads its files; a reader may read the log.
+    assert d.stop() == 0
+    v = d.verify()
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -104,6 +104,9 @@ struct Config {
   bool enforce = false;
   // Where the kernel lists its active security modules (`bpf` must be among them).
   std::string enforce_lsm_file = "/sys/kernel/security/lsm";
+  // With enforce: no other process may write the log, read the key files, remove or rename
+  // them, or ptrace shauditd (enforce: {protect: false} turns that off).
+  bool enforce_protect = true;
 };
 
 // The configuration compiled into shauditd (used when no --config is given).
