@@ -114,6 +114,9 @@ const volatile char interposer_path[SA_PATH_MAX] = {};
 /* shauditd's mount namespace: LD_PRELOAD is required only there (a container's own
  * /etc/ld.so.preload may carry the interposer instead); 0: everywhere. */
 const volatile __u32 enforce_mntns = 0;
+/* 0 when the host's /etc/ld.so.preload lists the interposer (host-wide mode): every dynamic
+ * program loads it whatever its environment says, so LD_PRELOAD is not required. */
+const volatile __u32 enforce_preload_env = 1;
 
 static __always_inline void count(__u32 which) {
   __u64* v = bpf_map_lookup_elem(&stats, &which);
@@ -751,7 +754,8 @@ static __always_inline int enforce_decide(struct linux_binprm* bprm) {
     reason = SA_DENY_NO_INTERP;
   else if (bpf_map_lookup_elem(&session_images, &tgid) && !bpf_map_lookup_elem(&hooked_pids, &tgid))
     reason = SA_DENY_UNHOOKED;
-  else if (a && (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
+  else if (a && enforce_preload_env &&
+           (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
            !env_has_interposer(a->envp))
     reason = SA_DENY_NO_PRELOAD;
   if (!reason) return 0;

@@ -59,6 +59,30 @@ int on_event(void* ctx, void* data, size_t size) {
   return 0;
 }
 
+}  // namespace
+
+bool host_wide_preload(const std::string& interposer, const std::string& file) {
+  // ld.so reads the file's names separated by white space or colons.
+  FILE* f = std::fopen(file.c_str(), "re");
+  if (!f) return false;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (1u << 20))
+    text.append(buf, n);
+  std::fclose(f);
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find_first_of(" \t\n\r:", i);
+    if (j == std::string::npos) j = text.size();
+    if (j > i && text.compare(i, j - i, interposer) == 0) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+namespace {
+
 Error fail(const char* what, int err) {
   std::string log = last_log();
   return Error{fmt::format("eBPF {}: {}{}{}", what, std::strerror(err < 0 ? -err : err),
@@ -96,6 +120,7 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
     struct stat ns {};
     if (::stat("/proc/self/ns/mnt", &ns) == 0)
       c->skel_->rodata->enforce_mntns = static_cast<__u32>(ns.st_ino);
+    if (host_wide_preload(opts.interposer)) c->skel_->rodata->enforce_preload_env = 0;
   } else {
     // Without the enforcing mode the LSM program is neither loaded nor attached (a kernel
     // without BPF LSM runs everything else).

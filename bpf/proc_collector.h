@@ -108,6 +108,11 @@ class Collector {
 Result<uint32_t> enforce_selftest(const std::string& interposer, const std::string& image_head,
                                   const std::vector<std::string>& env);
 
+// True when file (the host's /etc/ld.so.preload) lists interposer: host-wide mode, where the
+// enforcing mode does not require LD_PRELOAD in an exec's environment.
+bool host_wide_preload(const std::string& interposer,
+                       const std::string& file = "/etc/ld.so.preload");
+
 // True when path is an ELF binary exporting readline and rl_line_buffer (bash or a copy).
 bool looks_like_bash(const std::string& path);
 // The values of the named defined dynamic symbols of an ELF64 file (0: absent).

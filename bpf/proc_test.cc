@@ -267,3 +267,23 @@ TEST(EnforceSelftest, TheKernelReadsLdPreloadAsTheLoaderDoes) {
 }
 
 }  // namespace
+
+TEST(EnforceHostWide, AnLdSoPreloadListingTheInterposerIsHostWideMode) {
+  char dir[] = "/tmp/shaudit-hw-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string f = std::string(dir) + "/ld.so.preload";
+  auto write = [&](const char* text) {
+    FILE* o = std::fopen(f.c_str(), "w");
+    std::fputs(text, o);
+    std::fclose(o);
+  };
+  EXPECT_FALSE(shaudit::bpf::host_wide_preload("/usr/lib/libshaudit_preload.so", f));  // none
+  write("/usr/lib/libshaudit_preload.so\n");
+  EXPECT_TRUE(shaudit::bpf::host_wide_preload("/usr/lib/libshaudit_preload.so", f));
+  write("/lib/a.so /usr/lib/libshaudit_preload.so:/lib/b.so\n");
+  EXPECT_TRUE(shaudit::bpf::host_wide_preload("/usr/lib/libshaudit_preload.so", f));
+  write("/usr/lib/libshaudit_preload.so.old\n#/usr/lib/libshaudit_preload\n");
+  EXPECT_FALSE(shaudit::bpf::host_wide_preload("/usr/lib/libshaudit_preload.so", f));
+  unlink(f.c_str());
+  rmdir(dir);
+}
