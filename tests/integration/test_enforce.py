@@ -92,8 +92,8 @@ def programs(tmp_path_factory):
         #include <unistd.h>
         extern char** environ;
         int main(void) {
+          int fd = memfd_create("payload", MFD_CLOEXEC); /* fd 3: the kernel runs /dev/fd/3 */
           int in = open("/bin/true", O_RDONLY);
-          int fd = memfd_create("payload", MFD_CLOEXEC);
           char buf[65536];
           ssize_t n;
           while ((n = read(in, buf, sizeof buf)) > 0) write(fd, buf, (size_t)n);
