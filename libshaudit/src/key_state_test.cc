@@ -208,7 +208,8 @@ bool is_seal(const std::string& line) {
 }
 
 int64_t epoch_of(const std::string& line) {
-  const int64_t* e = json::get_int(parse_object(line), "epoch");
+  json::Object o = parse_object(line);
+  const int64_t* e = json::get_int(o, "epoch");
   return e ? *e : -1;
 }
 
