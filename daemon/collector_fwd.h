@@ -21,6 +21,8 @@ class Collector {
   uint64_t dropped() const { return 0; }
   bool interposer_initialised(pid_t) const { return false; }
   void allow_interposer(uint64_t, uint64_t) {}
+  void refresh_protected() {}
+  std::string protected_path(uint64_t, uint64_t) const { return {}; }
 };
 }  // namespace shaudit::bpf
 #endif

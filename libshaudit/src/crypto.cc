@@ -222,6 +222,8 @@ Result<SigningKey> SigningKey::load(const std::string& path, bool require_privat
   if (!data) return data.error();
   BioPtr bio(BIO_new_mem_buf(data->data(), static_cast<int>(data->size())));
   EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  bio.reset();
+  OPENSSL_cleanse(data->data(), data->size());  // the PEM text held the private key
   if (!k) {
     ERR_clear_error();
     return make_error(fmt::format("signing key {}: not a PEM private key", path));

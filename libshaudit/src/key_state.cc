@@ -233,7 +233,9 @@ Result<std::unique_ptr<KeyState>> KeyState::open(const std::string& key_path,
           "600 {}",
           state_path, st.st_mode & 07777, state_path));
     auto p = parse_file(fd, state_path);
+    if (!p && fresh) p = Parsed{};  // (a state left unwritten by a crash at its creation)
     if (!p) return p.error();
+    if (p->root_pub.empty()) p->root_pub = std::string(32, '\0');
     ks->root_pub_ = p->root_pub;
     ks->root_id_ = crypto::key_id_of(p->root_pub);
     bool same_key = fresh && fresh->public_raw() == p->root_pub;

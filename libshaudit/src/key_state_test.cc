@@ -169,6 +169,17 @@ TEST_F(KeyStateTest, ANewKeyInTheKeyFileStartsANewChain) {
   EXPECT_EQ(read_file(key_).rfind(std::string(kConsumedKeyMarker), 0), 0u);
 }
 
+TEST_F(KeyStateTest, AStateLeftEmptyByACrashAtItsCreationIsMadeAgain) {
+  write_file(state_, "");  // created, never written; the key file still holds the key
+  ::chmod(state_.c_str(), 0600);
+  auto ks = open();
+  ASSERT_TRUE(ks);
+  EXPECT_EQ(ks->epoch(), 0u);
+  EXPECT_EQ(ks->public_raw(), root_pub_);
+  EXPECT_EQ(read_file(key_).rfind(std::string(kConsumedKeyMarker), 0), 0u);
+  EXPECT_EQ(read_file(state_).size(), 256u);
+}
+
 TEST_F(KeyStateTest, DamagedOrOpenStateFilesAreNamed) {
   ASSERT_TRUE(open());
   std::string good = read_file(state_);
