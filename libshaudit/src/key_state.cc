@@ -166,7 +166,8 @@ Result<void> erase_key_file(const std::string& key_path, const std::string& stat
   std::string note = fmt::format(
       "{} into the forward-secure key state {}\n"
       "# epoch-0 key id {} (KEY.pub verifies the log); shauditd erased the private key here.\n"
-      "# A new key: shaudit keygen --out {} (verifiers then need its KEY.pub).\n",
+      "# A new key: move this file and its .pub aside (keep the .pub: it verifies the log so "
+      "far), then run shaudit keygen --out {}\n",
       kConsumedKeyMarker, state_path, root_id, key_path);
   if (e == 0 && ::ftruncate(fd, 0) != 0) e = errno;
   if (e == 0) e = write_all_at(fd, note.data(), note.size(), 0);
@@ -264,9 +265,9 @@ Result<std::unique_ptr<KeyState>> KeyState::open(const std::string& key_path,
     if (*kind == KeyFile::kMoved)
       return make_error(fmt::format(
           "signing key {} was moved into the key state {}, which is missing: the log's key "
-          "chain cannot continue. Restore {}, or create a new key with `shaudit keygen --out "
-          "{}` (verifiers then need the new {}.pub)",
-          key_path, state_path, state_path, key_path, key_path));
+          "chain cannot continue. Restore {}, or move {} and {}.pub aside (keep the .pub: it "
+          "verifies the log so far) and create a new key with `shaudit keygen --out {}`",
+          key_path, state_path, state_path, key_path, key_path, key_path));
     if (*kind == KeyFile::kMissing)
       return make_error(fmt::format("signing key {}: {}", key_path, std::strerror(ENOENT)));
     fd = ::open(state_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -149,8 +149,10 @@ TEST_F(KeyStateTest, AMovedKeyWithoutItsStateIsAClearError) {
   ASSERT_FALSE(ks.ok());
   EXPECT_EQ(ks.message(), "signing key " + key_ + " was moved into the key state " + state_ +
                               ", which is missing: the log's key chain cannot continue. Restore " +
-                              state_ + ", or create a new key with `shaudit keygen --out " + key_ +
-                              "` (verifiers then need the new " + key_ + ".pub)");
+                              state_ + ", or move " + key_ + " and " + key_ +
+                              ".pub aside (keep the .pub: it verifies the log so far) and create "
+                              "a new key with `shaudit keygen --out " +
+                              key_ + "`");
 }
 
 TEST_F(KeyStateTest, ANewKeyInTheKeyFileStartsANewChain) {

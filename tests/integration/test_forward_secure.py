@@ -147,8 +147,8 @@ def test_the_signing_key_moves_into_the_key_state_at_first_start(daemon_factory)
     assert note == (f"# shaudit: signing key moved into the forward-secure key state {state}\n"
                     f"# epoch-0 key id {key_id} (KEY.pub verifies the log); shauditd erased the "
                     "private key here.\n"
-                    f"# A new key: shaudit keygen --out {d.key} (verifiers then need its "
-                    "KEY.pub).\n")
+                    "# A new key: move this file and its .pub aside (keep the .pub: it verifies "
+                    f"the log so far), then run shaudit keygen --out {d.key}\n")
     assert d.pub.read_bytes() == pub
     assert d.stop() == 0
     # Restarts continue from the key state; --check-config accepts the note.
@@ -165,8 +165,9 @@ def test_the_signing_key_moves_into_the_key_state_at_first_start(daemon_factory)
     assert res.returncode == 1
     assert res.stderr == (
         f"shauditd: signing key {d.key} was moved into the key state {state}, which is missing: "
-        f"the log's key chain cannot continue. Restore {state}, or create a new key with "
-        f"`shaudit keygen --out {d.key}` (verifiers then need the new {d.key}.pub)\n")
+        f"the log's key chain cannot continue. Restore {state}, or move {d.key} and {d.key}.pub "
+        "aside (keep the .pub: it verifies the log so far) and create a new key with "
+        f"`shaudit keygen --out {d.key}`\n")
 
 
 def test_a_rolled_back_key_state_is_a_chain_break(daemon_factory):
