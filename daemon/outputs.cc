@@ -348,19 +348,20 @@ class Output {
     } else if (auto r = spool_.ack(n); !r) {
       last_error_ = r.message();
     }
-    if (failing_ && !ok_pending_) {
-      ok_pending_ = true;
+    if (episode_ == Episode::kFailing) {
+      episode_ = Episode::kRecovering;
       ok_since_ = Clock::now();
+    } else if (episode_ == Episode::kStreak) {
+      episode_ = Episode::kHealthy;
     }
-    if (!failing_) streak_ = false;
   }
 
   // A delivery attempt (started at `at`) failed: counts it, and writes output_error when this
   // makes the output failing. Called and returns with lk held.
   void failed_attempt(std::unique_lock<std::mutex>& lk, const Delivery& d, Clock::time_point at,
                       size_t n, const std::string& first_id) {
-    if (!failing_ && !streak_) {
-      streak_ = true;
+    if (episode_ == Episode::kHealthy) {
+      episode_ = Episode::kStreak;
       streak_start_ = at;
       ep_failed_attempts_ = ep_batches_dropped_ = ep_records_dropped_ = 0;
     }
@@ -371,11 +372,11 @@ class Output {
     }
     ep_last_error_ = d.error;
     ep_last_status_ = d.status;
-    ok_pending_ = false;
-    if (failing_ ||
+    if (episode_ == Episode::kRecovering) episode_ = Episode::kFailing;
+    if (episode_ == Episode::kFailing ||
         (d.kind != Delivery::Kind::kRefused && Clock::now() - streak_start_ < kFailingAfter))
       return;
-    failing_ = true;
+    episode_ = Episode::kFailing;
     json::Object r;
     r["type"] = "output_error";
     r["output_name"] = cfg_.name;
@@ -394,7 +395,7 @@ class Output {
   std::optional<Clock::time_point> next_timer() const {
     std::optional<Clock::time_point> t;
     if (unnamed_timed_) t = unnamed_since_ + kNameAfter;
-    if (failing_ && ok_pending_) {
+    if (episode_ == Episode::kRecovering) {
       auto s = ok_since_ + kSettle;
       t = t ? std::min(*t, s) : s;
     }
@@ -405,7 +406,7 @@ class Output {
   // did something (lk was released meanwhile).
   bool service_timers(std::unique_lock<std::mutex>& lk) {
     auto now = Clock::now();
-    bool recovered = failing_ && ok_pending_ && now >= ok_since_ + kSettle;
+    bool recovered = episode_ == Episode::kRecovering && now >= ok_since_ + kSettle;
     if (!unnamed_ids_.empty() &&
         (recovered || unnamed_ids_.size() >= kNameMax || held_ >= kHeldMax ||
          (unnamed_timed_ && now >= unnamed_since_ + kNameAfter))) {
@@ -428,7 +429,7 @@ class Output {
     r["records_dropped"] = ep_records_dropped_;
     r["error"] = ep_last_error_;
     if (ep_last_status_) r["status"] = static_cast<int64_t>(ep_last_status_);
-    failing_ = streak_ = ok_pending_ = false;
+    episode_ = Episode::kHealthy;
     lk.unlock();
     push_(std::move(r));
     lk.lock();
@@ -498,10 +499,11 @@ class Output {
   enum class Overflow { kNone, kStarted, kOngoing } overflow_ = Overflow::kNone;
   int64_t offered_ = 0, delivered_ = 0, failed_ = 0, retries_ = 0, overflowed_ = 0;
   std::string last_error_;
-  // Failure episodes (see run()). streak_: attempts have failed since the last delivery (from
-  // streak_start_); failing_: output_error written, output_recovered not yet; ok_pending_: a
-  // batch was delivered at ok_since_ while failing, no failure since.
-  bool streak_ = false, failing_ = false, ok_pending_ = false;
+  // Failure episodes (see run()): kStreak, attempts have failed since the last delivery (from
+  // streak_start_) but output_error is not written yet; kFailing, output_error written and no
+  // delivery since the last failure; kRecovering, a batch was delivered at ok_since_ while
+  // failing and nothing failed since (output_recovered once that lasts kSettle).
+  enum class Episode { kHealthy, kStreak, kFailing, kRecovering } episode_ = Episode::kHealthy;
   Clock::time_point streak_start_{}, ok_since_{};
   int64_t ep_failed_attempts_ = 0, ep_batches_dropped_ = 0, ep_records_dropped_ = 0;
   std::string ep_last_error_;
