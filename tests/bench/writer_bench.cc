@@ -19,6 +19,7 @@
 //
 // Targets: >= 100,000 records/s; p99 to file < 2 ms; p99 to sealed < seal interval + 5 ms;
 // verify of 1M records < 10 s. Every line starting with "RESULT " is machine-readable.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -43,7 +44,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -175,7 +175,8 @@ std::vector<ThreadUse> thread_use(pid_t pid) {
       while (is >> f) fields.push_back(f);
       // fields[0] is field 3 (state); utime is field 14, stime field 15.
       if (fields.size() > 12)
-        u.cpu_ms = (std::stod(fields[11]) + std::stod(fields[12])) * 1000.0 / static_cast<double>(hz);
+        u.cpu_ms =
+            (std::stod(fields[11]) + std::stod(fields[12])) * 1000.0 / static_cast<double>(hz);
     }
     std::ifstream ss(dir + "/" + e->d_name + "/status");
     std::string line;
@@ -220,7 +221,9 @@ struct Meter {
     rusage a{}, b{};
     getrusage(RUSAGE_SELF, &a);
     getrusage(RUSAGE_CHILDREN, &b);
-    auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    auto sec = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
     s.self = sec(a.ru_utime) + sec(a.ru_stime) + sec(b.ru_utime) + sec(b.ru_stime);
     return s;
   }
@@ -241,10 +244,11 @@ struct Meter {
     }
     double daemon = b.daemon - a.daemon, self = b.self - a.self;
     double other = std::max(0.0, busy - daemon - self) / wall;
-    std::printf("  machine: busy %s; steal %.1f%%; daemon %.2f CPU, bench+clients %.2f CPU, "
-                "other load %.2f CPU%s\n",
-                per.c_str(), 100 * steal / wall, daemon / wall, self / wall, other,
-                other > 0.1 ? "  ** NOISY: other processes were running **" : "");
+    std::printf(
+        "  machine: busy %s; steal %.1f%%; daemon %.2f CPU, bench+clients %.2f CPU, "
+        "other load %.2f CPU%s\n",
+        per.c_str(), 100 * steal / wall, daemon / wall, self / wall, other,
+        other > 0.1 ? "  ** NOISY: other processes were running **" : "");
     return other;
   }
 };
@@ -263,11 +267,13 @@ struct Options {
   uint64_t seal_interval_ms = 100;
   uint64_t seal_every = 10000;
   uint64_t queue_capacity = 65536;
+  bool forward_secure = true;  // shauditd's default
+  uint64_t seal_epoch_s = 60;  // shauditd's default
   int daemon_cpu = 1;
   int client_cpu = 0;
   int daemon_nice = 0;
   bool tp_inotify = false;  // tail the throughput phase with inotify too (costs the daemon)
-  std::string perf_out;  // record the daemon with perf during the throughput phase
+  std::string perf_out;     // record the daemon with perf during the throughput phase
   std::string text = "make -j8 && ./run_tests --filter=all";
 };
 
@@ -277,8 +283,10 @@ void usage() {
       "         [--rates R1,R2,...] [--latency-seconds S] [--seal-interval-ms MS]\n"
       "         [--seal-every N] [--queue-capacity N] [--daemon-cpu C] [--client-cpu C]\n"
       "         [--daemon-nice N] [--throughput-inotify] [--workdir DIR] [--keep]\n"
-      "         [--perf-out FILE]\n"
-      "  --records 0 skips the throughput phase; --rates '' skips the latency phase.\n",
+      "         [--perf-out FILE] [--forward-secure on|off] [--seal-epoch-s N]\n"
+      "  --records 0 skips the throughput phase; --rates '' skips the latency phase.\n"
+      "  --forward-secure (default on) and --seal-epoch-s (default 60) go into the config as\n"
+      "  forward_secure and seal_epoch_s; off signs every seal with the fixed signing key.\n",
       stderr);
 }
 
@@ -293,24 +301,45 @@ Options parse_args(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--shauditd") o.shauditd = val();
-    else if (a == "--shaudit") o.shaudit_cli = val();
-    else if (a == "--workdir") o.workdir = val();
-    else if (a == "--keep") o.keep = true;
-    else if (a == "--clients") o.clients = std::stoi(val());
-    else if (a == "--records") o.records = std::stoull(val());
+    if (a == "--shauditd")
+      o.shauditd = val();
+    else if (a == "--shaudit")
+      o.shaudit_cli = val();
+    else if (a == "--workdir")
+      o.workdir = val();
+    else if (a == "--keep")
+      o.keep = true;
+    else if (a == "--clients")
+      o.clients = std::stoi(val());
+    else if (a == "--records")
+      o.records = std::stoull(val());
     else if (a == "--rates") {
       o.rates.clear();
       for (auto& r : split(val(), ',')) o.rates.push_back(std::stoull(r));
-    } else if (a == "--latency-seconds") o.latency_seconds = std::stod(val());
-    else if (a == "--seal-interval-ms") o.seal_interval_ms = std::stoull(val());
-    else if (a == "--seal-every") o.seal_every = std::stoull(val());
-    else if (a == "--queue-capacity") o.queue_capacity = std::stoull(val());
-    else if (a == "--daemon-cpu") o.daemon_cpu = std::stoi(val());
-    else if (a == "--client-cpu") o.client_cpu = std::stoi(val());
-    else if (a == "--daemon-nice") o.daemon_nice = std::stoi(val());
-    else if (a == "--throughput-inotify") o.tp_inotify = true;
-    else if (a == "--perf-out") o.perf_out = val();
+    } else if (a == "--latency-seconds")
+      o.latency_seconds = std::stod(val());
+    else if (a == "--seal-interval-ms")
+      o.seal_interval_ms = std::stoull(val());
+    else if (a == "--seal-every")
+      o.seal_every = std::stoull(val());
+    else if (a == "--queue-capacity")
+      o.queue_capacity = std::stoull(val());
+    else if (a == "--daemon-cpu")
+      o.daemon_cpu = std::stoi(val());
+    else if (a == "--client-cpu")
+      o.client_cpu = std::stoi(val());
+    else if (a == "--daemon-nice")
+      o.daemon_nice = std::stoi(val());
+    else if (a == "--throughput-inotify")
+      o.tp_inotify = true;
+    else if (a == "--perf-out")
+      o.perf_out = val();
+    else if (a == "--forward-secure") {
+      std::string v = val();
+      if (v != "on" && v != "off") die("--forward-secure takes on or off, not " + v);
+      o.forward_secure = v == "on";
+    } else if (a == "--seal-epoch-s")
+      o.seal_epoch_s = std::stoull(val());
     else if (a == "--help" || a == "-h") {
       usage();
       std::exit(0);
@@ -397,8 +426,9 @@ class Tailer {
   // Latency phase: waits until `expected` lines of the phase are sealed.
   bool wait_sealed(int phase, size_t expected, int64_t timeout_ms) {
     std::unique_lock lk(mu_);
-    return cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms),
-                        [&] { return phases_[static_cast<size_t>(phase)].to_sealed.size() >= expected; });
+    return cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] {
+      return phases_[static_cast<size_t>(phase)].to_sealed.size() >= expected;
+    });
   }
 
   // Waits until no line has appeared for quiet_ms (and everything seen is sealed).
@@ -435,6 +465,10 @@ class Tailer {
   uint64_t seals() {
     std::lock_guard lk(mu_);
     return seals_;
+  }
+  uint64_t epoch_seals() {
+    std::lock_guard lk(mu_);
+    return epoch_seals_;
   }
   uint64_t losses() {
     std::lock_guard lk(mu_);
@@ -507,6 +541,7 @@ class Tailer {
     std::string_view type = str_field(l, "type");
     if (type == "seal") {
       ++seals_;
+      if (l.find("\"next_pub_b64\":\"") != std::string_view::npos) ++epoch_seals_;
       unsealed_ = 0;
       if (!pending_phases_.empty()) {
         int64_t seal_time = record_time(l);
@@ -547,7 +582,8 @@ class Tailer {
       }
       int ph = static_cast<int>(parse_i64(text.substr(3, sp - 3)));
       size_t sp2 = text.find(' ', sp + 1);
-      int64_t sent = parse_i64(text.substr(sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
+      int64_t sent = parse_i64(text.substr(
+          sp + 1, sp2 == std::string_view::npos ? std::string_view::npos : sp2 - sp - 1));
       if (ph < 0 || static_cast<size_t>(ph) >= phases_.size() || sent <= 0) {
         ++bad_lines_;
         return;
@@ -571,7 +607,7 @@ class Tailer {
   // guarded by mu_
   std::vector<LatPhase> phases_;
   std::vector<int> pending_phases_;
-  uint64_t lines_ = 0, seals_ = 0, losses_ = 0, unsealed_ = 0, bad_lines_ = 0;
+  uint64_t lines_ = 0, seals_ = 0, epoch_seals_ = 0, losses_ = 0, unsealed_ = 0, bad_lines_ = 0;
   uint64_t tp_seen_ = 0, tp_expected_ = UINT64_MAX;
   int64_t tp_first_time_ = 0, tp_last_time_ = 0, tp_done_stamp_ = 0;
   int64_t last_line_mono_ = 0;
@@ -674,7 +710,8 @@ struct ClientProcs {
         for (uint64_t k = 0; k < count; ++k) {
           int len = std::snprintf(line, sizeof line, "tp %d.%llu %s", i,
                                   static_cast<unsigned long long>(k), text.c_str());
-          if (shaudit_client_report_line(cl, "bench", line, static_cast<size_t>(len)) != 0) ++failures;
+          if (shaudit_client_report_line(cl, "bench", line, static_cast<size_t>(len)) != 0)
+            ++failures;
         }
         shaudit_client_close(cl);
         _exit(failures ? 5 : 0);
@@ -734,7 +771,9 @@ void cleanup_children() {
   }
 }
 
-const char* verdict(bool ok) { return ok ? "PASS" : "MISS"; }
+const char* verdict(bool ok) {
+  return ok ? "PASS" : "MISS";
+}
 
 }  // namespace
 
@@ -758,9 +797,12 @@ int main(int argc, char** argv) {
     fs::create_directories(dir);
   }
   std::string key = dir + "/signing.key", pub = key + ".pub", log = dir + "/audit.jsonl",
-              sock = dir + "/shaudit.sock", ctl = dir + "/control.sock", cfg = dir + "/shauditd.yaml",
-              derr = dir + "/shauditd.stderr";
+              sock = dir + "/shaudit.sock", ctl = dir + "/control.sock",
+              cfg = dir + "/shauditd.yaml", derr = dir + "/shauditd.stderr", state = dir + "/state";
+  // A fresh key and state directory every run: with forward_secure on, shauditd moves the
+  // key into state/key-state and erases it from the key file.
   for (auto& p : {key, pub, log, sock, ctl}) ::unlink(p.c_str());
+  fs::remove_all(state);
   {
     auto k = shaudit::crypto::SigningKey::generate();
     if (!k) die(k.message());
@@ -768,8 +810,11 @@ int main(int argc, char** argv) {
     if (!r) die(r.message());
     std::ofstream c(cfg);
     c << "socket: " << sock << "\ncontrol_socket: " << ctl << "\nlog: " << log
-      << "\nsigning_key: " << key << "\nbpf: off\nseal_interval_ms: " << o.seal_interval_ms
-      << "\nseal_every: " << o.seal_every << "\nqueue_capacity: " << o.queue_capacity << "\n";
+      << "\nsigning_key: " << key << "\nstate_dir: " << state
+      << "\nbpf: off\nseal_interval_ms: " << o.seal_interval_ms << "\nseal_every: " << o.seal_every
+      << "\nqueue_capacity: " << o.queue_capacity
+      << "\nforward_secure: " << (o.forward_secure ? "true" : "false")
+      << "\nseal_epoch_s: " << o.seal_epoch_s << "\n";
   }
 
   // Throughput clients are forked now, before any thread exists.
@@ -781,10 +826,13 @@ int main(int argc, char** argv) {
 
   std::printf("writer_bench: shauditd on CPU %d, clients/tailer on CPU %d, workdir %s\n",
               o.daemon_cpu, o.client_cpu, dir.c_str());
-  std::printf("config: seal_interval_ms=%llu seal_every=%llu queue_capacity=%llu\n",
-              static_cast<unsigned long long>(o.seal_interval_ms),
-              static_cast<unsigned long long>(o.seal_every),
-              static_cast<unsigned long long>(o.queue_capacity));
+  std::printf(
+      "config: seal_interval_ms=%llu seal_every=%llu queue_capacity=%llu "
+      "forward_secure=%s seal_epoch_s=%llu\n",
+      static_cast<unsigned long long>(o.seal_interval_ms),
+      static_cast<unsigned long long>(o.seal_every),
+      static_cast<unsigned long long>(o.queue_capacity), o.forward_secure ? "on" : "off",
+      static_cast<unsigned long long>(o.seal_epoch_s));
   // Start the daemon and wait for its socket.
   g_daemon = spawn({o.shauditd, "--config", cfg}, o.daemon_cpu, "", derr, o.daemon_nice);
   std::printf("shauditd pid %d%s\n", static_cast<int>(g_daemon),
@@ -818,8 +866,8 @@ int main(int argc, char** argv) {
   if (o.records > 0) {
     tail.set_tp_expected(o.records);
     if (!o.perf_out.empty()) {
-      g_perf = spawn({"/usr/bin/perf", "record", "-q", "--call-graph", "dwarf,32768", "-F", "1999", "-p",
-                      std::to_string(g_daemon), "-o", o.perf_out},
+      g_perf = spawn({"/usr/bin/perf", "record", "-q", "--call-graph", "dwarf,32768", "-F", "1999",
+                      "-p", std::to_string(g_daemon), "-o", o.perf_out},
                      o.client_cpu, "/dev/null", dir + "/perf.stderr");
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -849,20 +897,23 @@ int main(int argc, char** argv) {
       double secs = static_cast<double>(t_end - t0) / 1e9;
       tp_rate = static_cast<double>(o.records) / secs;
       double wsecs = static_cast<double>(info.last_time - info.first_time) / 1e9;
-      std::printf("throughput: %llu records from %d client processes in %.3f s = %.0f records/s "
-                  "(first send -> last record in file)\n",
-                  static_cast<unsigned long long>(o.records), o.clients, secs, tp_rate);
-      std::printf("  senders finished after %.3f s; writer's own clock (first -> last record "
-                  "time field): %.3f s = %.0f records/s\n",
-                  static_cast<double>(t_sent - t0) / 1e9, wsecs,
-                  wsecs > 0 ? static_cast<double>(o.records - 1) / wsecs : 0.0);
+      std::printf(
+          "throughput: %llu records from %d client processes in %.3f s = %.0f records/s "
+          "(first send -> last record in file)\n",
+          static_cast<unsigned long long>(o.records), o.clients, secs, tp_rate);
+      std::printf(
+          "  senders finished after %.3f s; writer's own clock (first -> last record "
+          "time field): %.3f s = %.0f records/s\n",
+          static_cast<double>(t_sent - t0) / 1e9, wsecs,
+          wsecs > 0 ? static_cast<double>(o.records - 1) / wsecs : 0.0);
     }
     // Count check: wait for the throughput records to settle, then compare.
     tail.wait_quiet(2 * static_cast<int64_t>(o.seal_interval_ms) + 50, 10000);
     info = tail.tp_info();
     bool count_ok = info.seen == o.records && tail.losses() == 0;
     std::printf("  count check: sent %llu, in log %llu, loss records %llu -> %s\n",
-                static_cast<unsigned long long>(o.records), static_cast<unsigned long long>(info.seen),
+                static_cast<unsigned long long>(o.records),
+                static_cast<unsigned long long>(info.seen),
                 static_cast<unsigned long long>(tail.losses()), count_ok ? "OK" : "MISMATCH");
     if (!count_ok) all_ok = false;
     const char* names[] = {"main", "writer", "receiver"};
@@ -878,11 +929,12 @@ int main(int argc, char** argv) {
                   use1[i].ivcsw - (before ? before->ivcsw : 0));
     }
     if (t_end > 0)
-      std::printf("  daemon cpu %.2f core-seconds over %.2f s wall (%.0f%% of its core), %.2f us "
-                  "per record\n",
-                  total_cpu / 1000, static_cast<double>(t_end - t0) / 1e9,
-                  100.0 * total_cpu / 1000 / (static_cast<double>(t_end - t0) / 1e9),
-                  total_cpu * 1000 / static_cast<double>(o.records));
+      std::printf(
+          "  daemon cpu %.2f core-seconds over %.2f s wall (%.0f%% of its core), %.2f us "
+          "per record\n",
+          total_cpu / 1000, static_cast<double>(t_end - t0) / 1e9,
+          100.0 * total_cpu / 1000 / (static_cast<double>(t_end - t0) / 1e9),
+          total_cpu * 1000 / static_cast<double>(o.records));
     double other = Meter::report(m0, m1);
     std::printf("RESULT throughput_rps=%.0f records=%llu clients=%d count_ok=%d other_load=%.2f\n",
                 tp_rate, static_cast<unsigned long long>(o.records), o.clients, count_ok ? 1 : 0,
@@ -911,7 +963,8 @@ int main(int argc, char** argv) {
         int64_t target = t0 + static_cast<int64_t>(i) * period;
         int64_t now = mono_ns();
         if (target > now) {
-          timespec ts{static_cast<time_t>(target / 1000000000), static_cast<long>(target % 1000000000)};
+          timespec ts{static_cast<time_t>(target / 1000000000),
+                      static_cast<long>(target % 1000000000)};
           while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
           }
         } else if (now - target > period) {
@@ -938,18 +991,20 @@ int main(int argc, char** argv) {
     if (late)
       std::printf("  note: the sender fell more than one period behind schedule %llu times\n",
                   static_cast<unsigned long long>(late));
-    std::printf("  to file  : p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  (mean %.3f)\n", f.p50, f.p99,
-                f.max, f.mean);
-    std::printf("  to sealed: p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  (mean %.3f)\n", s.p50, s.p99,
-                s.max, s.mean);
-    std::printf("  (writer's time field - send: write p50 %.3f p99 %.3f max %.3f ms; seal p99 %.3f "
-                "max %.3f ms)\n",
-                dw.p50, dw.p99, dw.max, ds.p99, ds.max);
+    std::printf("  to file  : p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  (mean %.3f)\n", f.p50,
+                f.p99, f.max, f.mean);
+    std::printf("  to sealed: p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  (mean %.3f)\n", s.p50,
+                s.p99, s.max, s.mean);
+    std::printf(
+        "  (writer's time field - send: write p50 %.3f p99 %.3f max %.3f ms; seal p99 %.3f "
+        "max %.3f ms)\n",
+        dw.p50, dw.p99, dw.max, ds.p99, ds.max);
     double other = Meter::report(m0, m1);
-    std::printf("RESULT latency rate=%llu file_p50_ms=%.3f file_p99_ms=%.3f file_max_ms=%.3f "
-                "sealed_p50_ms=%.3f sealed_p99_ms=%.3f sealed_max_ms=%.3f n=%zu other_load=%.2f\n",
-                static_cast<unsigned long long>(rate), f.p50, f.p99, f.max, s.p50, s.p99, s.max, f.n,
-                other);
+    std::printf(
+        "RESULT latency rate=%llu file_p50_ms=%.3f file_p99_ms=%.3f file_max_ms=%.3f "
+        "sealed_p50_ms=%.3f sealed_p99_ms=%.3f sealed_max_ms=%.3f n=%zu other_load=%.2f\n",
+        static_cast<unsigned long long>(rate), f.p50, f.p99, f.max, s.p50, s.p99, s.max, f.n,
+        other);
     std::fflush(stdout);
     if (!sealed || failures || f.n != total) all_ok = false;
     worst_file_p99 = std::max(worst_file_p99, f.p99);
@@ -964,10 +1019,11 @@ int main(int argc, char** argv) {
       auto p = shaudit::json::get_int(ob, k);
       return p ? static_cast<long long>(*p) : -1LL;
     };
-    std::printf("daemon stats: accepted %lld, rejected %lld, loss_records %lld, records_written "
-                "%lld, seals %lld, queue_high_water %lld/%lld, write_errors %lld\n",
-                num("accepted"), num("rejected"), num("loss_records"), num("records_written"),
-                num("seals"), num("queue_high_water"), num("queue_capacity"), num("write_errors"));
+    std::printf(
+        "daemon stats: accepted %lld, rejected %lld, loss_records %lld, records_written "
+        "%lld, seals %lld, queue_high_water %lld/%lld, write_errors %lld\n",
+        num("accepted"), num("rejected"), num("loss_records"), num("records_written"), num("seals"),
+        num("queue_high_water"), num("queue_capacity"), num("write_errors"));
     if (num("rejected") != 0 || num("loss_records") != 0) all_ok = false;
   }
   kill(g_daemon, SIGTERM);
@@ -984,11 +1040,16 @@ int main(int argc, char** argv) {
   g_daemon = -1;
   tail.stop();
   uint64_t log_lines = tail.lines();
-  struct stat lst{};
+  struct stat lst {};
   ::stat(log.c_str(), &lst);
-  std::printf("log: %llu records (%llu seals), %.1f MB\n", static_cast<unsigned long long>(log_lines),
-              static_cast<unsigned long long>(tail.seals()),
-              static_cast<double>(lst.st_size) / 1e6);
+  std::printf(
+      "log: %llu records (%llu seals, %llu of them certifying a next epoch key), %.1f MB\n",
+      static_cast<unsigned long long>(log_lines), static_cast<unsigned long long>(tail.seals()),
+      static_cast<unsigned long long>(tail.epoch_seals()), static_cast<double>(lst.st_size) / 1e6);
+  std::printf(
+      "RESULT log records=%llu seals=%llu epoch_seals=%llu bytes=%lld\n",
+      static_cast<unsigned long long>(log_lines), static_cast<unsigned long long>(tail.seals()),
+      static_cast<unsigned long long>(tail.epoch_seals()), static_cast<long long>(lst.st_size));
 
   // ---- (c) verify
   std::string vout = dir + "/verify.out";
@@ -1011,9 +1072,10 @@ int main(int argc, char** argv) {
   bool vok = vst >= 0 && WIFEXITED(vst) && WEXITSTATUS(vst) == 0;
   double vcpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                 static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  std::printf("verify: %.3f s wall (%.3f s cpu, max RSS %ld MB) for %llu records = %.0f records/s: %s\n",
-              vsecs, vcpu, ru.ru_maxrss / 1024, static_cast<unsigned long long>(log_lines),
-              static_cast<double>(log_lines) / vsecs, vtext.c_str());
+  std::printf(
+      "verify: %.3f s wall (%.3f s cpu, max RSS %ld MB) for %llu records = %.0f records/s: %s\n",
+      vsecs, vcpu, ru.ru_maxrss / 1024, static_cast<unsigned long long>(log_lines),
+      static_cast<double>(log_lines) / vsecs, vtext.c_str());
   double vother = Meter::report(vm0, vm1);
   std::printf("RESULT verify_s=%.3f records=%llu ok=%d other_load=%.2f\n", vsecs,
               static_cast<unsigned long long>(log_lines), vok ? 1 : 0, vother);
@@ -1022,7 +1084,8 @@ int main(int argc, char** argv) {
   // ---- summary against the targets
   std::printf("\ntargets:\n");
   if (o.records > 0)
-    std::printf("  throughput >= 100000 records/s     : %.0f  %s\n", tp_rate, verdict(tp_rate >= 100000));
+    std::printf("  throughput >= 100000 records/s     : %.0f  %s\n", tp_rate,
+                verdict(tp_rate >= 100000));
   if (nphases > 0) {
     std::printf("  p99 to file < 2 ms                 : %.3f ms  %s\n", worst_file_p99,
                 verdict(worst_file_p99 < 2.0));
@@ -1031,13 +1094,15 @@ int main(int argc, char** argv) {
                 verdict(worst_seal_p99 < lim));
   }
   double per_million = log_lines ? vsecs * 1e6 / static_cast<double>(log_lines) : 0;
-  std::printf("  verify < 10 s per 1M records       : %.3f s for %.2fM records (%.3f s per 1M)  %s\n",
-              vsecs, static_cast<double>(log_lines) / 1e6, per_million,
-              verdict(vok && per_million < 10.0));
+  std::printf(
+      "  verify < 10 s per 1M records       : %.3f s for %.2fM records (%.3f s per 1M)  %s\n",
+      vsecs, static_cast<double>(log_lines) / 1e6, per_million, verdict(vok && per_million < 10.0));
   std::printf("  run integrity (counts, no loss, clean stop, verify OK): %s\n",
               all_ok ? "OK" : "PROBLEMS (see above)");
 
-  if (!o.keep) fs::remove_all(dir);
-  else std::printf("kept %s\n", dir.c_str());
+  if (!o.keep)
+    fs::remove_all(dir);
+  else
+    std::printf("kept %s\n", dir.c_str());
   return all_ok ? 0 : 1;
 }
