@@ -89,63 +89,64 @@ Result<Tail> read_tail(int fd, off_t size) {
   }
 }
 
-// The line `back` lines before the last complete line (0: the last one) of the file's first
-// `size` bytes, or nullopt when the file has fewer lines or they are too long to look at.
-std::optional<std::string> line_from_end(int fd, off_t size, uint64_t back) {
+// Calls f(line) for the complete lines of the file's first `size` bytes, the last one first,
+// until f returns true (then true), looking back at most about `limit` bytes; false when f
+// never did (or the file cannot be read).
+template <class F>
+bool scan_lines_back(int fd, off_t size, size_t limit, F&& f) {
   size_t want = 64 * 1024;
+  uint64_t seen = 0;  // lines already given to f (a wider window reads them again)
   while (true) {
     size_t n = static_cast<size_t>(std::min<off_t>(size, static_cast<off_t>(want)));
     auto buf = pread_all(fd, size - static_cast<off_t>(n), n);
-    if (!buf) return std::nullopt;
+    if (!buf) return false;
     std::string_view b = *buf;
+    bool whole = n == static_cast<size_t>(size);
     if (!b.empty() && b.back() == '\n') b.remove_suffix(1);
     size_t end = b.size();
-    uint64_t k = 0;
-    while (true) {
+    for (uint64_t k = 0;; ++k) {
       size_t nl = end == 0 ? std::string_view::npos : b.rfind('\n', end - 1);
-      if (nl == std::string_view::npos) {
-        if (n == static_cast<size_t>(size) && k == back) return std::string(b.substr(0, end));
-        break;  // need more of the file (or it has too few lines)
+      if (nl == std::string_view::npos && !whole) break;  // a line cut by the window
+      size_t start = nl == std::string_view::npos ? 0 : nl + 1;
+      if (k >= seen) {
+        if (f(b.substr(start, end - start))) return true;
+        seen = k + 1;
       }
-      if (k == back) return std::string(b.substr(nl + 1, end - nl - 1));
+      if (nl == std::string_view::npos) return false;
       end = nl;
-      ++k;
     }
-    if (n == static_cast<size_t>(size) || want >= 4 * kMaxTail) return std::nullopt;
+    if (whole || want >= limit) return false;
     want *= 4;
   }
+}
+
+// The line `back` lines before the last complete line (0: the last one) of the file's first
+// `size` bytes, or nullopt when the file has fewer lines or they are too long to look at.
+std::optional<std::string> line_from_end(int fd, off_t size, uint64_t back) {
+  std::optional<std::string> out;
+  uint64_t k = 0;
+  scan_lines_back(fd, size, 4 * kMaxTail, [&](std::string_view line) {
+    if (k++ < back) return false;
+    out = std::string(line);
+    return true;
+  });
+  return out;
 }
 
 // The last seal record among the file's first `size` bytes (looking back at most 64 MiB).
 std::optional<json::Object> last_seal(int fd, off_t size) {
   constexpr std::string_view kSealType = "\"type\":\"seal\"";
-  size_t want = 64 * 1024;
-  while (true) {
-    size_t n = static_cast<size_t>(std::min<off_t>(size, static_cast<off_t>(want)));
-    auto buf = pread_all(fd, size - static_cast<off_t>(n), n);
-    if (!buf) return std::nullopt;
-    std::string_view b = *buf;
-    bool whole = n == static_cast<size_t>(size);
-    size_t end = b.size();
-    if (end > 0 && b[end - 1] == '\n') --end;
-    while (end > 0) {
-      size_t nl = b.rfind('\n', end - 1);
-      if (nl == std::string_view::npos && !whole) break;  // a line cut by the window
-      size_t start = nl == std::string_view::npos ? 0 : nl + 1;
-      std::string_view line = b.substr(start, end - start);
-      if (line.find(kSealType) != std::string_view::npos) {
-        auto v = json::parse(line);
-        if (v && v->is_object()) {
-          const std::string* type = json::get_string(v->as_object(), "type");
-          if (type && *type == record::kSeal) return v->as_object();
-        }
-      }
-      if (nl == std::string_view::npos) break;
-      end = nl;
-    }
-    if (whole || want >= (64u << 20)) return std::nullopt;
-    want *= 4;
-  }
+  std::optional<json::Object> out;
+  scan_lines_back(fd, size, 64u << 20, [&](std::string_view line) {
+    if (line.find(kSealType) == std::string_view::npos) return false;
+    auto v = json::parse(line);
+    const std::string* type =
+        v && v->is_object() ? json::get_string(v->as_object(), "type") : nullptr;
+    if (!type || *type != record::kSeal) return false;
+    out = v->as_object();
+    return true;
+  });
+  return out;
 }
 
 // What the state file says (LogWriter::save_state writes it).
