@@ -178,8 +178,13 @@ static __always_inline void submit_event(void* e) {
   count(SA_STAT_EVENTS);
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+/* Set by shauditd before load: the enforcing mode's kill mode (`enforce: {mode: kill}`): the
+ * enforce_kill program (below, loaded only then) handles sched_process_exec instead of
+ * handle_exec, deciding before anything of the exec is recorded or forgotten. */
+const volatile __u32 enforce_kill = 0;
+
+/* A tracked process runs a new image: its exec event (and the state that follows the image). */
+static __always_inline int on_exec(struct task_struct* p, struct linux_binprm* bprm) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
   bpf_map_delete_elem(&hooked_pids, &tgid); /* a new image: it has not initialised anything */
   __u64* key = tracked_key(tgid);
@@ -257,6 +262,12 @@ int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_bin
   else
     count(SA_STAT_EVENTS);
   return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  if (enforce_kill) return 0; /* enforce_kill handles every exec (see there) */
+  return on_exec(p, bprm);
 }
 
 /* Exec attempts. At syscall entry the filename may sit in a page not yet faulted in (a
@@ -712,11 +723,12 @@ static long copy_arg(__u32 i, void* data) {
 
 static __always_inline void report_denied(struct task_struct* t, __u64 key,
                                           struct linux_binprm* bprm, __u32 reason,
-                                          struct exec_args* a) {
+                                          struct exec_args* a, __u32 flags) {
   struct deny_scratch* s = scratch();
   if (!s) return;
   struct sa_denied_event* e = &s->ev;
   fill_hdr(&e->h, SA_EV_DENIED, t, key);
+  e->h.flags |= flags;
   e->reason = reason;
   e->pad = 0;
   long n = bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, interp));
@@ -738,6 +750,21 @@ static __always_inline void report_denied(struct task_struct* t, __u64 key,
     count(SA_STAT_EVENTS);
 }
 
+/* Why the exec of bprm by t (tracked, thread group tgid) must not run (enum sa_deny_reason), or 0.
+ * envp: the environment's pointer array in user memory (0: not known, not checked). */
+static __always_inline __u32 enforce_reason(struct task_struct* t, __u32 tgid,
+                                            struct linux_binprm* bprm, __u64 envp) {
+  if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0) return SA_DENY_UNLINKED;
+  if (elf_without_interp(bprm->buf)) return SA_DENY_NO_INTERP;
+  if (bpf_map_lookup_elem(&session_images, &tgid) && !bpf_map_lookup_elem(&hooked_pids, &tgid))
+    return SA_DENY_UNHOOKED;
+  if (envp && enforce_preload_env &&
+      (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
+      !env_has_interposer(envp))
+    return SA_DENY_NO_PRELOAD;
+  return 0;
+}
+
 /* The decision for one bprm_check_security call: 0, or -EPERM after reporting it. */
 static __always_inline int enforce_decide(struct linux_binprm* bprm) {
   struct task_struct* t = (struct task_struct*)bpf_get_current_task_btf();
@@ -747,19 +774,9 @@ static __always_inline int enforce_decide(struct linux_binprm* bprm) {
   __u64 key = *keyp;
   __u32 tid = BPF_CORE_READ(t, pid);
   struct exec_args* a = bpf_map_lookup_elem(&pending_args, &tid);
-  __u32 reason = 0;
-  if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0)
-    reason = SA_DENY_UNLINKED;
-  else if (elf_without_interp(bprm->buf))
-    reason = SA_DENY_NO_INTERP;
-  else if (bpf_map_lookup_elem(&session_images, &tgid) && !bpf_map_lookup_elem(&hooked_pids, &tgid))
-    reason = SA_DENY_UNHOOKED;
-  else if (a && enforce_preload_env &&
-           (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
-           !env_has_interposer(a->envp))
-    reason = SA_DENY_NO_PRELOAD;
+  __u32 reason = enforce_reason(t, tgid, bprm, a ? a->envp : 0);
   if (!reason) return 0;
-  report_denied(t, key, bprm, reason, a);
+  report_denied(t, key, bprm, reason, a, 0);
   return -1; /* -EPERM */
 }
 
@@ -782,6 +799,38 @@ int enforce_selftest(struct bpf_raw_tracepoint_args* ctx) {
   if (elf_without_interp(s->img)) r |= 1;
   if (env_has_interposer(ctx->args[0])) r |= 2;
   return r;
+}
+
+/* The kill mode (`enforce: {mode: kill}`), for kernels that refuse BPF LSM programs (some refuse
+ * every BPF trampoline program; many distributions leave bpf out of lsm=). At sched_process_exec
+ * the exec is past its point of no return and the new image is installed, but it has not run an
+ * instruction: the same decision as enforce_decide, made from the new image's own memory (its
+ * argv and envp arrays lie on the new stack at bprm->p: argc, argv[argc], NULL, envp[], NULL),
+ * then SIGKILL to the process, delivered before it returns to user space. Loaded (and attached)
+ * only in this mode, when it replaces handle_exec: it decides before on_exec forgets the caller's
+ * hooked_pids and marks the new image in session_images, and an exec it kills has no exec event
+ * (the process exits, killed: an exit event). */
+SEC("?tp_btf/sched_process_exec")
+int BPF_PROG(enforce_kill_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  if (!enforce_kill) return 0;
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  __u64* keyp = tracked_key(tgid);
+  if (!keyp) return on_exec(p, bprm); /* outside audited sessions: never affected */
+  __u64 key = *keyp;
+  __u64 sp = BPF_CORE_READ(bprm, p);
+  __u64 argc = (__u64)BPF_CORE_READ(bprm, argc) & 0xffffffff;
+  struct exec_args a = {sp + 8, sp + 8 + (argc + 1) * 8};
+  __u32 reason = enforce_reason(p, tgid, bprm, a.envp);
+  if (!reason) return on_exec(p, bprm);
+  /* The signal cannot be sent (never expected here: a user task in process context): the exec
+   * is recorded as any other, and the cross-check reports the unhooked image. */
+  if (bpf_send_signal(9 /* SIGKILL */) != 0) return on_exec(p, bprm);
+  __u32 tid = BPF_CORE_READ(p, pid);
+  bpf_map_delete_elem(&pending_exec, &tid); /* no attempt event: this event is it */
+  bpf_map_delete_elem(&pending_args, &tid);
+  bpf_map_delete_elem(&hooked_pids, &tgid);
+  report_denied(p, key, bprm, reason, &a, SA_FLAG_KILLED);
+  return 0;
 }
 
 /* The whole decision (enforce_decide, with its report) in a program type this kernel loads

@@ -121,6 +121,11 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
     if (::stat("/proc/self/ns/mnt", &ns) == 0)
       c->skel_->rodata->enforce_mntns = static_cast<__u32>(ns.st_ino);
     if (host_wide_preload(opts.interposer)) c->skel_->rodata->enforce_preload_env = 0;
+    if (opts.kill) {  // the tp_btf program replaces the LSM one
+      c->skel_->rodata->enforce_kill = 1;
+      bpf_program__set_autoload(c->skel_->progs.enforce_kill_exec, true);
+      bpf_program__set_autoload(c->skel_->progs.enforce_exec, false);
+    }
   } else {
     // Without the enforcing mode the LSM program is neither loaded nor attached (a kernel
     // without BPF LSM runs everything else).
@@ -144,14 +149,16 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
                                std::pair{"protect_rename", "lsm/inode_rename"},
                                std::pair{"protect_ptrace", "lsm/ptrace_access_check"}})
         if (opts.enforce && refused.empty() &&
+            !(opts.kill && prog == std::string("enforce_exec")) &&
             g_log.find(fmt::format("prog '{}': failed to load", prog)) != std::string::npos)
           refused = sec;
     }
     if (!refused.empty())
       return Error{fmt::format(
           "the kernel refused to load the BPF LSM program ({}): {} (BPF LSM needs "
-          "CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads BPF trampoline programs)",
-          refused, std::strerror(err < 0 ? -err : err))};
+          "CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads BPF trampoline programs){}",
+          refused, std::strerror(err < 0 ? -err : err),
+          opts.kill ? "" : "; enforce: {mode: kill} enforces without BPF LSM")};
     return fail("load", err);
   }
   // The genuine interposer, by device and inode; and its musl build beside it, for musl
@@ -376,7 +383,9 @@ Result<uint32_t> enforce_selftest(const std::string& interposer, const std::stri
   bpf_program__set_autoload(skel->progs.enforce_selftest, true);
   bpf_program__set_autoload(skel->progs.enforce_verify, true);  // the verifier checks it
   bpf_program__set_autoload(skel->progs.protect_verify, true);
+  bpf_program__set_autoload(skel->progs.enforce_kill_exec, true);  // the kill mode, verified
   skel->rodata->enforce = 1;
+  skel->rodata->enforce_kill = 1;
   skel->rodata->protect = 1;
   std::memcpy(const_cast<char*>(skel->rodata->interposer_path), interposer.data(),
               interposer.size());

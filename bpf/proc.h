@@ -28,7 +28,8 @@ enum sa_event_type {
   SA_EV_INPUT = 7,   /* a tracked process read these bytes from a terminal (read() of a
                       * terminal device's input side, at the system call's exit) */
   SA_EV_DENIED = 8,  /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
-                      * because the new image would run without the interposer */
+                      * because the new image would run without the interposer; with
+                      * SA_FLAG_KILLED, the kill mode killed it at sched_process_exec instead */
   SA_EV_TAMPER = 9   /* enforcing mode with protect: the BPF LSM refused (EPERM) another
                       * process's access to shauditd's own files or process */
 };
@@ -65,6 +66,9 @@ enum sa_deny_reason {
 /* exec: a container runtime started this process inside a pid namespace from outside it
  * (`runc exec`): the kernel began following it under a new key, a session for shauditd to open */
 #define SA_FLAG_RUNTIME_EXEC 0x20u
+/* denied: the enforcing mode's kill mode (`enforce: {mode: kill}`) sent SIGKILL to the process at
+ * sched_process_exec, before the new image ran an instruction (no BPF LSM needed): no EPERM */
+#define SA_FLAG_KILLED 0x40u
 
 /* Common header of every event. */
 struct sa_event_hdr {

@@ -37,6 +37,10 @@ struct CollectorOptions {
   // process whose new image would run without `interposer` (SA_EV_DENIED). Needs `bpf` among
   // the kernel's active LSMs (the caller checks that first).
   bool enforce = false;
+  // With enforce: the kill mode instead of the BPF LSM program: a tp_btf program on
+  // sched_process_exec makes the same decision and kills the process (SIGKILL) before its new
+  // image runs (SA_EV_DENIED with SA_FLAG_KILLED). Needs no BPF LSM.
+  bool kill = false;
   // With enforce: the LSM programs that keep every other process from writing, reading,
   // removing or renaming the files given to protect_file() and from ptrace access to this
   // process (SA_EV_TAMPER).

@@ -240,11 +240,15 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
           "the calling process runs an image that never initialised the genuine interposer",
           "its environment's LD_PRELOAD does not name the interposer"};
       uint32_t r = e->reason < std::size(kReasons) ? e->reason : 0;
-      (void)push_bypass("unhooked_process", "high", &k, pid, k.session,
-                        fmt::format("enforcing mode: the kernel refused (EPERM) pid {}'s exec of "
-                                    "{}: {}",
-                                    pid, k.filename, r ? kWhy[r] : "unknown reason"),
-                        &k.argv, nullptr, "denied", r ? kReasons[r] : "unknown");
+      // The kill mode (no BPF LSM): the exec went through, and the kernel killed the process
+      // before its new image ran.
+      const bool killed = (h.flags & SA_FLAG_KILLED) != 0;
+      (void)push_bypass(
+          "unhooked_process", "high", &k, pid, k.session,
+          fmt::format("enforcing mode: the kernel {} pid {}'s exec of {}: {}",
+                      killed ? "killed (SIGKILL, before the new image ran)" : "refused (EPERM)",
+                      pid, k.filename, r ? kWhy[r] : "unknown reason"),
+          &k.argv, nullptr, killed ? "killed" : "denied", r ? kReasons[r] : "unknown");
       break;
     }
     case SA_EV_TAMPER: {

@@ -63,6 +63,13 @@ class CrossCheckTest : public ::testing::Test {
     e.child_ino = child_ino;
     cc_.on_kernel(&e, sizeof e);
   }
+  void exit_ev(pid_t pid, int64_t t, int32_t code) {
+    sa_exit_event e;
+    hdr(e.h, SA_EV_EXIT, pid, 1, t);
+    e.exit_code = code;
+    e.pad = 0;
+    cc_.on_kernel(&e, sizeof e);
+  }
   void hooked(pid_t pid, int64_t t) {
     sa_hooked_event e;
     hdr(e.h, SA_EV_HOOKED, pid, 1, t);
@@ -93,9 +100,10 @@ class CrossCheckTest : public ::testing::Test {
   }
   // The enforcing mode refused pid's exec of file in the kernel (SA_EV_DENIED).
   void denied_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& file,
-                 const std::vector<std::string>& argv, uint32_t reason) {
+                 const std::vector<std::string>& argv, uint32_t reason, uint32_t flags = 0) {
     auto e = std::make_unique<sa_denied_event>();
     hdr(e->h, SA_EV_DENIED, pid, ppid, t);
+    e->h.flags |= flags;
     e->reason = reason;
     std::memset(e->filename, 0, sizeof e->filename);
     std::strncpy(e->filename, file.c_str(), sizeof e->filename - 1);
@@ -223,6 +231,26 @@ TEST_F(CrossCheckTest, AnExecTheKernelDeniedIsABypassRecordAtOnceWithItsReason) 
   ASSERT_TRUE(cc_.tick(rt(4'000'000 + 2 * kWindow)));
   EXPECT_TRUE(records().empty());  // no exec record, no second bypass
   EXPECT_TRUE(cc_.idle());
+}
+
+TEST_F(CrossCheckTest, AnExecTheKillModeKilledIsABypassRecordWithActionKilled) {
+  // enforce: {mode: kill}: the exec went through and the kernel killed the process at
+  // sched_process_exec (SA_FLAG_KILLED), before the new image ran; then the process exits.
+  fork_ev(100, 101, 0);
+  denied_ev(101, 100, 1'000'000, "/tmp/static", {"/tmp/static", "x"}, SA_DENY_NO_INTERP,
+            SA_FLAG_KILLED);
+  exit_ev(101, 2'000'000, 9);
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(json::encode(json::Value(r[0])),
+            R"x({"action":"killed","argv":["/tmp/static","x"],"evidence":"enforcing mode: )x"
+            R"x(the kernel killed (SIGKILL, before the new image ran) pid 101's exec of )x"
+            R"x(/tmp/static: the image has no program interpreter (a static binary, or the )x"
+            R"x(dynamic loader run as a program)","exe":"/tmp/static","kind":"unhooked_process",)x"
+            R"x("pid":101,"ppid":100,"reason":"no_interpreter","session":"abcdef0123456789",)x"
+            R"x("severity":"high","type":"bypass","uid":1000})x");
+  ASSERT_TRUE(cc_.tick(rt(2'000'000 + 2 * kWindow)));
+  EXPECT_TRUE(records().empty());  // no exec record, no second bypass
 }
 
 TEST_F(CrossCheckTest, ARefusedAccessToShauditsOwnFilesIsATamperRecord) {

@@ -43,6 +43,7 @@ std::string enforce_unavailable(const Config& c) {
   return "this build of shauditd has no eBPF collector (built with SHAUDIT_BPF=OFF or without "
          "bpftool, clang, libbpf-dev)";
 #endif
+  if (c.enforce_kill && !c.enforce_protect) return {};  // the kill mode needs no BPF LSM
   FILE* f = std::fopen(c.enforce_lsm_file.c_str(), "re");
   if (!f)
     return fmt::format(
@@ -63,8 +64,10 @@ std::string enforce_unavailable(const Config& c) {
   }
   return fmt::format(
       "the kernel has no BPF LSM: 'bpf' is not among the active security modules in {} ({}); "
-      "boot with CONFIG_BPF_LSM=y and lsm=...,bpf",
-      c.enforce_lsm_file, lsms.empty() ? "none" : lsms);
+      "boot with CONFIG_BPF_LSM=y and lsm=...,bpf{}",
+      c.enforce_lsm_file, lsms.empty() ? "none" : lsms,
+      c.enforce_kill ? " (enforce: {mode: kill} needs it only for protect: true)"
+                     : ", or use enforce: {mode: kill}, which needs no BPF LSM");
 }
 
 #ifdef SHAUDIT_HAVE_BPF
@@ -475,6 +478,7 @@ int Pipeline::start() {
     co.interposer = cfg_.interposer;
     co.follow_runtime_execs = !cfg_.container_state_dirs.empty();
     co.enforce = cfg_.enforce;
+    co.kill = cfg_.enforce && cfg_.enforce_kill;
     co.protect = cfg_.enforce && cfg_.enforce_protect;
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
@@ -543,7 +547,10 @@ int Pipeline::start() {
   wo.start_fields["bpf"] = collector_ ? "on" : "off";
   wo.start_fields["cross_check"] = collector_ != nullptr;
   wo.start_fields["enforce"] = cfg_.enforce && collector_ != nullptr;
-  if (cfg_.enforce && collector_) wo.start_fields["protect"] = cfg_.enforce_protect;
+  if (cfg_.enforce && collector_) {
+    wo.start_fields["enforce_mode"] = cfg_.enforce_kill ? "kill" : "deny";
+    wo.start_fields["protect"] = cfg_.enforce_protect;
+  }
   if (!bpf_reason_.empty()) wo.start_fields["bpf_error"] = bpf_reason_;
   auto writer = LogWriter::open(std::move(wo));
   if (!writer) {

@@ -563,10 +563,11 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
           if (!r.second.IsScalar())
             e = "needs a single value";
           else if (ek == "mode")
-            e = r.second.Scalar() == "deny" ? (c.enforce = true, std::string())
+            e = r.second.Scalar() == "deny"   ? (c.enforce = true, c.enforce_kill = false, "")
+                : r.second.Scalar() == "kill" ? (c.enforce = true, c.enforce_kill = true, "")
                 : r.second.Scalar() == "off"
-                    ? (c.enforce = false, std::string())
-                    : fmt::format("expected deny or off, got '{}'", r.second.Scalar());
+                    ? (c.enforce = false, c.enforce_kill = false, std::string())
+                    : fmt::format("expected deny, kill or off, got '{}'", r.second.Scalar());
           else if (ek == "protect")
             e = r.second.Scalar() == "true" ? (c.enforce_protect = true, std::string())
                 : r.second.Scalar() == "false"
@@ -580,6 +581,9 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
             return make_error(fmt::format("config {}: enforce: key '{}': {}",
                                           yaml_where(source, r.second.Mark()), ek, e));
         }
+        // The protection is BPF LSM programs: the kill mode (for kernels without BPF LSM) has
+        // it only when asked for.
+        if (c.enforce_kill && !eseen.count("protect")) c.enforce_protect = false;
         continue;
       }
       if (key == "outputs") {

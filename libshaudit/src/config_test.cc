@@ -50,7 +50,8 @@ const char kKnownKeys[] =
     "control_socket, "
     "crosscheck_window_ms, enforce, forward_secure, interposer, log, "
     "max_clients, max_clients_per_uid, outputs, "
-    "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_epoch_s, seal_every, "
+    "queue_capacity, receiver_batch_us, redact_patterns, retention, rules, seal_epoch_s, "
+    "seal_every, "
     "seal_interval_ms, "
     "shutdown_timeout_ms, "
     "signing_key, "
@@ -208,7 +209,17 @@ TEST(Config, Enforce) {
   EXPECT_EQ(config_error("enforce:\n  mode: deny\n  fail: closed\n"),
             "config src:3:3: enforce: unknown key 'fail' (known: mode, lsm_file, protect)");
   EXPECT_EQ(config_error("enforce: {mode: block}\n"),
-            "config src:1:17: enforce: key 'mode': expected deny or off, got 'block'");
+            "config src:1:17: enforce: key 'mode': expected deny, kill or off, got 'block'");
+  auto k = parse_config("enforce: {mode: kill}\n", "src");
+  ASSERT_TRUE(k.ok()) << k.message();
+  EXPECT_TRUE(k->enforce);
+  EXPECT_TRUE(k->enforce_kill);
+  EXPECT_FALSE(k->enforce_protect);  // protect needs BPF LSM: off in the kill mode unless set
+  auto kp = parse_config("enforce: {protect: true, mode: kill}\n", "src");
+  ASSERT_TRUE(kp.ok()) << kp.message();
+  EXPECT_TRUE(kp->enforce_kill);
+  EXPECT_TRUE(kp->enforce_protect);
+  EXPECT_FALSE(t->enforce_kill);  // enforce: true is the deny mode (BPF LSM)
   EXPECT_EQ(config_error("enforce: {lsm_file: lsm}\n"),
             "config src:1:21: enforce: key 'lsm_file': expected an absolute path, got 'lsm'");
   EXPECT_EQ(config_error("enforce: maybe\n"),

@@ -17,6 +17,7 @@ need the programs skip there, saying so).
 
 Processes are ended by PID; nothing on the host is changed."""
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -56,12 +57,22 @@ REFUSED = ("shauditd: enforce: the enforcing mode cannot start: the kernel refus
            "LSM program (lsm/bprm_check_security): ")
 
 
-def enforce_daemon(daemon_factory, enforce=True, **extra):
-    """shauditd with eBPF and the enforcing mode on (or off). A kernel that lists `bpf` among
-    its LSMs but refuses to load BPF LSM programs (some hardened or sandboxed kernels refuse
-    every BPF trampoline program: lsm, fentry, fexit) makes shauditd exit 1 saying so: the
-    test is skipped with that line."""
-    d = daemon_factory(bpf="on", crosscheck_window_ms=WINDOW_MS, enforce=str(enforce).lower(), **extra)
+def needs_lsm_for(mode):
+    """The deny mode needs an active BPF LSM (skipped, saying why, without it); the kill mode
+    does not."""
+    if mode == "deny" and not bpf_lsm_active():
+        pytest.skip(f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: boot with lsm=...,bpf)")
+
+
+def enforce_daemon(daemon_factory, enforce=True, mode="deny", **extra):
+    """shauditd with eBPF and the enforcing mode on (or off), in `mode` (deny: `enforce: true`,
+    the BPF LSM; kill: `enforce: {mode: kill}`). A kernel that lists `bpf` among its LSMs but
+    refuses to load BPF LSM programs (some hardened or sandboxed kernels refuse every BPF
+    trampoline program: lsm, fentry, fexit) makes shauditd exit 1 in the deny mode, saying so:
+    the test is skipped with that line."""
+    needs_lsm_for(mode if enforce else "kill")
+    value = "{mode: kill}" if enforce and mode == "kill" else str(enforce).lower()
+    d = daemon_factory(bpf="on", crosscheck_window_ms=WINDOW_MS, enforce=value, **extra)
     d.start(wait=False)
     try:
         d.wait_ready(timeout=20)
@@ -114,8 +125,12 @@ def programs(tmp_path_factory):
     return d
 
 
-def denied(recs, argv):
-    return [b for b in bypasses(recs, "unhooked_process") if b.get("action") == "denied" and b["argv"] == argv]
+def denied(recs, argv, action="denied"):
+    return [b for b in bypasses(recs, "unhooked_process") if b.get("action") == action and b["argv"] == argv]
+
+
+ACTION = {"deny": "denied", "kill": "killed"}
+EVIDENCE = {"deny": "refused (EPERM)", "kill": "killed (SIGKILL, before the new image ran)"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,8 +146,28 @@ def test_enforce_without_bpf_lsm_is_a_startup_error(daemon_factory, tmp_path):
     assert d.stderr().strip().splitlines()[-1] == (
         f"shauditd: enforce: the kernel has no BPF LSM: 'bpf' is not among the active security "
         f"modules in {fake} (lockdown,capability,landlock,yama,apparmor); boot with "
-        f"CONFIG_BPF_LSM=y and lsm=...,bpf")
+        f"CONFIG_BPF_LSM=y and lsm=...,bpf, or use enforce: {{mode: kill}}, which needs no BPF LSM")
     assert not d.socket.exists()
+
+
+def test_the_kill_mode_needs_no_bpf_lsm(daemon_factory, tmp_path):
+    """`enforce: {mode: kill}` starts where the kernel lists no BPF LSM (protect, which needs
+    it, is off unless asked for); with protect: true it is the same start-up error."""
+    fake = tmp_path / "lsm"
+    fake.write_text("lockdown,capability,yama")
+    d = daemon_factory(bpf="on", enforce=f"{{mode: kill, lsm_file: {fake}}}")
+    d.start(wait=False)
+    d.wait_ready(timeout=20)
+    assert d.stop() == 0
+    start = [r for r in d.records() if r["type"] == "start"][-1]
+    assert start["enforce"] is True and start["enforce_mode"] == "kill" and start["protect"] is False, start
+    p = daemon_factory(name="p", bpf="on", enforce=f"{{mode: kill, protect: true, lsm_file: {fake}}}")
+    p.start(wait=False)
+    assert p.proc.wait(timeout=20) == 1
+    assert p.stderr().strip().splitlines()[-1] == (
+        f"shauditd: enforce: the kernel has no BPF LSM: 'bpf' is not among the active security "
+        f"modules in {fake} (lockdown,capability,yama); boot with CONFIG_BPF_LSM=y and lsm=...,bpf "
+        f"(enforce: {{mode: kill}} needs it only for protect: true)")
 
 
 def test_enforce_with_bpf_off_is_a_startup_error(daemon_factory):
@@ -171,7 +206,7 @@ def test_a_kernel_that_refuses_bpf_lsm_programs_is_a_startup_error(daemon_factor
     last = d.stderr().strip().splitlines()[-1]
     assert last.startswith(REFUSED), last
     assert last.endswith(" (BPF LSM needs CONFIG_BPF_LSM=y, 'bpf' in lsm=, and a kernel that loads "
-                         "BPF trampoline programs)"), last
+                         "BPF trampoline programs); enforce: {mode: kill} enforces without BPF LSM"), last
     assert not d.socket.exists()
 
 
@@ -207,14 +242,18 @@ def corpus(programs, notbash):
     ]
 
 
-@needs_lsm
+@pytest.mark.parametrize("mode", ["deny", "kill"])
 @pytest.mark.parametrize("name", ["dash", "bash"])
-def test_bypass_corpus_is_denied(daemon_factory, work, programs, name):
+def test_bypass_corpus_is_denied(daemon_factory, work, programs, name, mode):
+    """deny: the exec fails with EPERM (the shell says "Operation not permitted", status 126);
+    kill: the exec goes through and the process is killed before the new image runs (the shell
+    sees its child killed by SIGKILL: "Killed", status 137)."""
     if not os.access(BUSYBOX, os.X_OK):
         pytest.skip("no static busybox (apt-get install busybox-static)")
     if not os.access(LOADER, os.X_OK):
         pytest.skip(f"no {LOADER}")
-    d = enforce_daemon(daemon_factory)
+    d = enforce_daemon(daemon_factory, mode=mode)
+    action = ACTION[mode]
     notbash = work / "notbash"
     shutil.copy2("/bin/bash", notbash)
     cases = corpus(programs, notbash)
@@ -232,19 +271,30 @@ def test_bypass_corpus_is_denied(daemon_factory, work, programs, name):
     finally:
         sh.kill()
     assert b"STATIC-RAN" not in sh.out and b"uid=0(" not in sh.out
-    recs = d.wait_for(lambda rs: all(denied(rs, argv) for _, argv, _, _ in cases), timeout=20)
+    recs = d.wait_for(lambda rs: all(denied(rs, argv, action) for _, argv, _, _ in cases), timeout=20)
     sid = session_of(recs, sh.pid)
     for (line, argv, exe, reason), out in zip(cases, outs):
-        bs = denied(recs, argv)
+        bs = denied(recs, argv, action)
         assert len(bs) == 1, (line, brief(bypasses(recs)))
         b = bs[0]
         assert b["exe"] == exe and b["reason"] == reason and b["session"] == sid, b
         assert b["severity"] == "high" and b["uid"] == 0
-        assert b["evidence"].startswith(f"enforcing mode: the kernel refused (EPERM) pid {b['pid']}'s exec of {exe}: ")
+        assert b["evidence"].startswith(
+            f"enforcing mode: the kernel {EVIDENCE[mode]} pid {b['pid']}'s exec of {exe}: "), b["evidence"]
         assert b["command"] == typed_command(recs, sh.pid, line)
         # Nothing ran: no exec record of it, no other bypass of it.
         assert not [x for x in recs if x["type"] == "exec" and x["pid"] == b["pid"] and x["argv"] == argv]
-        assert "Operation not permitted" in out, (line, out)
+        assert not [x for x in bypasses(recs) if x["argv"] == argv and x is not b], brief(bypasses(recs))
+        if mode == "deny":
+            assert "Operation not permitted" in out, (line, out)
+        else:
+            # What the terminal showed after the echoed line (bash's bracketed-paste switches
+            # removed): the shell's report of a child killed by SIGKILL, and its status.
+            shown = out.replace("\x1b[?2004l\r", "").replace("\x1b[?2004h", "").split("\r\n", 1)[1]
+            if argv == ["payload", "from-memfd"]:
+                assert re.fullmatch(r"MEMFD \d+\r\n", shown[:shown.index("Killed")]), (line, out)
+                shown = shown[shown.index("Killed"):]
+            assert shown == "Killed\r\nPROMPT> echo status=$?\r\nstatus=137\r\nPROMPT> ", (line, out)
     st = stats(d)
     assert st["bpf_dropped"] == 0
     assert d.stop() == 0
@@ -252,7 +302,6 @@ def test_bypass_corpus_is_denied(daemon_factory, work, programs, name):
     assert v.returncode == 0, v.stdout + v.stderr
 
 
-@needs_lsm
 def test_bypass_corpus_is_only_recorded_with_enforcement_off(daemon_factory, work, programs):
     if not os.access(BUSYBOX, os.X_OK):
         pytest.skip("no static busybox (apt-get install busybox-static)")
@@ -299,12 +348,12 @@ hello: hello.o util.o
 """
 
 
-@needs_lsm
+@pytest.mark.parametrize("mode", ["deny", "kill"])
 @pytest.mark.parametrize("name", ["dash", "bash"])
-def test_clean_session_has_no_denial(daemon_factory, work, name):
+def test_clean_session_has_no_denial(daemon_factory, work, name, mode):
     if not shutil.which("make") or not shutil.which("cc"):
         pytest.skip("no make or cc (apt-get install make gcc)")
-    d = enforce_daemon(daemon_factory)
+    d = enforce_daemon(daemon_factory, mode=mode)
     (work / "script.sh").write_text(CLEAN_SCRIPT)
     (work / "script.sh").chmod(0o755)
     src = work / "proj"
@@ -317,7 +366,10 @@ def test_clean_session_has_no_denial(daemon_factory, work, name):
     lines = [
         "ls /bin > /dev/null",
         f"mkdir {work}/hellofalco",
+        f"cd {work}/hellofalco",
+        f"cd {work}",
         'echo "hello world" > example.txt',
+        "cat example.txt",
         "cat example.txt | grep hello | wc -l",
         "printf 'b\\na\\n' | sort | head -1 > sorted.txt",
         "sh script.sh",
@@ -348,7 +400,7 @@ def test_clean_session_has_no_denial(daemon_factory, work, name):
     assert (work / "sorted.txt").read_text() == "a\n"
     assert (work / "sub.txt").read_text() == "substituted\n"
     assert (src / "made.txt").read_text() == "made 42\n"
-    assert b"Operation not permitted" not in sh.out
+    assert b"Operation not permitted" not in sh.out and b"Killed" not in sh.out
     assert d.stop() == 0
     recs = d.records()
     assert not bypasses(recs), brief(bypasses(recs))
@@ -356,12 +408,12 @@ def test_clean_session_has_no_denial(daemon_factory, work, name):
     assert "make -C proj" in texts and loop in texts
     assert [r for r in recs if r["type"] == "exec" and r["argv"][:2] == ["cc", "-O2"]]
     start = [r for r in recs if r["type"] == "start"]
-    assert start and start[-1]["enforce"] is True
+    assert start and start[-1]["enforce"] is True and start[-1]["enforce_mode"] == mode
 
 
-@needs_lsm
-def test_processes_outside_sessions_are_not_affected(daemon_factory, programs):
-    d = enforce_daemon(daemon_factory)
+@pytest.mark.parametrize("mode", ["deny", "kill"])
+def test_processes_outside_sessions_are_not_affected(daemon_factory, programs, mode):
+    d = enforce_daemon(daemon_factory, mode=mode)
     env = {"PATH": "/usr/bin:/bin"}
     static = str(programs / "static_hello")
     r = subprocess.run(["env", "-u", "LD_PRELOAD", static], capture_output=True, text=True, env=env)

@@ -107,6 +107,9 @@ struct Config {
   // With enforce: no other process may write the log, read the key files, remove or rename
   // them, or ptrace shauditd (enforce: {protect: false} turns that off).
   bool enforce_protect = true;
+  // enforce: {mode: kill}: no BPF LSM; the process is killed (SIGKILL) at sched_process_exec,
+  // before its new image runs. `protect` (which needs BPF LSM) is then off unless set.
+  bool enforce_kill = false;
 };
 
 // The configuration compiled into shauditd (used when no --config is given).
