@@ -721,16 +721,53 @@ static long copy_arg(__u32 i, void* data) {
   return 0;
 }
 
+/* fail: closed. shauditd writes its CLOCK_MONOTONIC time (bpf_ktime_get_ns's clock) into
+ * heartbeat from the thread that consumes kernel events and hands records to the writer; older
+ * than heartbeat_max_ns, shauditd is stopped, hung or not keeping up, and every exec in an
+ * audited session is refused (or killed) except files on the break-glass list (device, inode),
+ * each of which is reported (SA_EV_BREAK_GLASS) for shauditd to record when it reads again. */
+const volatile __u32 fail_closed = 0;
+const volatile __u64 heartbeat_max_ns = 0;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} heartbeat SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, struct sa_file_key);
+  __type(value, __u8);
+} break_glass SEC(".maps");
+
+/* How long shauditd's heartbeat has been stale (ns; at least 1), or 0 while it keeps up (or
+ * without fail: closed). */
+static __always_inline __u64 heartbeat_stale(void) {
+  if (!fail_closed) return 0;
+  __u32 zero = 0;
+  __u64* hb = bpf_map_lookup_elem(&heartbeat, &zero);
+  if (!hb) return 0;
+  __u64 now = bpf_ktime_get_ns();
+  __u64 age = now > *hb ? now - *hb : 0;
+  return age > heartbeat_max_ns ? age : 0;
+}
+
+#define SA_BREAK_GLASS 0x100 /* enforce_reason: allowed, but reported as a break-glass exec */
+
 static __always_inline void report_denied(struct task_struct* t, __u64 key,
                                           struct linux_binprm* bprm, __u32 reason,
                                           struct exec_args* a, __u32 flags) {
   struct deny_scratch* s = scratch();
   if (!s) return;
   struct sa_denied_event* e = &s->ev;
-  fill_hdr(&e->h, SA_EV_DENIED, t, key);
+  __u64 stale = reason == SA_DENY_FAIL_CLOSED || reason == SA_BREAK_GLASS ? heartbeat_stale() : 0;
+  fill_hdr(&e->h, reason == SA_BREAK_GLASS ? SA_EV_BREAK_GLASS : SA_EV_DENIED, t, key);
   e->h.flags |= flags;
-  e->reason = reason;
-  e->pad = 0;
+  e->reason = reason == SA_BREAK_GLASS ? 0 : reason;
+  e->heartbeat_age_ms = stale / 1000000 > 0xffffffff ? 0xffffffff : (__u32)(stale / 1000000);
   long n = bpf_probe_read_kernel_str(e->filename, sizeof e->filename, BPF_CORE_READ(bprm, interp));
   e->filename_len = n > 0 ? (__u32)n - 1 : 0;
   struct argv_copy ac = {a ? a->argv : 0, 0, 0};
@@ -762,6 +799,12 @@ static __always_inline __u32 enforce_reason(struct task_struct* t, __u32 tgid,
       (!enforce_mntns || BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == enforce_mntns) &&
       !env_has_interposer(envp))
     return SA_DENY_NO_PRELOAD;
+  if (heartbeat_stale()) {
+    struct sa_file_key fk = {};
+    fk.dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+    fk.ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+    return bpf_map_lookup_elem(&break_glass, &fk) ? SA_BREAK_GLASS : SA_DENY_FAIL_CLOSED;
+  }
   return 0;
 }
 
@@ -777,7 +820,7 @@ static __always_inline int enforce_decide(struct linux_binprm* bprm) {
   __u32 reason = enforce_reason(t, tgid, bprm, a ? a->envp : 0);
   if (!reason) return 0;
   report_denied(t, key, bprm, reason, a, 0);
-  return -1; /* -EPERM */
+  return reason == SA_BREAK_GLASS ? 0 : -1; /* -EPERM */
 }
 
 SEC("lsm/bprm_check_security")
@@ -821,7 +864,8 @@ int BPF_PROG(enforce_kill_exec, struct task_struct* p, pid_t old_pid, struct lin
   __u64 argc = (__u64)BPF_CORE_READ(bprm, argc) & 0xffffffff;
   struct exec_args a = {sp + 8, sp + 8 + (argc + 1) * 8};
   __u32 reason = enforce_reason(p, tgid, bprm, a.envp);
-  if (!reason) return on_exec(p, bprm);
+  if (reason == SA_BREAK_GLASS) report_denied(p, key, bprm, reason, &a, 0);
+  if (!reason || reason == SA_BREAK_GLASS) return on_exec(p, bprm);
   /* The signal cannot be sent (never expected here: a user task in process context): the exec
    * is recorded as any other, and the cross-check reports the unhooked image. */
   if (bpf_send_signal(9 /* SIGKILL */) != 0) return on_exec(p, bprm);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,6 +127,11 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
       bpf_program__set_autoload(c->skel_->progs.enforce_kill_exec, true);
       bpf_program__set_autoload(c->skel_->progs.enforce_exec, false);
     }
+    if (opts.fail_closed) {
+      c->skel_->rodata->fail_closed = 1;
+      c->skel_->rodata->heartbeat_max_ns = 3ull * opts.heartbeat_ms * 1000000ull;
+      c->heartbeat_every_ns_ = static_cast<uint64_t>(opts.heartbeat_ms) * 1000000ull / 4;
+    }
   } else {
     // Without the enforcing mode the LSM program is neither loaded nor attached (a kernel
     // without BPF LSM runs everything else).
@@ -169,6 +175,15 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
         opts.interposer.substr(0, opts.interposer.rfind('/') + 1) + "libshaudit_preload_musl.so";
     struct stat mst;
     if (::stat(musl.c_str(), &mst) == 0) c->allow_interposer(mst.st_dev, mst.st_ino);
+  }
+  if (c->heartbeat_every_ns_) {  // fresh before anything is enforced
+    c->heartbeat();
+    for (auto [dev, ino] : opts.break_glass) {
+      sa_file_key k{kernel_dev(static_cast<dev_t>(dev)), ino};
+      __u8 one = 1;
+      if ((err = bpf_map_update_elem(bpf_map__fd(c->skel_->maps.break_glass), &k, &one, BPF_ANY)))
+        return fail("break-glass list", errno);
+    }
   }
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
@@ -254,6 +269,23 @@ bool Collector::interposer_initialised(pid_t pid) const {
   __u32 k = static_cast<__u32>(pid);
   __u8 v = 0;
   return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.hooked_pids), &k, &v) == 0;
+}
+
+void Collector::heartbeat() {
+  if (!heartbeat_every_ns_) return;
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  uint64_t now =
+      static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  if (heartbeat_last_ns_ && now - heartbeat_last_ns_ < heartbeat_every_ns_) return;
+  write_heartbeat(now);
+}
+
+void Collector::write_heartbeat(uint64_t now_ns) {
+  __u32 zero = 0;
+  __u64 v = now_ns;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.heartbeat), &zero, &v, BPF_ANY) == 0)
+    heartbeat_last_ns_ = now_ns;
 }
 
 void Collector::allow_interposer(uint64_t dev, uint64_t ino) {
@@ -386,6 +418,8 @@ Result<uint32_t> enforce_selftest(const std::string& interposer, const std::stri
   bpf_program__set_autoload(skel->progs.enforce_kill_exec, true);  // the kill mode, verified
   skel->rodata->enforce = 1;
   skel->rodata->enforce_kill = 1;
+  skel->rodata->fail_closed = 1;  // the fail-closed path, verified too
+  skel->rodata->heartbeat_max_ns = 3000000000ull;
   skel->rodata->protect = 1;
   std::memcpy(const_cast<char*>(skel->rodata->interposer_path), interposer.data(),
               interposer.size());

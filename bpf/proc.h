@@ -18,20 +18,23 @@
 #define SA_COMM_MAX 16u
 
 enum sa_event_type {
-  SA_EV_EXEC = 1,    /* sched_process_exec: a tracked process runs a new image */
-  SA_EV_ATTEMPT = 2, /* execve(at) by a tracked process failed (result < 0) */
-  SA_EV_FORK = 3,    /* sched_process_fork: a tracked process got a child (now tracked) */
-  SA_EV_EXIT = 4,    /* sched_process_exit of a tracked thread-group leader */
-  SA_EV_LINE = 5,    /* readline()/zleread() returned a line in a tracked process */
-  SA_EV_HOOKED = 6,  /* the genuine interposer (the configured library file) initialised in a
-                      * tracked process: this image carries it. No socket involved. */
-  SA_EV_INPUT = 7,   /* a tracked process read these bytes from a terminal (read() of a
-                      * terminal device's input side, at the system call's exit) */
-  SA_EV_DENIED = 8,  /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
-                      * because the new image would run without the interposer; with
-                      * SA_FLAG_KILLED, the kill mode killed it at sched_process_exec instead */
-  SA_EV_TAMPER = 9   /* enforcing mode with protect: the BPF LSM refused (EPERM) another
-                      * process's access to shauditd's own files or process */
+  SA_EV_EXEC = 1,        /* sched_process_exec: a tracked process runs a new image */
+  SA_EV_ATTEMPT = 2,     /* execve(at) by a tracked process failed (result < 0) */
+  SA_EV_FORK = 3,        /* sched_process_fork: a tracked process got a child (now tracked) */
+  SA_EV_EXIT = 4,        /* sched_process_exit of a tracked thread-group leader */
+  SA_EV_LINE = 5,        /* readline()/zleread() returned a line in a tracked process */
+  SA_EV_HOOKED = 6,      /* the genuine interposer (the configured library file) initialised in a
+                          * tracked process: this image carries it. No socket involved. */
+  SA_EV_INPUT = 7,       /* a tracked process read these bytes from a terminal (read() of a
+                          * terminal device's input side, at the system call's exit) */
+  SA_EV_DENIED = 8,      /* enforcing mode: the BPF LSM refused an exec of a tracked process (EPERM)
+                          * because the new image would run without the interposer; with
+                          * SA_FLAG_KILLED, the kill mode killed it at sched_process_exec instead */
+  SA_EV_TAMPER = 9,      /* enforcing mode with protect: the BPF LSM refused (EPERM) another
+                          * process's access to shauditd's own files or process */
+  SA_EV_BREAK_GLASS = 10 /* enforcing mode, fail: closed: while shauditd's heartbeat was stale,
+                          * a tracked process exec'd a file on the break-glass list (allowed).
+                          * Laid out as struct sa_denied_event (reason 0) */
 };
 
 /* What a tamper event is about (sa_tamper_event.what). */
@@ -48,14 +51,16 @@ enum sa_tamper_what {
 
 /* Why an exec was denied (sa_denied_event.reason), in the order the kernel side checks. */
 enum sa_deny_reason {
-  SA_DENY_UNLINKED = 1,  /* the file has no name on any file system: a memfd (fexecve), an
-                          * O_TMPFILE or deleted file */
-  SA_DENY_NO_INTERP = 2, /* an ELF image without a program interpreter (no PT_INTERP): a static
-                          * binary, or the dynamic loader run as a program */
-  SA_DENY_UNHOOKED = 3,  /* the calling process ran an image in the session that never
-                          * initialised the genuine interposer */
-  SA_DENY_NO_PRELOAD = 4 /* the new environment's LD_PRELOAD (the last one, as ld.so reads it)
-                          * does not name the configured interposer */
+  SA_DENY_UNLINKED = 1,   /* the file has no name on any file system: a memfd (fexecve), an
+                           * O_TMPFILE or deleted file */
+  SA_DENY_NO_INTERP = 2,  /* an ELF image without a program interpreter (no PT_INTERP): a static
+                           * binary, or the dynamic loader run as a program */
+  SA_DENY_UNHOOKED = 3,   /* the calling process ran an image in the session that never
+                           * initialised the genuine interposer */
+  SA_DENY_NO_PRELOAD = 4, /* the new environment's LD_PRELOAD (the last one, as ld.so reads it)
+                           * does not name the configured interposer */
+  SA_DENY_FAIL_CLOSED = 5 /* fail: closed: shauditd's heartbeat is stale (stopped, hung, not
+                           * keeping up) and the file is not on the break-glass list */
 };
 
 #define SA_FLAG_ARGV_CUT 0x1u
@@ -139,10 +144,10 @@ struct sa_input_event {
 
 struct sa_denied_event {
   struct sa_event_hdr h;
-  __u32 reason;       /* enum sa_deny_reason */
-  __u32 argv_len;     /* bytes in argv[] (NUL-separated elements) */
-  __u32 filename_len; /* the file to run (a script's interpreter when that was refused) */
-  __u32 pad;
+  __u32 reason;           /* enum sa_deny_reason */
+  __u32 argv_len;         /* bytes in argv[] (NUL-separated elements) */
+  __u32 filename_len;     /* the file to run (a script's interpreter when that was refused) */
+  __u32 heartbeat_age_ms; /* fail: closed: ms since shauditd's last heartbeat when stale, else 0 */
   char filename[SA_PATH_MAX];
   char argv[2 * SA_DENY_ARGV_MAX]; /* only the first SA_DENY_ARGV_MAX bytes are used */
 };

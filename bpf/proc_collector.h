@@ -41,6 +41,12 @@ struct CollectorOptions {
   // sched_process_exec makes the same decision and kills the process (SIGKILL) before its new
   // image runs (SA_EV_DENIED with SA_FLAG_KILLED). Needs no BPF LSM.
   bool kill = false;
+  // With enforce, fail: closed: while the heartbeat (heartbeat()) is older than 3 x
+  // heartbeat_ms, every exec in an audited session is refused (or killed) but those of the
+  // break-glass files (st_dev, st_ino), each reported (SA_EV_BREAK_GLASS).
+  bool fail_closed = false;
+  uint32_t heartbeat_ms = 1000;
+  std::vector<std::pair<uint64_t, uint64_t>> break_glass;
   // With enforce: the LSM programs that keep every other process from writing, reading,
   // removing or renaming the files given to protect_file() and from ptrace access to this
   // process (SA_EV_TAMPER).
@@ -61,6 +67,9 @@ class Collector {
 
   int epoll_fd() const;  // readable when events wait
   int consume();         // delivers waiting events; returns how many
+  // fail: closed: tells the kernel this process keeps up (CLOCK_MONOTONIC now), at most every
+  // heartbeat_ms / 4; called by the thread that consumes the kernel's events. No-op otherwise.
+  void heartbeat();
   // Starts tracking a process (a session's entry) and, by fork, its descendants.
   Result<void> track(pid_t pid, uint64_t key);
   // Stops following pid, if it is still followed under key (its descendants forked since
@@ -90,7 +99,10 @@ class Collector {
   // Marks the file at (dev, ino) (stat's st_dev) examined: its execs no longer wake shauditd.
   void mark_known(uint64_t dev, uint64_t ino);
   Collector() = default;
+  void write_heartbeat(uint64_t now_ns);
   shaudit_proc_bpf* skel_ = nullptr;
+  uint64_t heartbeat_every_ns_ = 0;  // 0: fail: open
+  uint64_t heartbeat_last_ns_ = 0;
   ring_buffer* rb_ = nullptr;
   EventFn fn_;
   std::set<std::pair<uint64_t, uint64_t>> probed_;    // (dev, ino)

@@ -212,7 +212,8 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
       fresh_.push_back(&execs_.back());
       break;
     }
-    case SA_EV_DENIED: {
+    case SA_EV_DENIED:
+    case SA_EV_BREAK_GLASS: {
       // The enforcing mode refused this exec in the kernel: nothing ran, the record is due now.
       if (size < offsetof(sa_denied_event, argv)) return;
       const auto* e = static_cast<const sa_denied_event*>(data);
@@ -231,23 +232,45 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
         start = end + 1;
       }
       k.command = procs_[pid].command;
-      static constexpr const char* kReasons[] = {"", "unlinked_file", "no_interpreter",
-                                                 "unhooked_caller", "no_preload"};
+      static constexpr const char* kReasons[] = {
+          "", "unlinked_file", "no_interpreter", "unhooked_caller", "no_preload", "fail_closed"};
       static constexpr const char* kWhy[] = {
-          "", "the file has no name on any file system (a memfd, an O_TMPFILE or deleted file)",
+          "",
+          "the file has no name on any file system (a memfd, an O_TMPFILE or deleted file)",
           "the image has no program interpreter (a static binary, or the dynamic loader run as "
           "a program)",
           "the calling process runs an image that never initialised the genuine interposer",
-          "its environment's LD_PRELOAD does not name the interposer"};
+          "its environment's LD_PRELOAD does not name the interposer",
+          "shauditd was not keeping up (fail: closed) and the file is not on the break-glass "
+          "list"};
       uint32_t r = e->reason < std::size(kReasons) ? e->reason : 0;
+      if (h.type == SA_EV_BREAK_GLASS) {
+        // fail: closed: a break-glass program ran while shauditd was not keeping up.
+        json::Object b;
+        b["type"] = "break_glass";
+        b["pid"] = static_cast<int64_t>(pid);
+        b["ppid"] = static_cast<int64_t>(h.ppid);
+        b["uid"] = static_cast<int64_t>(h.uid);
+        record::set_bytes(b, "exe", k.filename);
+        std::vector<std::string_view> v(k.argv.begin(), k.argv.end());
+        record::set_argv(b, redact_argv(opts_.redactor, v, b));
+        if (!k.session.empty()) b["session"] = k.session;
+        if (!k.command.empty()) b["command"] = k.command;
+        b["heartbeat_age_ms"] = static_cast<int64_t>(e->heartbeat_age_ms);
+        (void)q_.push(std::move(b));
+        break;
+      }
       // The kill mode (no BPF LSM): the exec went through, and the kernel killed the process
       // before its new image ran.
       const bool killed = (h.flags & SA_FLAG_KILLED) != 0;
       (void)push_bypass(
           "unhooked_process", "high", &k, pid, k.session,
-          fmt::format("enforcing mode: the kernel {} pid {}'s exec of {}: {}",
+          fmt::format("enforcing mode: the kernel {} pid {}'s exec of {}: {}{}",
                       killed ? "killed (SIGKILL, before the new image ran)" : "refused (EPERM)",
-                      pid, k.filename, r ? kWhy[r] : "unknown reason"),
+                      pid, k.filename, r ? kWhy[r] : "unknown reason",
+                      r == SA_DENY_FAIL_CLOSED
+                          ? fmt::format(" (no heartbeat for {} ms)", e->heartbeat_age_ms)
+                          : std::string()),
           &k.argv, nullptr, killed ? "killed" : "denied", r ? kReasons[r] : "unknown");
       break;
     }

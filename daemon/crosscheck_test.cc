@@ -253,6 +253,46 @@ TEST_F(CrossCheckTest, AnExecTheKillModeKilledIsABypassRecordWithActionKilled) {
   EXPECT_TRUE(records().empty());  // no exec record, no second bypass
 }
 
+TEST_F(CrossCheckTest, ABreakGlassExecWhileFailingClosedIsABreakGlassRecord) {
+  // enforce: {fail: closed}: the heartbeat was stale; pid 101 ran a break-glass program
+  // (allowed, SA_EV_BREAK_GLASS), and pid 102's exec was killed (reason fail_closed).
+  fork_ev(100, 101, 0);
+  fork_ev(100, 102, 0);
+  auto e = std::make_unique<sa_denied_event>();
+  hdr(e->h, SA_EV_BREAK_GLASS, 101, 100, 1'000'000);
+  e->reason = 0;
+  e->heartbeat_age_ms = 1234;
+  std::memset(e->filename, 0, sizeof e->filename);
+  std::strcpy(e->filename, "/usr/local/sbin/rescue");
+  e->filename_len = 22;
+  std::memcpy(e->argv, "rescue\0-x", 10);
+  e->argv_len = 10;
+  cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + 10);
+  e = std::make_unique<sa_denied_event>();
+  hdr(e->h, SA_EV_DENIED, 102, 100, 2'000'000);
+  e->h.flags |= SA_FLAG_KILLED;
+  e->reason = SA_DENY_FAIL_CLOSED;
+  e->heartbeat_age_ms = 1500;
+  std::memset(e->filename, 0, sizeof e->filename);
+  std::strcpy(e->filename, "/bin/true");
+  e->filename_len = 9;
+  std::memcpy(e->argv, "/bin/true", 10);
+  e->argv_len = 10;
+  cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + 10);
+  auto r = records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(
+      json::encode(json::Value(r[0])),
+      R"({"argv":["rescue","-x"],"exe":"/usr/local/sbin/rescue","heartbeat_age_ms":1234,)"
+      R"("pid":101,"ppid":100,"session":"abcdef0123456789","type":"break_glass","uid":1000})");
+  EXPECT_EQ(r[1].at("action").as_string(), "killed");
+  EXPECT_EQ(r[1].at("reason").as_string(), "fail_closed");
+  EXPECT_EQ(r[1].at("evidence").as_string(),
+            "enforcing mode: the kernel killed (SIGKILL, before the new image ran) pid 102's exec "
+            "of /bin/true: shauditd was not keeping up (fail: closed) and the file is not on the "
+            "break-glass list (no heartbeat for 1500 ms)");
+}
+
 TEST_F(CrossCheckTest, ARefusedAccessToShauditsOwnFilesIsATamperRecord) {
   // Enforcing mode with protect: the kernel refused a write open of the log and a ptrace of
   // shauditd by process 4242 (gone by now: no exe), outside any session.

@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -467,6 +468,15 @@ int Pipeline::start() {
       std::fprintf(stderr, "shauditd: enforce: %s\n", why.c_str());
       return 1;
     }
+    for (const auto& path : cfg_.enforce_break_glass) {  // by device and inode, now
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0) {
+        std::fprintf(stderr, "shauditd: enforce: break_glass: %s: %s\n", path.c_str(),
+                     std::strerror(errno));
+        return 1;
+      }
+      break_glass_.emplace_back(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    }
   }
   // The eBPF collector comes first: the socket appears only once the probes are attached, so
   // nothing typed before goes unchecked.
@@ -479,6 +489,9 @@ int Pipeline::start() {
     co.follow_runtime_execs = !cfg_.container_state_dirs.empty();
     co.enforce = cfg_.enforce;
     co.kill = cfg_.enforce && cfg_.enforce_kill;
+    co.fail_closed = cfg_.enforce && cfg_.enforce_fail_closed;
+    co.heartbeat_ms = cfg_.enforce_heartbeat_ms;
+    co.break_glass = break_glass_;
     co.protect = cfg_.enforce && cfg_.enforce_protect;
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
@@ -549,6 +562,7 @@ int Pipeline::start() {
   wo.start_fields["enforce"] = cfg_.enforce && collector_ != nullptr;
   if (cfg_.enforce && collector_) {
     wo.start_fields["enforce_mode"] = cfg_.enforce_kill ? "kill" : "deny";
+    wo.start_fields["fail"] = cfg_.enforce_fail_closed ? "closed" : "open";
     wo.start_fields["protect"] = cfg_.enforce_protect;
   }
   if (!bpf_reason_.empty()) wo.start_fields["bpf_error"] = bpf_reason_;

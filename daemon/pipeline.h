@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "alerts.h"
 #include "collector_fwd.h"
@@ -68,7 +70,8 @@ class Pipeline {
   SealingKey& key_;
   std::unique_ptr<bpf::Collector> collector_;
   std::string bpf_reason_;
-  Receiver* event_sink_ = nullptr;  // (set, and used only with eBPF)
+  std::vector<std::pair<uint64_t, uint64_t>> break_glass_;  // enforce: break_glass (st_dev, st_ino)
+  Receiver* event_sink_ = nullptr;                          // (set, and used only with eBPF)
   RecordQueue queue_;
   std::function<bool(json::Object)> push_record_;  // into queue_
   OutputsSlot slot_;

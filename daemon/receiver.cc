@@ -160,6 +160,9 @@ void Receiver::check_kernel_loss(int64_t now) {
 
 void Receiver::kernel_tick(bool timer, int64_t turn_ns) {
   int got = collector_->consume();
+  // fail: closed: this thread consumes the kernel's events and hands records to the writer
+  // (blocking when the writer's queue is full): while it runs this, shauditd keeps up.
+  collector_->heartbeat();
   int64_t now = record::now_ns();
   // The drop counter is a system call to read: ten looks a second, or two per window when the
   // window is shorter (a loss is known before any decision about the time it covers).

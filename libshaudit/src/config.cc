@@ -552,17 +552,44 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         std::map<std::string, YAML::Mark> eseen;
         for (const auto& r : kv.second) {
           const std::string ek = r.first.IsScalar() ? r.first.Scalar() : std::string();
-          if (ek != "mode" && ek != "lsm_file" && ek != "protect")
+          if (ek != "mode" && ek != "lsm_file" && ek != "protect" && ek != "fail" &&
+              ek != "heartbeat_ms" && ek != "break_glass")
             return make_error(
-                fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file, protect)",
+                fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file, protect, "
+                            "fail, heartbeat_ms, break_glass)",
                             yaml_where(source, r.first.Mark()), ek));
           if (!eseen.emplace(ek, r.first.Mark()).second)
             return make_error(fmt::format("config {}: enforce: duplicate key '{}'",
                                           yaml_where(source, r.first.Mark()), ek));
           std::string e;
-          if (!r.second.IsScalar())
+          if (ek == "break_glass") {
+            // Absolute paths of programs that still run while failing closed (resolved to
+            // device and inode when shauditd starts).
+            if (!r.second.IsSequence()) {
+              e = "needs a list of absolute paths";
+            } else {
+              c.enforce_break_glass.clear();
+              for (const auto& item : r.second) {
+                if (!item.IsScalar() || item.Scalar().empty() || item.Scalar()[0] != '/') {
+                  e = fmt::format("expected an absolute path, got '{}'",
+                                  item.IsScalar() ? item.Scalar() : std::string("(not a string)"));
+                  break;
+                }
+                c.enforce_break_glass.push_back(item.Scalar());
+              }
+            }
+          } else if (!r.second.IsScalar())
             e = "needs a single value";
-          else if (ek == "mode")
+          else if (ek == "fail")
+            e = r.second.Scalar() == "closed" ? (c.enforce_fail_closed = true, std::string())
+                : r.second.Scalar() == "open"
+                    ? (c.enforce_fail_closed = false, std::string())
+                    : fmt::format("expected open or closed, got '{}'", r.second.Scalar());
+          else if (ek == "heartbeat_ms") {
+            uint64_t v = 0;
+            e = as_uint(r.second.Scalar(), 100, 600000, v);
+            if (e.empty()) c.enforce_heartbeat_ms = static_cast<uint32_t>(v);
+          } else if (ek == "mode")
             e = r.second.Scalar() == "deny"   ? (c.enforce = true, c.enforce_kill = false, "")
                 : r.second.Scalar() == "kill" ? (c.enforce = true, c.enforce_kill = true, "")
                 : r.second.Scalar() == "off"

@@ -206,8 +206,27 @@ TEST(Config, Enforce) {
   auto o = parse_config("enforce: {mode: off}\n", "src");
   ASSERT_TRUE(o.ok()) << o.message();
   EXPECT_FALSE(o->enforce);
-  EXPECT_EQ(config_error("enforce:\n  mode: deny\n  fail: closed\n"),
-            "config src:3:3: enforce: unknown key 'fail' (known: mode, lsm_file, protect)");
+  EXPECT_EQ(config_error("enforce:\n  mode: deny\n  pin: true\n"),
+            "config src:3:3: enforce: unknown key 'pin' (known: mode, lsm_file, protect, fail, "
+            "heartbeat_ms, break_glass)");
+  EXPECT_FALSE(t->enforce_fail_closed);  // fail: open by default
+  EXPECT_EQ(t->enforce_heartbeat_ms, 1000u);
+  auto fc = parse_config(
+      "enforce: {mode: kill, fail: closed, heartbeat_ms: 200, break_glass: [/bin/true, /x/y]}\n",
+      "src");
+  ASSERT_TRUE(fc.ok()) << fc.message();
+  EXPECT_TRUE(fc->enforce_fail_closed);
+  EXPECT_EQ(fc->enforce_heartbeat_ms, 200u);
+  EXPECT_EQ(fc->enforce_break_glass, (std::vector<std::string>{"/bin/true", "/x/y"}));
+  EXPECT_EQ(config_error("enforce: {fail: maybe}\n"),
+            "config src:1:17: enforce: key 'fail': expected open or closed, got 'maybe'");
+  EXPECT_EQ(config_error("enforce: {heartbeat_ms: 5}\n"),
+            "config src:1:25: enforce: key 'heartbeat_ms': 5 is out of range (100..600000)");
+  EXPECT_EQ(config_error("enforce: {break_glass: [bin/true]}\n"),
+            "config src:1:24: enforce: key 'break_glass': expected an absolute path, got "
+            "'bin/true'");
+  EXPECT_EQ(config_error("enforce: {break_glass: /bin/true}\n"),
+            "config src:1:24: enforce: key 'break_glass': needs a list of absolute paths");
   EXPECT_EQ(config_error("enforce: {mode: block}\n"),
             "config src:1:17: enforce: key 'mode': expected deny, kill or off, got 'block'");
   auto k = parse_config("enforce: {mode: kill}\n", "src");

@@ -19,6 +19,7 @@ Processes are ended by PID; nothing on the host is changed."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -71,7 +72,12 @@ def enforce_daemon(daemon_factory, enforce=True, mode="deny", **extra):
     trampoline program: lsm, fentry, fexit) makes shauditd exit 1 in the deny mode, saying so:
     the test is skipped with that line."""
     needs_lsm_for(mode if enforce else "kill")
-    value = "{mode: kill}" if enforce and mode == "kill" else str(enforce).lower()
+    keys = {k[len("enforce_"):]: v for k, v in extra.items() if k.startswith("enforce_")}
+    extra = {k: v for k, v in extra.items() if not k.startswith("enforce_")}
+    if enforce and (mode == "kill" or keys):
+        value = "{" + ", ".join(f"{k}: {v}" for k, v in {"mode": mode, **keys}.items()) + "}"
+    else:
+        value = str(enforce).lower()
     d = daemon_factory(bpf="on", crosscheck_window_ms=WINDOW_MS, enforce=value, **extra)
     d.start(wait=False)
     try:
@@ -211,10 +217,11 @@ def test_a_kernel_that_refuses_bpf_lsm_programs_is_a_startup_error(daemon_factor
 
 
 def test_unknown_enforce_key_is_named(daemon_factory):
-    d = daemon_factory(bpf="on", enforce="{mode: deny, fail: closed}")
+    d = daemon_factory(bpf="on", enforce="{mode: deny, pin: true}")
     d.start(wait=False)
     assert d.proc.wait(timeout=20) == 1
-    assert "enforce: unknown key 'fail' (known: mode, lsm_file, protect)" in d.stderr()
+    assert ("enforce: unknown key 'pin' (known: mode, lsm_file, protect, fail, heartbeat_ms, "
+            "break_glass)") in d.stderr()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,3 +477,118 @@ def test_protect_against_a_root_shell(daemon_factory):
     assert d.stop() == 0
     v = d.verify()
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. fail: closed: while shauditd does not keep up (here: SIGSTOPped, its eBPF programs still
+#    attached), every exec in an audited session is refused (killed) but the break-glass ones
+
+HEARTBEAT_MS = 300  # stale after 3 x 300 ms
+
+
+def shown_after(sh, line):
+    """Types line, then `echo status=$?`; returns what the terminal showed after the echoed
+    line (bash's bracketed-paste switches removed)."""
+    start = len(sh.out)
+    sh.line(line)
+    sh.line("echo status=$?")
+    out = sh.out[start:].decode(errors="replace")
+    return out.replace("\x1b[?2004l\r", "").replace("\x1b[?2004h", "").split("\r\n", 1)[1]
+
+
+OK_SHOWN = "PROMPT> echo status=$?\r\nstatus=0\r\nPROMPT> "
+REFUSED_SHOWN = {"kill": "Killed\r\nPROMPT> echo status=$?\r\nstatus=137\r\nPROMPT> "}
+
+
+@pytest.mark.parametrize("mode", ["deny", "kill"])
+def test_fail_closed_while_shauditd_is_stopped(daemon_factory, work, mode):
+    glass = work / "glass-true"  # a break-glass program: a copy of /bin/true, listed
+    shutil.copy2("/bin/true", glass)
+    d = enforce_daemon(daemon_factory, mode=mode, enforce_fail="closed",
+                       enforce_heartbeat_ms=HEARTBEAT_MS, enforce_break_glass=f"[{glass}]")
+    sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(work))
+    stopped = False
+    try:
+        sh.wait_prompt()
+        assert shown_after(sh, "/bin/true before") == OK_SHOWN
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        stopped = True
+        time.sleep(3 * HEARTBEAT_MS / 1000 + 0.5)
+        refused = shown_after(sh, "/bin/true stopped")
+        glassed = shown_after(sh, f"{glass} glass")
+        # Outside audited sessions nothing changes.
+        outside = subprocess.run(["/bin/echo", "outside"], capture_output=True, text=True)
+        os.kill(d.proc.pid, signal.SIGCONT)
+        stopped = False
+        recs = d.wait_for(lambda rs: [r for r in rs if r["type"] == "break_glass"], timeout=20)
+        after = shown_after(sh, "/bin/true after")
+        assert sh.exit() == 0
+    finally:
+        if stopped:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        sh.kill()
+    if mode == "deny":
+        assert refused.startswith("bash: /bin/true: Operation not permitted\r\n"), refused
+    else:
+        assert refused == REFUSED_SHOWN["kill"], refused
+    assert glassed == OK_SHOWN, glassed
+    assert after == OK_SHOWN, after
+    assert outside.returncode == 0 and outside.stdout == "outside\n"
+    recs = d.wait_for(lambda rs: denied(rs, ["/bin/true", "stopped"], ACTION[mode]), timeout=20)
+    sid = session_of(recs, sh.pid)
+    [g] = [r for r in recs if r["type"] == "break_glass"]
+    age = g.pop("heartbeat_age_ms")
+    assert 3 * HEARTBEAT_MS < age < 60000, age
+    for k in ("seq", "time", "prev", "hash", "chain"):
+        g.pop(k, None)
+    assert g == {"type": "break_glass", "pid": g["pid"], "ppid": sh.pid, "uid": 0, "exe": str(glass),
+                 "argv": [str(glass), "glass"], "session": sid,
+                 "command": typed_command(recs, sh.pid, f"{glass} glass")}, g
+    # The break-glass program ran: its exec is on record as any other.
+    assert [r for r in recs if r["type"] == "exec" and r["pid"] == g["pid"] and r["argv"] == [str(glass), "glass"]]
+    [b] = denied(recs, ["/bin/true", "stopped"], ACTION[mode])
+    assert b["reason"] == "fail_closed" and b["exe"] == "/bin/true" and b["session"] == sid, b
+    assert re.fullmatch(
+        rf"enforcing mode: the kernel {re.escape(EVIDENCE[mode])} pid {b['pid']}'s exec of /bin/true: "
+        r"shauditd was not keeping up \(fail: closed\) and the file is not on the break-glass list "
+        r"\(no heartbeat for \d+ ms\)", b["evidence"]), b["evidence"]
+    # Before and after, nothing was refused.
+    assert not [x for x in bypasses(recs) if x["argv"] in (["/bin/true", "before"], ["/bin/true", "after"])]
+    start = [r for r in recs if r["type"] == "start"][-1]
+    assert start["fail"] == "closed"
+    assert d.stop() == 0
+    v = d.verify()
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_fail_open_changes_nothing_while_shauditd_is_stopped(daemon_factory, work):
+    d = enforce_daemon(daemon_factory, mode="kill", enforce_heartbeat_ms=HEARTBEAT_MS)
+    sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(work))
+    stopped = False
+    try:
+        sh.wait_prompt()
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        stopped = True
+        time.sleep(3 * HEARTBEAT_MS / 1000 + 0.5)
+        shown = shown_after(sh, "/bin/true stopped")
+        os.kill(d.proc.pid, signal.SIGCONT)
+        stopped = False
+        assert sh.exit() == 0
+    finally:
+        if stopped:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        sh.kill()
+    assert shown == OK_SHOWN, shown
+    assert d.stop() == 0
+    recs = d.records()
+    assert not bypasses(recs) and not [r for r in recs if r["type"] == "break_glass"]
+    assert [r for r in recs if r["type"] == "start"][-1]["fail"] == "open"
+
+
+def test_a_missing_break_glass_program_is_a_startup_error(daemon_factory, tmp_path):
+    missing = tmp_path / "no-such-program"
+    d = daemon_factory(bpf="on", enforce=f"{{mode: kill, fail: closed, break_glass: [{missing}]}}")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    assert d.stderr().strip().splitlines()[-1] == (
+        f"shauditd: enforce: break_glass: {missing}: No such file or directory")

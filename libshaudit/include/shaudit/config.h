@@ -110,6 +110,12 @@ struct Config {
   // enforce: {mode: kill}: no BPF LSM; the process is killed (SIGKILL) at sched_process_exec,
   // before its new image runs. `protect` (which needs BPF LSM) is then off unless set.
   bool enforce_kill = false;
+  // enforce: {fail: closed}: while shauditd's heartbeat (every heartbeat_ms) is older than 3 x
+  // heartbeat_ms, every exec in an audited session is refused (killed in the kill mode) but
+  // those of the break-glass programs (absolute paths; device and inode at start), recorded.
+  bool enforce_fail_closed = false;
+  uint32_t enforce_heartbeat_ms = 1000;
+  std::vector<std::string> enforce_break_glass;
 };
 
 // The configuration compiled into shauditd (used when no --config is given).
