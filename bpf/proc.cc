@@ -145,6 +145,31 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
                            c->skel_->progs.protect_rename, c->skel_->progs.protect_ptrace})
       bpf_program__set_autoload(p, false);
   }
+  if (!opts.pin_dir.empty()) {
+    if (::mkdir(opts.pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return Error{fmt::format("eBPF: pin directory {}: {}", opts.pin_dir, std::strerror(errno))};
+    c->pin_dir_ = opts.pin_dir;
+    c->keep_pins_ = opts.keep_pins;
+    for (bpf_map* m : {c->skel_->maps.tracked, c->skel_->maps.hooked_pids,
+                       c->skel_->maps.session_images, c->skel_->maps.events}) {
+      std::string path = opts.pin_dir + "/map_" + bpf_map__name(m);
+      // A map pinned by an earlier run is reused when it has the same shape (libbpf checks it
+      // again); another shape (a changed ring buffer size) is replaced.
+      int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) {
+        bpf_map_info info{};
+        __u32 len = sizeof info;
+        bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                    info.type == static_cast<__u32>(bpf_map__type(m)) &&
+                    info.key_size == bpf_map__key_size(m) &&
+                    info.value_size == bpf_map__value_size(m) &&
+                    info.max_entries == bpf_map__max_entries(m);
+        ::close(fd);
+        if (!same) ::unlink(path.c_str());
+      }
+      if ((err = bpf_map__set_pin_path(m, path.c_str()))) return fail("pin path", err);
+    }
+  }
   if ((err = shaudit_proc_bpf__load(c->skel_))) {
     std::string refused;  // the section of the first LSM program the kernel refused
     {
@@ -185,7 +210,29 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
         return fail("break-glass list", errno);
     }
   }
+  if (!c->pin_dir_.empty()) {
+    // The links an earlier run left pinned: their programs stop here (the new ones attach
+    // next; the state maps carry over).
+    for (int i = 0; i < c->skel_->skeleton->prog_cnt; i++)
+      ::unlink((c->pin_dir_ + "/link_" + c->skel_->skeleton->progs[i].name).c_str());
+  }
   if ((err = shaudit_proc_bpf__attach(c->skel_))) return fail("attach", err);
+  if (!c->pin_dir_.empty()) {
+    for (int i = 0; i < c->skel_->skeleton->prog_cnt; i++) {
+      bpf_link* l = *c->skel_->skeleton->progs[i].link;
+      if (!l) continue;
+      std::string name = c->skel_->skeleton->progs[i].name;
+      // What enforcement needs (the other probes, and the protection, whose programs name
+      // this process as shauditd, end with it).
+      static const std::set<std::string> kNeeded = {
+          "handle_exec",        "enforce_kill_exec",   "enforce_exec",  "handle_fork",
+          "handle_exit",        "handle_prctl",        "handle_execve", "handle_execveat",
+          "handle_execve_exit", "handle_execveat_exit"};
+      if (!kNeeded.count(name)) continue;
+      if ((err = bpf_link__pin(l, (c->pin_dir_ + "/link_" + name).c_str())))
+        return fail("pin link", err);
+    }
+  }
   c->rb_ = ring_buffer__new(bpf_map__fd(c->skel_->maps.events), on_event, &c->fn_, nullptr);
   if (!c->rb_) return fail("ring buffer", errno);
   for (const auto& path : opts.readline_binaries)
@@ -199,6 +246,7 @@ Result<std::unique_ptr<Collector>> Collector::start(const CollectorOptions& opts
 
 Collector::~Collector() {
   for (void* l : links_) bpf_link__destroy(static_cast<bpf_link*>(l));
+  if (skel_ && !pin_dir_.empty() && !keep_pins_) unpin();
   if (rb_) ring_buffer__free(rb_);
   if (skel_) shaudit_proc_bpf__destroy(skel_);
 }
@@ -269,6 +317,17 @@ bool Collector::interposer_initialised(pid_t pid) const {
   __u32 k = static_cast<__u32>(pid);
   __u8 v = 0;
   return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.hooked_pids), &k, &v) == 0;
+}
+
+void Collector::unpin() {
+  // A clean stop without fail: closed: enforcement ends with shauditd.
+  for (int i = 0; i < skel_->skeleton->prog_cnt; i++)
+    if (bpf_link* l = *skel_->skeleton->progs[i].link; l && bpf_link__pin_path(l))
+      (void)bpf_link__unpin(l);
+  for (bpf_map* m : {skel_->maps.tracked, skel_->maps.hooked_pids, skel_->maps.session_images,
+                     skel_->maps.events})
+    if (bpf_map__is_pinned(m)) (void)bpf_map__unpin(m, nullptr);
+  ::rmdir(pin_dir_.c_str());
 }
 
 void Collector::heartbeat() {

@@ -47,6 +47,13 @@ struct CollectorOptions {
   bool fail_closed = false;
   uint32_t heartbeat_ms = 1000;
   std::vector<std::pair<uint64_t, uint64_t>> break_glass;
+  // With enforce: a bpffs directory (/sys/fs/bpf/shaudit-...) where the programs' links and the
+  // state maps (tracked, hooked_pids, session_images, events) are pinned, so enforcement
+  // outlives a killed shauditd; the next start reuses the maps (and reads the events the old
+  // programs wrote meanwhile) and replaces the links. Removed at a clean stop unless
+  // keep_pins (fail: closed). "": nothing pinned.
+  std::string pin_dir;
+  bool keep_pins = false;
   // With enforce: the LSM programs that keep every other process from writing, reading,
   // removing or renaming the files given to protect_file() and from ptrace access to this
   // process (SA_EV_TAMPER).
@@ -70,6 +77,7 @@ class Collector {
   // fail: closed: tells the kernel this process keeps up (CLOCK_MONOTONIC now), at most every
   // heartbeat_ms / 4; called by the thread that consumes the kernel's events. No-op otherwise.
   void heartbeat();
+  const std::string& pin_dir() const { return pin_dir_; }
   // Starts tracking a process (a session's entry) and, by fork, its descendants.
   Result<void> track(pid_t pid, uint64_t key);
   // Stops following pid, if it is still followed under key (its descendants forked since
@@ -100,8 +108,11 @@ class Collector {
   void mark_known(uint64_t dev, uint64_t ino);
   Collector() = default;
   void write_heartbeat(uint64_t now_ns);
+  void unpin();
   shaudit_proc_bpf* skel_ = nullptr;
   uint64_t heartbeat_every_ns_ = 0;  // 0: fail: open
+  std::string pin_dir_;              // "": nothing pinned
+  bool keep_pins_ = false;
   uint64_t heartbeat_last_ns_ = 0;
   ring_buffer* rb_ = nullptr;
   EventFn fn_;

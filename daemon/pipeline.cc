@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -492,6 +493,22 @@ int Pipeline::start() {
     co.fail_closed = cfg_.enforce && cfg_.enforce_fail_closed;
     co.heartbeat_ms = cfg_.enforce_heartbeat_ms;
     co.break_glass = break_glass_;
+    if (cfg_.enforce) {
+      // One directory per shauditd (by its socket's path) under the BPF file system.
+      uint64_t h = 1469598103934665603ull;  // FNV-1a
+      for (unsigned char ch : cfg_.socket) h = (h ^ ch) * 1099511628211ull;
+      // Only on a BPF file system (not mounted: nothing is pinned, the start record says so).
+      struct statfs fs {};
+      if (::statfs(cfg_.enforce_pin_root.c_str(), &fs) == 0 &&
+          static_cast<uint64_t>(fs.f_type) == 0xcafe4a11u /* BPF_FS_MAGIC */)
+        co.pin_dir = fmt::format("{}/shaudit-{:016x}", cfg_.enforce_pin_root, h);
+      else
+        std::fprintf(stderr,
+                     "shauditd: enforce: %s is not a BPF file system (mount -t bpf bpf %s): "
+                     "enforcement ends with shauditd\n",
+                     cfg_.enforce_pin_root.c_str(), cfg_.enforce_pin_root.c_str());
+      co.keep_pins = cfg_.enforce_fail_closed;
+    }
     co.protect = cfg_.enforce && cfg_.enforce_protect;
     auto c = bpf::Collector::start(co, [this](const void* d, size_t n) {
       if (event_sink_) event_sink_->on_kernel_event(d, n);
@@ -563,6 +580,9 @@ int Pipeline::start() {
   if (cfg_.enforce && collector_) {
     wo.start_fields["enforce_mode"] = cfg_.enforce_kill ? "kill" : "deny";
     wo.start_fields["fail"] = cfg_.enforce_fail_closed ? "closed" : "open";
+#ifdef SHAUDIT_HAVE_BPF
+    wo.start_fields["pin_dir"] = collector_->pin_dir();
+#endif
     wo.start_fields["protect"] = cfg_.enforce_protect;
   }
   if (!bpf_reason_.empty()) wo.start_fields["bpf_error"] = bpf_reason_;

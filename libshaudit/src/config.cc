@@ -553,10 +553,10 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
         for (const auto& r : kv.second) {
           const std::string ek = r.first.IsScalar() ? r.first.Scalar() : std::string();
           if (ek != "mode" && ek != "lsm_file" && ek != "protect" && ek != "fail" &&
-              ek != "heartbeat_ms" && ek != "break_glass")
+              ek != "heartbeat_ms" && ek != "break_glass" && ek != "pin_root")
             return make_error(
                 fmt::format("config {}: enforce: unknown key '{}' (known: mode, lsm_file, protect, "
-                            "fail, heartbeat_ms, break_glass)",
+                            "fail, heartbeat_ms, break_glass, pin_root)",
                             yaml_where(source, r.first.Mark()), ek));
           if (!eseen.emplace(ek, r.first.Mark()).second)
             return make_error(fmt::format("config {}: enforce: duplicate key '{}'",
@@ -602,6 +602,8 @@ Result<Config> parse_config(const std::string& text, const std::string& source) 
                     : fmt::format("expected true or false, got '{}'", r.second.Scalar());
           else if (r.second.Scalar().empty() || r.second.Scalar()[0] != '/')
             e = fmt::format("expected an absolute path, got '{}'", r.second.Scalar());
+          else if (ek == "pin_root")
+            c.enforce_pin_root = r.second.Scalar();
           else
             c.enforce_lsm_file = r.second.Scalar();
           if (!e.empty())

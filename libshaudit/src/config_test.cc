@@ -208,7 +208,7 @@ TEST(Config, Enforce) {
   EXPECT_FALSE(o->enforce);
   EXPECT_EQ(config_error("enforce:\n  mode: deny\n  pin: true\n"),
             "config src:3:3: enforce: unknown key 'pin' (known: mode, lsm_file, protect, fail, "
-            "heartbeat_ms, break_glass)");
+            "heartbeat_ms, break_glass, pin_root)");
   EXPECT_FALSE(t->enforce_fail_closed);  // fail: open by default
   EXPECT_EQ(t->enforce_heartbeat_ms, 1000u);
   auto fc = parse_config(

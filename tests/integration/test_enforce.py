@@ -221,7 +221,7 @@ def test_unknown_enforce_key_is_named(daemon_factory):
     d.start(wait=False)
     assert d.proc.wait(timeout=20) == 1
     assert ("enforce: unknown key 'pin' (known: mode, lsm_file, protect, fail, heartbeat_ms, "
-            "break_glass)") in d.stderr()
+            "break_glass, pin_root)") in d.stderr()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,3 +592,78 @@ def test_a_missing_break_glass_program_is_a_startup_error(daemon_factory, tmp_pa
     assert d.proc.wait(timeout=20) == 1
     assert d.stderr().strip().splitlines()[-1] == (
         f"shauditd: enforce: break_glass: {missing}: No such file or directory")
+
+
+@pytest.fixture
+def bpffs(tmp_path):
+    """A private BPF file system for this test's pins (the host's /sys/fs/bpf is left alone);
+    unmounted at the end, which also drops every pin left in it."""
+    root = tmp_path / "bpffs"
+    root.mkdir()
+    r = subprocess.run(["mount", "-t", "bpf", "bpf", str(root)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a BPF file system: {r.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        try:
+            for d in root.glob("shaudit-*"):
+                for p in d.iterdir():
+                    p.unlink()
+                d.rmdir()
+        finally:
+            subprocess.run(["umount", str(root)], check=True)
+
+
+def test_fail_closed_outlives_a_killed_shauditd(daemon_factory, work, bpffs):
+    """With its links and state maps pinned, a killed shauditd's programs keep enforcing: an
+    exec in the session is killed, a break-glass program runs; the next start replaces the
+    links, reuses the maps (the session stays followed) and records what happened meanwhile."""
+    glass = work / "glass-true"
+    shutil.copy2("/bin/true", glass)
+    d = enforce_daemon(daemon_factory, mode="kill", enforce_fail="closed", enforce_heartbeat_ms=HEARTBEAT_MS,
+                       enforce_break_glass=f"[{glass}]", enforce_pin_root=str(bpffs))
+    start = d.wait_for(lambda rs: [r for r in rs if r["type"] == "start"])[-1]
+    pin_dir = Path(start["pin_dir"])
+    assert pin_dir.parent == bpffs and pin_dir.name.startswith("shaudit-"), start
+    names = {p.name for p in pin_dir.iterdir()}
+    assert {"link_enforce_kill_exec", "link_handle_fork", "link_handle_exit", "map_tracked", "map_events"} <= names
+    sh = PtyShell(SHELLS["bash"], env=shell_env(d), cwd=str(work))
+    try:
+        sh.wait_prompt()
+        assert shown_after(sh, "/bin/true before") == OK_SHOWN
+        assert d.stop(sig=signal.SIGKILL) == -signal.SIGKILL
+        time.sleep(3 * HEARTBEAT_MS / 1000 + 0.5)
+        refused = shown_after(sh, "/bin/true down")
+        glassed = shown_after(sh, f"{glass} glass")
+        outside = subprocess.run(["/bin/echo", "outside"], capture_output=True, text=True)
+        d.start(wait=False)
+        d.wait_ready(timeout=20)
+        recs = d.wait_for(lambda rs: [r for r in rs if r["type"] == "break_glass"], timeout=20)
+        after = shown_after(sh, "/bin/true after")
+        assert sh.exit() == 0
+    finally:
+        sh.kill()
+    assert refused == REFUSED_SHOWN["kill"], refused
+    assert glassed == OK_SHOWN and after == OK_SHOWN, (glassed, after)
+    assert outside.returncode == 0 and outside.stdout == "outside\n"
+    recs = d.wait_for(lambda rs: denied(rs, ["/bin/true", "down"], "killed"), timeout=20)
+    [g] = [r for r in recs if r["type"] == "break_glass"]
+    assert g["exe"] == str(glass) and g["argv"] == [str(glass), "glass"] and g["ppid"] == sh.pid, g
+    assert g["heartbeat_age_ms"] > 3 * HEARTBEAT_MS, g
+    [b] = denied(recs, ["/bin/true", "down"], "killed")
+    assert b["reason"] == "fail_closed", b
+    starts = [r for r in recs if r["type"] == "start"]
+    assert len(starts) == 2 and starts[1]["previous_run"] == "unclean" and starts[1]["pin_dir"] == str(pin_dir)
+    assert d.stop() == 0
+    # fail: closed: a clean stop leaves enforcement on (the pins stay).
+    assert (pin_dir / "link_enforce_kill_exec").exists()
+
+
+def test_a_clean_stop_removes_the_pins_with_fail_open(daemon_factory, bpffs):
+    d = enforce_daemon(daemon_factory, mode="kill", enforce_pin_root=str(bpffs))
+    start = d.wait_for(lambda rs: [r for r in rs if r["type"] == "start"])[-1]
+    pin_dir = Path(start["pin_dir"])
+    assert (pin_dir / "link_enforce_kill_exec").exists() and (pin_dir / "map_tracked").exists()
+    assert d.stop() == 0
+    assert not pin_dir.exists()

@@ -116,6 +116,9 @@ struct Config {
   bool enforce_fail_closed = false;
   uint32_t enforce_heartbeat_ms = 1000;
   std::vector<std::string> enforce_break_glass;
+  // enforce: {pin_root: DIR}: the BPF file system where the programs' links and state maps are
+  // pinned (in shaudit-<hash of socket>), so enforcement outlives a killed shauditd.
+  std::string enforce_pin_root = "/sys/fs/bpf";
 };
 
 // The configuration compiled into shauditd (used when no --config is given).
