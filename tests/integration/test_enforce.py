@@ -66,12 +66,15 @@ def needs_lsm_for(mode):
 
 
 def enforce_daemon(daemon_factory, enforce=True, mode="deny", **extra):
-    """shauditd with eBPF and the enforcing mode on (or off), in `mode` (deny: `enforce: true`,
-    the BPF LSM; kill: `enforce: {mode: kill}`). A kernel that lists `bpf` among its LSMs but
+    """shauditd with eBPF and the enforcing mode on (or off), in `mode` (deny: `enforce: {mode:
+    deny}`, what `enforce: true` means, the BPF LSM; kill: `enforce: {mode: kill}`). A kernel that lists `bpf` among its LSMs but
     refuses to load BPF LSM programs (some hardened or sandboxed kernels refuse every BPF
     trampoline program: lsm, fentry, fexit) makes shauditd exit 1 in the deny mode, saying so:
     the test is skipped with that line."""
     needs_lsm_for(mode if enforce else "kill")
+    # Pins only where a test asks (a private BPF file system): /tmp is none, so a shauditd the
+    # fixture kills leaves nothing attached on the host.
+    extra.setdefault("enforce_pin_root", "/tmp")
     keys = {k[len("enforce_"):]: v for k, v in extra.items() if k.startswith("enforce_")}
     extra = {k: v for k, v in extra.items() if not k.startswith("enforce_")}
     if enforce and (mode == "kill" or keys):
