@@ -22,6 +22,12 @@ class Collector {
   bool interposer_initialised(pid_t) const { return false; }
   void allow_interposer(uint64_t, uint64_t) {}
   void refresh_protected() {}
+  void heartbeat() {}
+  const std::string& pin_dir() const {
+    static const std::string none;
+    return none;
+  }
+  void protect_file(const std::string&, uint32_t) {}
   std::string protected_path(uint64_t, uint64_t) const { return {}; }
 };
 }  // namespace shaudit::bpf
