@@ -379,7 +379,7 @@ def test_bypass_corpus(daemon_factory, public_dir, work, programs, cc_user, name
 # ---------------------------------------------------------------------------------------------
 # 2. The clean corpus: dash, bash and zsh, no bypass at all
 
-SCRIPT = """\
+CLEAN_SCRIPT = """\
 #!/bin/sh
 ls / > /dev/null
 /bin/true from-script
@@ -388,19 +388,11 @@ x=$(id -u)
 """
 
 
-@pytest.mark.parametrize("name", ["dash", "bash", "zsh"])
-def test_clean_corpus_has_no_bypass(daemon_factory, work, name):
-    d = cc_daemon(daemon_factory)
-    script = work / "script.sh"
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    loop = {
-        "dash": "i=0; while [ $i -lt 1000 ]; do /bin/true $i; i=$((i+1)); done",
-        "bash": "for i in $(seq 1000); do /bin/true $i; done",
-        "zsh": "for i in {1..1000}; do /bin/true $i; done",
-    }[name]
-    lines = [
-        "ls /bin",
+def clean_corpus(work, loop):
+    """The clean corpus: what people type that must never be a bypass (nor be refused by the
+    enforcing mode), ending with `loop`, a loop of execs. work/script.sh is CLEAN_SCRIPT."""
+    return [
+        "ls /bin > /dev/null",
         f"mkdir {work}/hellofalco",
         'echo "hello world" > example.txt',
         "cat example.txt | grep hello | wc -l",
@@ -417,6 +409,20 @@ def test_clean_corpus_has_no_bypass(daemon_factory, work, name):
         "subprocess.run(['/bin/true', 'spawn'], close_fds=False)\"",
         loop,
     ]
+
+
+@pytest.mark.parametrize("name", ["dash", "bash", "zsh"])
+def test_clean_corpus_has_no_bypass(daemon_factory, work, name):
+    d = cc_daemon(daemon_factory)
+    script = work / "script.sh"
+    script.write_text(CLEAN_SCRIPT)
+    script.chmod(0o755)
+    loop = {
+        "dash": "i=0; while [ $i -lt 1000 ]; do /bin/true $i; i=$((i+1)); done",
+        "bash": "for i in $(seq 1000); do /bin/true $i; done",
+        "zsh": "for i in {1..1000}; do /bin/true $i; done",
+    }[name]
+    lines = clean_corpus(work, loop)
     if shutil.which("ping"):
         lines.append("ping -c1 -W5 127.0.0.1 > /dev/null")
     sh = PtyShell(SHELLS[name], env=shell_env(d), cwd=str(work))

@@ -30,7 +30,8 @@ import pytest
 from conftest import built, stats
 from ptyshell import PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
-from test_crosscheck import WINDOW_MS, bypasses, brief, session_of, typed_command
+from test_crosscheck import (CLEAN_SCRIPT, WINDOW_MS, brief, bypasses, clean_corpus, session_of,
+                             typed_command)
 
 BUSYBOX = "/bin/busybox"
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -338,14 +339,6 @@ def test_bypass_corpus_is_only_recorded_with_enforcement_off(daemon_factory, wor
 # ---------------------------------------------------------------------------------------------
 # 3. Zero false denials: a clean session, and processes outside sessions
 
-CLEAN_SCRIPT = """\
-#!/bin/sh
-ls / > /dev/null
-/bin/true from-script
-echo from-script | tr a-z A-Z > /dev/null
-x=$(id -u)
-"""
-
 MAKEFILE = """\
 all: hello
 \t./hello > made.txt
@@ -373,27 +366,12 @@ def test_clean_session_has_no_denial(daemon_factory, work, name, mode):
     (src / "util.c").write_text("int util(void) { return 42; }\n")
     loop = ("i=0; while [ $i -lt 200 ]; do /bin/true $i; i=$((i+1)); done" if name == "dash"
             else "for i in $(seq 200); do /bin/true $i; done")
-    lines = [
-        "ls /bin > /dev/null",
-        f"mkdir {work}/hellofalco",
+    # The clean corpus of the bypass tests, the rest of the seed lines, two preloads, a build.
+    lines = clean_corpus(work, loop) + [
         f"cd {work}/hellofalco",
         f"cd {work}",
-        'echo "hello world" > example.txt',
         "cat example.txt",
-        "cat example.txt | grep hello | wc -l",
-        "printf 'b\\na\\n' | sort | head -1 > sorted.txt",
-        "sh script.sh",
-        "./script.sh",
-        "sh -c 'ls / > /dev/null; id -u'",
-        "(cd / && ls > /dev/null)",
-        "echo $(/bin/echo substituted) > sub.txt",
-        "{ /bin/true grouped; ls > /dev/null; }",
-        "passwd --status root",
-        "env /bin/true via-env",
-        "python3 -c \"import os, subprocess; os.system('/bin/true system'); "
-        "subprocess.run(['/bin/true', 'spawn'], close_fds=False)\"",
         f"env LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6:{PRELOAD} /bin/true two-preloads",
-        loop,
         "make -C proj",
         "cat proj/made.txt",
     ]
