@@ -33,8 +33,8 @@ struct VerifyReport {
   // epochs the log's seals went through (when its seals carry epochs).
   std::optional<uint64_t> bad_epoch;
   std::optional<uint64_t> first_epoch, last_epoch;
-  std::string error;                // why verification failed
-  std::vector<std::string> notes;   // things worth knowing that are not failures
+  std::string error;               // why verification failed
+  std::vector<std::string> notes;  // things worth knowing that are not failures
 
   // With VerifyOptions::remote_seals:
   uint64_t remote_matched = 0;  // distinct remote seals found byte-identical in the log
