@@ -113,7 +113,8 @@ def programs(tmp_path_factory):
         #include <unistd.h>
         extern char** environ;
         int main(void) {
-          int fd = memfd_create("payload", MFD_CLOEXEC); /* fd 3: the kernel runs /dev/fd/3 */
+          /* At fd 100 whatever the caller left open: the kernel runs /dev/fd/100. */
+          int fd = dup3(memfd_create("payload", MFD_CLOEXEC), 100, O_CLOEXEC);
           int in = open("/bin/true", O_RDONLY);
           char buf[65536];
           ssize_t n;
@@ -249,7 +250,7 @@ def corpus(programs, notbash):
         ("env LD_PRELOAD= /bin/true emptied", ["/bin/true", "emptied"], "/bin/true", "no_preload"),
         (f"env LD_PRELOAD={PRELOAD} LD_PRELOAD= /bin/true last-wins", ["/bin/true", "last-wins"], "/bin/true",
          "no_preload"),
-        (memfd, ["payload", "from-memfd"], "/dev/fd/3", "unlinked_file"),
+        (memfd, ["payload", "from-memfd"], "/dev/fd/100", "unlinked_file"),
     ]
 
 
