@@ -196,7 +196,13 @@ def programs(tmp_path_factory):
           return 0;
         }
         """))
-    for name, extra in (("static_forker", ["-static"]), ("burst", [])):
+    return compile_programs(d, (("static_forker", ["-static"]), ("burst", [])))
+
+
+def compile_programs(d, programs):
+    """Compiles each d/NAME.c of programs ((NAME, extra cc arguments), ...) to d/NAME; skips
+    the test, saying why, when cc fails."""
+    for name, extra in programs:
         r = subprocess.run(["cc", "-O2", *extra, "-o", str(d / name), str(d / f"{name}.c")],
                            capture_output=True, text=True)
         if r.returncode != 0:

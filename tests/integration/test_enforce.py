@@ -30,8 +30,8 @@ import pytest
 from conftest import built, stats
 from ptyshell import PtyShell
 from test_capture import PRELOAD, SHELLS, shell_env
-from test_crosscheck import (CLEAN_SCRIPT, WINDOW_MS, brief, bypasses, clean_corpus, session_of,
-                             typed_command)
+from test_crosscheck import (CLEAN_SCRIPT, WINDOW_MS, brief, bypasses, clean_corpus,
+                             compile_programs, session_of, typed_command)
 
 BUSYBOX = "/bin/busybox"
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -127,13 +127,7 @@ def programs(tmp_path_factory):
           return 126;
         }
         """))
-    for name, extra in (("static_hello", ["-static"]), ("memfd_exec", [])):
-        r = subprocess.run(["cc", "-O2", *extra, "-o", str(d / name), str(d / f"{name}.c")],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cc {' '.join(extra)} failed (static libc: apt-get install libc6-dev): {r.stderr}")
-    d.chmod(0o755)
-    return d
+    return compile_programs(d, (("static_hello", ["-static"]), ("memfd_exec", [])))
 
 
 def denied(recs, argv, action="denied"):
