@@ -1006,7 +1006,13 @@ def test_live_tail_cut_after_a_kill_is_a_chain_break(daemon_factory):
     for t in ("one", "two", "three"):
         emit(d.socket, "line", t)
     wait_texts(d, "one", "two", "three")
-    d.wait_for(lambda recs: recs[-1]["type"] == "seal")
+    recs = d.wait_for(lambda recs: recs[-1]["type"] == "seal")
+    # The state file names that seal once its seal's fdatasync is done (killed before that, the
+    # chain head it left is the one before: then the cut below ends at it and is no break).
+    state = d.dir / "state" / "log-state.json"
+    deadline = time.monotonic() + 10
+    while json.loads(state.read_text())["seq"] != recs[-1]["seq"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert d.stop(signal.SIGKILL) == -signal.SIGKILL
     lines = read_lines(d.log)
     n = len(lines)
