@@ -98,13 +98,16 @@ class CrossCheckTest : public ::testing::Test {
     e->argc = static_cast<uint32_t>(argv.size());
     cc_.on_kernel(e.get(), offsetof(sa_exec_event, argv) + n);
   }
-  // The enforcing mode refused pid's exec of file in the kernel (SA_EV_DENIED).
+  // The enforcing mode refused pid's exec of file in the kernel (SA_EV_DENIED), or (type
+  // SA_EV_BREAK_GLASS) let a break-glass program run while failing closed.
   void denied_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& file,
-                 const std::vector<std::string>& argv, uint32_t reason, uint32_t flags = 0) {
+                 const std::vector<std::string>& argv, uint32_t reason, uint32_t flags = 0,
+                 uint32_t type = SA_EV_DENIED, uint32_t heartbeat_age_ms = 0) {
     auto e = std::make_unique<sa_denied_event>();
-    hdr(e->h, SA_EV_DENIED, pid, ppid, t);
+    hdr(e->h, type, pid, ppid, t);
     e->h.flags |= flags;
     e->reason = reason;
+    e->heartbeat_age_ms = heartbeat_age_ms;
     std::memset(e->filename, 0, sizeof e->filename);
     std::strncpy(e->filename, file.c_str(), sizeof e->filename - 1);
     e->filename_len = static_cast<uint32_t>(file.size());
@@ -258,27 +261,10 @@ TEST_F(CrossCheckTest, ABreakGlassExecWhileFailingClosedIsABreakGlassRecord) {
   // (allowed, SA_EV_BREAK_GLASS), and pid 102's exec was killed (reason fail_closed).
   fork_ev(100, 101, 0);
   fork_ev(100, 102, 0);
-  auto e = std::make_unique<sa_denied_event>();
-  hdr(e->h, SA_EV_BREAK_GLASS, 101, 100, 1'000'000);
-  e->reason = 0;
-  e->heartbeat_age_ms = 1234;
-  std::memset(e->filename, 0, sizeof e->filename);
-  std::strcpy(e->filename, "/usr/local/sbin/rescue");
-  e->filename_len = 22;
-  std::memcpy(e->argv, "rescue\0-x", 10);
-  e->argv_len = 10;
-  cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + 10);
-  e = std::make_unique<sa_denied_event>();
-  hdr(e->h, SA_EV_DENIED, 102, 100, 2'000'000);
-  e->h.flags |= SA_FLAG_KILLED;
-  e->reason = SA_DENY_FAIL_CLOSED;
-  e->heartbeat_age_ms = 1500;
-  std::memset(e->filename, 0, sizeof e->filename);
-  std::strcpy(e->filename, "/bin/true");
-  e->filename_len = 9;
-  std::memcpy(e->argv, "/bin/true", 10);
-  e->argv_len = 10;
-  cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + 10);
+  denied_ev(101, 100, 1'000'000, "/usr/local/sbin/rescue", {"rescue", "-x"}, 0, 0,
+            SA_EV_BREAK_GLASS, 1234);
+  denied_ev(102, 100, 2'000'000, "/bin/true", {"/bin/true"}, SA_DENY_FAIL_CLOSED, SA_FLAG_KILLED,
+            SA_EV_DENIED, 1500);
   auto r = records();
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(
