@@ -159,7 +159,44 @@ void CrossCheck::ignore_key(uint64_t key) {
   }
 }
 
+namespace {
+// Kernel events held back for a later turn, at most (a turn is 20 ms: far more than a turn's).
+constexpr size_t kMaxDeferredBytes = 32u << 20;
+}  // namespace
+
+int64_t CrossCheck::event_ns(const std::string& ev) const {
+  sa_event_hdr h;
+  std::memcpy(&h, ev.data(), sizeof h);
+  return to_realtime(h.ts_ns);
+}
+
+void CrossCheck::release(bool all) {
+  while (!deferred_.empty() && (all || !horizon_ns_ || event_ns(deferred_.front()) <= horizon_ns_ ||
+                                deferred_bytes_ > kMaxDeferredBytes)) {
+    std::string ev = std::move(deferred_.front());
+    deferred_.pop_front();
+    deferred_bytes_ -= ev.size();
+    take_kernel(ev.data(), ev.size());
+  }
+}
+
 void CrossCheck::on_kernel(const void* data, size_t size) {
+  if (size < sizeof(sa_event_hdr)) return;
+  if (horizon_ns_) {
+    release();
+    sa_event_hdr h;
+    std::memcpy(&h, data, sizeof h);
+    if (!deferred_.empty() || to_realtime(h.ts_ns) > horizon_ns_) {
+      deferred_.emplace_back(static_cast<const char*>(data), size);
+      deferred_bytes_ += size;
+      release();  // over the bound: taken now
+      return;
+    }
+  }
+  take_kernel(data, size);
+}
+
+void CrossCheck::take_kernel(const void* data, size_t size) {
   sa_event_hdr h;
   if (size < sizeof h) return;
   std::memcpy(&h, data, sizeof h);
@@ -429,7 +466,14 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
   p.reported_ns = recv_ns;
   if (m.type == SHAUDIT_MSG_LINE) {
     // The shell's current typed command: what it forks from now on runs for it.
-    if (uint64_t n = m.number(SHAUDIT_F_CMD_NO)) {
+    auto text = m.find(SHAUDIT_F_TEXT);
+    // An image the kernel did not see initialise the genuine interposer reports a line the
+    // kernel already rebuilt from the terminal's bytes: the kernel's line stays the command
+    // (its forks run for it whichever arrived first; the report is not trusted to name it).
+    bool kernel_named = !image_hooked(p) && !p.rebuilt_command.empty() &&
+                        p.command == p.rebuilt_command && text &&
+                        text_hash(text->data) == p.rebuilt_hash;
+    if (uint64_t n = m.number(SHAUDIT_F_CMD_NO); n && !kernel_named) {
       std::string command = fmt::format("{}.{}", pid, n);
       if (command != p.command) {
         p.prev_command = std::move(p.command);
@@ -437,7 +481,7 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
         p.command_ns = recv_ns;
       }
     }
-    if (auto f = m.find(SHAUDIT_F_TEXT)) {
+    if (auto f = text) {
       r.text_hash = text_hash(f->data);
       r.text_len = f->data.size();
       // The kernel keeps SA_LINE_MAX - 1 bytes of a line (metafied, for zsh): a line that
@@ -674,6 +718,7 @@ bool CrossCheck::decide_exec(KExec& e) {
 }
 
 bool CrossCheck::flush_fresh() {
+  release();  // what waited for this turn's horizon
   for (KExec* e : fresh_) {
     if (e->recorded) continue;
     if (!try_match(*e)) return false;
@@ -784,6 +829,7 @@ bool CrossCheck::flush_capacity_loss(int64_t now) {
 
 bool CrossCheck::tick(int64_t now) {
   measure_clocks();
+  release(now >= INT64_MAX / 2);
   auto unindex = [](auto& index, pid_t key, const auto* item) {
     auto it = index.find(key);
     if (it == index.end()) return;
@@ -937,6 +983,8 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
     p.prev_command = p.command;
     p.command = t.command;
     p.command_ns = 0;  // set in the kernel's own order
+    p.rebuilt_command = t.command;
+    p.rebuilt_hash = text_hash(t.line.text);
   }
   inputs_.push_back(std::move(t));
   if (p.last_input) p.last_input->next_ns = k.ns;

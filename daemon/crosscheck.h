@@ -79,8 +79,16 @@ class CrossCheck {
   CrossCheck(RecordQueue& q, Stats& stats, CrossCheckOptions opts,
              std::function<std::string(pid_t, pid_t)> command_of);
 
-  // A kernel event (a struct from bpf/proc.h).
+  // A kernel event (a struct from bpf/proc.h). Once a horizon is set, an event later than it
+  // waits (copied, in the kernel's order) until a turn whose reports were read after it.
   void on_kernel(const void* data, size_t size);
+  // Reports sent up to horizon_ns (realtime) have been or are being read this turn: kernel events
+  // up to it may be taken; later ones wait for the next turn (a shell's line sent before its
+  // fork then names what the fork runs, even when shauditd read the ring buffer first — it was
+  // stopped, or preempted, between a turn's reports and its kernel events).
+  void set_horizon(int64_t horizon_ns) { horizon_ns_ = horizon_ns; }
+  // Takes the waiting kernel events the horizon has reached (all of them with all: shutdown).
+  void release(bool all = false);
   // A report the daemon accepted from pid, received at recv_ns (realtime), in session.
   // receipt_time: sent at or before recv_ns, when exactly unknown (queued before shauditd
   // accepted its connection).
@@ -112,9 +120,10 @@ class CrossCheck {
   bool kernel_facts(pid_t pid, uint64_t ino, ProcFacts& f) const;
   // The audited session the kernel followed that very process in ("" when unknown).
   std::string kernel_session(pid_t pid, uint64_t ino) const;
-  // Writes the exec records of the kernel execs read since the last call (after the reports
-  // that were waiting in the sockets were read: a typed line reported before its command's
-  // fork is then known, and names the command). Returns false once the queue closed.
+  // Writes the exec records of the kernel execs read since the last call, and of those that
+  // waited for the horizon it has now reached (after the reports that were waiting in the
+  // sockets were read: a typed line reported before its command's fork is then known, and
+  // names the command). Returns false once the queue closed.
   bool flush_fresh();
   // Takes the decisions whose window has passed; returns false once the queue closed.
   bool tick(int64_t now_ns);
@@ -130,7 +139,7 @@ class CrossCheck {
   // Nothing waits for a decision.
   bool idle() const {
     return execs_.empty() && lines_.empty() && held_.empty() && fresh_.empty() && inputs_.empty() &&
-           captures_.empty();
+           captures_.empty() && deferred_.empty();
   }
 
   static constexpr uint32_t kUnset = 4294967295u;  // a loginuid or audit session id not set
@@ -261,7 +270,11 @@ class CrossCheck {
     // Its terminal input (SA_EV_INPUT) and what decides whether it is captured already.
     std::unique_ptr<TtyLineEditor> input;
     uint64_t input_lines = 0;  // lines rebuilt from it so far
-    std::string open_lines;    // rebuilt lines of a command that goes on (`mysql \`, an open quote)
+    // The command its latest rebuilt line made its current one, and that line's text hash: an
+    // image without the genuine interposer reporting the same line does not rename it.
+    std::string rebuilt_command;
+    uint64_t rebuilt_hash = 0;
+    std::string open_lines;  // rebuilt lines of a command that goes on (`mysql \`, an open quote)
     bool input_checked = false;     // a CaptureCheck was queued for its current image
     bool capture_said = false;      // its capture record was written for its current image
     bool silent_shell = false;      // a shell the interposer knows that reports none of its lines
@@ -276,6 +289,8 @@ class CrossCheck {
   std::unordered_set<uint64_t> ignored_keys_;
   std::deque<uint64_t> ignored_order_;
 
+  void take_kernel(const void* data, size_t size);
+  int64_t event_ns(const std::string& ev) const;
   bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);
   bool decide_held(Held& h);
@@ -317,6 +332,9 @@ class CrossCheck {
   int64_t boot_to_real_ = 0;
   bool clocks_measured_ = false;  // boot_to_real_ came from a tight measurement
   std::unordered_map<pid_t, Proc> procs_;
+  int64_t horizon_ns_ = 0;            // 0: no horizon (every event taken at once)
+  std::deque<std::string> deferred_;  // kernel events later than the horizon, in order
+  size_t deferred_bytes_ = 0;         // bounded (kMaxDeferredBytes): beyond, taken at once
   std::deque<KExec> execs_;
   std::vector<KExec*> fresh_;                       // read since the last flush_fresh()
   std::deque<std::pair<int64_t, int64_t>> losses_;  // (since, until) of lost kernel events

@@ -2,7 +2,9 @@
 // The cross-check fed synthetic kernel events and reports: what it writes, exactly.
 #include "crosscheck.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <termios.h>
 
 #include <algorithm>
 #include <chrono>
@@ -118,6 +120,18 @@ class CrossCheckTest : public ::testing::Test {
     }
     e->argv_len = static_cast<uint32_t>(n);
     cc_.on_kernel(e.get(), offsetof(sa_denied_event, argv) + n);
+  }
+  // What pid read from its terminal (canonical mode, echo on), as the kernel saw it.
+  void input_ev(pid_t pid, pid_t ppid, int64_t t, const std::string& data) {
+    auto e = std::make_unique<sa_input_event>();
+    std::memset(e.get(), 0, sizeof *e);
+    hdr(e->h, SA_EV_INPUT, pid, ppid, t);
+    e->lflag = ICANON | ECHO;
+    e->tty_len = 4;
+    std::memcpy(e->tty, "pts7", 4);
+    e->len = static_cast<uint32_t>(data.size());
+    std::memcpy(e->data, data.data(), data.size());
+    cc_.on_kernel(e.get(), offsetof(sa_input_event, data) + data.size());
   }
   // An exec report of pid received at time t; sent_ns is what the sender claimed.
   void exec_report(pid_t pid, int64_t t, const std::string& path,
@@ -375,6 +389,67 @@ TEST_F(CrossCheckTest, AnExecIsLinkedToTheLineItsShellReadBeforeForkingIt) {
   auto r = records();
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].at("command").as_string(), "100.7");
+  EXPECT_EQ(r[0].at("pid").as_int(), 102);
+}
+
+TEST_F(CrossCheckTest, AShellWithoutTheInterposerRunsItsForksForTheLineTheKernelRebuilt) {
+  // A shell whose image never initialised the genuine interposer (the kernel saw no hook)
+  // still reports its lines. The kernel rebuilt the same line from the terminal's bytes: the
+  // fork runs for the kernel's line (100.k1), whether the report was read before the kernel's
+  // bytes or after them, and whenever shauditd read it relative to the fork.
+  for (bool report_first : {true, false}) {
+    SCOPED_TRACE(report_first ? "report read first" : "kernel bytes read first");
+    pid_t sh = report_first ? 100 : 200;
+    fork_ev(1, sh, 0);
+    exec_ev(sh, 1, 100'000, "/bin/dash", {"/bin/dash"});
+    if (report_first) line_report(sh, 350'000, 2, "mkdir -p /tmp/x");
+    input_ev(sh, 1, 400'000, "mkdir -p /tmp/x\n");
+    // Read after the kernel's bytes and before the fork (by shauditd's clock).
+    if (!report_first) line_report(sh, 450'000, 2, "mkdir -p /tmp/x");
+    fork_ev(sh, sh + 1, 500'000);
+    exec_ev(sh + 1, sh, 600'000, "/bin/mkdir", {"mkdir", "-p", "/tmp/x"});
+    ASSERT_TRUE(cc_.flush_fresh());
+    auto r = records();
+    ASSERT_EQ(r.size(), 2u);  // the shell's exec, then mkdir's
+    EXPECT_EQ(r[1].at("pid").as_int(), sh + 1);
+    EXPECT_EQ(r[1].at("command").as_string(), fmt::format("{}.k1", sh));
+  }
+  // A different line reported (the kernel did not see it read): the report names it.
+  line_report(200, 800'000, 3, "ls");
+  fork_ev(200, 202, 900'000);
+  exec_ev(202, 200, 950'000, "/bin/ls", {"ls"});
+  ASSERT_TRUE(cc_.flush_fresh());
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].at("command").as_string(), "200.3");
+}
+
+TEST_F(CrossCheckTest, KernelEventsPastTheTurnWaitForTheReportsSentBeforeThem) {
+  // shauditd read a turn's reports, then was stopped (SIGSTOP, or preempted) before reading
+  // the ring buffer; meanwhile the shell sent its next line and forked that command. The fork
+  // is later than the turn's horizon: it waits until the next turn has read that line.
+  fork_ev(1, 100, 0);
+  line_report(100, 100'000, 1, "true");
+  cc_.set_horizon(rt(300'000));
+  fork_ev(100, 101, 400'000);
+  exec_ev(101, 100, 450'000, "/bin/mkdir", {"mkdir", "d"});
+  ASSERT_TRUE(cc_.flush_fresh());
+  EXPECT_TRUE(records().empty());
+  EXPECT_FALSE(cc_.idle());
+  // The next turn: the line sent at 350 us is read, then the kernel's events.
+  cc_.set_horizon(rt(600'000));
+  line_report(100, 350'000, 2, "mkdir d");
+  ASSERT_TRUE(cc_.tick(rt(600'000)));
+  auto r = records();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].at("pid").as_int(), 101);
+  EXPECT_EQ(r[0].at("command").as_string(), "100.2");
+  // Events at or before the horizon are taken at once.
+  fork_ev(100, 102, 500'000);
+  exec_ev(102, 100, 550'000, "/bin/ls", {"ls"});
+  ASSERT_TRUE(cc_.flush_fresh());
+  r = records();
+  ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].at("pid").as_int(), 102);
 }
 

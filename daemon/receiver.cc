@@ -95,7 +95,12 @@ Receiver::Receiver(const Config& cfg, Stats& stats, SessionRegistry& sessions, R
       (void)collector_->track(pid, CrossCheck::key_of(session));
       cc_->on_track(pid, collector_->interposer_initialised(pid));
     });
-    handler_.set_kernel_catch_up([this] { collector_->consume(); });
+    // (Everything the kernel said so far, past this turn's horizon too: the shell asking is
+    // newer than its own exec.)
+    handler_.set_kernel_catch_up([this] {
+      collector_->consume();
+      cc_->release(/*all=*/true);
+    });
   }
 }
 
@@ -171,6 +176,9 @@ void Receiver::kernel_tick(bool timer, int64_t turn_ns) {
   // before a decision's window closed is then always known as a loss (a busy shauditd whose
   // timer lags would otherwise decide on a view it does not know is incomplete).
   // And only for times whose reports this turn has read (turn_ns).
+  // A session whose entry had exited when its exec was read ends this turn: everything the
+  // kernel said of it is taken first, past the turn's horizon too (its exit came before this).
+  if (handler_.sessions_gone()) cc_->release(/*all=*/true);
   if (!cc_->tick(std::min({now, loss_checked_ns_, turn_ns}))) stopping_ = true;
   if (!handler_.end_gone_sessions()) stopping_ = true;
   // The timer runs every 20 ms while the kernel has something to say or decisions wait, and
@@ -294,6 +302,8 @@ void Receiver::run() {
     // Everything sent before this moment is in a descriptor this turn reads (or a connection
     // it accepts and reads): the cross-check decides for times up to here only.
     const int64_t turn_ns = record::now_ns();
+    // Kernel events later than this wait for the next turn, whose reports are read first.
+    if (cc_) cc_->set_horizon(turn_ns);
     if (n < 0) {
       if (errno == EINTR) continue;
       stats_.set_error(fmt::format("epoll_wait: {}", std::strerror(errno)));

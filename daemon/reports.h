@@ -100,6 +100,7 @@ class ReportHandler {
   // Sessions whose entry had already exited when they were opened end now (after the
   // kernel's events of that time were written).
   bool end_gone_sessions();
+  bool sessions_gone() const { return !gone_sessions_.empty(); }
   // A uid's name (cached), empty when the system has none.
   const std::string& user_name(uid_t uid);
 
