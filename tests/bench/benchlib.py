@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -186,6 +187,18 @@ def tracked_count(pid):
     return -1
 
 
+def own_key(key, d):
+    """A copy of the signing key (and .pub) in directory d for one shauditd: with forward-secure
+    sealing (the default) shauditd moves the key into its state_dir's key state at its first
+    start, so each run's shauditd needs a key file of its own."""
+    key, mine = Path(key), Path(d) / "signing.key"
+    if not mine.exists():
+        shutil.copyfile(key, mine)
+        os.chmod(mine, 0o600)
+        shutil.copyfile(f"{key}.pub", f"{mine}.pub")
+    return mine
+
+
 class Daemon:
     """A shauditd of the benchmark's own: private sockets, log, state_dir and key in DIR."""
 
@@ -197,6 +210,7 @@ class Daemon:
         self.ctl = self.d / "d.ctl"
         self.log = self.d / "log" / "audit.jsonl"
         cfg = self.d / "shauditd.yaml"
+        key = own_key(key, self.d)
         text = (f"socket: {self.sock}\ncontrol_socket: {self.ctl}\nlog: {self.log}\n"
                 f"signing_key: {key}\nstate_dir: {self.d}/state\nbpf: {'on' if bpf else 'off'}\n")
         if interposer:

@@ -65,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 from ptyshell import PS1, PtyShell  # noqa: E402
 sys.path.insert(0, str(HERE))
-from benchlib import spread  # noqa: E402
+from benchlib import own_key, spread  # noqa: E402
 
 
 def spread0(xs, f="{:.0f}"):
@@ -235,7 +235,7 @@ class Bench:
         # interposer: the very file the shells preload (a stable copy): the collector probes its
         # initialisation by inode (with bpf: on, shauditd refuses to start if it cannot).
         cfg.write_text(f"socket: {d}/d.sock\ncontrol_socket: {d}/d.ctl\nlog: {d}/log/audit.jsonl\n"
-                       f"signing_key: {self.key}\nstate_dir: {d}/state\nbpf: {'on' if bpf else 'off'}\n"
+                       f"signing_key: {own_key(self.key, d)}\nstate_dir: {d}/state\nbpf: {'on' if bpf else 'off'}\n"
                        f"bpf_ringbuf_kib: {ring_kib}\ninterposer: {self.a.preload}\n")
         err = open(d / "shauditd.stderr", "wb")
         p = subprocess.Popen([binary or self.a.shauditd, "--config", str(cfg)],

@@ -105,6 +105,9 @@ bench_cleanup() {
 copy_binaries() {
   mkdir -p "$W/bin"
   cp "$build/daemon/shauditd" "$build/cli/shaudit" "$build/preload/libshaudit_preload.so" "$W/bin/"
+  # The CLI loads libshaudit.so.1 from $ORIGIN/../libshaudit (its build-tree run path).
+  mkdir -p "$W/libshaudit"
+  cp -P "$build"/libshaudit/libshaudit.so* "$W/libshaudit/"
 }
 
 # Says what the run measures (the copies' hashes) and where it works and writes.
