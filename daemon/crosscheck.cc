@@ -160,7 +160,8 @@ void CrossCheck::ignore_key(uint64_t key) {
 }
 
 namespace {
-// Kernel events held back for a later turn, at most (a turn is 20 ms: far more than a turn's).
+// The bytes of kernel events waiting for a later turn, at most (far more than one turn reads);
+// past that they are taken at once, in order.
 constexpr size_t kMaxDeferredBytes = 32u << 20;
 }  // namespace
 
