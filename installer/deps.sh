@@ -37,4 +37,9 @@ shaudit_mount_tracefs() {
   if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
     mount -t tracefs tracefs /sys/kernel/tracing || echo "note: could not mount tracefs" >&2
   fi
+  # securityfs: the active LSM list (/sys/kernel/security/lsm) the enforcing mode checks for
+  # `bpf` (systemd mounts it; a bare container or VM image may not).
+  if [ -d /sys/kernel/security ] && ! mountpoint -q /sys/kernel/security; then
+    mount -t securityfs securityfs /sys/kernel/security || echo "note: could not mount securityfs" >&2
+  fi
 }

@@ -38,11 +38,21 @@ LOADER = "/lib64/ld-linux-x86-64.so.2"
 LSM_FILE = Path("/sys/kernel/security/lsm")
 
 
-def bpf_lsm_active():
+def lsm_list():
+    """The active LSMs, or why they cannot be read."""
     try:
-        return "bpf" in LSM_FILE.read_text().strip().split(",")
-    except OSError:
-        return False
+        return LSM_FILE.read_text().strip().split(","), ""
+    except OSError as e:
+        return [], f"cannot read {LSM_FILE} ({e.strerror}: is securityfs mounted?)"
+
+
+def bpf_lsm_active():
+    return "bpf" in lsm_list()[0]
+
+
+def no_lsm_reason():
+    lsms, why = lsm_list()
+    return why or f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: {','.join(lsms)}; boot with lsm=...,bpf)"
 
 
 pytestmark = [
@@ -50,9 +60,7 @@ pytestmark = [
     pytest.mark.skipif(not built(PRELOAD).exists(), reason="build the interposer first"),
 ]
 
-needs_lsm = pytest.mark.skipif(
-    not bpf_lsm_active(),
-    reason=f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: boot with lsm=...,bpf)")
+needs_lsm = pytest.mark.skipif(not bpf_lsm_active(), reason=no_lsm_reason())
 
 
 REFUSED = ("shauditd: enforce: the enforcing mode cannot start: the kernel refused to load the BPF "
@@ -63,7 +71,7 @@ def needs_lsm_for(mode):
     """The deny mode needs an active BPF LSM (skipped, saying why, without it); the kill mode
     does not."""
     if mode == "deny" and not bpf_lsm_active():
-        pytest.skip(f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: boot with lsm=...,bpf)")
+        pytest.skip(no_lsm_reason())
 
 
 def enforce_daemon(daemon_factory, enforce=True, mode="deny", **extra):
