@@ -28,6 +28,9 @@ constexpr int64_t kSlackNs = 20'000'000;  // clock and scheduling slack between 
 constexpr size_t kMaxReportsPerProc = 4096;      // ~100 bytes each (hashes, not text)
 constexpr int64_t kKeepExtraNs = 2'000'000'000;  // late ring-buffer delivery
 constexpr size_t kMaxPrefixBytes = 64u << 20;    // long lines' beginnings kept, in all
+// The bytes of kernel events waiting for a later turn, at most (far more than one turn reads);
+// past that they are taken at once, in order.
+constexpr size_t kMaxDeferredBytes = 32u << 20;
 
 // A line's identity for matching (the text itself is not kept): the argv hash of a one-element
 // argv.
@@ -39,6 +42,11 @@ int64_t clock_ns(clockid_t c) {
   timespec ts;
   clock_gettime(c, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// The command a line rebuilt from the kernel's bytes names: the n-th of process pid.
+std::string rebuilt_command(pid_t pid, uint64_t n) {
+  return fmt::format("{}.k{}", pid, n);
 }
 
 std::string cstr(const char* s, size_t max) {
@@ -159,20 +167,15 @@ void CrossCheck::ignore_key(uint64_t key) {
   }
 }
 
-namespace {
-// The bytes of kernel events waiting for a later turn, at most (far more than one turn reads);
-// past that they are taken at once, in order.
-constexpr size_t kMaxDeferredBytes = 32u << 20;
-}  // namespace
-
-int64_t CrossCheck::event_ns(const std::string& ev) const {
+// A kernel event's time (realtime); data holds at least its header.
+int64_t CrossCheck::event_ns(const void* data) const {
   sa_event_hdr h;
-  std::memcpy(&h, ev.data(), sizeof h);
+  std::memcpy(&h, data, sizeof h);
   return to_realtime(h.ts_ns);
 }
 
 void CrossCheck::release(bool all) {
-  while (!deferred_.empty() && (all || !horizon_ns_ || event_ns(deferred_.front()) <= horizon_ns_ ||
+  while (!deferred_.empty() && (all || event_ns(deferred_.front().data()) <= horizon_ns_ ||
                                 deferred_bytes_ > kMaxDeferredBytes)) {
     std::string ev = std::move(deferred_.front());
     deferred_.pop_front();
@@ -185,9 +188,7 @@ void CrossCheck::on_kernel(const void* data, size_t size) {
   if (size < sizeof(sa_event_hdr)) return;
   if (horizon_ns_) {
     release();
-    sa_event_hdr h;
-    std::memcpy(&h, data, sizeof h);
-    if (!deferred_.empty() || to_realtime(h.ts_ns) > horizon_ns_) {
+    if (!deferred_.empty() || event_ns(data) > horizon_ns_) {
       deferred_.emplace_back(static_cast<const char*>(data), size);
       deferred_bytes_ += size;
       release();  // over the bound: taken now
@@ -471,9 +472,9 @@ void CrossCheck::on_report(pid_t pid, const wire::Message& m, const std::string&
     // An image the kernel did not see initialise the genuine interposer reports a line the
     // kernel already rebuilt from the terminal's bytes: the kernel's line stays the command
     // (its forks run for it whichever arrived first; the report is not trusted to name it).
-    bool kernel_named = !image_hooked(p) && !p.rebuilt_command.empty() &&
-                        p.command == p.rebuilt_command && text &&
-                        text_hash(text->data) == p.rebuilt_hash;
+    bool kernel_named = p.rebuilt_no && text && !image_hooked(p) &&
+                        text_hash(text->data) == p.rebuilt_hash &&
+                        p.command == rebuilt_command(pid, p.rebuilt_no);
     if (uint64_t n = m.number(SHAUDIT_F_CMD_NO); n && !kernel_named) {
       std::string command = fmt::format("{}.{}", pid, n);
       if (command != p.command) {
@@ -979,12 +980,12 @@ void CrossCheck::queue_input(Proc& p, const KEvent& k, TtyLineEditor::Line l,
   bool reports_lines = t.hooked && p.reported_ns && p.reported_ns >= p.last_exec_ns;
   if (((!t.exact_capable && !reports_lines) || p.silent_shell) &&
       (!t.line.text.empty() || t.line.unknown_keys)) {
-    t.command = fmt::format("{}.k{}", k.pid, ++p.input_lines);
+    t.command = rebuilt_command(k.pid, ++p.input_lines);
     t.prev_command = p.command;
     p.prev_command = p.command;
     p.command = t.command;
     p.command_ns = 0;  // set in the kernel's own order
-    p.rebuilt_command = t.command;
+    p.rebuilt_no = p.input_lines;
     p.rebuilt_hash = text_hash(t.line.text);
   }
   inputs_.push_back(std::move(t));
@@ -1100,8 +1101,7 @@ bool CrossCheck::decide_input(TtyLine& l) {
   r["type"] = record::kCommand;
   kernel_identity(r, l, l.tty);
   r["shell"] = base_of(l.exe);
-  std::string command =
-      l.command.empty() ? fmt::format("{}.k{}", l.pid, ++p.input_lines) : l.command;
+  std::string command = l.command.empty() ? rebuilt_command(l.pid, ++p.input_lines) : l.command;
   r["command"] = command;
   bool redacted_before = r.count("redacted") > 0;
   // A command over several lines: each is redacted in the context of the ones before it.

@@ -270,10 +270,10 @@ class CrossCheck {
     // Its terminal input (SA_EV_INPUT) and what decides whether it is captured already.
     std::unique_ptr<TtyLineEditor> input;
     uint64_t input_lines = 0;  // lines rebuilt from it so far
-    // The command its latest rebuilt line made its current one, and that line's text hash: an
-    // image without the genuine interposer reporting the same line does not rename it.
-    std::string rebuilt_command;
-    uint64_t rebuilt_hash = 0;
+    // The number of the rebuilt line that last became its command (`<pid>.k<n>`; 0: none) and
+    // that line's text hash: an image without the genuine interposer reporting the same line
+    // does not rename the command.
+    uint64_t rebuilt_no = 0, rebuilt_hash = 0;
     std::string open_lines;  // rebuilt lines of a command that goes on (`mysql \`, an open quote)
     bool input_checked = false;     // a CaptureCheck was queued for its current image
     bool capture_said = false;      // its capture record was written for its current image
@@ -290,7 +290,7 @@ class CrossCheck {
   std::deque<uint64_t> ignored_order_;
 
   void take_kernel(const void* data, size_t size);
-  int64_t event_ns(const std::string& ev) const;
+  int64_t event_ns(const void* data) const;
   bool decide_exec(KExec& e);
   bool decide_line(const KLine& l);
   bool decide_held(Held& h);

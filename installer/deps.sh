@@ -32,8 +32,9 @@ shaudit_install_deps() {
   fi
 }
 
-# The eBPF collector attaches syscall tracepoints, which libbpf finds through tracefs.
-shaudit_mount_tracefs() {
+# The kernel file systems shauditd reads: tracefs (the eBPF collector attaches syscall
+# tracepoints, which libbpf finds through it) and securityfs (below).
+shaudit_mount_kernel_fs() {
   if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
     mount -t tracefs tracefs /sys/kernel/tracing || echo "note: could not mount tracefs" >&2
   fi

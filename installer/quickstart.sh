@@ -9,7 +9,7 @@ PREFIX=${PREFIX:-/usr/local}
 KEY=/etc/shaudit/signing.key
 LOG=/var/log/shaudit/audit.jsonl
 source installer/deps.sh
-shaudit_mount_tracefs
+shaudit_mount_kernel_fs
 shaudit_install_deps
 
 # The host installer (installer/install.sh): files under PREFIX, /etc/shaudit (configuration,

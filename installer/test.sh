@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source installer/deps.sh
-shaudit_mount_tracefs
+shaudit_mount_kernel_fs
 shaudit_install_deps --test
 JOBS=$(nproc)
 FUZZ_SECONDS=${SHAUDIT_FUZZ_SECONDS:-20}

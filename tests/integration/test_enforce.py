@@ -52,7 +52,8 @@ def bpf_lsm_active():
 
 def no_lsm_reason():
     lsms, why = lsm_list()
-    return why or f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: {','.join(lsms)}; boot with lsm=...,bpf)"
+    return why or (f"the kernel has no active BPF LSM ('bpf' not in {LSM_FILE}: {','.join(lsms)}; "
+                   "boot with lsm=...,bpf)")
 
 
 pytestmark = [

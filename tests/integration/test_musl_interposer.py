@@ -329,7 +329,7 @@ def test_kernel_accepts_the_musl_interposer_only_from_the_file_interposer_names(
             def complete(rs):
                 cmds = named(rs)
                 return (len(of(rs, "bypass")) >= (3 if name == "glibc" else 2)
-                        and all(e["command"] in cmds for e in of(rs, "exec")))
+                        and all(e.get("command") in cmds for e in of(rs, "exec")))
             recs = d.wait_for(complete)
             cmds = named(recs)
             (probe,) = execs_with(recs, ["/bin/interposer_probe", "whoami"])
